@@ -1,0 +1,65 @@
+// The narrow interfaces the pure core talks through. Adapters (undici, AWS SDK, local shell) implement
+// them; the Lambda handler and the CLI wire them. The core never imports undici or the AWS SDK.
+
+/** A manifest as the registry served it. */
+export interface FetchedManifest {
+  /** Docker-Content-Digest (or the sha256 of the body when the header is absent). */
+  readonly digest: string;
+  /** The Content-Type the registry answered with. */
+  readonly mediaType: string;
+  readonly body: Uint8Array;
+}
+
+/** What the delete probe learned about the registry. */
+export interface ProbeResult {
+  /** Deleting manifests by digest works (probe DELETE of sha256:000…0 answered 404). */
+  readonly deletesEnabled: boolean;
+  /** Why deletes do not work, with the fix, when deletesEnabled is false. */
+  readonly problem?: string;
+  /** DELETE /manifests/<tag> untags (distribution v3+). On 2.8 a placeholder manifest is used instead. */
+  readonly tagDelete: boolean;
+}
+
+export type DeleteOutcome = 'deleted' | 'not-found';
+
+export interface RegistryClient {
+  /** Base URL, e.g. https://registry.internal:5000 (no trailing slash). */
+  readonly baseUrl: string;
+  /** Every repository in the catalog, following pagination. Order as served. */
+  listRepositories(): Promise<string[]>;
+  /** Every tag of a repository, following pagination, sorted. `null`, `[]` and 404 NAME_UNKNOWN are `[]`. */
+  listTags(repository: string): Promise<string[]>;
+  /** GET a manifest by tag or digest with all four Accept types. `null` on 404 MANIFEST_UNKNOWN. */
+  getManifest(repository: string, reference: string): Promise<FetchedManifest | null>;
+  /** HEAD a manifest by tag or digest; returns the digest, or `null` on 404. */
+  headManifest(repository: string, reference: string): Promise<string | null>;
+  /** GET a blob (used for image configs). */
+  getBlob(repository: string, digest: string): Promise<Uint8Array>;
+  /** DELETE a manifest by digest (or by tag on v3). 404 is 'not-found', not an error. */
+  deleteManifest(repository: string, reference: string): Promise<DeleteOutcome>;
+  /** PUT a manifest under a reference; returns the stored digest. */
+  putManifest(repository: string, reference: string, mediaType: string, body: Uint8Array): Promise<string>;
+  /** Find out whether deletes work (and whether tag deletes do) without changing anything. */
+  probe(repository: string): Promise<ProbeResult>;
+}
+
+/** Runs a shell script somewhere (a local /bin/sh, or SSM Run Command on the registry host). */
+export interface CommandRunner {
+  run(script: string, options?: { timeoutSeconds?: number }): Promise<CommandResult>;
+}
+
+export interface CommandResult {
+  /** 'Success' | 'Failed' | 'TimedOut' | 'Cancelled' | 'InProgress' (still running when we had to stop waiting). */
+  readonly status: 'Success' | 'Failed' | 'TimedOut' | 'Cancelled' | 'InProgress';
+  readonly exitCode: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** SSM command id, when run through SSM. */
+  readonly commandId?: string;
+}
+
+/** Facts about manifests are immutable by digest, so they can be remembered between runs. */
+export interface ManifestCache {
+  get(digest: string): import('./model.ts').ManifestInfo | undefined;
+  set(info: import('./model.ts').ManifestInfo): void;
+}
