@@ -1,0 +1,227 @@
+// The retention policy: parsed from YAML or JSON, validated with zod, and compiled into matchers. Every error
+// names the path in the file and how to fix it.
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { compileGlob, GlobSyntaxError } from './glob.ts';
+import { PolicyError } from './errors.ts';
+
+const wholeNumber = (what: string) =>
+  z
+    .number({ error: `expected ${what}` })
+    .int({ error: `expected ${what}` })
+    .min(0, { error: `expected ${what}` });
+
+const patternList = (what: string) =>
+  z
+    .array(z.string({ error: `expected a list of ${what}, e.g. ["latest"]` }), {
+      error: `expected a list of ${what}, e.g. ["latest"]`,
+    })
+    .min(1, { error: `expected at least one ${what}; remove the field to use none` });
+
+const keepSchema = z.strictObject(
+  {
+    newest: wholeNumber('a whole number >= 0').optional(),
+    youngerThanDays: z
+      .number({ error: 'expected a number of days >= 0, e.g. 7' })
+      .min(0, { error: 'expected a number of days >= 0, e.g. 7' })
+      .optional(),
+    tags: patternList('tag globs').optional(),
+    tagsRegex: patternList('regular expressions').optional(),
+  },
+  { error: 'expected a mapping with newest, youngerThanDays, tags and/or tagsRegex' },
+);
+
+const ruleSchema = z.strictObject(
+  {
+    repositories: z
+      .array(z.string({ error: 'expected a list of repository globs, e.g. ["team1/**"]' }), {
+        error: 'expected a list of repository globs, e.g. ["team1/**"]',
+      })
+      .min(1, { error: 'expected at least one repository glob, e.g. ["team1/**"]' }),
+    protect: z.boolean({ error: 'expected true or false' }).optional(),
+    keep: keepSchema.optional(),
+  },
+  { error: 'expected a mapping with repositories and protect or keep' },
+);
+
+const policySchema = z.strictObject(
+  {
+    rules: z
+      .array(ruleSchema, { error: 'expected a list of rules' })
+      .min(1, { error: 'expected at least one rule' }),
+  },
+  { error: 'expected a mapping with a "rules" list' },
+);
+
+export type PolicyDocument = z.infer<typeof policySchema>;
+export type KeepCriteria = z.infer<typeof keepSchema>;
+
+/** A validated policy: the document as written (serialisable) plus compiled matchers. */
+export interface Policy {
+  readonly document: PolicyDocument;
+  readonly rules: readonly CompiledRule[];
+}
+
+export interface CompiledRule {
+  readonly index: number;
+  readonly repositories: readonly RegExp[];
+  readonly protect: boolean;
+  readonly keep: {
+    readonly newest?: number;
+    readonly youngerThanDays?: number;
+    readonly tags: readonly { readonly source: string; readonly re: RegExp }[];
+    readonly tagsRegex: readonly { readonly source: string; readonly re: RegExp }[];
+  };
+}
+
+const KNOWN_FIELDS: Record<string, readonly string[]> = {
+  '': ['rules'],
+  rule: ['repositories', 'protect', 'keep'],
+  keep: ['newest', 'youngerThanDays', 'tags', 'tagsRegex'],
+};
+
+/** Parse and validate policy text (YAML or JSON). `source` names the file in messages. */
+export function parsePolicy(text: string, source = 'policy'): Policy {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { uniqueKeys: true, prettyErrors: true });
+  } catch (err) {
+    const detail = err instanceof YAMLParseError ? err.message.split('\n')[0] : String(err);
+    throw new PolicyError(`${source}: not valid YAML or JSON: ${detail}`, { cause: err });
+  }
+  if (raw === null || raw === undefined) {
+    throw new PolicyError(`${source}: the file is empty; it needs a "rules" list (see the README's policy section)`);
+  }
+  return validatePolicy(raw, source);
+}
+
+/** Validate an already-parsed policy object (e.g. from the CDK construct's props or a Lambda env var). */
+export function validatePolicy(raw: unknown, source = 'policy'): Policy {
+  const result = policySchema.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => `${source}: ${describeIssue(issue)}`);
+    throw new PolicyError(lines.join('\n'));
+  }
+  const document = result.data;
+  const problems: string[] = [];
+  const rules = document.rules.map((rule, index) => compileRule(rule, index, problems));
+  if (problems.length > 0) throw new PolicyError(problems.map((p) => `${source}: ${p}`).join('\n'));
+  return { document, rules };
+}
+
+function compileRule(rule: PolicyDocument['rules'][number], index: number, problems: string[]): CompiledRule {
+  const at = `rules[${index}]`;
+  const hasKeep = rule.keep !== undefined;
+  if (rule.protect === true && hasKeep) {
+    problems.push(`${at}: has both "protect: true" and "keep"; a protected rule keeps everything, so remove "keep"`);
+  }
+  if (rule.protect !== true && !hasKeep) {
+    problems.push(
+      `${at}: needs "protect: true" (keep everything) or a "keep" mapping (what to keep); ` +
+        `a rule with neither would delete every tag`,
+    );
+  }
+  const keep = rule.keep ?? {};
+  if (hasKeep && Object.values(keep).every((v) => v === undefined)) {
+    problems.push(
+      `${at}.keep: names no criterion; set at least one of newest, youngerThanDays, tags, tagsRegex ` +
+        `(to delete everything with a known age, use "newest: 0")`,
+    );
+  }
+  const repositories = rule.repositories.flatMap((glob, i) => {
+    if (glob !== glob.toLowerCase()) {
+      problems.push(`${at}.repositories[${i}]: "${glob}" has capitals, but repository names are lowercase`);
+      return [];
+    }
+    if (glob.startsWith('/') || glob.endsWith('/')) {
+      problems.push(`${at}.repositories[${i}]: "${glob}" must not start or end with "/" (e.g. "team1/**")`);
+      return [];
+    }
+    return compile(glob, true, `${at}.repositories[${i}]`, problems);
+  });
+  const tags = (keep.tags ?? []).flatMap((glob, i) =>
+    compile(glob, false, `${at}.keep.tags[${i}]`, problems).map((re) => ({ source: glob, re })),
+  );
+  const tagsRegex = (keep.tagsRegex ?? []).flatMap((source, i) => {
+    try {
+      return [{ source, re: new RegExp(source) }];
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      problems.push(`${at}.keep.tagsRegex[${i}]: "${source}" is not a valid regular expression (${why})`);
+      return [];
+    }
+  });
+  return {
+    index,
+    repositories,
+    protect: rule.protect === true,
+    keep: { newest: keep.newest, youngerThanDays: keep.youngerThanDays, tags, tagsRegex },
+  };
+}
+
+function compile(glob: string, segmented: boolean, at: string, problems: string[]): RegExp[] {
+  try {
+    return [compileGlob(glob, segmented)];
+  } catch (err) {
+    if (!(err instanceof GlobSyntaxError)) throw err;
+    problems.push(`${at}: "${glob}" is not a valid glob: ${err.message}`);
+    return [];
+  }
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    out += typeof part === 'number' ? `[${part}]` : out === '' ? String(part) : `.${String(part)}`;
+  }
+  return out;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const path = formatPath(issue.path);
+  const where = path === '' ? '(top level)' : path;
+  if (issue.code === 'unrecognized_keys') {
+    const kind = path === '' ? '' : path.endsWith('.keep') ? 'keep' : 'rule';
+    const known = KNOWN_FIELDS[kind] ?? [];
+    return issue.keys
+      .map((key) => {
+        const guess = closest(key, known);
+        const hint = guess ? `did you mean "${guess}"? ` : '';
+        return `${where}: unknown field "${key}"; ${hint}known fields are ${known.join(', ')}`;
+      })
+      .join('\n');
+  }
+  return `${where}: ${issue.message}`;
+}
+
+function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** The first rule whose repository globs match, or undefined (the repository is left untouched). */
+export function ruleFor(policy: Policy, repository: string): CompiledRule | undefined {
+  return policy.rules.find((rule) => rule.repositories.some((re) => re.test(repository)));
+}
