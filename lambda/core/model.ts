@@ -54,6 +54,11 @@ export interface RepositoryInventory {
   readonly tags: readonly TagRef[];
   /** Digests referenced by an index in this repository that the registry does not have (404). */
   readonly missing: readonly string[];
+  /**
+   * Subjects of referrer tags that exist in the repository but are not reachable from any tag (pushed by
+   * digest). Their referrers are kept: we never judge what we cannot see.
+   */
+  readonly untaggedSubjects: readonly string[];
 }
 
 export interface ScanProblem {
@@ -76,6 +81,7 @@ export interface Inventory {
 
 /** Why a tag is kept. */
 export type KeepReason =
+  | 'no-rule'
   | 'protected'
   | `newest:${number}`
   | 'younger-than-days'
@@ -109,6 +115,11 @@ export interface ManifestDeletion {
   readonly kind: ManifestKind;
   /** Tags that point at it (deleted with it). */
   readonly tags: readonly string[];
+  /**
+   * Deletions in this repository that must succeed first: the indexes that reference it, or the subject it
+   * refers to. If one of them fails, this one is skipped, so a failure never leaves a broken index behind.
+   */
+  readonly after: readonly string[];
 }
 
 export interface RepositoryPlan {
@@ -148,6 +159,9 @@ export interface Plan {
 
 export interface ReportEntry {
   readonly repository: string;
+  /** What was acted on: a manifest (by digest), a tag alone, or the whole repository (when skipped). */
+  readonly target: 'manifest' | 'tag' | 'repository';
+  /** The digest, the tag, or `*`. */
   readonly reference: string;
   readonly tags?: readonly string[];
   readonly outcome: 'deleted' | 'already-gone' | 'skipped' | 'failed';

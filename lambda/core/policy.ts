@@ -90,7 +90,9 @@ export function parsePolicy(text: string, source = 'policy'): Policy {
     throw new PolicyError(`${source}: not valid YAML or JSON: ${detail}`, { cause: err });
   }
   if (raw === null || raw === undefined) {
-    throw new PolicyError(`${source}: the file is empty; it needs a "rules" list (see the README's policy section)`);
+    throw new PolicyError(
+      `${source}: the file is empty; it needs a "rules" list (see the README's policy section)`,
+    );
   }
   return validatePolicy(raw, source);
 }
@@ -113,7 +115,9 @@ function compileRule(rule: PolicyDocument['rules'][number], index: number, probl
   const at = `rules[${index}]`;
   const hasKeep = rule.keep !== undefined;
   if (rule.protect === true && hasKeep) {
-    problems.push(`${at}: has both "protect: true" and "keep"; a protected rule keeps everything, so remove "keep"`);
+    problems.push(
+      `${at}: has both "protect: true" and "keep"; a protected rule keeps everything, so remove "keep"`,
+    );
   }
   if (rule.protect !== true && !hasKeep) {
     problems.push(

@@ -1,5 +1,6 @@
 // The narrow interfaces the pure core talks through. Adapters (undici, AWS SDK, local shell) implement
 // them; the Lambda handler and the CLI wire them. The core never imports undici or the AWS SDK.
+import type { ManifestInfo } from './model.ts';
 
 /** A manifest as the registry served it. */
 export interface FetchedManifest {
@@ -35,6 +36,8 @@ export interface RegistryClient {
   headManifest(repository: string, reference: string): Promise<string | null>;
   /** GET a blob (used for image configs). */
   getBlob(repository: string, digest: string): Promise<Uint8Array>;
+  /** HEAD a blob: true when the registry serves it (used to verify kept images after GC). */
+  headBlob(repository: string, digest: string): Promise<boolean>;
   /** DELETE a manifest by digest (or by tag on v3). 404 is 'not-found', not an error. */
   deleteManifest(repository: string, reference: string): Promise<DeleteOutcome>;
   /** PUT a manifest under a reference; returns the stored digest. */
@@ -60,6 +63,6 @@ export interface CommandResult {
 
 /** Facts about manifests are immutable by digest, so they can be remembered between runs. */
 export interface ManifestCache {
-  get(digest: string): import('./model.ts').ManifestInfo | undefined;
-  set(info: import('./model.ts').ManifestInfo): void;
+  get(digest: string): ManifestInfo | undefined;
+  set(info: ManifestInfo): void;
 }

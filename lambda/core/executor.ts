@@ -1,0 +1,284 @@
+// Carries out a plan: refuses incomplete or over-guard plans, probes that deletes work, then per repository
+// re-checks what the plan was based on and deletes in dependency order (roots, children, referrers).
+import { randomUUID } from 'node:crypto';
+import pLimit from 'p-limit';
+import { errorMessage, RegistryError, SafetyError } from './errors.ts';
+import { MEDIA_TYPES } from './manifest.ts';
+import type { ManifestDeletion, Plan, Report, ReportEntry, RepositoryPlan } from './model.ts';
+import { checkGuard } from './planner.ts';
+import type { ProbeResult, RegistryClient } from './ports.ts';
+
+export interface ApplyOptions {
+  /** Refuse plans deleting more than this share of their tags. Default 0.5. */
+  readonly maxDeleteFraction?: number;
+  /** Repositories worked on at once. Default 8. */
+  readonly repositoryConcurrency?: number;
+  /** DELETEs in flight within one repository. Default 8. */
+  readonly deleteConcurrency?: number;
+  readonly onProgress?: (progress: {
+    repositoriesDone: number;
+    repositoriesTotal: number;
+    deleted: number;
+  }) => void;
+  readonly now?: () => Date;
+}
+
+export const PLACEHOLDER_ANNOTATION = 'io.github.registry-janitor.placeholder';
+
+/** Check everything that must hold before the first DELETE. Throws SafetyError. */
+export function assertApplicable(plan: Plan, maxDeleteFraction: number): void {
+  if (!plan.complete) {
+    const first = plan.errors
+      .slice(0, 5)
+      .map((e) => `  ${[e.repository, e.reference].filter(Boolean).join('@') || 'registry'}: ${e.message}`)
+      .join('\n');
+    throw new SafetyError(
+      `the plan is incomplete: ${plan.errors.length} read(s) failed, so nothing was deleted.\n${first}\n` +
+        `Fix the cause (network, credentials, registry health) and run again.`,
+    );
+  }
+  const guard = checkGuard(plan, maxDeleteFraction);
+  if (!guard.ok) throw new SafetyError(`refusing to apply: ${guard.message}`);
+}
+
+export async function applyPlan(
+  plan: Plan,
+  client: RegistryClient,
+  options: ApplyOptions = {},
+): Promise<Report> {
+  const now = options.now ?? (() => new Date());
+  const startedAt = now().toISOString();
+  assertApplicable(plan, options.maxDeleteFraction ?? 0.5);
+
+  const work = plan.repositories.filter((r) => r.deleteTags.length > 0);
+  const entries: ReportEntry[] = [];
+  const skipped: { name: string; reason: string }[] = [];
+  let bytes = 0;
+  if (work.length > 0) {
+    const probe = await client.probe(work[0]!.name);
+    if (!probe.deletesEnabled) {
+      throw new SafetyError(`nothing was deleted: ${probe.problem ?? 'the registry refuses deletes'}`);
+    }
+    let done = 0;
+    let deleted = 0;
+    const limit = pLimit(options.repositoryConcurrency ?? 8);
+    await Promise.all(
+      work.map((repo) =>
+        limit(async () => {
+          const reason = await recheck(client, repo);
+          if (reason) {
+            skipped.push({ name: repo.name, reason });
+            entries.push({
+              repository: repo.name,
+              target: 'repository',
+              reference: '*',
+              outcome: 'skipped',
+              reason,
+            });
+          } else {
+            const result = await applyRepository(client, repo, probe, options.deleteConcurrency ?? 8);
+            entries.push(...result);
+            if (!result.some((e) => e.outcome === 'failed' || e.outcome === 'skipped'))
+              bytes += repo.bytesFreed;
+            deleted += result.filter((e) => e.outcome === 'deleted').length;
+          }
+          done += 1;
+          options.onProgress?.({ repositoriesDone: done, repositoriesTotal: work.length, deleted });
+        }),
+      ),
+    );
+  }
+  entries.sort((a, b) => (a.repository < b.repository ? -1 : a.repository > b.repository ? 1 : 0));
+  skipped.sort((a, b) => (a.name < b.name ? -1 : 1));
+  const gone = entries.filter((e) => e.outcome === 'deleted' || e.outcome === 'already-gone');
+  return {
+    registry: plan.registry,
+    startedAt,
+    finishedAt: now().toISOString(),
+    tagsDeleted: gone.reduce((n, e) => n + (e.tags?.length ?? 0), 0),
+    manifestsDeleted: gone.filter((e) => e.target === 'manifest').length,
+    bytesFreedEstimate: bytes,
+    skippedRepositories: skipped,
+    failures: entries.filter((e) => e.outcome === 'failed'),
+    entries,
+  };
+}
+
+/**
+ * Right before deleting: the tag list must be the one planned, and every tag the plan keeps or untags must
+ * still point where it did. Anything else means someone pushed meanwhile: skip the repository.
+ */
+async function recheck(client: RegistryClient, repo: RepositoryPlan): Promise<string | undefined> {
+  try {
+    const now = new Set(await client.listTags(repo.name));
+    const planned = new Set([...repo.kept.map((t) => t.tag), ...repo.deleteTags.map((t) => t.tag)]);
+    const added = [...now].filter((t) => !planned.has(t));
+    const removed = [...planned].filter((t) => !now.has(t));
+    if (added.length > 0 || removed.length > 0) {
+      const parts = [];
+      if (added.length > 0) parts.push(`new tags ${added.slice(0, 5).join(', ')}`);
+      if (removed.length > 0) parts.push(`tags gone ${removed.slice(0, 5).join(', ')}`);
+      return `the repository changed since planning (${parts.join('; ')}); run again to plan with the new state`;
+    }
+    const mustMatch = [
+      ...repo.kept.map((t) => ({ tag: t.tag, digest: t.digest })),
+      ...repo.deleteTags.filter((t) => t.method === 'tag-only'),
+    ];
+    const limit = pLimit(16);
+    const moved = await Promise.all(
+      mustMatch.map((t) =>
+        limit(async () => ((await client.headManifest(repo.name, t.tag)) === t.digest ? undefined : t.tag)),
+      ),
+    );
+    const changed = moved.filter((t): t is string => t !== undefined);
+    if (changed.length > 0) {
+      return `tag(s) ${changed.slice(0, 5).join(', ')} now point elsewhere than when planned; run again to plan with the new state`;
+    }
+    return undefined;
+  } catch (err) {
+    return `re-checking the repository before deleting failed: ${errorMessage(err)}`;
+  }
+}
+
+async function applyRepository(
+  client: RegistryClient,
+  repo: RepositoryPlan,
+  probe: ProbeResult,
+  concurrency: number,
+): Promise<ReportEntry[]> {
+  const limit = pLimit(concurrency);
+  const entries: ReportEntry[] = [];
+
+  // Tags whose image stays (another kept tag shares it): remove the tag only.
+  const tagOnly = repo.deleteTags.filter((t) => t.method === 'tag-only');
+  entries.push(
+    ...(await Promise.all(tagOnly.map((t) => limit(() => untag(client, repo.name, t.tag, probe))))),
+  );
+
+  // Manifests, level by level: a deletion starts only when everything it depends on is gone.
+  const outcome = new Map<string, ReportEntry['outcome']>();
+  for (const level of levels(repo.deleteManifests)) {
+    const results = await Promise.all(
+      level.map((m) =>
+        limit(async (): Promise<ReportEntry> => {
+          const blocked = m.after.filter((d) => outcome.has(d) && !isGone(outcome.get(d)!));
+          if (blocked.length > 0) {
+            return entry(
+              repo.name,
+              m,
+              'skipped',
+              `not deleted because ${blocked[0]} could not be deleted first`,
+            );
+          }
+          return deleteOne(client, repo.name, m);
+        }),
+      ),
+    );
+    for (const r of results) outcome.set(r.reference, r.outcome);
+    entries.push(...results);
+  }
+  return entries;
+}
+
+function isGone(o: ReportEntry['outcome']): boolean {
+  return o === 'deleted' || o === 'already-gone';
+}
+
+function entry(
+  repository: string,
+  m: ManifestDeletion,
+  outcome: ReportEntry['outcome'],
+  reason?: string,
+): ReportEntry {
+  return {
+    repository,
+    target: 'manifest',
+    reference: m.digest,
+    tags: m.tags,
+    outcome,
+    ...(reason ? { reason } : {}),
+  };
+}
+
+async function deleteOne(
+  client: RegistryClient,
+  repository: string,
+  m: ManifestDeletion,
+): Promise<ReportEntry> {
+  try {
+    const result = await client.deleteManifest(repository, m.digest);
+    return entry(repository, m, result === 'deleted' ? 'deleted' : 'already-gone');
+  } catch (err) {
+    // distribution 2.8 can answer 500 after it has deleted: look before reporting.
+    if (err instanceof RegistryError && (err.details.status ?? 0) >= 500) {
+      try {
+        if ((await client.headManifest(repository, m.digest)) === null) {
+          return entry(
+            repository,
+            m,
+            'deleted',
+            `the registry answered ${err.details.status}, but the manifest is gone`,
+          );
+        }
+      } catch {
+        // fall through to the failure below
+      }
+    }
+    return entry(repository, m, 'failed', errorMessage(err));
+  }
+}
+
+/** Remove one tag without touching the image it shares with a kept tag. */
+async function untag(
+  client: RegistryClient,
+  repository: string,
+  tag: string,
+  probe: ProbeResult,
+): Promise<ReportEntry> {
+  const base = { repository, target: 'tag' as const, reference: tag, tags: [tag] };
+  try {
+    if (probe.tagDelete) {
+      const r = await client.deleteManifest(repository, tag);
+      return { ...base, outcome: r === 'deleted' ? 'deleted' : 'already-gone' };
+    }
+    // distribution 2.8 cannot delete a tag: point it at a tiny placeholder of its own, then delete that.
+    const body = new TextEncoder().encode(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MEDIA_TYPES.ociIndex,
+        manifests: [],
+        annotations: {
+          [PLACEHOLDER_ANNOTATION]: `${repository}:${tag}`,
+          'io.github.registry-janitor.nonce': randomUUID(),
+        },
+      }),
+    );
+    const placeholder = await client.putManifest(repository, tag, MEDIA_TYPES.ociIndex, body);
+    try {
+      await client.deleteManifest(repository, placeholder);
+    } catch (err) {
+      return {
+        ...base,
+        outcome: 'failed',
+        reason: `tag ${tag} now points at placeholder ${placeholder}, whose delete failed (${errorMessage(err)}); the next run removes it`,
+      };
+    }
+    return { ...base, outcome: 'deleted' };
+  } catch (err) {
+    return { ...base, outcome: 'failed', reason: errorMessage(err) };
+  }
+}
+
+/** Group deletions into waves: each after all the deletions it depends on (earlier in plan order). */
+function levels(deletions: readonly ManifestDeletion[]): ManifestDeletion[][] {
+  const position = new Map(deletions.map((m, i) => [m.digest, i]));
+  const level = new Map<string, number>();
+  const out: ManifestDeletion[][] = [];
+  deletions.forEach((m, i) => {
+    const deps = m.after.filter((d) => (position.get(d) ?? Infinity) < i);
+    const l = deps.reduce((max, d) => Math.max(max, (level.get(d) ?? 0) + 1), 0);
+    level.set(m.digest, l);
+    (out[l] ??= []).push(m);
+  });
+  return out.filter((l) => l.length > 0);
+}

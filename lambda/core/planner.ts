@@ -1,0 +1,397 @@
+// The planner: plan(inventory, policy, now) decides, per repository, which tags stay (and why) and what goes,
+// without touching the network. It reads like the policy: first matching rule, keep criteria, referrers follow
+// their subjects, then the safety closure: nothing any kept tag reaches is ever deleted.
+import { JanitorError } from './errors.ts';
+import { createdMillis, referrerSubject } from './manifest.ts';
+import type {
+  DeletedTag,
+  Inventory,
+  KeepReason,
+  KeptTag,
+  ManifestDeletion,
+  ManifestInfo,
+  Plan,
+  RepositoryInventory,
+  RepositoryPlan,
+  ScanProblem,
+  TagRef,
+} from './model.ts';
+import { ruleFor, type CompiledRule, type Policy } from './policy.ts';
+import { compareStrings } from './scan.ts';
+
+const DAY_MS = 86_400_000;
+
+export function plan(inventory: Inventory, policy: Policy, now: Date): Plan {
+  const drafts = inventory.repositories.map((repo) => planRepository(repo, inventory.manifests, policy, now));
+  const bytes = estimateBytesFreed(inventory, drafts);
+  const repositories: RepositoryPlan[] = drafts.map((d) => ({
+    ...d.plan,
+    bytesFreed: bytes.get(d.plan.name) ?? 0,
+  }));
+
+  const tags = repositories.reduce((n, r) => n + r.kept.length + r.deleteTags.length, 0);
+  const tagsDeleted = repositories.reduce((n, r) => n + r.deleteTags.length, 0);
+  const warnings: ScanProblem[] = [
+    ...inventory.warnings,
+    ...repositories.flatMap((r) => r.warnings.map((message) => ({ repository: r.name, message }))),
+  ];
+  return {
+    registry: inventory.registry,
+    generatedAt: now.toISOString(),
+    complete: inventory.errors.length === 0,
+    errors: inventory.errors,
+    warnings,
+    summary: {
+      repositories: repositories.length,
+      tags,
+      tagsKept: tags - tagsDeleted,
+      tagsDeleted,
+      manifestsDeleted: repositories.reduce((n, r) => n + r.deleteManifests.length, 0),
+      bytesFreed: repositories.reduce((n, r) => n + r.bytesFreed, 0),
+      deleteFraction: tags === 0 ? 0 : tagsDeleted / tags,
+    },
+    repositories,
+  };
+}
+
+interface Draft {
+  readonly plan: Omit<RepositoryPlan, 'bytesFreed'>;
+  /** Digests this repository keeps (tags and everything they reach). */
+  readonly retained: ReadonlySet<string>;
+}
+
+function planRepository(
+  repo: RepositoryInventory,
+  manifests: ReadonlyMap<string, ManifestInfo>,
+  policy: Policy,
+  now: Date,
+): Draft {
+  const rule = ruleFor(policy, repo.name);
+  const created = (digest: string): string | undefined => manifests.get(digest)?.created;
+  const keepAll = (reason: KeepReason): Draft => ({
+    plan: {
+      name: repo.name,
+      rule: rule?.index ?? null,
+      action: rule ? 'protected' : 'untouched',
+      kept: repo.tags.map((t) =>
+        withCreated({ tag: t.tag, digest: t.digest, reasons: [reason] }, created(t.digest)),
+      ),
+      deleteTags: [],
+      deleteManifests: [],
+      warnings: [],
+    },
+    retained: closure(
+      repo.tags.map((t) => t.digest),
+      manifests,
+      repo,
+    ),
+  });
+  if (!rule) return keepAll('no-rule');
+  if (rule.protect) return keepAll('protected');
+
+  const reasons = new Map<string, KeepReason[]>();
+  const keep = (tag: string, reason: KeepReason): void => {
+    const list = reasons.get(tag);
+    if (list) list.push(reason);
+    else reasons.set(tag, [reason]);
+  };
+  const warnings: string[] = [];
+
+  const ordinary: TagRef[] = [];
+  const referrers: TagRef[] = [];
+  for (const t of repo.tags) (referrerSubject(t.tag) ? referrers : ordinary).push(t);
+
+  keepByName(rule, ordinary, keep);
+  keepByAge(rule, ordinary, manifests, now, keep, warnings);
+
+  // Everything a kept tag reaches is kept: its manifest and, for an index, every descendant.
+  const kept = closure(
+    ordinary.filter((t) => reasons.has(t.tag)).map((t) => t.digest),
+    manifests,
+    repo,
+  );
+
+  // Referrer tags follow their subjects (to a fixpoint: a signature of a kept SBOM is kept too).
+  const untracked = new Set(repo.untaggedSubjects);
+  let pending = referrers;
+  for (let changed = true; changed;) {
+    changed = false;
+    const still: TagRef[] = [];
+    for (const r of pending) {
+      const subject = referrerSubject(r.tag)!;
+      if (kept.has(subject) || untracked.has(subject)) {
+        keep(r.tag, kept.has(subject) ? 'subject-kept' : 'referrer-subject-untracked');
+        for (const d of closure([r.digest], manifests, repo)) kept.add(d);
+        changed = true;
+      } else still.push(r);
+    }
+    pending = still;
+  }
+  if (untracked.size > 0) {
+    warnings.push(
+      `referrers of ${untracked.size} manifest(s) pushed without a tag are kept, since nothing here judges untagged manifests`,
+    );
+  }
+
+  const keptTags: KeptTag[] = [];
+  const deleteTags: DeletedTag[] = [];
+  for (const t of repo.tags) {
+    const why = reasons.get(t.tag);
+    if (why) {
+      keptTags.push(withCreated({ tag: t.tag, digest: t.digest, reasons: why }, created(t.digest)));
+    } else {
+      const isReferrer = referrerSubject(t.tag) !== undefined;
+      deleteTags.push(
+        withCreated(
+          {
+            tag: t.tag,
+            digest: t.digest,
+            method: kept.has(t.digest) ? 'tag-only' : 'manifest',
+            ...(isReferrer ? { referrer: true } : {}),
+          },
+          created(t.digest),
+        ),
+      );
+    }
+  }
+
+  const deleteManifests = orderDeletions(deleteTags, manifests, repo, kept);
+  for (const d of deleteManifests) {
+    if (kept.has(d.digest)) {
+      throw new JanitorError(
+        `internal safety check failed: ${repo.name}@${d.digest} is both kept and deleted`,
+      );
+    }
+  }
+  return {
+    plan: {
+      name: repo.name,
+      rule: rule.index,
+      action: 'cleaned',
+      kept: keptTags,
+      deleteTags,
+      deleteManifests,
+      warnings,
+    },
+    retained: kept,
+  };
+}
+
+function withCreated<T extends object>(entry: T, created: string | undefined): T & { created?: string } {
+  return created === undefined ? entry : { ...entry, created };
+}
+
+function keepByName(
+  rule: CompiledRule,
+  tags: readonly TagRef[],
+  keep: (tag: string, r: KeepReason) => void,
+): void {
+  for (const t of tags) {
+    for (const g of rule.keep.tags) if (g.re.test(t.tag)) keep(t.tag, `tag:${g.source}`);
+    for (const g of rule.keep.tagsRegex) if (g.re.test(t.tag)) keep(t.tag, `tag-regex:${g.source}`);
+  }
+}
+
+/**
+ * Age criteria judge images (distinct digests), not tags: every tag of a kept image is kept. An image with no
+ * usable creation time is never "older" than anything, and never takes or loses a `newest` place.
+ */
+function keepByAge(
+  rule: CompiledRule,
+  tags: readonly TagRef[],
+  manifests: ReadonlyMap<string, ManifestInfo>,
+  now: Date,
+  keep: (tag: string, r: KeepReason) => void,
+  warnings: string[],
+): void {
+  const { newest, youngerThanDays } = rule.keep;
+  if (newest === undefined && youngerThanDays === undefined) return;
+  const images = new Map<string, { ms: number | undefined; tags: string[] }>();
+  for (const t of tags) {
+    const image = images.get(t.digest);
+    if (image) image.tags.push(t.tag);
+    else images.set(t.digest, { ms: createdMillis(manifests.get(t.digest)?.created), tags: [t.tag] });
+  }
+  const unknown: string[] = [];
+  const known: { ms: number; tags: string[] }[] = [];
+  for (const image of images.values()) {
+    if (image.ms === undefined) {
+      unknown.push(...image.tags);
+      for (const tag of image.tags) keep(tag, 'unknown-age');
+    } else known.push({ ms: image.ms, tags: image.tags });
+  }
+  if (unknown.length > 0) {
+    unknown.sort(compareStrings);
+    const shown =
+      unknown.slice(0, 10).join(', ') + (unknown.length > 10 ? `, … (${unknown.length} in all)` : '');
+    warnings.push(
+      `kept ${unknown.length} tag(s) whose image has no usable creation time (missing, unparseable or before 2000, ` +
+        `as reproducible builds stamp 1970): ${shown}`,
+    );
+  }
+  if (youngerThanDays !== undefined) {
+    const cutoff = now.getTime() - youngerThanDays * DAY_MS;
+    for (const image of known)
+      if (image.ms >= cutoff) for (const tag of image.tags) keep(tag, 'younger-than-days');
+  }
+  if (newest !== undefined && newest > 0 && known.length > 0) {
+    known.sort((a, b) => b.ms - a.ms);
+    // Images tied with the last place all stay: keeping one more is safe, dropping a tie is arbitrary.
+    const threshold = known[Math.min(newest, known.length) - 1]!.ms;
+    for (const image of known)
+      if (image.ms >= threshold) for (const tag of image.tags) keep(tag, `newest:${newest}`);
+  }
+}
+
+/** The digests and all their descendants present in the repository. */
+function closure(
+  roots: Iterable<string>,
+  manifests: ReadonlyMap<string, ManifestInfo>,
+  repo: RepositoryInventory,
+): Set<string> {
+  const out = new Set<string>();
+  const stack = [...roots];
+  while (stack.length > 0) {
+    const d = stack.pop()!;
+    if (out.has(d)) continue;
+    out.add(d);
+    for (const c of manifests.get(d)?.children ?? [])
+      if (!repo.missing.includes(c.digest)) stack.push(c.digest);
+  }
+  return out;
+}
+
+/**
+ * Roots first (indexes, then images), then the children of deleted indexes that nothing kept references,
+ * then referrers and their children. An interruption then leaves only unreferenced garbage.
+ */
+function orderDeletions(
+  deleteTags: readonly DeletedTag[],
+  manifests: ReadonlyMap<string, ManifestInfo>,
+  repo: RepositoryInventory,
+  kept: ReadonlySet<string>,
+): ManifestDeletion[] {
+  const tagsOf = new Map<string, string[]>();
+  const referrerRoots = new Set<string>();
+  for (const t of deleteTags) {
+    if (t.method !== 'manifest') continue;
+    const list = tagsOf.get(t.digest) ?? [];
+    list.push(t.tag);
+    tagsOf.set(t.digest, list);
+    if (t.referrer) referrerRoots.add(t.digest);
+  }
+  for (const [digest] of tagsOf)
+    if (tagsOf.get(digest)!.some((tag) => !referrerSubject(tag))) referrerRoots.delete(digest);
+
+  const out: ManifestDeletion[] = [];
+  const seen = new Set<string>();
+  const kindOf = (d: string) => manifests.get(d)?.kind ?? 'image';
+  const addGroup = (roots: string[], role: 'root' | 'referrer', childRole: 'child' | 'referrer'): void => {
+    roots.sort(
+      (a, b) => Number(kindOf(b) === 'index') - Number(kindOf(a) === 'index') || compareStrings(a, b),
+    );
+    for (const d of roots) {
+      seen.add(d);
+      out.push({
+        digest: d,
+        role,
+        kind: kindOf(d),
+        tags: (tagsOf.get(d) ?? []).sort(compareStrings),
+        after: [],
+      });
+    }
+    // Breadth first, so a parent index always goes before the children it references.
+    let frontier = roots;
+    while (frontier.length > 0) {
+      const next: string[] = [];
+      for (const d of frontier) {
+        for (const c of manifests.get(d)?.children ?? []) {
+          if (seen.has(c.digest) || kept.has(c.digest) || repo.missing.includes(c.digest)) continue;
+          seen.add(c.digest);
+          next.push(c.digest);
+        }
+      }
+      next.sort(compareStrings);
+      for (const d of next) out.push({ digest: d, role: childRole, kind: kindOf(d), tags: [], after: [] });
+      frontier = next;
+    }
+  };
+  addGroup(
+    [...tagsOf.keys()].filter((d) => !referrerRoots.has(d)),
+    'root',
+    'child',
+  );
+  addGroup(
+    [...referrerRoots].filter((d) => !seen.has(d)),
+    'referrer',
+    'referrer',
+  );
+
+  // Dependencies: a manifest goes only after every deleted index that references it, and a referrer only
+  // after its subject.
+  const deleting = new Set(out.map((m) => m.digest));
+  const after = new Map<string, Set<string>>();
+  const need = (d: string, first: string): void => {
+    if (d === first) return;
+    const set = after.get(d) ?? new Set<string>();
+    set.add(first);
+    after.set(d, set);
+  };
+  for (const m of out) {
+    for (const c of manifests.get(m.digest)?.children ?? [])
+      if (deleting.has(c.digest)) need(c.digest, m.digest);
+    for (const tag of m.tags) {
+      const subject = referrerSubject(tag);
+      if (subject && deleting.has(subject)) need(m.digest, subject);
+    }
+    const subject = manifests.get(m.digest)?.subject;
+    if (subject && deleting.has(subject)) need(m.digest, subject);
+  }
+  return out.map((m) => ({ ...m, after: [...(after.get(m.digest) ?? [])].sort(compareStrings) }));
+}
+
+/**
+ * A blob is freed only if no manifest that stays, in any repository, references it (garbage-collect marks
+ * across the whole registry). Each freed blob is counted once, in the first repository that frees it.
+ */
+function estimateBytesFreed(inventory: Inventory, drafts: readonly Draft[]): Map<string, number> {
+  const retainedBlobs = new Set<string>();
+  for (const d of drafts) {
+    for (const digest of d.retained)
+      for (const b of blobsOf(inventory.manifests.get(digest))) retainedBlobs.add(b.digest);
+  }
+  const counted = new Set<string>();
+  const out = new Map<string, number>();
+  for (const d of drafts) {
+    let bytes = 0;
+    for (const m of d.plan.deleteManifests) {
+      for (const b of blobsOf(inventory.manifests.get(m.digest))) {
+        if (retainedBlobs.has(b.digest) || counted.has(b.digest)) continue;
+        counted.add(b.digest);
+        bytes += b.size;
+      }
+    }
+    out.set(d.plan.name, bytes);
+  }
+  return out;
+}
+
+function blobsOf(info: ManifestInfo | undefined): { digest: string; size: number }[] {
+  if (!info) return [];
+  const out = [{ digest: info.digest, size: info.size }, ...info.layers];
+  if (info.config) out.push({ digest: info.config.digest, size: info.config.size });
+  return out;
+}
+
+/** The delete guard: refuse a plan that deletes more than `maxFraction` of the tags it covers. */
+export function checkGuard(p: Plan, maxFraction: number): { ok: true } | { ok: false; message: string } {
+  if (p.summary.deleteFraction <= maxFraction) return { ok: true };
+  const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+  return {
+    ok: false,
+    message:
+      `the plan deletes ${p.summary.tagsDeleted} of ${p.summary.tags} tags (${pct(p.summary.deleteFraction)}), more than ` +
+      `the guard allows (${pct(maxFraction)}). Read the plan; if it is what you want, raise the guard ` +
+      `(--max-delete-fraction ${Math.min(1, Math.ceil(p.summary.deleteFraction * 100) / 100)} or MAX_DELETE_FRACTION).`,
+  };
+}

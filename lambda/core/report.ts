@@ -1,0 +1,105 @@
+// Human-readable renderings of a plan and a report, for the CLI and the logs. The JSON documents are the
+// complete record; these show every deletion and summarise what stays.
+import type { Plan, Report, RepositoryPlan } from './model.ts';
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u += 1;
+  }
+  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
+}
+
+const short = (digest: string): string => digest.replace(/^(sha256:)?([0-9a-f]{12})[0-9a-f]*$/, 'sha256:$2');
+const day = (created: string | undefined): string => (created ? created.slice(0, 10) : 'no date');
+
+export function formatPlan(plan: Plan, options: { verbose?: boolean } = {}): string {
+  const lines: string[] = [];
+  lines.push(
+    `Plan for ${plan.registry} at ${plan.generatedAt}${plan.complete ? '' : '  [INCOMPLETE: will not be applied]'}`,
+  );
+  lines.push('');
+  for (const repo of plan.repositories) lines.push(...formatRepository(repo, options.verbose ?? false));
+  const s = plan.summary;
+  lines.push(
+    `Summary: ${s.repositories} repositories, ${s.tags} tags: ${s.tagsKept} kept, ${s.tagsDeleted} to delete ` +
+      `(${(s.deleteFraction * 100).toFixed(1)}%), ${s.manifestsDeleted} manifests to delete, about ` +
+      `${formatBytes(s.bytesFreed)} freed after garbage-collect.`,
+  );
+  if (plan.warnings.length > 0) {
+    lines.push('', `Warnings (${plan.warnings.length}):`);
+    for (const w of plan.warnings)
+      lines.push(
+        `  ${w.repository ? `${w.repository}: ` : ''}${w.reference ? `${w.reference}: ` : ''}${w.message}`,
+      );
+  }
+  if (plan.errors.length > 0) {
+    lines.push('', `Errors (${plan.errors.length}): the plan is incomplete and will not be applied:`);
+    for (const e of plan.errors)
+      lines.push(
+        `  ${e.repository ? `${e.repository}: ` : ''}${e.reference ? `${e.reference}: ` : ''}${e.message}`,
+      );
+  }
+  return lines.join('\n') + '\n';
+}
+
+function formatRepository(repo: RepositoryPlan, verbose: boolean): string[] {
+  const head =
+    repo.action === 'untouched'
+      ? `${repo.name}: no rule matches; ${repo.kept.length} tags left untouched`
+      : repo.action === 'protected'
+        ? `${repo.name}: protected by rule #${repo.rule}; ${repo.kept.length} tags kept`
+        : `${repo.name}: rule #${repo.rule}; keep ${repo.kept.length}, delete ${repo.deleteTags.length} tags and ` +
+          `${repo.deleteManifests.length} manifests, about ${formatBytes(repo.bytesFreed)} freed`;
+  const lines = [head];
+  if (repo.action === 'cleaned' || verbose) {
+    if (verbose) {
+      for (const k of repo.kept) {
+        lines.push(
+          `  keep    ${k.tag.padEnd(28)} ${short(k.digest)}  ${day(k.created).padEnd(10)}  ${k.reasons.join(', ')}`,
+        );
+      }
+    } else if (repo.kept.length > 0) {
+      const counts = new Map<string, number>();
+      for (const k of repo.kept) for (const r of k.reasons) counts.set(r, (counts.get(r) ?? 0) + 1);
+      lines.push(
+        `  keep    ${[...counts].map(([r, n]) => `${n} × ${r}`).join(', ')}  (--verbose lists them)`,
+      );
+    }
+    const sharedWith = new Map(repo.kept.map((k) => [k.digest, k.tag]));
+    for (const t of repo.deleteTags) {
+      const how =
+        t.method === 'tag-only'
+          ? `tag only: its image stays for ${sharedWith.get(t.digest) ?? 'a kept tag'}`
+          : t.referrer
+            ? 'referrer of a deleted image'
+            : 'with its manifest';
+      lines.push(`  DELETE  ${t.tag.padEnd(28)} ${short(t.digest)}  ${day(t.created).padEnd(10)}  ${how}`);
+    }
+    for (const m of repo.deleteManifests.filter((d) => d.role !== 'root')) {
+      lines.push(`  DELETE  ${`(${m.role} ${m.kind})`.padEnd(28)} ${short(m.digest)}`);
+    }
+  }
+  for (const w of repo.warnings) lines.push(`  warning: ${w}`);
+  lines.push('');
+  return lines;
+}
+
+export function formatReport(report: Report): string {
+  const lines = [
+    `Deleted ${report.tagsDeleted} tags and ${report.manifestsDeleted} manifests on ${report.registry} ` +
+      `(about ${formatBytes(report.bytesFreedEstimate)} to free on the next garbage-collect).`,
+  ];
+  for (const s of report.skippedRepositories) lines.push(`  skipped ${s.name}: ${s.reason}`);
+  for (const f of report.failures) {
+    lines.push(
+      `  FAILED  ${f.repository} ${f.target === 'tag' ? `tag ${f.reference}` : f.reference}: ${f.reason ?? 'unknown'}`,
+    );
+  }
+  const skippedManifests = report.entries.filter((e) => e.outcome === 'skipped' && e.target !== 'repository');
+  for (const e of skippedManifests) lines.push(`  skipped ${e.repository} ${e.reference}: ${e.reason ?? ''}`);
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,310 @@
+// Builds the inventory: every repository, tag and manifest the policy needs to judge, read through the
+// RegistryClient port. Work per digest is done once: a manifest is parsed once, a config read once, however
+// many tags or repositories share it. A read that fails is recorded, which makes any plan incomplete.
+import pLimit from 'p-limit';
+import { errorMessage } from './errors.ts';
+import {
+  createdMillis,
+  needsConfig,
+  parseConfigCreated,
+  parseManifest,
+  referrerSubject,
+} from './manifest.ts';
+import type { Inventory, ManifestInfo, RepositoryInventory, ScanProblem, TagRef } from './model.ts';
+import { ruleFor, type Policy } from './policy.ts';
+import { compileGlob } from './glob.ts';
+import type { FetchedManifest, ManifestCache, RegistryClient } from './ports.ts';
+
+export interface ScanProgress {
+  readonly repositoriesTotal: number;
+  readonly repositoriesDone: number;
+  readonly tagsSeen: number;
+}
+
+export interface ScanOptions {
+  /** The policy decides which repositories need image ages (config reads); without it every one does. */
+  readonly policy?: Policy;
+  /** Only scan repositories matching one of these globs (narrows a run). */
+  readonly repositories?: readonly string[];
+  /** Repositories scanned at once (HTTP requests are bounded by the client). Default 16. */
+  readonly repositoryConcurrency?: number;
+  /** Facts learned on earlier runs; with a warm cache tags are resolved with HEAD and only new digests read. */
+  readonly cache?: ManifestCache;
+  /** Use HEAD then GET-by-digest for unknown digests (best with a warm cache). Default: true when a cache is given. */
+  readonly headFirst?: boolean;
+  readonly onProgress?: (progress: ScanProgress) => void;
+}
+
+export async function scanRegistry(client: RegistryClient, options: ScanOptions = {}): Promise<Inventory> {
+  return new Scanner(client, options).run();
+}
+
+class Scanner {
+  private readonly manifests = new Map<string, ManifestInfo>();
+  private readonly configReads = new Map<string, Promise<string | undefined>>();
+  private readonly ageReads = new Map<string, Promise<void>>();
+  private readonly errors: ScanProblem[] = [];
+  private readonly warnings: ScanProblem[] = [];
+  private readonly headFirst: boolean;
+  private repositoriesTotal = 0;
+  private repositoriesDone = 0;
+  private tagsSeen = 0;
+
+  public constructor(
+    private readonly client: RegistryClient,
+    private readonly options: ScanOptions,
+  ) {
+    this.headFirst = options.headFirst ?? options.cache !== undefined;
+  }
+
+  public async run(): Promise<Inventory> {
+    let names: string[];
+    try {
+      names = await this.client.listRepositories();
+    } catch (err) {
+      this.errors.push({ message: `listing repositories failed: ${errorMessage(err)}` });
+      names = [];
+    }
+    const filters = (this.options.repositories ?? []).map((g) => compileGlob(g, true));
+    const selected = [...new Set(names)]
+      .filter((n) => filters.length === 0 || filters.some((re) => re.test(n)))
+      .sort(compareStrings);
+    this.repositoriesTotal = selected.length;
+    const limit = pLimit(this.options.repositoryConcurrency ?? 16);
+    const repositories = await Promise.all(selected.map((name) => limit(() => this.scanRepository(name))));
+    this.deriveIndexAges();
+    if (this.options.cache) for (const info of this.manifests.values()) this.options.cache.set(info);
+    return {
+      registry: this.client.baseUrl,
+      repositories,
+      manifests: this.manifests,
+      errors: this.errors,
+      warnings: this.warnings,
+    };
+  }
+
+  /** Ages are needed only where a rule judges by age; protected and unmatched repositories skip config reads. */
+  private needsAge(repository: string): boolean {
+    if (!this.options.policy) return true;
+    const rule = ruleFor(this.options.policy, repository);
+    return (
+      rule !== undefined &&
+      !rule.protect &&
+      (rule.keep.newest !== undefined || rule.keep.youngerThanDays !== undefined)
+    );
+  }
+
+  private async scanRepository(name: string): Promise<RepositoryInventory> {
+    const ageNeeded = this.needsAge(name);
+    const present = new Set<string>();
+    const missing = new Set<string>();
+    const tags: TagRef[] = [];
+    let tagNames: string[] = [];
+    try {
+      tagNames = await this.client.listTags(name);
+    } catch (err) {
+      this.errors.push({ repository: name, message: `listing tags failed: ${errorMessage(err)}` });
+    }
+    this.tagsSeen += tagNames.length;
+
+    await Promise.all(
+      tagNames.map(async (tag) => {
+        try {
+          const info = await this.resolve(name, tag, ageNeeded);
+          if (!info) {
+            this.warnings.push({
+              repository: name,
+              reference: tag,
+              message: 'tag disappeared while scanning',
+            });
+            return;
+          }
+          tags.push({ tag, digest: info.digest });
+          present.add(info.digest);
+        } catch (err) {
+          this.errors.push({ repository: name, reference: tag, message: errorMessage(err) });
+        }
+      }),
+    );
+
+    // Expand indexes level by level: children must be known to judge and to delete them.
+    let frontier = [...present];
+    while (frontier.length > 0) {
+      const next: string[] = [];
+      await Promise.all(
+        frontier.map(async (digest) => {
+          const info = this.manifests.get(digest);
+          if (!info) return;
+          await Promise.all(
+            info.children.map(async (child) => {
+              if (present.has(child.digest) || missing.has(child.digest)) return;
+              present.add(child.digest);
+              try {
+                const childInfo = await this.resolveDigest(
+                  name,
+                  child.digest,
+                  ageNeeded && !child.attestation,
+                );
+                if (childInfo) next.push(child.digest);
+                else {
+                  present.delete(child.digest);
+                  missing.add(child.digest);
+                }
+              } catch (err) {
+                this.errors.push({ repository: name, reference: child.digest, message: errorMessage(err) });
+              }
+            }),
+          );
+        }),
+      );
+      frontier = next;
+    }
+    if (missing.size > 0) {
+      this.warnings.push({
+        repository: name,
+        message: `${missing.size} manifest(s) referenced by an index are not in the registry (partial multi-platform push?): ${[...missing].sort(compareStrings).join(', ')}`,
+      });
+    }
+
+    // Referrer tags whose subject no tag reaches: is the subject there at all (pushed by digest)?
+    const untaggedSubjects = new Set<string>();
+    await Promise.all(
+      tags.map(async ({ tag }) => {
+        const subject = referrerSubject(tag);
+        if (!subject || present.has(subject) || missing.has(subject)) return;
+        try {
+          if ((await this.client.headManifest(name, subject)) !== null) untaggedSubjects.add(subject);
+        } catch (err) {
+          this.errors.push({ repository: name, reference: subject, message: errorMessage(err) });
+        }
+      }),
+    );
+
+    this.repositoriesDone += 1;
+    this.options.onProgress?.({
+      repositoriesTotal: this.repositoriesTotal,
+      repositoriesDone: this.repositoriesDone,
+      tagsSeen: this.tagsSeen,
+    });
+    return {
+      name,
+      tags: tags.sort((a, b) => compareStrings(a.tag, b.tag)),
+      missing: [...missing].sort(compareStrings),
+      untaggedSubjects: [...untaggedSubjects].sort(compareStrings),
+    };
+  }
+
+  /** Resolve a tag to its manifest: one GET per tag, or HEAD plus a GET only for unknown digests. */
+  private async resolve(repository: string, tag: string, ageNeeded: boolean): Promise<ManifestInfo | null> {
+    if (this.headFirst) {
+      const digest = await this.client.headManifest(repository, tag);
+      return digest === null ? null : this.resolveDigest(repository, digest, ageNeeded, true);
+    }
+    const fetched = await this.client.getManifest(repository, tag);
+    return fetched === null ? null : this.store(repository, fetched, ageNeeded);
+  }
+
+  /** A manifest by digest. Known digests cost a HEAD (presence in this repository), unless `known` says it is there. */
+  private async resolveDigest(
+    repository: string,
+    digest: string,
+    ageNeeded: boolean,
+    known = false,
+  ): Promise<ManifestInfo | null> {
+    const cached = this.manifests.get(digest) ?? this.options.cache?.get(digest);
+    if (cached && cached.digest === digest) {
+      if (!this.manifests.has(digest)) this.manifests.set(digest, cached);
+      if (!known && (await this.client.headManifest(repository, digest)) === null) return null;
+      await this.ensureAge(repository, digest, ageNeeded);
+      return this.manifests.get(digest) ?? cached;
+    }
+    const fetched = await this.client.getManifest(repository, digest);
+    if (fetched === null) return null;
+    if (fetched.digest !== digest) {
+      throw new Error(`asked for ${digest} but the registry served ${fetched.digest}`);
+    }
+    return this.store(repository, fetched, ageNeeded);
+  }
+
+  private async store(
+    repository: string,
+    fetched: FetchedManifest,
+    ageNeeded: boolean,
+  ): Promise<ManifestInfo> {
+    if (!this.manifests.has(fetched.digest)) {
+      this.manifests.set(fetched.digest, parseManifest(fetched.digest, fetched.mediaType, fetched.body));
+    }
+    await this.ensureAge(repository, fetched.digest, ageNeeded);
+    return this.manifests.get(fetched.digest)!;
+  }
+
+  /** Read the config's `created` once per manifest digest (and once per config digest). */
+  private async ensureAge(repository: string, digest: string, ageNeeded: boolean): Promise<void> {
+    const info = this.manifests.get(digest);
+    if (!ageNeeded || !info || !needsConfig(info) || info.createdSource === 'config') return;
+    let pending = this.ageReads.get(digest);
+    if (!pending) {
+      pending = this.readAge(repository, info);
+      this.ageReads.set(digest, pending);
+    }
+    await pending;
+  }
+
+  private async readAge(repository: string, info: ManifestInfo): Promise<void> {
+    const config = info.config!;
+    let read = this.configReads.get(config.digest);
+    if (!read) {
+      read = this.client.getBlob(repository, config.digest).then(parseConfigCreated);
+      this.configReads.set(config.digest, read);
+    }
+    let created: string | undefined;
+    try {
+      created = await read;
+    } catch (err) {
+      // Let another repository sharing this config try again, then report it.
+      this.configReads.delete(config.digest);
+      this.ageReads.delete(info.digest);
+      throw new Error(`reading config ${config.digest} of ${info.digest} failed: ${errorMessage(err)}`, {
+        cause: err,
+      });
+    }
+    // Only read when the manifest's own annotation gave no usable time, so the config's value wins.
+    const current = this.manifests.get(info.digest) ?? info;
+    if (created !== undefined)
+      this.manifests.set(info.digest, { ...current, created, createdSource: 'config' });
+  }
+
+  /** An index is as old as its newest child (attestations aside); its own annotation only as a fallback. */
+  private deriveIndexAges(): void {
+    const visiting = new Set<string>();
+    const ageOf = (digest: string): number | undefined => {
+      const info = this.manifests.get(digest);
+      if (!info) return undefined;
+      if (info.kind !== 'index') return createdMillis(info.created);
+      if (info.createdSource === 'children') return createdMillis(info.created);
+      if (visiting.has(digest)) return undefined;
+      visiting.add(digest);
+      let newest: number | undefined;
+      let newestText: string | undefined;
+      for (const child of info.children) {
+        if (child.attestation) continue;
+        const ms = ageOf(child.digest);
+        if (ms !== undefined && (newest === undefined || ms > newest)) {
+          newest = ms;
+          newestText = new Date(ms).toISOString();
+        }
+      }
+      visiting.delete(digest);
+      if (newestText !== undefined) {
+        this.manifests.set(digest, { ...info, created: newestText, createdSource: 'children' });
+        return newest;
+      }
+      return createdMillis(info.created);
+    };
+    for (const [digest, info] of this.manifests) if (info.kind === 'index') ageOf(digest);
+  }
+}
+
+export function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
