@@ -28,6 +28,8 @@ export interface LocalRegistry {
   readonly configPath: string;
   /** Stop the process (storage kept). */
   stop(): Promise<void>;
+  /** Start it again after stop(), on the same port and storage. */
+  start(): Promise<void>;
   /** Start again on the same port and storage (flushes the in-memory blob cache). */
   restart(): Promise<void>;
   /** `docker-registry garbage-collect` on this registry's config; returns stdout. Stop the registry first for safety. */
@@ -141,6 +143,7 @@ export async function startLocalRegistry(options: LocalRegistryOptions = {}): Pr
     storageDir,
     configPath,
     stop,
+    start,
     restart: async () => {
       await stop();
       await start();

@@ -42,11 +42,22 @@ async function check(res: Response, what: string): Promise<void> {
 }
 
 /** Upload a blob (skipped when the registry already has it in this repository). */
-export async function pushBlob(target: SeedTarget, repo: string, data: Uint8Array, mediaType: string): Promise<Descriptor> {
+export async function pushBlob(
+  target: SeedTarget,
+  repo: string,
+  data: Uint8Array,
+  mediaType: string,
+): Promise<Descriptor> {
   const digest = sha256(data);
-  const head = await fetch(`${target.url}/v2/${repo}/blobs/${digest}`, { method: 'HEAD', headers: headers(target) });
+  const head = await fetch(`${target.url}/v2/${repo}/blobs/${digest}`, {
+    method: 'HEAD',
+    headers: headers(target),
+  });
   if (head.status !== 200) {
-    const start = await fetch(`${target.url}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers: headers(target) });
+    const start = await fetch(`${target.url}/v2/${repo}/blobs/uploads/`, {
+      method: 'POST',
+      headers: headers(target),
+    });
     await check(start, `start upload to ${repo}`);
     await start.arrayBuffer();
     const location = start.headers.get('location');
@@ -117,10 +128,17 @@ export interface PushedImage {
 }
 
 /** Push an image (config + layers + manifest). With `tag: null` it is pushed by digest only. */
-export async function pushImage(target: SeedTarget, repo: string, tag: string | null, spec: ImageSpec): Promise<PushedImage> {
+export async function pushImage(
+  target: SeedTarget,
+  repo: string,
+  tag: string | null,
+  spec: ImageSpec,
+): Promise<PushedImage> {
   const oci = spec.format === 'oci';
   const layers = await Promise.all(
-    spec.layers.map((l) => pushBlob(target, repo, fakeBytes(l.seed, l.size), oci ? MEDIA.ociLayer : MEDIA.dockerLayer)),
+    spec.layers.map((l) =>
+      pushBlob(target, repo, fakeBytes(l.seed, l.size), oci ? MEDIA.ociLayer : MEDIA.dockerLayer),
+    ),
   );
   const configDoc: Record<string, unknown> = {
     architecture: spec.architecture ?? 'amd64',
@@ -171,7 +189,14 @@ export async function pushReferrer(
 ): Promise<{ digest: string; mediaType: string; size: number }> {
   const empty = await pushBlob(target, repo, new TextEncoder().encode('{}'), MEDIA.ociEmpty);
   const layer = await pushBlob(target, repo, fakeBytes(payloadSeed, 300), 'application/octet-stream');
-  const doc = { schemaVersion: 2, mediaType: MEDIA.ociManifest, artifactType, config: empty, layers: [layer], subject };
+  const doc = {
+    schemaVersion: 2,
+    mediaType: MEDIA.ociManifest,
+    artifactType,
+    config: empty,
+    layers: [layer],
+    subject,
+  };
   const body = JSON.stringify(doc);
   const digest = await pushManifest(target, repo, tag, MEDIA.ociManifest, body);
   return { digest, mediaType: MEDIA.ociManifest, size: Buffer.byteLength(body) };

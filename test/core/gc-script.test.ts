@@ -1,0 +1,718 @@
+// The GC script without a container engine: generated text and option checks, output parsing, runGc over a fake
+// runner, and the script itself run under dash (and bash) against a fake `docker` that records every call.
+
+import { spawn } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+import { ConfigError, GcError } from '../../lambda/core/errors.ts';
+import { GcCommandError, runGc } from '../../lambda/core/gc.ts';
+import { buildGcScript, parseGcOutput } from '../../lambda/core/gc-script.ts';
+import type { GcOptions } from '../../lambda/core/gc-script.ts';
+import type { CommandResult, CommandRunner } from '../../lambda/core/ports.ts';
+import { LocalCommandRunner } from '../../lambda/adapters/local-runner.ts';
+
+function run(program: string, args: string[], input?: string): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    child.on('error', (err) => reject(new Error(`cannot run ${program} (${err.message}); install it`)));
+    child.on('close', (code) => resolve({ code, out }));
+    child.stdin.on('error', () => undefined); // a shell run with -c does not read its input
+    child.stdin.end(input ?? '');
+  });
+}
+
+describe('buildGcScript', () => {
+  it('writes the defaults into the header', () => {
+    const script = buildGcScript({});
+    expect(script.startsWith('#!/bin/sh\n')).toBe(true);
+    for (const line of [
+      "container='registry'",
+      "config=''",
+      "mode='readonly'",
+      'delete_untagged=0',
+      'dry_run=0',
+      "storage='/var/lib/registry'",
+      "log_dir='/var/log/registry-janitor'",
+      "lock_file='/var/lock/registry-janitor-gc.lock'",
+    ]) {
+      expect(script).toContain(`\n${line}\n`);
+    }
+  });
+
+  it('quotes paths so the shell reads them back unchanged', async () => {
+    const configPath = `/etc/my registry/it's $HOME \`x\` "y".yml`;
+    const script = buildGcScript({ configPath, containerName: 'reg.v2_a-1' });
+    const header = script.split('\n').slice(0, 14).join('\n');
+    const { code, out } = await run('dash', ['-c', `${header}\nprintf '%s|%s' "$config" "$container"`]);
+    expect(code).toBe(0);
+    expect(out).toBe(`${configPath}|reg.v2_a-1`);
+  });
+
+  const combinations: GcOptions[] = [
+    {},
+    { mode: 'offline' },
+    { mode: 'online', deleteUntagged: true },
+    { mode: 'readonly', dryRun: true, configPath: '/etc/distribution/config.yml' },
+  ];
+  it.each(combinations)('is valid sh for dash and bash: %j', async (options) => {
+    const script = buildGcScript(options);
+    expect(await run('dash', ['-n'], script)).toEqual({ code: 0, out: '' });
+    expect(await run('bash', ['--posix', '-n'], script)).toEqual({ code: 0, out: '' });
+  });
+
+  it.each<[string, GcOptions, RegExp]>([
+    ['a space in the container name', { containerName: 'my registry' }, /containerName "my registry" is not/],
+    ['a quote in the container name', { containerName: "r';rm -rf /;'" }, /containerName .* is not a container name/],
+    ['a leading dash', { containerName: '-rf' }, /containerName "-rf"/],
+    ['an empty container name', { containerName: '' }, /containerName ""/],
+    ['a relative config path', { configPath: 'config.yml' }, /configPath "config.yml" must be an absolute path/],
+    ['a newline in a path', { storagePath: '/var/lib/reg\nistry' }, /storagePath .* no control characters/],
+    ['an empty log dir', { logDir: '' }, /logDir "" must be an absolute path on the registry host/],
+    ['a directory as lock path', { lockPath: '/var/lock/' }, /lockPath "\/var\/lock\/" names a directory/],
+    ['an unknown mode', { mode: 'fast' as never }, /mode "fast" is not one of readonly, offline, online/],
+    ['a string flag', { dryRun: 'yes' as never }, /dryRun must be true or false/],
+  ])('rejects %s with a ConfigError', (_name, options, message) => {
+    expect(() => buildGcScript(options)).toThrow(ConfigError);
+    expect(() => buildGcScript(options)).toThrow(message);
+  });
+});
+
+const OK_OUTPUT = `registry-janitor: log=/var/log/registry-janitor/gc-registry-20250101T000000Z-42.log
+registry-janitor: container=registry
+registry-janitor: mode=readonly
+registry-janitor: dry_run=0
+registry-janitor: delete_untagged=0
+registry-janitor: version=2.8.2+ds1
+registry-janitor: config=/etc/docker/registry/config.yml
+registry-janitor: bytes_before=1036288
+registry-janitor: standin=registry-janitor-gc
+registry-janitor: mode_used=readonly
+registry-janitor: gc_exit=0
+registry-janitor: summary=3 blobs marked, 3 blobs and 0 manifests eligible for deletion
+registry-janitor: tail=3 blobs marked, 3 blobs and 0 manifests eligible for deletion
+registry-janitor: tail=blob eligible for deletion: sha256:c60f
+registry-janitor: restored=registry
+registry-janitor: bytes_after=512000
+registry-janitor: status=ok
+`;
+
+describe('parseGcOutput', () => {
+  it('reads a successful read-only run', () => {
+    expect(parseGcOutput(OK_OUTPUT)).toEqual({
+      status: 'ok',
+      container: 'registry',
+      modeRequested: 'readonly',
+      modeUsed: 'readonly',
+      fellBack: false,
+      dryRun: false,
+      deleteUntagged: false,
+      registryVersion: '2.8.2+ds1',
+      configPath: '/etc/docker/registry/config.yml',
+      blobsMarked: 3,
+      blobsEligible: 3,
+      manifestsEligible: 0,
+      bytesBefore: 1036288,
+      bytesAfter: 512000,
+      bytesFreed: 524288,
+      logFile: '/var/log/registry-janitor/gc-registry-20250101T000000Z-42.log',
+      tail: ['3 blobs marked, 3 blobs and 0 manifests eligible for deletion', 'blob eligible for deletion: sha256:c60f'],
+      warnings: [],
+      errors: [],
+      errorCode: null,
+      error: null,
+      restoreFailed: false,
+      exitStatus: 0,
+    });
+  });
+
+  it.each<[string, string, Partial<ReturnType<typeof parseGcOutput>>]>([
+    [
+      'a fallback to offline',
+      'registry-janitor: mode=readonly\nregistry-janitor: warning=the read-only stand-in could not start (x); fell back\n' +
+        'registry-janitor: mode_used=offline\nregistry-janitor: status=ok\n',
+      { modeRequested: 'readonly', modeUsed: 'offline', fellBack: true, warnings: ['the read-only stand-in could not start (x); fell back'] },
+    ],
+    [
+      'a missing container',
+      'registry-janitor: error_code=container-missing\nregistry-janitor: error=there is no container named x\n' +
+        'registry-janitor: exit_status=4\nregistry-janitor: status=failed\n',
+      { status: 'failed', errorCode: 'container-missing', error: 'there is no container named x', exitStatus: 4 },
+    ],
+    [
+      'a failed restore after an interruption',
+      'registry-janitor: error_code=interrupted\nregistry-janitor: error=interrupted by SIGTERM\n' +
+        'registry-janitor: error_code=restore-failed\nregistry-janitor: error=could not start r again\n' +
+        'registry-janitor: exit_status=6\nregistry-janitor: status=failed\n',
+      { errorCode: 'interrupted', restoreFailed: true, exitStatus: 6 },
+    ],
+    [
+      'output cut off before the end',
+      'registry-janitor: mode=offline\nregistry-janitor: bytes_before=4096\n',
+      { status: null, bytesBefore: 4096, bytesAfter: null, bytesFreed: null, exitStatus: null },
+    ],
+    [
+      'unknown version and size',
+      'registry-janitor: version=unknown\nregistry-janitor: bytes_before=unknown\nregistry-janitor: status=ok\n',
+      { registryVersion: null, bytesBefore: null },
+    ],
+    [
+      'a v3 run with --delete-untagged',
+      'registry-janitor: version=3.0.0\r\nregistry-janitor: delete_untagged=1\r\n' +
+        'registry-janitor: summary=10 blobs marked, 0 blobs and 4 manifests eligible for deletion\r\n',
+      { registryVersion: '3.0.0', deleteUntagged: true, blobsMarked: 10, blobsEligible: 0, manifestsEligible: 4 },
+    ],
+    ['no script output at all', 'sh: 1: docker: not found\n', { status: null, modeUsed: null, tail: [], errors: [] }],
+  ])('reads %s', (_name, stdout, expected) => {
+    expect(parseGcOutput(stdout)).toMatchObject(expected);
+  });
+});
+
+class FakeRunner implements CommandRunner {
+  public scripts: string[] = [];
+  public constructor(private readonly result: CommandResult | Error) {}
+  public run(script: string): Promise<CommandResult> {
+    this.scripts.push(script);
+    return this.result instanceof Error ? Promise.reject(this.result) : Promise.resolve(this.result);
+  }
+}
+
+describe('runGc', () => {
+  it('runs the script for the options and returns the summary', async () => {
+    const runner = new FakeRunner({ status: 'Success', exitCode: 0, stdout: OK_OUTPUT, stderr: '', commandId: 'c-1' });
+    const result = await runGc(runner, { containerName: 'reg', mode: 'offline', timeoutSeconds: 60 });
+    expect(runner.scripts[0]).toContain("\ncontainer='reg'\n");
+    expect(runner.scripts[0]).toContain("\nmode='offline'\n");
+    expect(result).toMatchObject({ status: 'Success', commandId: 'c-1', summary: { blobsEligible: 3, bytesFreed: 524288 } });
+  });
+
+  it('hands back a command that is still running', async () => {
+    const runner = new FakeRunner({ status: 'InProgress', exitCode: null, stdout: '', stderr: '', commandId: 'c-2' });
+    expect(await runGc(runner)).toEqual({ status: 'InProgress', commandId: 'c-2' });
+  });
+
+  it.each<[string, CommandResult, RegExp[]]>([
+    [
+      'a failure with its reason, tail and log',
+      {
+        status: 'Failed',
+        exitCode: 5,
+        stderr: '',
+        stdout:
+          'registry-janitor: log=/var/log/rj/gc.log\nregistry-janitor: tail=failed to garbage collect: boom\n' +
+          'registry-janitor: error_code=gc-failed\nregistry-janitor: error=garbage-collect failed (exit 1)\n' +
+          'registry-janitor: status=failed\n',
+      },
+      [/failed on the registry host \(exit 5, gc-failed\): garbage-collect failed \(exit 1\)/, /  failed to garbage collect: boom/, /full log on the host: \/var\/log\/rj\/gc.log/],
+    ],
+    [
+      'a registry left down',
+      {
+        status: 'Failed',
+        exitCode: 6,
+        stderr: '',
+        stdout:
+          'registry-janitor: error_code=gc-failed\nregistry-janitor: error=gc broke\n' +
+          'registry-janitor: error_code=restore-failed\nregistry-janitor: error=could not start r again\n',
+      },
+      [/gc broke/, /AND THE REGISTRY IS DOWN: could not start r again/],
+    ],
+    [
+      'a timeout',
+      { status: 'TimedOut', exitCode: null, stdout: '', stderr: '' },
+      [/did not finish within 30 s/, /Raise the timeout/],
+    ],
+    [
+      'a cancel',
+      { status: 'Cancelled', exitCode: null, stdout: '', stderr: '' },
+      [/was cancelled/],
+    ],
+    [
+      'a shell error with no script output',
+      { status: 'Failed', exitCode: 127, stdout: '', stderr: 'sh: 1: /bin/nope: not found\n' },
+      [/exit 127\): sh: 1: \/bin\/nope: not found/],
+    ],
+  ])('throws a GcCommandError for %s', async (_name, result, messages) => {
+    const error = await runGc(new FakeRunner(result), { timeoutSeconds: 30 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(GcCommandError);
+    expect(error).toBeInstanceOf(GcError);
+    const gcError = error as GcCommandError;
+    expect(gcError.status).toBe(result.status);
+    for (const message of messages) expect(gcError.message).toMatch(message);
+  });
+
+  it('wraps a runner that cannot run the command', async () => {
+    const cause = new Error('SSM: InvalidInstanceId');
+    const error = await runGc(new FakeRunner(cause)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(GcError);
+    expect((error as GcError).message).toMatch(/could not run garbage-collect on the registry host: SSM: InvalidInstanceId/);
+    expect((error as GcError).cause).toBe(cause);
+  });
+
+  it('refuses bad options before running anything', async () => {
+    const runner = new FakeRunner(new Error('not reached'));
+    await expect(runGc(runner, { containerName: 'a b' })).rejects.toThrow(ConfigError);
+    expect(runner.scripts).toEqual([]);
+  });
+});
+
+// A fake docker CLI: containers are directories under $SHIM_STATE/c; every call is appended to $SHIM_STATE/calls.
+const DOCKER_SHIM = String.raw`#!/bin/sh
+S=$SHIM_STATE
+{ for a in "$@"; do printf '[%s]' "$a"; done; echo; } >>"$S/calls"
+gc() {
+  if [ -e "$S/gc-block" ]; then
+    : >"$S/gc-started"
+    while [ -e "$S/gc-block" ]; do sleep 0.05; done
+  fi
+  cat "$S/gc-output"
+  rc=$(cat "$S/gc-exit")
+  case " $* " in *" --dry-run "*) ;; *) if [ "$rc" = 0 ]; then echo 40 >"$S/kib"; fi ;; esac
+  return "$rc"
+}
+verb=$1
+shift
+case $verb in
+  inspect)
+    fmt=
+    while [ $# -gt 1 ]; do
+      case $1 in --type) shift 2 ;; -f) fmt=$2; shift 2 ;; *) break ;; esac
+    done
+    d=$S/c/$1
+    if [ ! -d "$d" ]; then echo "Error: No such container: $1" >&2; exit 1; fi
+    case $fmt in
+      '') echo '[{}]' ;;
+      *State.Running*) cat "$d/running" ;;
+      *State.Status*) if [ "$(cat "$d/running")" = true ]; then echo running; else echo exited; fi ;;
+      *Config.Cmd*) cat "$d/cmd" 2>/dev/null ;;
+      *'.Image}}|'*) echo 'sha256:feed|bridge|false||["/entrypoint.sh"]' ;;
+      *Config.Entrypoint*) echo /entrypoint.sh ;;
+      *Config.Env*) printf 'PATH=/bin\nREGISTRY_STORAGE_DELETE_ENABLED=true\nREGISTRY_STORAGE_MAINTENANCE_READONLY={"enabled":false}\n' ;;
+      *Config.Labels*) printf 'com.docker.compose.project=x\ntraefik.enable=true\n' ;;
+      *PortBindings*) echo '5000/tcp|127.0.0.1|5000' ;;
+      *Networks*) cat "$d/networks" ;;
+      *) echo "shim: unknown format $fmt" >&2; exit 1 ;;
+    esac ;;
+  image) echo '["/entrypoint.sh"]' ;;
+  exec)
+    name=$1
+    shift
+    if [ "$(cat "$S/c/$name/running" 2>/dev/null)" != true ]; then echo "Error: $name is not running" >&2; exit 1; fi
+    case $1 in
+      registry) if [ "$2" = --version ]; then cat "$S/version"; else gc "$@"; fi ;;
+      du) printf '%s\t%s\n' "$(cat "$S/kib")" "$3" ;;
+      ls) if [ -e "$S/no-config" ]; then echo "ls: $2: No such file or directory" >&2; exit 1; fi; echo "$2" ;;
+    esac ;;
+  create)
+    name=
+    prev=
+    for a in "$@"; do
+      if [ "$prev" = --name ]; then name=$a; fi
+      prev=$a
+    done
+    if [ -e "$S/fail-create" ]; then echo "Error: create failed" >&2; exit 1; fi
+    mkdir -p "$S/c/$name"
+    echo false >"$S/c/$name/running"
+    echo 0123456789ab ;;
+  start)
+    if [ "$1" = -a ]; then
+      echo true >"$S/c/$2/running"
+      gc
+      rc=$?
+      echo false >"$S/c/$2/running"
+      exit "$rc"
+    fi
+    if [ -e "$S/fail-start-$1" ]; then echo "Error: cannot listen on the TCP port: address already in use" >&2; exit 1; fi
+    if [ ! -d "$S/c/$1" ]; then echo "Error: No such container: $1" >&2; exit 1; fi
+    echo true >"$S/c/$1/running"
+    echo "$1" ;;
+  stop) echo false >"$S/c/$1/running"; echo "$1" ;;
+  restart) echo true >"$S/c/$1/running"; echo "$1" ;;
+  rm) if [ "$1" = -f ]; then shift; fi; rm -rf "$S/c/$1"; echo "$1" ;;
+  logs) echo 'configuration error' ;;
+  network) exit 0 ;;
+  *) echo "shim: unexpected docker $verb" >&2; exit 1 ;;
+esac
+`;
+
+const GC_OUTPUT_28 = `app
+app: marking manifest sha256:aaa
+app: marking blob sha256:bbb
+
+2 blobs marked, 3 blobs and 0 manifests eligible for deletion
+blob eligible for deletion: sha256:ccc
+`;
+
+interface ShimSetup {
+  readonly version?: string;
+  readonly cmd?: string;
+  readonly running?: boolean;
+  readonly exists?: boolean;
+  readonly gcExit?: number;
+  readonly gcOutput?: string;
+  readonly networks?: string;
+  readonly failStartStandin?: boolean;
+  readonly failCreate?: boolean;
+  readonly failStartOriginal?: boolean;
+  readonly noConfig?: boolean;
+  readonly leftoverHelper?: boolean;
+  readonly blockGc?: boolean;
+}
+
+interface ShimRun {
+  readonly result: CommandResult;
+  readonly summary: ReturnType<typeof parseGcOutput>;
+  /** Every state-changing call, in order, e.g. `stop reg`, `gc in reg-janitor-gc: --dry-run /etc/…`. */
+  readonly actions: string[];
+  readonly calls: string[][];
+  readonly running: (name: string) => Promise<string | undefined>;
+}
+
+describe('the GC script under dash against a fake docker', () => {
+  let dir: string;
+  let state: string;
+  let bin: string;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'rj-gc-shim-'));
+    state = join(dir, 'state');
+    bin = join(dir, 'bin');
+    await mkdir(join(state, 'c'), { recursive: true });
+    await mkdir(bin);
+    await writeFile(join(bin, 'docker'), DOCKER_SHIM);
+    await chmod(join(bin, 'docker'), 0o755);
+  });
+  afterEach(async () => {
+    await rm(join(state, 'gc-block'), { force: true });
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function prepare(setup: ShimSetup): Promise<void> {
+    await writeFile(join(state, 'version'), setup.version ?? 'registry github.com/docker/distribution v2.8.3\n');
+    await writeFile(join(state, 'kib'), '100\n');
+    await writeFile(join(state, 'gc-exit'), `${setup.gcExit ?? 0}\n`);
+    await writeFile(join(state, 'gc-output'), setup.gcOutput ?? GC_OUTPUT_28);
+    if (setup.exists !== false) {
+      await mkdir(join(state, 'c', 'reg'), { recursive: true });
+      await writeFile(join(state, 'c', 'reg', 'running'), setup.running === false ? 'false\n' : 'true\n');
+      await writeFile(join(state, 'c', 'reg', 'cmd'), setup.cmd ?? '/etc/docker/registry/config.yml\n');
+      await writeFile(join(state, 'c', 'reg', 'networks'), setup.networks ?? 'bridge\n');
+    }
+    if (setup.failStartStandin) await writeFile(join(state, 'fail-start-reg-janitor-gc'), '');
+    if (setup.failStartOriginal) await writeFile(join(state, 'fail-start-reg'), '');
+    if (setup.failCreate) await writeFile(join(state, 'fail-create'), '');
+    if (setup.noConfig) await writeFile(join(state, 'no-config'), '');
+    if (setup.blockGc) await writeFile(join(state, 'gc-block'), '');
+    if (setup.leftoverHelper) {
+      await mkdir(join(state, 'c', 'reg-janitor-gc'));
+      await writeFile(join(state, 'c', 'reg-janitor-gc', 'running'), 'true\n');
+      if (setup.exists !== false) await writeFile(join(state, 'c', 'reg', 'running'), 'false\n');
+    }
+  }
+
+  function runnerEnv(): Record<string, string> {
+    return { SHIM_STATE: state, PATH: `${bin}${delimiter}${process.env.PATH ?? ''}` };
+  }
+
+  function gcOptions(options: GcOptions): GcOptions {
+    return { containerName: 'reg', logDir: join(dir, 'logs'), lockPath: join(dir, 'gc.lock'), ...options };
+  }
+
+  async function collect(result: CommandResult): Promise<ShimRun> {
+    const raw = existsSync(join(state, 'calls')) ? await readFile(join(state, 'calls'), 'utf8') : '';
+    const calls = raw
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => l.slice(1, -1).split(']['));
+    const actions: string[] = [];
+    for (const call of calls) {
+      const [verb, ...args] = call;
+      if (verb === 'exec' && args.includes('garbage-collect')) {
+        actions.push(`gc in ${args[0]}: ${args.slice(args.indexOf('garbage-collect') + 1).join(' ')}`);
+      } else if (verb === 'start' && args[0] === '-a') {
+        actions.push(`gc in ${args[1]} (start -a)`);
+      } else if (verb === 'create') {
+        const role = args.find((a) => a.startsWith('registry-janitor.role='))?.split('=')[1];
+        actions.push(`create ${args[args.indexOf('--name') + 1]} (${role})`);
+      } else if (verb === 'start' || verb === 'stop' || verb === 'restart' || verb === 'rm') {
+        actions.push(`${verb} ${args.filter((a) => a !== '-f').join(' ')}`);
+      }
+    }
+    return {
+      result,
+      summary: parseGcOutput(result.stdout),
+      actions,
+      calls,
+      running: async (name) =>
+        existsSync(join(state, 'c', name, 'running'))
+          ? (await readFile(join(state, 'c', name, 'running'), 'utf8')).trim()
+          : undefined,
+    };
+  }
+
+  async function runShim(setup: ShimSetup, options: GcOptions, shell = 'dash'): Promise<ShimRun> {
+    await prepare(setup);
+    const runner = new LocalCommandRunner({ shell, env: runnerEnv() });
+    return collect(await runner.run(buildGcScript(gcOptions(options))));
+  }
+
+  const MODES: [string, GcOptions, string[]][] = [
+    [
+      'readonly',
+      { mode: 'readonly' },
+      [
+        'create reg-janitor-gc (standin)',
+        'stop reg',
+        'start reg-janitor-gc',
+        'gc in reg-janitor-gc: /etc/docker/registry/config.yml',
+        'rm reg-janitor-gc',
+        'start reg',
+      ],
+    ],
+    [
+      'offline',
+      { mode: 'offline' },
+      [
+        'stop reg',
+        'create reg-janitor-gc (oneoff)',
+        'gc in reg-janitor-gc (start -a)',
+        'rm reg-janitor-gc',
+        'start reg',
+      ],
+    ],
+    ['online', { mode: 'online' }, ['gc in reg: /etc/docker/registry/config.yml', 'restart reg']],
+    ['a dry run (any mode)', { mode: 'readonly', dryRun: true }, ['gc in reg: --dry-run /etc/docker/registry/config.yml']],
+  ];
+  it.each(['dash', 'bash'].flatMap((shell) => MODES.map(([name, o, a]) => [name, shell, o, a] as const)))(
+    '%s under %s: stops, collects and brings the registry back in order',
+    async (_name, shell, options, actions) => {
+      const run = await runShim({}, options, shell);
+      expect(run.result.stderr).toBe('');
+      expect(run.result.status).toBe('Success');
+      expect(run.actions).toEqual(actions);
+      expect(run.summary).toMatchObject({
+        status: 'ok',
+        modeUsed: options.dryRun ? 'online' : options.mode,
+        blobsMarked: 2,
+        blobsEligible: 3,
+        manifestsEligible: 0,
+        registryVersion: '2.8.3',
+        bytesBefore: 102400,
+        bytesAfter: options.dryRun ? 102400 : 40960,
+      });
+      expect(await run.running('reg')).toBe('true');
+      expect(await run.running('reg-janitor-gc')).toBeUndefined();
+      // The full output stays on the host; only its tail comes back.
+      const log = await readFile(run.summary.logFile!, 'utf8');
+      expect(log).toContain(GC_OUTPUT_28);
+      expect(run.summary.tail).toEqual(GC_OUTPUT_28.trimEnd().split('\n'));
+    },
+  );
+
+  it('gives the stand-in the original environment, ports and command, read-only', async () => {
+    const run = await runShim({}, { mode: 'readonly' });
+    const create = run.calls.find((c) => c[0] === 'create')!;
+    expect(create).toEqual(
+      expect.arrayContaining(['--volumes-from', 'reg', '-p', '127.0.0.1:5000:5000/tcp', '--network', 'bridge']),
+    );
+    expect(create.slice(-2)).toEqual(['sha256:feed', '/etc/docker/registry/config.yml']);
+    expect(create[create.indexOf('-e') + 1]).toBe('REGISTRY_STORAGE_MAINTENANCE_READONLY={"enabled":true}');
+    expect(run.calls.some((c) => c.includes('--network-alias'))).toBe(false);
+  });
+
+  it('keeps the registry reachable under its name and aliases on a user network', async () => {
+    const run = await runShim({ networks: 'backend reg-alias abc123\nfrontend web\n' }, { mode: 'readonly' });
+    expect(run.result.status).toBe('Success');
+    const create = run.calls.find((c) => c[0] === 'create')!;
+    expect(create.join(' ')).toContain('--network backend --network-alias reg --network-alias reg-alias');
+    expect(run.calls).toContainEqual(['network', 'connect', '--alias', 'reg', '--alias', 'web', 'frontend', 'reg-janitor-gc']);
+  });
+
+  it.each<[string, ShimSetup, GcOptions, string, string[]]>([
+    [
+      'v3: passes --delete-untagged and uses the v3 config path',
+      { version: 'registry github.com/distribution/distribution/v3 v3.0.0\n', cmd: 'serve\n' },
+      { mode: 'online', deleteUntagged: true },
+      '3.0.0',
+      ['gc in reg: --delete-untagged /etc/distribution/config.yml', 'restart reg'],
+    ],
+    [
+      'the config file the container was started with',
+      { cmd: 'serve\n/srv/registry/conf.yaml\n' },
+      { mode: 'online' },
+      '2.8.3',
+      ['gc in reg: /srv/registry/conf.yaml', 'restart reg'],
+    ],
+    [
+      'an explicit config path with spaces and quotes',
+      {},
+      { mode: 'online', configPath: "/etc/my reg/it's.yml" },
+      '2.8.3',
+      ["gc in reg: /etc/my reg/it's.yml", 'restart reg'],
+    ],
+  ])('%s', async (_name, setup, options, version, actions) => {
+    const run = await runShim(setup, options);
+    expect(run.result.status).toBe('Success');
+    expect(run.summary.registryVersion).toBe(version);
+    expect(run.actions).toEqual(actions);
+  });
+
+  it.each<[string, ShimSetup, GcOptions, number, string, RegExp]>([
+    ['a missing container', { exists: false }, {}, 4, 'container-missing', /there is no container named reg/],
+    ['a stopped container', { running: false }, {}, 4, 'container-not-running', /reg is not running \(state: exited\); start it/],
+    ['--delete-untagged on 2.8', {}, { deleteUntagged: true }, 2, 'refused', /refusing --delete-untagged on distribution 2\.8\.3: .*multi-arch/],
+    ['--delete-untagged on an unknown version', { version: 'sh: registry: not found\n' }, { deleteUntagged: true }, 2, 'refused', /could not be read/],
+    ['a config path that does not exist', { noConfig: true }, { configPath: '/etc/nope.yml' }, 2, 'config-missing', /\/etc\/nope.yml does not exist in container reg/],
+  ])('refuses %s before touching the registry', async (_name, setup, options, exit, code, message) => {
+    const run = await runShim(setup, options);
+    expect(run.result.status).toBe('Failed');
+    expect(run.result.exitCode).toBe(exit);
+    expect(run.summary).toMatchObject({ status: 'failed', errorCode: code, exitStatus: exit });
+    expect(run.summary.error).toMatch(message);
+    expect(run.result.stderr).toMatch(message);
+    expect(run.actions).toEqual([]);
+  });
+
+  it('falls back to offline when the stand-in cannot start, and says so', async () => {
+    const run = await runShim({ failStartStandin: true }, { mode: 'readonly' });
+    expect(run.result.status).toBe('Success');
+    expect(run.actions).toEqual([
+      'create reg-janitor-gc (standin)',
+      'stop reg',
+      'start reg-janitor-gc',
+      'rm reg-janitor-gc',
+      'create reg-janitor-gc (oneoff)',
+      'gc in reg-janitor-gc (start -a)',
+      'rm reg-janitor-gc',
+      'start reg',
+    ]);
+    expect(run.summary).toMatchObject({ modeRequested: 'readonly', modeUsed: 'offline', fellBack: true, blobsEligible: 3 });
+    expect(run.summary.warnings.join('\n')).toMatch(/stand-in could not start \(.*address already in use\); fell back to offline/);
+  });
+
+  it('falls back to offline when the stand-in cannot even be created', async () => {
+    await writeFile(join(state, 'fail-create'), '');
+    const run = await runShim({}, { mode: 'readonly' });
+    // Creating the one-off fails the same way, so this ends as a failure, with the registry started again.
+    expect(run.summary.warnings.join('\n')).toMatch(/stand-in could not start \(docker create failed\)/);
+    expect(run.summary.errorCode).toBe('helper-failed');
+    expect(run.actions.slice(-1)).toEqual(['start reg']);
+    expect(await run.running('reg')).toBe('true');
+  });
+
+  it.each(['readonly', 'offline', 'online'] as const)(
+    'brings the registry back when garbage-collect fails (%s)',
+    async (mode) => {
+      const run = await runShim(
+        { gcExit: 1, gcOutput: 'app\nfailed to garbage collect: failed to mark: boom\n' },
+        { mode },
+      );
+      expect(run.result.exitCode).toBe(5);
+      expect(run.summary).toMatchObject({ status: 'failed', errorCode: 'gc-failed', modeUsed: mode });
+      expect(run.summary.error).toMatch(/garbage-collect failed \(exit 1, mode \w+\): failed to garbage collect: failed to mark: boom; the full output is in \//);
+      expect(run.summary.tail).toContain('failed to garbage collect: failed to mark: boom');
+      expect(run.actions.slice(-1)).toEqual([mode === 'online' ? 'restart reg' : 'start reg']);
+      expect(await run.running('reg')).toBe('true');
+    },
+  );
+
+  it('treats a registry without repositories as nothing to collect', async () => {
+    const run = await runShim(
+      {
+        gcExit: 1,
+        gcOutput: 'failed to garbage collect: failed to mark: filesystem: Path not found: /docker/registry/v2/repositories\n',
+      },
+      { mode: 'offline' },
+    );
+    expect(run.result.status).toBe('Success');
+    expect(run.summary).toMatchObject({ status: 'ok', blobsMarked: 0, blobsEligible: 0 });
+    expect(run.summary.warnings.join()).toMatch(/no repositories under the storage root/);
+  });
+
+  it('fails loudly when the registry cannot be started again', async () => {
+    const run = await runShim({ failStartOriginal: true }, { mode: 'offline' });
+    expect(run.result.exitCode).toBe(6);
+    expect(run.summary.restoreFailed).toBe(true);
+    expect(run.summary.error).toMatch(/could not start reg again after garbage-collect; start it by hand/);
+  });
+
+  it('cleans up after an interrupted run it finds', async () => {
+    const run = await runShim({ leftoverHelper: true }, { mode: 'online' });
+    expect(run.result.status).toBe('Success');
+    expect(run.actions.slice(0, 2)).toEqual(['rm reg-janitor-gc', 'start reg']);
+    expect(run.summary.warnings).toEqual([
+      'removed reg-janitor-gc, left behind by an interrupted run',
+      'started reg again: an interrupted run had left it stopped',
+    ]);
+  });
+
+  it('says why when the log directory cannot be written', async () => {
+    const run = await runShim({}, { logDir: '/proc/registry-janitor-logs' });
+    expect(run.result.exitCode).toBe(2);
+    expect(run.summary.errorCode).toBe('log-dir');
+    expect(run.actions).toEqual([]);
+  });
+
+  it('brings the registry back on SIGTERM (a timeout) while garbage-collect runs', async () => {
+    await prepare({ blockGc: true });
+    const runner = new LocalCommandRunner({ shell: 'dash', env: runnerEnv(), killGraceSeconds: 30 });
+    const pending = runner.run(buildGcScript(gcOptions({ mode: 'readonly' })), { timeoutSeconds: 3 });
+    const run = await collect(await pending);
+    expect(existsSync(join(state, 'gc-started'))).toBe(true);
+    expect(run.result.status).toBe('TimedOut');
+    expect(run.result.exitCode).toBe(143);
+    expect(run.summary).toMatchObject({ status: 'failed', errorCode: 'interrupted' });
+    expect(run.actions.slice(-2)).toEqual(['rm reg-janitor-gc', 'start reg']);
+    expect(await run.running('reg')).toBe('true');
+  });
+
+  it('brings the registry back through its guardian when the whole process group is SIGKILLed (SSM timeout)', async () => {
+    await prepare({ blockGc: true });
+    const script = join(dir, 'gc.sh');
+    await writeFile(script, buildGcScript(gcOptions({ mode: 'offline' })));
+    const child = spawn('dash', [script], {
+      detached: true,
+      stdio: 'ignore',
+      env: { ...process.env, ...runnerEnv() },
+    });
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    await waitFor(() => existsSync(join(state, 'gc-started')));
+    expect(await readFile(join(state, 'c', 'reg', 'running'), 'utf8')).toBe('false\n');
+    process.kill(-child.pid!, 'SIGKILL');
+    await exited;
+    await waitFor(async () => (await readFile(join(state, 'c', 'reg', 'running'), 'utf8')) === 'true\n');
+    const run = await collect({ status: 'Failed', exitCode: null, stdout: '', stderr: '' });
+    expect(run.actions.slice(-2)).toEqual(['rm reg-janitor-gc', 'start reg']);
+    // The guardian held the lock until it was done: the next run gets it.
+    await rm(join(state, 'gc-block'));
+    const next = await runShim({}, { mode: 'online' });
+    expect(next.result.status).toBe('Success');
+  });
+
+  it('never lets two runs overlap on one host', async () => {
+    await prepare({ blockGc: true });
+    const runner = new LocalCommandRunner({ shell: 'dash', env: runnerEnv() });
+    const first = runner.run(buildGcScript(gcOptions({ mode: 'online' })));
+    await waitFor(() => existsSync(join(state, 'gc-started')));
+    const second = await runner.run(buildGcScript(gcOptions({ mode: 'online' })));
+    expect(second.exitCode).toBe(3);
+    expect(parseGcOutput(second.stdout)).toMatchObject({ errorCode: 'lock-busy' });
+    expect(parseGcOutput(second.stdout).error).toMatch(/another garbage-collect run holds .*gc\.lock/);
+    await rm(join(state, 'gc-block'));
+    expect((await first).status).toBe('Success');
+  });
+});
+
+async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

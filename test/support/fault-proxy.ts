@@ -1,0 +1,69 @@
+// An HTTP proxy on 127.0.0.1 in front of a registry that can fail chosen requests (status codes, dropped
+// connections), to prove that faults make plans incomplete and never lead to deletes.
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export type Fault = { status: number; body?: string; times?: number } | { reset: true; times?: number };
+
+export interface FaultProxy {
+  readonly url: string;
+  /** Requests seen, as "METHOD path". */
+  readonly seen: string[];
+  /** Fail requests whose "METHOD path" matches. `times` limits how often (default: always). */
+  fail(match: RegExp, fault: Fault): void;
+  clear(): void;
+  close(): Promise<void>;
+}
+
+export async function startFaultProxy(target: string): Promise<FaultProxy> {
+  const upstream = new URL(target);
+  const rules: { match: RegExp; fault: Fault; left: number }[] = [];
+  const seen: string[] = [];
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const key = `${req.method} ${req.url}`;
+    seen.push(key);
+    const rule = rules.find((r) => r.left > 0 && r.match.test(key));
+    if (rule) {
+      rule.left -= 1;
+      if ('reset' in rule.fault) {
+        req.socket.destroy();
+        return;
+      }
+      res.writeHead(rule.fault.status, { 'content-type': 'application/json' });
+      res.end(
+        rule.fault.body ?? JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: 'injected fault' }] }),
+      );
+      return;
+    }
+    const proxied = httpRequest(
+      {
+        host: upstream.hostname,
+        port: upstream.port,
+        method: req.method,
+        path: req.url,
+        headers: req.headers,
+      },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    proxied.on('error', () => res.destroy());
+    req.pipe(proxied);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    seen,
+    fail: (match, fault) => rules.push({ match, fault, left: fault.times ?? Infinity }),
+    clear: () => {
+      rules.length = 0;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
