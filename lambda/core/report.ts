@@ -13,6 +13,7 @@ export function formatBytes(n: number): string {
   return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
 }
 
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 const short = (digest: string): string => digest.replace(/^(sha256:)?([0-9a-f]{12})[0-9a-f]*$/, 'sha256:$2');
 const day = (created: string | undefined): string => (created ? created.slice(0, 10) : 'no date');
 
@@ -49,11 +50,11 @@ export function formatPlan(plan: Plan, options: { verbose?: boolean } = {}): str
 function formatRepository(repo: RepositoryPlan, verbose: boolean): string[] {
   const head =
     repo.action === 'untouched'
-      ? `${repo.name}: no rule matches; ${repo.kept.length} tags left untouched`
+      ? `${repo.name}: no rule matches; ${plural(repo.kept.length, 'tag')} left untouched`
       : repo.action === 'protected'
-        ? `${repo.name}: protected by rule #${repo.rule}; ${repo.kept.length} tags kept`
-        : `${repo.name}: rule #${repo.rule}; keep ${repo.kept.length}, delete ${repo.deleteTags.length} tags and ` +
-          `${repo.deleteManifests.length} manifests, about ${formatBytes(repo.bytesFreed)} freed`;
+        ? `${repo.name}: protected by rule #${repo.rule}; ${plural(repo.kept.length, 'tag')} kept`
+        : `${repo.name}: rule #${repo.rule}; keep ${repo.kept.length}, delete ${plural(repo.deleteTags.length, 'tag')} and ` +
+          `${plural(repo.deleteManifests.length, 'manifest')}, about ${formatBytes(repo.bytesFreed)} freed`;
   const lines = [head];
   if (repo.action === 'cleaned' || verbose) {
     if (verbose) {
@@ -73,7 +74,7 @@ function formatRepository(repo: RepositoryPlan, verbose: boolean): string[] {
     for (const t of repo.deleteTags) {
       const how =
         t.method === 'tag-only'
-          ? `tag only: its image stays for ${sharedWith.get(t.digest) ?? 'a kept tag'}`
+          ? `tag only: its image stays for ${sharedWith.get(t.digest) ?? 'a kept index that uses it'}`
           : t.referrer
             ? 'referrer of a deleted image'
             : 'with its manifest';
