@@ -18,6 +18,14 @@ const short = (digest: string): string => digest.replace(/^(sha256:)?([0-9a-f]{1
 const day = (created: string | undefined): string => (created ? created.slice(0, 10) : 'no date');
 
 export function formatPlan(plan: Plan, options: { verbose?: boolean } = {}): string {
+  if (plan.repositories.length === 0 && plan.errors.length > 0) {
+    // Nothing could be listed: the errors are the whole story.
+    return (
+      `No plan for ${plan.registry}: the registry could not be read.\n` +
+      plan.errors.map((e) => `  ${e.repository ? `${e.repository}: ` : ''}${e.message}`).join('\n') +
+      '\n'
+    );
+  }
   const lines: string[] = [];
   lines.push(
     `Plan for ${plan.registry} at ${plan.generatedAt}${plan.complete ? '' : '  [INCOMPLETE: will not be applied]'}`,
