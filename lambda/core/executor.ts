@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import pLimit from 'p-limit';
 import { errorMessage, RegistryError, SafetyError } from './errors.ts';
-import { MEDIA_TYPES } from './manifest.ts';
+import { MEDIA_TYPES, PLACEHOLDER_ANNOTATION } from './manifest.ts';
 import type { ManifestDeletion, Plan, Report, ReportEntry, RepositoryPlan } from './model.ts';
 import { checkGuard } from './planner.ts';
 import type { ProbeResult, RegistryClient } from './ports.ts';
@@ -22,8 +22,6 @@ export interface ApplyOptions {
   }) => void;
   readonly now?: () => Date;
 }
-
-export const PLACEHOLDER_ANNOTATION = 'io.github.registry-janitor.placeholder';
 
 /** Check everything that must hold before the first DELETE. Throws SafetyError. */
 export function assertApplicable(plan: Plan, maxDeleteFraction: number): void {

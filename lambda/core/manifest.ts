@@ -35,6 +35,9 @@ export const IMAGE_CONFIG_TYPES = new Set<string>([
 
 export const CREATED_ANNOTATION = 'org.opencontainers.image.created';
 
+/** Marks the empty index the executor points a tag at to remove it on distribution 2.8. */
+export const PLACEHOLDER_ANNOTATION = 'io.github.registry-janitor.placeholder';
+
 /** Images created before this are treated as having no usable creation time (reproducible builds stamp 1970). */
 export const EARLIEST_PLAUSIBLE = Date.UTC(2000, 0, 1);
 
@@ -140,6 +143,9 @@ export function parseManifest(digest: string, mediaType: string, body: Uint8Arra
       ...(subject ? { subject } : {}),
       ...(str(doc.artifactType) ? { artifactType: str(doc.artifactType) } : {}),
       ...(annotated ? { created: annotated, createdSource: 'annotation' as const } : {}),
+      ...(children.length === 0 && typeof annotations[PLACEHOLDER_ANNOTATION] === 'string'
+        ? { placeholder: true }
+        : {}),
     };
   }
 

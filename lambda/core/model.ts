@@ -41,6 +41,8 @@ export interface ManifestInfo {
    */
   readonly created?: string;
   readonly createdSource?: 'annotation' | 'config' | 'history' | 'children';
+  /** An empty index registry-janitor itself pushed to remove a tag on 2.8, left by an interrupted run. */
+  readonly placeholder?: boolean;
 }
 
 export interface TagRef {

@@ -89,17 +89,27 @@ function planRepository(
   if (!rule) return keepAll('no-rule');
   if (rule.protect) return keepAll('protected');
 
+  const warnings: string[] = [];
   const reasons = new Map<string, KeepReason[]>();
   const keep = (tag: string, reason: KeepReason): void => {
     const list = reasons.get(tag);
     if (list) list.push(reason);
     else reasons.set(tag, [reason]);
   };
-  const warnings: string[] = [];
-
   const ordinary: TagRef[] = [];
   const referrers: TagRef[] = [];
-  for (const t of repo.tags) (referrerSubject(t.tag) ? referrers : ordinary).push(t);
+  const leftovers: TagRef[] = [];
+  for (const t of repo.tags) {
+    if (manifests.get(t.digest)?.placeholder) leftovers.push(t);
+    else (referrerSubject(t.tag) ? referrers : ordinary).push(t);
+  }
+  if (leftovers.length > 0) {
+    // An interrupted run removed these tags' images already; finish the job instead of judging them.
+    warnings.push(
+      `${leftovers.length} tag(s) still point at a placeholder left by an interrupted run and are removed: ` +
+        leftovers.map((t) => t.tag).join(', '),
+    );
+  }
 
   keepByName(rule, ordinary, keep);
   keepByAge(rule, ordinary, manifests, now, keep, warnings);

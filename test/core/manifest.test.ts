@@ -7,6 +7,7 @@ import {
   MEDIA_TYPES,
   parseConfigCreated,
   parseManifest,
+  PLACEHOLDER_ANNOTATION,
   referrerSubject,
 } from '../../lambda/core/manifest.ts';
 import { plan } from '../../lambda/core/planner.ts';
@@ -142,6 +143,18 @@ describe('real-world manifests', () => {
     expect(r.kept.filter((k) => k.reasons.includes('unknown-age')).map((k) => k.tag)).toHaveLength(4);
     expect(p.complete).toBe(true);
   });
+});
+
+it('recognises the placeholder index the executor uses on 2.8, and nothing else', () => {
+  const body = (annotations: Record<string, string>, manifests: unknown[] = []) =>
+    new TextEncoder().encode(
+      JSON.stringify({ schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests, annotations }),
+    );
+  expect(
+    parseManifest('sha256:p', MEDIA_TYPES.ociIndex, body({ [PLACEHOLDER_ANNOTATION]: 'app:tag' }))
+      .placeholder,
+  ).toBe(true);
+  expect(parseManifest('sha256:q', MEDIA_TYPES.ociIndex, body({ other: 'x' })).placeholder).toBeUndefined();
 });
 
 describe('referrer tags', () => {

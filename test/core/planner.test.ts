@@ -2,7 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { checkGuard, plan } from '../../lambda/core/planner.ts';
 import { parsePolicy } from '../../lambda/core/policy.ts';
 import type { Plan, RepositoryPlan } from '../../lambda/core/model.ts';
-import { art, dg, idx, img, inventory, referrerTag, type InventorySpec } from '../support/inventory.ts';
+import {
+  art,
+  dg,
+  idx,
+  img,
+  inventory,
+  manifest,
+  referrerTag,
+  type InventorySpec,
+} from '../support/inventory.ts';
 
 const NOW = new Date('2026-11-28T12:00:00Z');
 const daysAgo = (n: number): string => new Date(NOW.getTime() - n * 86_400_000).toISOString();
@@ -307,6 +316,24 @@ describe('referrers', () => {
     expect(sig?.role).toBe('referrer');
     expect(sig?.after).toEqual([dg('drop')]);
     expect(r.deleteManifests.find((m) => m.digest === dg('sigOfSbom'))?.after).toEqual([dg('sbomDrop')]);
+  });
+});
+
+describe('leftovers of an interrupted run', () => {
+  it('removes a tag still pointing at a 2.8 placeholder, whatever the keep criteria say', () => {
+    const inv = inventory({ manifests: { a: img(daysAgo(1)) }, repos: { app: { a: 'a', 'build-9': 'a' } } });
+    const placeholder = { ...manifest('ph', idx([])), placeholder: true };
+    const manifests = new Map(inv.manifests).set(placeholder.digest, placeholder);
+    const tags = [...inv.repositories[0]!.tags, { tag: 'latest', digest: placeholder.digest }];
+    const r = repoPlan(
+      plan(
+        { ...inv, manifests, repositories: [{ ...inv.repositories[0]!, tags }] },
+        policy('{ newest: 5, tags: ["latest"] }'),
+        NOW,
+      ),
+    );
+    expect(r.deleteTags).toEqual([{ tag: 'latest', digest: placeholder.digest, method: 'manifest' }]);
+    expect(r.warnings.join()).toMatch(/placeholder left by an interrupted run.*latest/);
   });
 });
 
