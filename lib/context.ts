@@ -1,0 +1,198 @@
+// Reads the app's CDK context (`-c key=value` flags or cdk.json) into typed settings for the stack, so a user
+// deploys with flags alone. Pure: the caller passes the context; every problem is reported at once.
+import type { CronOptions } from 'aws-cdk-lib/aws-events';
+import { ConfigError } from '../lambda/core/errors.ts';
+import { parseCronExpression } from './cron.ts';
+import { GC_MODES, type GcMode } from './registry-janitor.ts';
+
+/** What the app builds the stack from. Names match the construct's props, so error messages fit both. */
+export interface AppSettings {
+  readonly registryUrl: string;
+  readonly instanceId?: string;
+  /** `Key=Value`. */
+  readonly instanceTag?: string;
+  readonly containerName?: string;
+  readonly configPath?: string;
+  readonly gcMode?: GcMode;
+  /** Path of the retention policy file (relative paths resolve against the working directory). */
+  readonly policyFile: string;
+  readonly schedule?: CronOptions;
+  readonly dryRun: boolean;
+  readonly maxDeleteFraction?: number;
+  readonly credentialsParameter?: string;
+  readonly caParameter?: string;
+  /** ARN of the KMS key encrypting the parameters, when it is not the AWS-managed aws/ssm key. */
+  readonly parameterKeyArn?: string;
+  readonly vpcId?: string;
+  readonly subnetIds?: readonly string[];
+  readonly securityGroupIds?: readonly string[];
+  readonly alarmEmail?: string;
+}
+
+/** Every context key the app reads. */
+export const CONTEXT_KEYS = [
+  'registryUrl',
+  'instanceId',
+  'instanceTag',
+  'containerName',
+  'configPath',
+  'gcMode',
+  'policyFile',
+  'schedule',
+  'dryRun',
+  'maxDeleteFraction',
+  'credentialsParameter',
+  'caParameter',
+  'parameterKeyArn',
+  'vpcId',
+  'subnetIds',
+  'securityGroupIds',
+  'alarmEmail',
+] as const;
+
+export const EXAMPLE_DEPLOY =
+  'npx cdk deploy -c registryUrl=https://registry.internal:5000 -c instanceId=i-0123456789abcdef0';
+
+export interface ParseContextOptions {
+  /** The policy file used when `policyFile` is not given (the repository's retention-policy.yaml). */
+  readonly defaultPolicyFile: string;
+}
+
+/**
+ * Turn CDK context into AppSettings. Values given with `-c` arrive as strings; cdk.json may hold booleans,
+ * numbers and lists, so both are accepted.
+ * @throws ConfigError listing every missing or malformed key, each with what to pass.
+ */
+export function parseAppContext(
+  context: Readonly<Record<string, unknown>>,
+  options: ParseContextOptions,
+): AppSettings {
+  const problems: string[] = [];
+  const text = (key: string): string | undefined => {
+    const value = context[key];
+    if (value === undefined || value === null) return undefined;
+    if (typeof value === 'string') return value.trim() === '' ? undefined : value.trim();
+    if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+    problems.push(`${key}: expected a string, got ${JSON.stringify(value)}`);
+    return undefined;
+  };
+
+  for (const key of Object.keys(context)) {
+    const known = CONTEXT_KEYS.find((k) => k !== key && k.toLowerCase() === key.toLowerCase());
+    if (known) problems.push(`${key}: unknown context key; did you mean ${known}? (keys are case-sensitive)`);
+  }
+
+  const registryUrl = text('registryUrl');
+  const instanceId = text('instanceId');
+  const instanceTag = text('instanceTag');
+  const missing: string[] = [];
+  if (registryUrl === undefined) missing.push('-c registryUrl=https://<registry host>:<port>');
+  if (instanceId === undefined && instanceTag === undefined) {
+    missing.push('-c instanceId=i-<registry host> (or -c instanceTag=Key=Value)');
+  }
+  if (missing.length > 0) {
+    problems.unshift(`missing context: pass ${missing.join(' and ')}, e.g. ${EXAMPLE_DEPLOY}`);
+  }
+
+  const gcModeText = text('gcMode');
+  let gcMode: GcMode | undefined;
+  if (gcModeText !== undefined) {
+    if ((GC_MODES as readonly string[]).includes(gcModeText)) gcMode = gcModeText as GcMode;
+    else problems.push(`gcMode: "${gcModeText}" is not one of ${GC_MODES.join(', ')}`);
+  }
+
+  const scheduleText = text('schedule');
+  let schedule: CronOptions | undefined;
+  if (scheduleText !== undefined) {
+    try {
+      schedule = parseCronExpression(scheduleText, 'schedule');
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push(err.message);
+    }
+  }
+
+  const dryRunText = text('dryRun');
+  let dryRun = true;
+  if (dryRunText !== undefined) {
+    if (dryRunText === 'true' || dryRunText === 'false') dryRun = dryRunText === 'true';
+    else problems.push(`dryRun: "${dryRunText}" is not true or false`);
+  }
+
+  const fractionText = text('maxDeleteFraction');
+  let maxDeleteFraction: number | undefined;
+  if (fractionText !== undefined) {
+    const n = Number(fractionText);
+    if (/^\s*(\d+(\.\d*)?|\.\d+)\s*$/.test(fractionText) && n >= 0 && n <= 1) maxDeleteFraction = n;
+    else problems.push(`maxDeleteFraction: "${fractionText}" is not a number from 0 to 1, e.g. 0.5`);
+  }
+
+  const list = (key: string, pattern: RegExp, example: string): string[] | undefined => {
+    const value = context[key];
+    if (value === undefined || value === null || value === '') return undefined;
+    const items = Array.isArray(value) ? value.map(String) : (text(key) ?? '').split(',');
+    const ids = items.map((s) => s.trim()).filter((s) => s !== '');
+    const bad = ids.filter((id) => !pattern.test(id));
+    if (bad.length > 0) problems.push(`${key}: ${bad.map((b) => `"${b}"`).join(', ')} not like ${example}`);
+    return ids.length > 0 ? ids : undefined;
+  };
+
+  const vpcId = text('vpcId');
+  if (vpcId !== undefined && !/^vpc-[0-9a-f]{8,17}$/.test(vpcId)) {
+    problems.push(`vpcId: "${vpcId}" is not a VPC id like vpc-0123456789abcdef0`);
+  }
+  const subnetIds = list(
+    'subnetIds',
+    /^subnet-[0-9a-f]{8,17}$/,
+    'subnet-0123456789abcdef0 (comma-separated)',
+  );
+  const securityGroupIds = list(
+    'securityGroupIds',
+    /^sg-[0-9a-f]{8,17}$/,
+    'sg-0123456789abcdef0 (comma-separated)',
+  );
+  if (vpcId === undefined && (subnetIds !== undefined || securityGroupIds !== undefined)) {
+    problems.push('subnetIds and securityGroupIds need vpcId: pass -c vpcId=vpc-... as well');
+  }
+
+  const containerName = text('containerName');
+  const configPath = text('configPath');
+  const policyFile = text('policyFile') ?? options.defaultPolicyFile;
+  const credentialsParameter = text('credentialsParameter');
+  const caParameter = text('caParameter');
+  const parameterKeyArn = text('parameterKeyArn');
+  const alarmEmail = text('alarmEmail');
+  if (
+    parameterKeyArn !== undefined &&
+    !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/.test(parameterKeyArn)
+  ) {
+    problems.push(
+      `parameterKeyArn: "${parameterKeyArn}" is not a KMS key ARN like ` +
+        'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab (an alias ARN cannot be granted)',
+    );
+  }
+
+  if (problems.length > 0) {
+    throw new ConfigError(`Cannot build the stack from the CDK context:\n  - ${problems.join('\n  - ')}`);
+  }
+
+  return {
+    registryUrl: registryUrl!,
+    instanceId,
+    instanceTag,
+    containerName,
+    configPath,
+    gcMode,
+    policyFile,
+    schedule,
+    dryRun,
+    maxDeleteFraction,
+    credentialsParameter,
+    caParameter,
+    parameterKeyArn,
+    vpcId,
+    subnetIds,
+    securityGroupIds,
+    alarmEmail,
+  };
+}

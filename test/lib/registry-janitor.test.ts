@@ -1,0 +1,632 @@
+// The RegistryJanitor construct: what we chose (runtime, limits, schedule, environment, IAM scoped to the host,
+// document and parameters, alarms, cache bucket) and one clear error per bad or conflicting prop.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CfnParameter, Stack } from 'aws-cdk-lib';
+import { Capture, Match, Template } from 'aws-cdk-lib/assertions';
+import { SecurityGroup, Subnet, Vpc } from 'aws-cdk-lib/aws-ec2';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { ScheduleExpression } from 'aws-cdk-lib/aws-scheduler';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, PolicyError } from '../../lambda/core/errors.ts';
+import type { PolicyDocument } from '../../lambda/core/policy.ts';
+import { RegistryJanitor, type RegistryJanitorProps } from '../../lib/registry-janitor.ts';
+import {
+  allActions,
+  createTestApps,
+  flatten,
+  roleOf,
+  statementsOf,
+  wildcardActions,
+  type Statement,
+} from '../support/cfn-template.ts';
+
+const POLICY: PolicyDocument = {
+  rules: [
+    { repositories: ['base/**'], protect: true },
+    { repositories: ['**'], keep: { newest: 5, tags: ['latest'] } },
+  ],
+};
+const BASE: RegistryJanitorProps = {
+  registryUrl: 'https://registry.internal:5000',
+  instanceId: 'i-0123456789abcdef0',
+  policy: POLICY,
+};
+const DOCUMENT_ARN = 'arn:${AWS::Partition}:ssm:${AWS::Region}::document/AWS-RunShellScript';
+const INSTANCE_ARN =
+  'arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/i-0123456789abcdef0';
+
+const apps = createTestApps();
+afterAll(() => apps.dispose());
+
+function synth(
+  props: Partial<RegistryJanitorProps> = {},
+  extend?: (stack: Stack) => Partial<RegistryJanitorProps>,
+) {
+  const app = apps.app();
+  const stack = new Stack(app, 'Test');
+  const janitor = new RegistryJanitor(stack, 'Janitor', { ...BASE, ...extend?.(stack), ...props });
+  const template = Template.fromStack(stack);
+  return { stack, janitor, template, statements: statementsOf(template, roleOf(template)) };
+}
+
+function functionEnvironment(template: Template): Record<string, unknown> {
+  const fn = Object.values(template.findResources('AWS::Lambda::Function'))[0] as {
+    Properties: { Environment: { Variables: Record<string, unknown> } };
+  };
+  return fn.Properties.Environment.Variables;
+}
+
+describe('RegistryJanitor with defaults', () => {
+  let template: Template;
+  let statements: Statement[];
+  let janitor: RegistryJanitor;
+  beforeAll(() => {
+    ({ template, statements, janitor } = synth());
+  });
+
+  it('runs Node.js 22 on ARM64 for up to 15 minutes, one run at a time, with 256 MB', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Runtime: 'nodejs22.x',
+      Architectures: ['arm64'],
+      Timeout: 900,
+      MemorySize: 256,
+      ReservedConcurrentExecutions: 1,
+      Handler: 'index.handler',
+    });
+  });
+
+  it('logs to its own log group, kept three months and retained with the stack gone', () => {
+    const group = new Capture();
+    template.hasResourceProperties('AWS::Lambda::Function', { LoggingConfig: { LogGroup: { Ref: group } } });
+    expect(template.toJSON().Resources[group.asString()]).toMatchObject({
+      Type: 'AWS::Logs::LogGroup',
+      Properties: { RetentionInDays: 90 },
+      DeletionPolicy: 'Retain',
+    });
+  });
+
+  it('passes the contract environment: dry run on, the validated policy, the cache bucket, nothing unset', () => {
+    const bucket = new Capture();
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectEquals({
+          REGISTRY_URL: 'https://registry.internal:5000',
+          GC_INSTANCE_ID: 'i-0123456789abcdef0',
+          RETENTION_POLICY: JSON.stringify(POLICY),
+          DRY_RUN: 'true',
+          CACHE_BUCKET: { Ref: bucket },
+          POWERTOOLS_SERVICE_NAME: 'registry-janitor',
+          POWERTOOLS_METRICS_NAMESPACE: 'RegistryJanitor',
+          NODE_OPTIONS: '--enable-source-maps',
+        }),
+      },
+    });
+    expect(template.toJSON().Resources[bucket.asString()].Type).toBe('AWS::S3::Bucket');
+    expect(JSON.parse(functionEnvironment(template).RETENTION_POLICY as string)).toEqual(
+      janitor.policy.document,
+    );
+  });
+
+  it('runs nightly at 03:00 UTC through EventBridge Scheduler, without retries, failures to the queue', () => {
+    const queue = new Capture();
+    const fn = new Capture();
+    template.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: 'cron(0 3 * * ? *)',
+      ScheduleExpressionTimezone: 'Etc/UTC',
+      State: 'ENABLED',
+      Target: {
+        Arn: { 'Fn::GetAtt': [fn, 'Arn'] },
+        Input: '{}',
+        RetryPolicy: Match.objectLike({ MaximumRetryAttempts: 0 }),
+        DeadLetterConfig: { Arn: { 'Fn::GetAtt': [queue, 'Arn'] } },
+      },
+    });
+    const resources = template.toJSON().Resources;
+    expect(resources[fn.asString()].Type).toBe('AWS::Lambda::Function');
+    expect(resources[queue.asString()].Type).toBe('AWS::SQS::Queue');
+  });
+
+  it('does not retry a failed run and sends failures (and runs throttled over an hour) to the queue', () => {
+    const queue = new Capture();
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      MaximumRetryAttempts: 0,
+      MaximumEventAgeInSeconds: 3600,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queue, 'Arn'] } } },
+    });
+    expect(template.toJSON().Resources[queue.asString()]).toMatchObject({
+      Type: 'AWS::SQS::Queue',
+      Properties: { SqsManagedSseEnabled: true },
+    });
+  });
+
+  it('may SendCommand only AWS-RunShellScript to the one host', () => {
+    expect(statements.filter((s) => [s.Action].flat().includes('ssm:SendCommand'))).toEqual([
+      expect.objectContaining({ Effect: 'Allow', Resource: [DOCUMENT_ARN, INSTANCE_ARN] }),
+    ]);
+  });
+
+  it('grants Resource "*" only for GetCommandInvocation, which has no resource-level permissions', () => {
+    expect(wildcardActions(statements)).toEqual(['ssm:GetCommandInvocation']);
+  });
+
+  it('holds no action beyond logging, the failure queue, Run Command and the cache', () => {
+    expect(allActions(statements)).toEqual([
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+      's3:GetObject',
+      's3:ListBucket',
+      's3:PutObject',
+      'sqs:GetQueueAttributes',
+      'sqs:GetQueueUrl',
+      'sqs:SendMessage',
+      'ssm:GetCommandInvocation',
+      'ssm:SendCommand',
+    ]);
+    expect(statements.some((s) => [s.Action].flat().some((a) => a.startsWith('ssm:GetParameter')))).toBe(
+      false,
+    );
+  });
+
+  it('writes logs only to its own group and uses no managed policy', () => {
+    const logs = statements.find((s) => [s.Action].flat().includes('logs:PutLogEvents'))!;
+    expect(logs.Resource).toMatch(/^\$\{JanitorLogGroup[0-9A-F]+\.Arn\}$/);
+    const role = template.toJSON().Resources[roleOf(template)];
+    expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+  });
+
+  it('keeps the manifest cache private, encrypted, TLS-only and expiring after 30 days', () => {
+    template.hasResource('AWS::S3::Bucket', {
+      DeletionPolicy: 'Retain',
+      Properties: {
+        BucketEncryption: {
+          ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+        },
+        PublicAccessBlockConfiguration: {
+          BlockPublicAcls: true,
+          BlockPublicPolicy: true,
+          IgnorePublicAcls: true,
+          RestrictPublicBuckets: true,
+        },
+        LifecycleConfiguration: {
+          Rules: [Match.objectLike({ ExpirationInDays: 30, Status: 'Enabled' })],
+        },
+      },
+    });
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+    // No custom resource to empty the bucket on delete.
+    template.resourceCountIs('Custom::S3AutoDeleteObjects', 0);
+    const cache = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('s3:')));
+    expect(cache.map((s) => s.Resource)).toEqual([
+      expect.stringMatching(/^\$\{JanitorManifestCache[0-9A-F]+\.Arn\}\/\*$/),
+      expect.stringMatching(/^\$\{JanitorManifestCache[0-9A-F]+\.Arn\}$/),
+    ]);
+  });
+
+  it('alarms on function errors, GC failures, verify failures and failed runs, all to the topic', () => {
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')).map(
+      (a) => flatten((a as { Properties: unknown }).Properties) as Record<string, unknown>,
+    );
+    const summary = alarms.map((a) => ({
+      metric: `${a.Namespace as string}/${a.MetricName as string}`,
+      threshold: a.Threshold,
+      comparison: a.ComparisonOperator,
+      missing: a.TreatMissingData,
+      actions: a.AlarmActions,
+    }));
+    const topic = Object.keys(template.findResources('AWS::SNS::Topic'))[0]!;
+    const expected = (metric: string) => ({
+      metric,
+      threshold: 1,
+      comparison: 'GreaterThanOrEqualToThreshold',
+      missing: 'notBreaching',
+      actions: [`\${${topic}}`],
+    });
+    expect(summary).toEqual(
+      expect.arrayContaining([
+        expected('AWS/Lambda/Errors'),
+        expected('RegistryJanitor/GcFailures'),
+        expected('RegistryJanitor/VerifyFailures'),
+        expected('AWS/SQS/ApproximateNumberOfMessagesVisible'),
+      ]),
+    );
+    expect(alarms).toHaveLength(4);
+    for (const name of ['GcFailures', 'VerifyFailures']) {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        MetricName: name,
+        Dimensions: [{ Name: 'service', Value: 'registry-janitor' }],
+      });
+    }
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+    template.resourceCountIs('AWS::SNS::Subscription', 0);
+  });
+
+  it('shows the run metrics on a dashboard', () => {
+    const dashboards = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+    expect(dashboards).toHaveLength(1);
+    const body = JSON.stringify(flatten((dashboards[0] as { Properties: unknown }).Properties));
+    for (const metric of [
+      'TagsDeleted',
+      'ManifestsDeleted',
+      'BytesFreed',
+      'RunDurationSeconds',
+      'GcDurationSeconds',
+    ]) {
+      expect(body).toContain(`\\"RegistryJanitor\\",\\"${metric}\\",\\"service\\",\\"registry-janitor\\"`);
+    }
+  });
+
+  it('saves a Logs Insights query over the function log', () => {
+    const group = new Capture();
+    template.hasResourceProperties('AWS::Logs::QueryDefinition', {
+      LogGroupNames: [{ Ref: group }],
+      QueryString: Match.stringLikeRegexp('sort @timestamp asc'),
+    });
+    expect(template.toJSON().Resources[group.asString()].Type).toBe('AWS::Logs::LogGroup');
+  });
+});
+
+describe('RegistryJanitor options', () => {
+  it('targets the host by tag: SendCommand on instances only under the tag condition', () => {
+    const { statements, template } = synth({ instanceId: undefined, instanceTag: 'Role=docker-registry' });
+    const sendCommand = statements.filter((s) => [s.Action].flat().includes('ssm:SendCommand'));
+    expect(sendCommand).toEqual([
+      expect.objectContaining({ Resource: DOCUMENT_ARN }),
+      expect.objectContaining({
+        Resource: 'arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/*',
+        Condition: { StringEquals: { 'ssm:resourceTag/Role': 'docker-registry' } },
+      }),
+    ]);
+    expect(sendCommand[0]!.Condition).toBeUndefined();
+    expect(wildcardActions(statements)).toEqual([
+      'ssm:CancelCommand',
+      'ssm:GetCommandInvocation',
+      'ssm:ListCommandInvocations',
+    ]);
+    expect(functionEnvironment(template)).toMatchObject({ GC_INSTANCE_TAG: 'Role=docker-registry' });
+    expect(functionEnvironment(template)).not.toHaveProperty('GC_INSTANCE_ID');
+  });
+
+  it('scopes a hybrid managed node (mi-) to its SSM ARN', () => {
+    const { statements } = synth({ instanceId: 'mi-0123456789abcdef0' });
+    expect(statements.find((s) => [s.Action].flat().includes('ssm:SendCommand'))!.Resource).toEqual([
+      DOCUMENT_ARN,
+      'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:managed-instance/mi-0123456789abcdef0',
+    ]);
+  });
+
+  it('reads only the named parameters, and decrypts with the given key only through SSM', () => {
+    const { statements, template } = synth({}, (stack) => ({
+      credentialsParameter: '/registry-janitor/credentials',
+      caParameter: 'registry-ca',
+      parameterKey: Key.fromKeyArn(
+        stack,
+        'Key',
+        'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+      ),
+    }));
+    expect(statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('ssm:GetParameter')))).toEqual(
+      [
+        expect.objectContaining({
+          Action: 'ssm:GetParameter',
+          Resource: [
+            'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/registry-janitor/credentials',
+            'arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/registry-ca',
+          ],
+        }),
+      ],
+    );
+    expect(statements.filter((s) => [s.Action].flat().includes('kms:Decrypt'))).toEqual([
+      expect.objectContaining({
+        Resource: 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+        Condition: { StringEquals: { 'kms:ViaService': 'ssm.${AWS::Region}.amazonaws.com' } },
+      }),
+    ]);
+    expect(functionEnvironment(template)).toMatchObject({
+      CREDENTIALS_PARAMETER: '/registry-janitor/credentials',
+      CA_PARAMETER: 'registry-ca',
+    });
+  });
+
+  it('takes a parameter given by ARN as is, and grants no kms:Decrypt without a key', () => {
+    const arn = 'arn:aws:ssm:eu-west-1:123456789012:parameter/shared/registry-credentials';
+    const { statements } = synth({ credentialsParameter: arn });
+    expect(statements.find((s) => s.Action === 'ssm:GetParameter')!.Resource).toEqual(arn);
+    expect(allActions(statements)).not.toContain('kms:Decrypt');
+  });
+
+  it('passes every setting through to the function and the schedule', () => {
+    const { template } = synth({
+      dryRun: false,
+      containerName: 'registry-v3',
+      configPath: '/etc/distribution/config.yml',
+      gcMode: 'offline',
+      maxDeleteFraction: 0.2,
+      memorySize: 1024,
+      logRetention: RetentionDays.ONE_YEAR,
+      serviceName: 'registry-eu',
+      schedule: ScheduleExpression.cron({ minute: '30', hour: '1', weekDay: 'SUN' }),
+      environment: { CONCURRENCY: '8' },
+    });
+    expect(functionEnvironment(template)).toMatchObject({
+      DRY_RUN: 'false',
+      GC_CONTAINER_NAME: 'registry-v3',
+      GC_CONFIG_PATH: '/etc/distribution/config.yml',
+      GC_MODE: 'offline',
+      MAX_DELETE_FRACTION: '0.2',
+      POWERTOOLS_SERVICE_NAME: 'registry-eu',
+      CONCURRENCY: '8',
+      REGISTRY_URL: 'https://registry.internal:5000',
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', { MemorySize: 1024 });
+    template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 365 });
+    template.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: 'cron(30 1 ? * SUN *)',
+      Description: Match.not(Match.stringLikeRegexp('dry run')),
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'GcFailures',
+      Dimensions: [{ Name: 'service', Value: 'registry-eu' }],
+    });
+  });
+
+  it('subscribes alarmEmail to the new topic', () => {
+    const { template } = synth({ alarmEmail: 'ops@example.com' });
+    template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+    });
+  });
+
+  it('notifies a given alarmTopic instead of creating one', () => {
+    const arn = 'arn:aws:sns:eu-west-1:123456789012:ops';
+    const { template } = synth({}, (stack) => ({ alarmTopic: Topic.fromTopicArn(stack, 'Ops', arn) }));
+    template.resourceCountIs('AWS::SNS::Topic', 0);
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
+    expect(
+      alarms.map((a) => (a as { Properties: { AlarmActions: unknown } }).Properties.AlarmActions),
+    ).toEqual(alarms.map(() => [arn]));
+  });
+
+  it('runs in the given VPC subnets and security groups, with the VPC access policy', () => {
+    const { template } = synth({}, (stack) => {
+      const vpc = Vpc.fromVpcAttributes(stack, 'Vpc', {
+        vpcId: 'vpc-0123456789abcdef0',
+        availabilityZones: ['a'],
+      });
+      return {
+        vpc,
+        vpcSubnets: { subnets: [Subnet.fromSubnetId(stack, 'Subnet', 'subnet-0123456789abcdef0')] },
+        securityGroups: [SecurityGroup.fromSecurityGroupId(stack, 'Sg', 'sg-0123456789abcdef0')],
+      };
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      VpcConfig: { SubnetIds: ['subnet-0123456789abcdef0'], SecurityGroupIds: ['sg-0123456789abcdef0'] },
+    });
+    const role = flatten(template.toJSON().Resources[roleOf(template)].Properties.ManagedPolicyArns);
+    expect(role).toEqual([
+      'arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole',
+    ]);
+  });
+
+  describe('policyFile', () => {
+    let dir: string;
+    beforeAll(() => {
+      dir = mkdtempSync(join(tmpdir(), 'registry-janitor-policy-'));
+    });
+    afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+    it('is read and validated at synth time and passed as JSON', () => {
+      const file = join(dir, 'policy.yaml');
+      writeFileSync(file, 'rules:\n  - repositories: ["**"]\n    keep: { newest: 3, youngerThanDays: 7 }\n');
+      const { template } = synth({ policy: undefined, policyFile: file });
+      expect(JSON.parse(functionEnvironment(template).RETENTION_POLICY as string)).toEqual({
+        rules: [{ repositories: ['**'], keep: { newest: 3, youngerThanDays: 7 } }],
+      });
+    });
+
+    it('fails synth with the Lambda’s own policy error', () => {
+      const file = join(dir, 'bad.yaml');
+      writeFileSync(file, 'rules:\n  - repositories: ["**"]\n    keep: { newest: -1 }\n');
+      const attempt = () => synth({ policy: undefined, policyFile: file });
+      expect(attempt).toThrow(PolicyError);
+      expect(attempt).toThrow(`${file}: rules[0].keep.newest: expected a whole number >= 0`);
+    });
+
+    it('fails synth when the file is missing, naming the path', () => {
+      const file = join(dir, 'missing.yaml');
+      expect(() => synth({ policy: undefined, policyFile: file })).toThrow(
+        new RegExp(`policyFile: cannot read ${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} .*ENOENT`),
+      );
+    });
+  });
+});
+
+describe('RegistryJanitor bad props', () => {
+  const hugePolicy: PolicyDocument = {
+    rules: Array.from({ length: 60 }, (_, i) => ({
+      repositories: [`team-${i}/**`],
+      keep: { newest: 10, tags: ['latest', 'stable', 'release-*'] },
+    })),
+  };
+
+  it.each<{ name: string; props: Partial<RegistryJanitorProps>; why: RegExp; withTopic?: boolean }>([
+    {
+      name: 'no host',
+      props: { instanceId: undefined },
+      why: /set instanceId \(e\.g\. i-0123456789abcdef0\) or instanceTag/,
+    },
+    {
+      name: 'two hosts',
+      props: { instanceTag: 'Role=registry' },
+      why: /instanceId and instanceTag are both set: set only one/,
+    },
+    {
+      name: 'a bad instance id',
+      props: { instanceId: 'registry-1' },
+      why: /instanceId: "registry-1" is not an instance id/,
+    },
+    {
+      name: 'a tag without a value',
+      props: { instanceId: undefined, instanceTag: 'Role' },
+      why: /instanceTag "Role" is not Key=Value/,
+    },
+    {
+      name: 'a URL without a scheme',
+      props: { registryUrl: 'registry.internal:5000' },
+      why: /registryUrl: .*must start with https:\/\/ or http:\/\//,
+    },
+    { name: 'not a URL', props: { registryUrl: 'not a url' }, why: /registryUrl: "not a url" is not a URL/ },
+    {
+      name: 'a URL with a path',
+      props: { registryUrl: 'https://registry.internal/v2/' },
+      why: /registryUrl: .*must be the registry root without a path or query .*e\.g\. https:\/\/registry\.internal/,
+    },
+    {
+      name: 'a URL with credentials',
+      props: { registryUrl: 'https://user:pw@registry.internal' },
+      why: /registryUrl: must not contain credentials; store them in an SSM SecureString and set credentialsParameter/,
+    },
+    {
+      name: 'a container name with shell syntax',
+      props: { containerName: 'registry;reboot' },
+      why: /containerName: "registry;reboot" is not a container name/,
+    },
+    {
+      name: 'a relative config path',
+      props: { configPath: 'config.yml' },
+      why: /configPath: "config\.yml" must be an absolute path/,
+    },
+    {
+      name: 'a config path with spaces',
+      props: { configPath: '/etc/my config.yml' },
+      why: /configPath: "\/etc\/my config\.yml"/,
+    },
+    {
+      name: 'an unknown gcMode',
+      props: { gcMode: 'fast' as never },
+      why: /gcMode: "fast" is not one of readonly, offline, online/,
+    },
+    {
+      name: 'no policy',
+      props: { policy: undefined },
+      why: /set policyFile \(e\.g\. retention-policy\.yaml\) or policy/,
+    },
+    {
+      name: 'two policies',
+      props: { policyFile: 'retention-policy.yaml' },
+      why: /policy and policyFile are both set: set only one/,
+    },
+    {
+      name: 'a fraction above 1',
+      props: { maxDeleteFraction: 1.5 },
+      why: /maxDeleteFraction: 1\.5 is not a number from 0 to 1/,
+    },
+    {
+      name: 'too little memory',
+      props: { memorySize: 64 },
+      why: /memorySize: 64 is not a whole number of MB from 128 to 10240/,
+    },
+    {
+      name: 'a bad parameter name',
+      props: { credentialsParameter: 'my credentials' },
+      why: /credentialsParameter: "my credentials" is not an SSM parameter name/,
+    },
+    {
+      name: 'subnets without a VPC',
+      props: { vpcSubnets: { subnets: [] } },
+      why: /vpcSubnets and securityGroups need vpc: set vpc too/,
+    },
+    { name: 'a bad e-mail', props: { alarmEmail: 'ops' }, why: /alarmEmail: "ops" is not an e-mail address/ },
+    {
+      name: 'a topic and an e-mail',
+      props: { alarmEmail: 'ops@example.com' },
+      withTopic: true,
+      why: /alarmTopic and alarmEmail are both set: .*subscribe the address to it yourself and remove alarmEmail/,
+    },
+    {
+      name: 'an environment override of a prop',
+      props: { environment: { DRY_RUN: 'false' } },
+      why: /environment\.DRY_RUN: set by the construct; use dryRun instead/,
+    },
+    {
+      name: 'a password in the environment',
+      props: { environment: { REGISTRY_PASSWORD: 'hunter2' } },
+      why: /environment\.REGISTRY_PASSWORD: registry credentials never go in the function's environment .* set credentialsParameter/,
+    },
+    {
+      name: 'an extra variable the handler would reject',
+      props: { environment: { CONCURRENCY: 'lots' } },
+      why: /the function would reject its configuration: [\s\S]*CONCURRENCY/,
+    },
+    {
+      name: 'a bad service name',
+      props: { serviceName: 'registry janitor' },
+      why: /serviceName: "registry janitor" must be 1-128/,
+    },
+  ])('fails on $name', ({ props, why, withTopic }) => {
+    const attempt = () =>
+      synth(props, (stack) =>
+        withTopic
+          ? { alarmTopic: Topic.fromTopicArn(stack, 'Ops', 'arn:aws:sns:eu-west-1:123456789012:ops') }
+          : {},
+      );
+    expect(attempt).toThrow(ConfigError);
+    expect(attempt).toThrow(why);
+  });
+
+  it('fails on a parameter key with no parameter to decrypt', () => {
+    const attempt = () =>
+      synth({}, (stack) => ({
+        parameterKey: Key.fromKeyArn(
+          stack,
+          'Key',
+          'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
+        ),
+      }));
+    expect(attempt).toThrow(/parameterKey is set but neither credentialsParameter nor caParameter/);
+  });
+
+  it('reports every bad prop at once', () => {
+    expect(() => synth({ instanceId: 'x', gcMode: 'fast' as never, memorySize: 1 })).toThrow(
+      /instanceId: "x"[\s\S]*gcMode: "fast"[\s\S]*memorySize: 1 /,
+    );
+  });
+
+  it('fails on an invalid policy object with the Lambda’s message', () => {
+    const policy = { rules: [{ repositories: ['**'] }] } as PolicyDocument;
+    const attempt = () => synth({ policy });
+    expect(attempt).toThrow(PolicyError);
+    expect(attempt).toThrow(
+      /^policy: rules\[0\]: needs "protect: true" \(keep everything\) or a "keep" mapping/,
+    );
+  });
+
+  it('fails when the policy would not fit in the Lambda environment, saying how to shorten it', () => {
+    expect(() => synth({ policy: hugePolicy })).toThrow(
+      /over Lambda's 4 KB limit; the retention policy alone is \d+ bytes as JSON\. Merge rules/,
+    );
+  });
+
+  it('leaves values only known at deploy time to the handler', () => {
+    const { template } = synth({}, (stack) => ({
+      registryUrl: new CfnParameter(stack, 'RegistryUrl', { type: 'String' }).valueAsString,
+    }));
+    expect(functionEnvironment(template).REGISTRY_URL).toEqual({ Ref: 'RegistryUrl' });
+  });
+});
