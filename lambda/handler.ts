@@ -1,0 +1,51 @@
+// The Lambda entry point: wires Powertools, the SSM client, Parameter Store and the registry client into the job in
+// lambda-job.ts. Clients are built on the first invocation and reused while the container lives.
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { readCredentials, readParameter } from './adapters/parameter-store.ts';
+import { createRegistryClient } from './adapters/registry-client.ts';
+import { SsmCommandRunner, createSsmClient } from './adapters/ssm-runner.ts';
+import type { JanitorConfig } from './config.ts';
+import { createLambdaHandler, type LambdaRuntime } from './lambda-job.ts';
+
+const SERVICE_NAME = 'registry-janitor';
+const NAMESPACE = 'RegistryJanitor';
+
+/** Secrets come from Parameter Store only; the SSM client has no fixed endpoint, so AWS_ENDPOINT_URL_SSM applies. */
+async function connect(config: JanitorConfig): Promise<LambdaRuntime> {
+  const ssm = createSsmClient();
+  const credentials =
+    config.credentialsParameter === undefined
+      ? undefined
+      : await readCredentials(ssm, config.credentialsParameter);
+  const caPem = config.caParameter === undefined ? undefined : await readParameter(ssm, config.caParameter);
+  const registry = createRegistryClient({
+    url: config.registryUrl,
+    ...(credentials ? { username: credentials.username, password: credentials.password } : {}),
+    ...(caPem !== undefined ? { caPem } : {}),
+    insecure: config.insecureTls,
+    concurrency: config.concurrency,
+  });
+  return {
+    registry,
+    runner: (context) =>
+      new SsmCommandRunner({
+        client: ssm,
+        target: config.gc.target,
+        executionTimeoutSeconds: config.gc.timeoutSeconds,
+        ...(config.gc.logGroup !== undefined ? { cloudWatchLogGroup: config.gc.logGroup } : {}),
+        remainingTimeMs: () => context.getRemainingTimeInMillis(),
+      }),
+  };
+}
+
+export const handler = createLambdaHandler({
+  env: () => process.env,
+  logger: () => new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME || SERVICE_NAME }),
+  metrics: () =>
+    new Metrics({
+      namespace: process.env.POWERTOOLS_METRICS_NAMESPACE || NAMESPACE,
+      serviceName: process.env.POWERTOOLS_SERVICE_NAME || SERVICE_NAME,
+    }),
+  connect,
+});
