@@ -2,6 +2,8 @@
 // lambda-job.ts. Clients are built on the first invocation and reused while the container lives.
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
+import { S3Client } from '@aws-sdk/client-s3';
+import { openS3Cache } from './adapters/manifest-cache-s3.ts';
 import { readCredentials, readParameter } from './adapters/parameter-store.ts';
 import { createRegistryClient } from './adapters/registry-client.ts';
 import { SsmCommandRunner, createSsmClient } from './adapters/ssm-runner.ts';
@@ -26,8 +28,13 @@ async function connect(config: JanitorConfig): Promise<LambdaRuntime> {
     insecure: config.insecureTls,
     concurrency: config.concurrency,
   });
+  const bucket = config.cacheBucket;
+  const s3 = bucket === undefined ? undefined : new S3Client({});
+  // One object per registry host, so a bucket shared by several janitors keeps their caches apart.
+  const cacheKey = `manifest-cache/${new URL(config.registryUrl).host.replace(/[^A-Za-z0-9.-]/g, '_')}.json`;
   return {
     registry,
+    ...(bucket !== undefined && s3 ? { openCache: () => openS3Cache(s3, bucket, cacheKey) } : {}),
     runner: (context) =>
       new SsmCommandRunner({
         client: ssm,

@@ -11,7 +11,7 @@ import { runJob } from './core/job.ts';
 import type { Inventory, Plan, PlanSummary, Report, ScanProblem } from './core/model.ts';
 import { checkGuard } from './core/planner.ts';
 import { ruleFor } from './core/policy.ts';
-import type { CommandRunner, RegistryClient } from './core/ports.ts';
+import type { CommandRunner, RegistryClient, ManifestCache } from './core/ports.ts';
 import { verifyKept, type VerifyResult } from './core/verify.ts';
 
 /** The part of Powertools' Logger the job uses (so tests can pass a recorder). */
@@ -52,6 +52,17 @@ export interface LambdaJobDeps {
   readonly verifyAttempts?: number;
   /** Wait before the n-th retry is n times this. @default 2000 */
   readonly verifyRetryDelayMs?: number;
+  /**
+   * Opens the manifest cache (an S3 object in the Lambda). It never throws: a missing or unreadable cache only
+   * means reading everything again, and it cannot change a plan.
+   */
+  readonly openCache?: () => Promise<SavableCache>;
+}
+
+/** A manifest cache that is written back after the inventory. `save` never throws. */
+export interface SavableCache extends ManifestCache {
+  readonly size: number;
+  save(): Promise<boolean>;
 }
 
 /** What the delete probe found before the inventory. */
@@ -215,22 +226,36 @@ export async function runLambdaJob(
     stage = 'inventory';
     t = now();
     let planned: Date | undefined;
-    const job = await runJob({
-      client: registry,
-      policy: config.policy,
-      now: now(),
-      dryRun,
-      maxDeleteFraction: config.maxDeleteFraction,
-      ...(repositories ? { repositories } : {}),
-      onPlan: (plan) => {
-        planned = now();
-        durations.scanAndPlanSeconds = since(t);
-        planStep = planStepOf(plan, config.maxDeleteFraction);
-        logPlan(logger, plan, planStep);
-        // runJob refuses exactly these plans before its first DELETE.
-        stage = !dryRun && planStep.complete && planStep.guard.ok ? 'deletes' : 'guard';
-      },
-    });
+    const cache = deps.openCache ? await deps.openCache() : undefined;
+    if (cache) logger.info('manifest cache', { entries: cache.size });
+    const saveCache = async (): Promise<void> => {
+      if (!cache) return;
+      logger.info('manifest cache saved', { entries: cache.size, saved: await cache.save() });
+    };
+    const job = await (async () => {
+      try {
+        return await runJob({
+          client: registry,
+          ...(cache ? { cache } : {}),
+          policy: config.policy,
+          now: now(),
+          dryRun,
+          maxDeleteFraction: config.maxDeleteFraction,
+          ...(repositories ? { repositories } : {}),
+          onPlan: (plan) => {
+            planned = now();
+            durations.scanAndPlanSeconds = since(t);
+            planStep = planStepOf(plan, config.maxDeleteFraction);
+            logPlan(logger, plan, planStep);
+            // runJob refuses exactly these plans before its first DELETE.
+            stage = !dryRun && planStep.complete && planStep.guard.ok ? 'deletes' : 'guard';
+          },
+        });
+      } finally {
+        // What the inventory learned is worth keeping whatever happens next.
+        await saveCache();
+      }
+    })();
     if (planned) durations.deleteSeconds = since(planned);
     if (!job.plan.complete) {
       // A dry run never reaches the executor's check; unreadable parts of the registry are still a failure.
@@ -504,6 +529,8 @@ function logDeletions(logger: JobLogger, report: Report): void {
 /** What the handler needs besides configuration: clients built once per container. */
 export interface LambdaRuntime {
   readonly registry: RegistryClient;
+  /** Opens the manifest cache for one invocation, when a cache bucket is configured. */
+  readonly openCache?: () => Promise<SavableCache>;
   /** A command runner for one invocation (it stops waiting before the invocation's time runs out). */
   runner(context: InvokeContext): CommandRunner;
 }
@@ -552,7 +579,14 @@ export function createLambdaHandler(
       throw err;
     }
     return runLambdaJob(
-      { ...options.job, registry: connected.registry, runner: connected.runner(context), logger, metrics },
+      {
+        ...options.job,
+        registry: connected.registry,
+        runner: connected.runner(context),
+        ...(connected.openCache ? { openCache: connected.openCache } : {}),
+        logger,
+        metrics,
+      },
       config,
       overrides,
       context,

@@ -11,6 +11,7 @@ import { ConfigError, GcError, JanitorError, SafetyError } from '../../lambda/co
 import { GcCommandError, type GcResult, type GcRunOptions } from '../../lambda/core/gc.ts';
 import { parseGcOutput } from '../../lambda/core/gc-script.ts';
 import type { CommandRunner, RegistryClient } from '../../lambda/core/ports.ts';
+import type { ManifestInfo } from '../../lambda/core/model.ts';
 import {
   createLambdaHandler,
   runLambdaJob,
@@ -18,6 +19,7 @@ import {
   type JobMetrics,
   type LambdaJobDeps,
   type LambdaRunReport,
+  type SavableCache,
 } from '../../lambda/lambda-job.ts';
 import { htpasswdAuthConfig, writeHtpasswd } from '../support/htpasswd.ts';
 import { startLocalRegistry, type LocalRegistry } from '../support/local-registry.ts';
@@ -252,6 +254,45 @@ describe('runLambdaJob against a local registry', () => {
     expect(report.verify).toMatchObject({ status: 'ok', tagsChecked: 2 });
     expect(gc.calls).toHaveLength(0);
     expect(await tagsOf(client, 'team1/app')).toHaveLength(4);
+  });
+
+  it('a manifest cache is read, passed to the inventory and saved; the second run reads no config and one manifest per tag at most', async () => {
+    const store = new Map<string, ManifestInfo>();
+    let saves = 0;
+    const cache: SavableCache = {
+      get: (d) => store.get(d),
+      set: (info) => void store.set(info.digest, info),
+      get size() {
+        return store.size;
+      },
+      save: () => {
+        saves += 1;
+        return Promise.resolve(true);
+      },
+    };
+    const start = client.stats();
+    const first = await run(
+      { openCache: () => Promise.resolve(cache) },
+      { trigger: 'schedule' },
+      { DRY_RUN: 'true' },
+    );
+    expect(saves).toBe(1);
+    expect(store.size).toBeGreaterThan(0);
+    const before = client.stats();
+    expect(before.blobGet - start.blobGet).toBeGreaterThan(0);
+    const second = await run(
+      { openCache: () => Promise.resolve(cache) },
+      { trigger: 'schedule' },
+      { DRY_RUN: 'true' },
+    );
+    const after = client.stats();
+    expect(second.plan).toEqual(first.plan);
+    // One request per tag at most (8 tags), and no config is read again.
+    expect(
+      after.manifestGet + after.manifestHead - before.manifestGet - before.manifestHead,
+    ).toBeLessThanOrEqual(8);
+    expect(after.blobGet - before.blobGet).toBe(0);
+    expect(saves).toBe(2);
   });
 
   it('skips GC when nothing was deleted', async () => {
