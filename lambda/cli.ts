@@ -3,6 +3,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { openFileCache } from './adapters/manifest-cache-file.ts';
 import { createRegistryClient, type RegistryHttpClient } from './adapters/registry-client.ts';
 import { ConfigError, errorMessage, JanitorError, PolicyError, SafetyError } from './core/errors.ts';
 import { applyPlan, assertApplicable } from './core/executor.ts';
@@ -38,6 +39,8 @@ Options:
   --verbose                 list kept tags too, with the reason each is kept
   --out FILE                also write the plan as JSON to FILE
   --concurrency N           requests in flight (default 32)
+  --cache FILE              remember manifest facts in FILE between runs (immutable by digest): a repeated
+                            run reads only what is new. A missing or unreadable FILE only costs time
   --max-delete-fraction F   delete guard: refuse plans deleting more than F of the tags (default 0.5)
   --yes                     do not ask before deleting (required when stdin is not a terminal)
   --username USER           registry user (or REGISTRY_USERNAME)
@@ -59,6 +62,7 @@ const OPTIONS = {
   verbose: { type: 'boolean' },
   out: { type: 'string' },
   concurrency: { type: 'string' },
+  cache: { type: 'string' },
   'max-delete-fraction': { type: 'string' },
   yes: { type: 'boolean', short: 'y' },
   username: { type: 'string' },
@@ -212,8 +216,12 @@ async function planOrApply(command: 'plan' | 'apply', values: Values, io: CliIo)
       thePlan = loadSavedPlan(values.plan, client.baseUrl);
     } else {
       const show = progress(io);
+      const cache = values.cache
+        ? await openFileCache(values.cache, { warn: (m) => void io.stderr.write(`warning: ${m}\n`) })
+        : undefined;
       const inventory = await scanRegistry(client, {
         policy: policy!,
+        ...(cache ? { cache } : {}),
         ...(values.repositories ? { repositories: values.repositories } : {}),
         ...(show
           ? {
@@ -224,6 +232,7 @@ async function planOrApply(command: 'plan' | 'apply', values: Values, io: CliIo)
       });
       if (show) io.stderr.write('\r\x1b[K');
       thePlan = makePlan(inventory, policy!, new Date());
+      await cache?.save();
     }
     if (values.out) writeFileSync(values.out, JSON.stringify(thePlan, null, 2) + '\n');
     if (command === 'plan') {

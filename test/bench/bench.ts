@@ -1,0 +1,504 @@
+// The benchmark (`npm run bench -- --mode plan|apply|cache|memory`): seeds a local docker-registry once into
+// .bench/, puts a delay proxy in front of it, and times the planner (and apply) side by side with a minimal
+// client that issues only the requests the work needs. Prints one JSON line per mode. Not part of `npm test`.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { build } from 'esbuild';
+import { startLocalRegistry, type LocalRegistry } from '../support/local-registry.ts';
+import { SEED_VERSION, seedFacts, seedRegistry, type SeedShape } from './seed-bench.ts';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(HERE, '../..');
+const BENCH_DIR = join(ROOT, '.bench');
+
+const USAGE = `npm run bench -- [--mode plan|apply|cache|memory] [options]
+
+  --mode M              plan (default): age-ordered plan vs the minimal client, through the delay proxy
+                        apply: apply deleting about 2/3 of the tags vs the same bare DELETEs, on fresh copies
+                        cache: plan without a cache, with a cold one, then with a warm one
+                        memory: scan + plan of a synthetic in-process registry (no HTTP), peak RSS
+  --repos N             repositories (default 200; memory: 1000)
+  --tags N              tags per repository besides latest (default 50; memory: 100)
+  --delay-ms D          proxy delay per chunk and direction (default 10, about 20 ms per round trip)
+  --concurrency N       the planner's requests in flight (default: the client's default)
+  --repo-concurrency N  repositories the scanner (apply: the executor) works on at once (default: theirs)
+  --baseline-connections N   the minimal client's connections (default 64)
+  --rounds N            baseline/planner pairs to run, best of each reported (default: plan 2, apply 1)
+  --keep N              keep.newest of the policy (default 10; apply: 16)
+  --head-keepalive      give the planner's client an undici Agent that keeps connections open after HEAD
+                        (undici closes them unless a request says reset: false)
+  --delete-concurrency N   apply: DELETEs in flight per repository (default: the executor's)
+  --heap-cap-mb N       memory: also run with --max-old-space-size=N, as NODE_OPTIONS would (default 160)
+`;
+
+const { values } = parseArgs({
+  options: {
+    mode: { type: 'string', default: 'plan' },
+    repos: { type: 'string' },
+    tags: { type: 'string' },
+    'delay-ms': { type: 'string', default: '10' },
+    concurrency: { type: 'string' },
+    'repo-concurrency': { type: 'string' },
+    'baseline-connections': { type: 'string', default: '64' },
+    rounds: { type: 'string' },
+    keep: { type: 'string' },
+    'heap-cap-mb': { type: 'string' },
+    'head-keepalive': { type: 'boolean' },
+    'delete-concurrency': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+
+function int(v: string | undefined, flag: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${flag} expects a whole number, got "${v}"`);
+  return n;
+}
+
+const say = (line: string): void => void process.stderr.write(`bench: ${line}\n`);
+
+function machine(): Record<string, unknown> {
+  const list = cpus();
+  return {
+    cpus: list.length,
+    cpuModel: list[0]?.model.trim(),
+    memoryGb: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    loadAverage1m: Math.round(loadavg()[0]! * 100) / 100,
+  };
+}
+
+const DIST = join(BENCH_DIR, 'dist');
+
+/**
+ * Bundle the measured parts as the Lambda is bundled (esbuild, ESM), so they run on plain node: no loader
+ * in their memory or start-up, and the code measured is the code shipped.
+ */
+async function bundle(): Promise<void> {
+  await build({
+    entryPoints: [join(HERE, 'run.ts'), join(HERE, 'delay-proxy.ts')],
+    outdir: DIST,
+    outExtension: { '.js': '.mjs' },
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    logLevel: 'warning',
+    // Bundled CommonJS (undici, the AWS SDK) calls require() for node built-ins.
+    banner: {
+      js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+    },
+  });
+}
+
+/** Run one measured part in its own process; returns its JSON line. */
+async function runPart(
+  part: string,
+  args: Record<string, string | number | undefined>,
+  nodeFlags: readonly string[] = [],
+): Promise<Result> {
+  const argv = [part];
+  for (const [k, v] of Object.entries(args)) if (v !== undefined) argv.push(`--${k}`, String(v));
+  const child = spawn(process.execPath, [...nodeFlags, join(DIST, 'run.mjs'), ...argv], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+  const last = out.trim().split('\n').pop() ?? '';
+  if (code !== 0 || !last.startsWith('{'))
+    throw new Error(`bench part ${part} failed (exit ${code}): ${out}`);
+  return JSON.parse(last) as Result;
+}
+
+type Result = Record<string, unknown> & { ms: number; requests: Record<string, number> };
+
+interface Proxy {
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/** The delay proxy in its own process, so its work never shares an event loop with a measured client. */
+async function startProxy(targetPort: number, delayMs: number): Promise<Proxy> {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [join(DIST, 'delay-proxy.mjs'), String(targetPort), String(delayMs)],
+    { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const first = await new Promise<string>((res, rej) => {
+    const rl = createInterface({ input: child.stdout! });
+    rl.once('line', (l) => {
+      rl.close();
+      res(l);
+    });
+    child.once('exit', (c) => rej(new Error(`the delay proxy exited (${c}) before listening`)));
+  });
+  const { port } = JSON.parse(first) as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise<void>((res) => child.once('exit', () => res()));
+      child.stdin!.end();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** The seeded storage for this shape, seeding it first when it is missing or from another seed version. */
+async function ensureSeed(shape: SeedShape): Promise<string> {
+  const dir = join(BENCH_DIR, `seed-${shape.repos}x${shape.tags}`);
+  const storage = join(dir, 'storage');
+  const marker = join(dir, 'seed.json');
+  if (existsSync(marker)) {
+    const m = JSON.parse(readFileSync(marker, 'utf8')) as { version?: number };
+    if (m.version === SEED_VERSION) return storage;
+  }
+  say(`seeding ${shape.repos} repositories × ${shape.tags} tags into ${storage} (once; reused later)`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(storage, { recursive: true });
+  const registry = await startLocalRegistry({ storageDir: storage });
+  const start = Date.now();
+  try {
+    const { requests } = await seedRegistry(registry.url, shape, {
+      connections: 32,
+      onProgress: (done) => {
+        if (done % 50 === 0 || done === shape.repos) say(`seeded ${done}/${shape.repos} repositories`);
+      },
+    });
+    writeFileSync(
+      marker,
+      JSON.stringify({ version: SEED_VERSION, ...shape, seconds: (Date.now() - start) / 1000, requests }) +
+        '\n',
+    );
+    say(`seeded in ${((Date.now() - start) / 1000).toFixed(1)} s (${requests} requests)`);
+  } finally {
+    await registry.stop();
+  }
+  return storage;
+}
+
+/** The planner's tuning flags, passed to every planner part. */
+function tuning(): Record<string, string | undefined> {
+  return {
+    concurrency: values.concurrency,
+    'repo-concurrency': values['repo-concurrency'],
+    'head-keepalive': values['head-keepalive'] ? 'true' : undefined,
+  };
+}
+
+function settings(): Record<string, unknown> {
+  return {
+    concurrency: values.concurrency ?? 'default',
+    repositoryConcurrency: values['repo-concurrency'] ?? 'default',
+    ...(values['delete-concurrency'] ? { deleteConcurrency: values['delete-concurrency'] } : {}),
+    headKeepAlive: values['head-keepalive'] ?? false,
+  };
+}
+
+const total = (r: Record<string, number>): number =>
+  Object.entries(r).reduce((n, [k, v]) => (k === 'retries' ? n : n + v), 0);
+const best = (rs: Result[]): Result => rs.reduce((a, b) => (b.ms < a.ms ? b : a));
+const round2 = (x: number): number => Math.round(x * 100) / 100;
+
+async function withRegistry<T>(storageDir: string, fn: (r: LocalRegistry) => Promise<T>): Promise<T> {
+  const registry = await startLocalRegistry({ storageDir });
+  try {
+    return await fn(registry);
+  } finally {
+    await registry.stop();
+  }
+}
+
+async function withProxy<T>(
+  registry: LocalRegistry,
+  delayMs: number,
+  fn: (url: string) => Promise<T>,
+): Promise<T> {
+  const proxy = await startProxy(registry.port, delayMs);
+  try {
+    return await fn(proxy.url);
+  } finally {
+    await proxy.stop();
+  }
+}
+
+async function planMode(shape: SeedShape, delayMs: number): Promise<Record<string, unknown>> {
+  const storage = await ensureSeed(shape);
+  const keep = int(values.keep, '--keep', 10);
+  const rounds = Math.max(1, int(values.rounds, '--rounds', 2));
+  const connections = int(values['baseline-connections'], '--baseline-connections', 64);
+  const baselines: Result[] = [];
+  const planners: Result[] = [];
+  await withRegistry(storage, (registry) =>
+    withProxy(registry, delayMs, async (url) => {
+      for (let i = 0; i < rounds; i++) {
+        say(`round ${i + 1}/${rounds}: minimal client`);
+        baselines.push(await runPart('baseline-plan', { url, concurrency: connections, keep }));
+        say(`round ${i + 1}/${rounds}: planner (${baselines.at(-1)!.ms} ms for the minimal client)`);
+        planners.push(await runPart('plan', { url, keep, ...tuning() }));
+        say(`planner: ${planners.at(-1)!.ms} ms`);
+      }
+    }),
+  );
+  const b = best(baselines);
+  const p = best(planners);
+  const minimum = total(b.requests);
+  const issued = total(p.requests);
+  const summary = p.summary as { tags: number; repositories: number };
+  return {
+    mode: 'plan',
+    shape,
+    facts: seedFacts(shape),
+    delayMs,
+    roundTripMs: 2 * delayMs,
+    tags: summary.tags,
+    repositories: summary.repositories,
+    complete: p.complete,
+    minimumRequests: minimum,
+    minimumByKind: b.requests,
+    requests: issued,
+    requestsByKind: p.requests,
+    requestsOverMinimumPct: round2(((issued - minimum) / minimum) * 100),
+    planner: {
+      ms: p.ms,
+      samplesMs: planners.map((r) => r.ms),
+      tagsPerSecond: Math.round(summary.tags / (p.ms / 1000)),
+      cpuMs: p.cpuMs,
+      peakRssMb: p.peakRssMb,
+      ...settings(),
+    },
+    baseline: {
+      ms: b.ms,
+      samplesMs: baselines.map((r) => r.ms),
+      connections,
+      cpuMs: b.cpuMs,
+      peakRssMb: b.peakRssMb,
+    },
+    ratio: round2(p.ms / b.ms),
+  };
+}
+
+function copyStorage(from: string, to: string): void {
+  rmSync(to, { recursive: true, force: true });
+  mkdirSync(dirname(to), { recursive: true });
+  const res = spawnSync('cp', ['-a', '--reflink=auto', from, to], { encoding: 'utf8' });
+  if (res.status !== 0) throw new Error(`copying ${from} failed: ${res.stderr}`);
+}
+
+async function applyMode(shape: SeedShape, delayMs: number): Promise<Record<string, unknown>> {
+  const storage = await ensureSeed(shape);
+  const keep = int(values.keep, '--keep', 16);
+  const rounds = Math.max(1, int(values.rounds, '--rounds', 1));
+  const work = join(BENCH_DIR, `apply-${process.pid}`);
+  const planFile = join(work, 'plan.json');
+  const connections = int(values['baseline-connections'], '--baseline-connections', 64);
+  const baselines: Result[] = [];
+  const planners: Result[] = [];
+  let planned: Result | undefined;
+  mkdirSync(work, { recursive: true });
+  try {
+    for (let i = 0; i < rounds; i++) {
+      say(`round ${i + 1}/${rounds}: copying the storage twice (a fresh copy for each client)`);
+      copyStorage(storage, join(work, 'planner'));
+      copyStorage(storage, join(work, 'baseline'));
+      if (!planned) {
+        say('planning (not timed)');
+        planned = await withRegistry(join(work, 'planner'), (r) =>
+          runPart('plan', { url: r.url, keep, plan: planFile }),
+        );
+      }
+      say('minimal client: DELETEs');
+      const b = await withRegistry(join(work, 'baseline'), (r) =>
+        withProxy(r, delayMs, (url) =>
+          runPart('baseline-delete', { url, concurrency: connections, plan: planFile }),
+        ),
+      );
+      baselines.push(b);
+      say(`apply (${b.ms} ms for the minimal client)`);
+      const p = await withRegistry(join(work, 'planner'), (r) =>
+        withProxy(r, delayMs, (url) =>
+          runPart('apply', {
+            url,
+            plan: planFile,
+            ...tuning(),
+            'delete-concurrency': values['delete-concurrency'],
+          }),
+        ),
+      );
+      planners.push(p);
+      say(`apply: ${p.ms} ms`);
+    }
+    const b = best(baselines);
+    const p = best(planners);
+    return {
+      mode: 'apply',
+      shape,
+      delayMs,
+      planned: planned!.summary,
+      manifestsDeleted: p.manifestsDeleted,
+      failures: p.failures,
+      skippedRepositories: p.skipped,
+      requests: total(p.requests),
+      requestsByKind: p.requests,
+      planner: {
+        ms: p.ms,
+        samplesMs: planners.map((r) => r.ms),
+        cpuMs: p.cpuMs,
+        peakRssMb: p.peakRssMb,
+        ...settings(),
+      },
+      baseline: {
+        ms: b.ms,
+        samplesMs: baselines.map((r) => r.ms),
+        deleted: b.deleted,
+        connections,
+        cpuMs: b.cpuMs,
+      },
+      ratio: round2(p.ms / b.ms),
+    };
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+async function cacheMode(shape: SeedShape, delayMs: number): Promise<Record<string, unknown>> {
+  const storage = await ensureSeed(shape);
+  const keep = int(values.keep, '--keep', 10);
+  const cacheFile = join(BENCH_DIR, `cache-${process.pid}.ndjson.gz`);
+  rmSync(cacheFile, { force: true });
+  const common = { keep, ...tuning() };
+  try {
+    const [none, cold, warm, warmGet] = await withRegistry(storage, (registry) =>
+      withProxy(registry, delayMs, async (url) => {
+        say('no cache');
+        const a = await runPart('plan', { url, ...common });
+        say(`${a.ms} ms; cold cache`);
+        const b = await runPart('plan', { url, ...common, cache: cacheFile });
+        say(`${b.ms} ms; warm cache`);
+        const c = await runPart('plan', { url, ...common, cache: cacheFile });
+        say(`${c.ms} ms; warm cache, tags by GET instead of HEAD`);
+        const d = await runPart('plan', { url, ...common, cache: cacheFile, 'head-first': 'false' });
+        say(`${d.ms} ms`);
+        return [a, b, c, d];
+      }),
+    );
+    const row = (r: Result): Record<string, unknown> => ({
+      ms: r.ms,
+      requests: total(r.requests),
+      requestsByKind: r.requests,
+      cpuMs: r.cpuMs,
+      peakRssMb: r.peakRssMb,
+      ...(r.cache ? { cache: r.cache } : {}),
+    });
+    return {
+      mode: 'cache',
+      shape,
+      delayMs,
+      tags: (warm.summary as { tags: number }).tags,
+      sameSummary: [cold, warm, warmGet].every(
+        (r) => JSON.stringify(r.summary) === JSON.stringify(none.summary),
+      ),
+      cacheFileBytes: statSync(cacheFile).size,
+      noCache: row(none),
+      coldCache: row(cold),
+      warmCache: row(warm),
+      warmCacheByGet: row(warmGet),
+      warmOverCold: round2(warm.ms / cold.ms),
+    };
+  } finally {
+    rmSync(cacheFile, { force: true });
+  }
+}
+
+async function memoryMode(shape: SeedShape): Promise<Record<string, unknown>> {
+  const keep = int(values.keep, '--keep', 10);
+  const heapCapMb = int(values['heap-cap-mb'], '--heap-cap-mb', 160);
+  const cacheFile = join(BENCH_DIR, `memory-cache-${process.pid}.ndjson.gz`);
+  mkdirSync(BENCH_DIR, { recursive: true });
+  rmSync(cacheFile, { force: true });
+  const row = (r: Result): Record<string, unknown> => ({
+    ms: r.ms,
+    peakRssMb: r.peakRssMb,
+    rssAtStartMb: r.rssAtStartMb,
+    heapUsedAtEndMb: r.heapUsedAtEndMb,
+    requests: r.requests,
+  });
+  try {
+    say(`synthetic registry of ${shape.repos} × ${shape.tags} tags: no cache`);
+    const plain = await runPart('memory', { ...shape, keep });
+    say(`${String(plain.peakRssMb)} MB; with a cache file (cold, then warm)`);
+    const cold = await runPart('memory', { ...shape, keep, cache: cacheFile });
+    const warm = await runPart('memory', { ...shape, keep, cache: cacheFile });
+    // A small Lambda's V8 heap is capped (by its memory size, or NODE_OPTIONS): does the run fit, and in what?
+    const flags = [`--max-old-space-size=${heapCapMb}`];
+    say(`with ${flags.join(' ')}, warm cache`);
+    let capped: Record<string, unknown>;
+    try {
+      capped = row(await runPart('memory', { ...shape, keep, cache: cacheFile }, flags));
+    } catch (err) {
+      // V8 prints why (usually "JavaScript heap out of memory") on the inherited stderr.
+      capped = { failed: String(err).split('\n')[0] };
+    }
+    return {
+      mode: 'memory',
+      shape,
+      tags: (plain.summary as { tags: number }).tags,
+      complete: plain.complete,
+      noCache: row(plain),
+      coldCache: row(cold),
+      warmCache: row(warm),
+      heapCapped: { nodeFlags: flags, ...capped },
+      cacheFileBytes: statSync(cacheFile).size,
+    };
+  } finally {
+    rmSync(cacheFile, { force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const mode = values.mode;
+  const memory = mode === 'memory';
+  const shape: SeedShape = {
+    repos: int(values.repos, '--repos', memory ? 1000 : 200),
+    tags: int(values.tags, '--tags', memory ? 100 : 50),
+  };
+  const delayMs = int(values['delay-ms'], '--delay-ms', 10);
+  const before = machine();
+  await bundle();
+  let result: Record<string, unknown>;
+  switch (mode) {
+    case 'plan':
+      result = await planMode(shape, delayMs);
+      break;
+    case 'apply':
+      result = await applyMode(shape, delayMs);
+      break;
+    case 'cache':
+      result = await cacheMode(shape, delayMs);
+      break;
+    case 'memory':
+      result = await memoryMode(shape);
+      break;
+    default:
+      throw new Error(`unknown --mode "${mode}"\n\n${USAGE}`);
+  }
+  process.stdout.write(
+    JSON.stringify({ ...result, machine: { ...before, loadAverage1mAfter: machine().loadAverage1m } }) + '\n',
+  );
+}
+
+await main();

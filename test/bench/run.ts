@@ -1,0 +1,212 @@
+// One measured part of the benchmark, run in a process of its own so that its wall time, CPU time and peak
+// RSS are its own: `tsx test/bench/run.ts <part> --flag value…`. Prints one JSON line.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { openFileCache, type FileManifestCache } from '../../lambda/adapters/manifest-cache-file.ts';
+import { createRegistryClient } from '../../lambda/adapters/registry-client.ts';
+import { Agent, type Dispatcher } from 'undici';
+import { applyPlan } from '../../lambda/core/executor.ts';
+import type { Plan } from '../../lambda/core/model.ts';
+import { plan as makePlan } from '../../lambda/core/planner.ts';
+import { validatePolicy, type Policy } from '../../lambda/core/policy.ts';
+import { scanRegistry } from '../../lambda/core/scan.ts';
+import { baselineDelete, baselinePlan } from './baseline.ts';
+import { SyntheticRegistry } from './synthetic-registry.ts';
+
+const { positionals, values } = parseArgs({
+  allowPositionals: true,
+  options: {
+    url: { type: 'string' },
+    concurrency: { type: 'string' },
+    'repo-concurrency': { type: 'string' },
+    keep: { type: 'string', default: '10' },
+    cache: { type: 'string' },
+    'head-first': { type: 'string' },
+    'head-keepalive': { type: 'string' },
+    'delete-concurrency': { type: 'string' },
+    plan: { type: 'string' },
+    repos: { type: 'string' },
+    tags: { type: 'string' },
+  },
+});
+
+const part = positionals[0];
+const int = (v: string | undefined, fallback?: number): number => {
+  if (v === undefined && fallback !== undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`expected a whole number, got ${String(v)}`);
+  return n;
+};
+const url = (): string => {
+  if (!values.url) throw new Error('--url is required');
+  return values.url;
+};
+/**
+ * The change proposed for the registry client, tried from outside it: undici closes the connection after
+ * every HEAD unless the request says `reset: false` (distribution never sends a body to a HEAD).
+ */
+class KeepAliveHeadAgent extends Agent {
+  public override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    return super.dispatch(opts.method === 'HEAD' ? { ...opts, reset: false } : opts, handler);
+  }
+}
+
+function makeClient(): ReturnType<typeof createRegistryClient> {
+  const concurrency = values.concurrency ? int(values.concurrency) : undefined;
+  const dispatcher =
+    values['head-keepalive'] === 'true'
+      ? new KeepAliveHeadAgent({ connections: concurrency ?? 32, keepAliveTimeout: 30_000 })
+      : undefined;
+  return createRegistryClient({
+    url: url(),
+    ...(concurrency ? { concurrency } : {}),
+    ...(dispatcher ? { dispatcher } : {}),
+  });
+}
+
+const keepNewest = (): Policy =>
+  validatePolicy({ rules: [{ repositories: ['**'], keep: { newest: int(values.keep) } }] }, 'bench policy');
+
+function measure(): { cpuMs: number; peakRssMb: number } {
+  const usage = process.resourceUsage();
+  return {
+    cpuMs: Math.round((usage.userCPUTime + usage.systemCPUTime) / 1000),
+    peakRssMb: Math.round(usage.maxRSS / 1024),
+  };
+}
+
+const rssAtStartMb = Math.round(process.resourceUsage().maxRSS / 1024);
+
+async function planPart(): Promise<Record<string, unknown>> {
+  const policy = keepNewest();
+  const client = makeClient();
+  const openStart = performance.now();
+  const cache: FileManifestCache | undefined = values.cache ? await openFileCache(values.cache) : undefined;
+  const cacheOpenMs = performance.now() - openStart;
+  const start = performance.now();
+  const inventory = await scanRegistry(client, {
+    policy,
+    ...(cache ? { cache } : {}),
+    ...(values['head-first'] ? { headFirst: values['head-first'] === 'true' } : {}),
+    ...(values['repo-concurrency'] ? { repositoryConcurrency: int(values['repo-concurrency']) } : {}),
+  });
+  const thePlan = makePlan(inventory, policy, new Date());
+  const ms = performance.now() - start;
+  const saveStart = performance.now();
+  if (cache) await cache.save();
+  const cacheSaveMs = performance.now() - saveStart;
+  await client.close();
+  if (values.plan) writeFileSync(values.plan, JSON.stringify(thePlan));
+  return {
+    ms: Math.round(ms),
+    requests: client.stats(),
+    complete: thePlan.complete,
+    errors: thePlan.errors.slice(0, 3),
+    summary: thePlan.summary,
+    ...(cache
+      ? {
+          cache: {
+            loaded: cache.loadStats.loaded,
+            entries: cache.size,
+            openMs: Math.round(cacheOpenMs),
+            saveMs: Math.round(cacheSaveMs),
+          },
+        }
+      : {}),
+  };
+}
+
+function readPlan(): Plan {
+  if (!values.plan) throw new Error('--plan FILE is required');
+  return JSON.parse(readFileSync(values.plan, 'utf8')) as Plan;
+}
+
+async function applyPart(): Promise<Record<string, unknown>> {
+  const thePlan = readPlan();
+  const client = makeClient();
+  const start = performance.now();
+  const report = await applyPlan(thePlan, client, {
+    maxDeleteFraction: 1,
+    ...(values['repo-concurrency'] ? { repositoryConcurrency: int(values['repo-concurrency']) } : {}),
+    ...(values['delete-concurrency'] ? { deleteConcurrency: int(values['delete-concurrency']) } : {}),
+  });
+  const ms = performance.now() - start;
+  await client.close();
+  return {
+    ms: Math.round(ms),
+    requests: client.stats(),
+    manifestsDeleted: report.manifestsDeleted,
+    tagsDeleted: report.tagsDeleted,
+    failures: report.failures.length,
+    skipped: report.skippedRepositories.length,
+  };
+}
+
+async function baselineDeletePart(): Promise<Record<string, unknown>> {
+  const thePlan = readPlan();
+  const work = thePlan.repositories
+    .filter((r) => r.deleteManifests.length > 0)
+    .map((r) => {
+      // The same waves the executor uses: a manifest after everything it must follow.
+      const level = new Map<string, number>();
+      const levels: string[][] = [];
+      for (const m of r.deleteManifests) {
+        const l = m.after.reduce((max, d) => Math.max(max, (level.get(d) ?? -1) + 1), 0);
+        level.set(m.digest, l);
+        (levels[l] ??= []).push(m.digest);
+      }
+      return { repository: r.name, levels };
+    });
+  const start = performance.now();
+  const result = await baselineDelete(url(), int(values.concurrency, 64), work);
+  return { ms: Math.round(performance.now() - start), requests: result.counts, deleted: result.deleted };
+}
+
+async function baselinePlanPart(): Promise<Record<string, unknown>> {
+  const start = performance.now();
+  const result = await baselinePlan(url(), int(values.concurrency, 64), int(values.keep));
+  return {
+    ms: Math.round(performance.now() - start),
+    requests: result.counts,
+    tags: result.tags,
+    repositories: result.repositories,
+    deletable: result.deletable,
+  };
+}
+
+async function memoryPart(): Promise<Record<string, unknown>> {
+  const policy = keepNewest();
+  const registry = new SyntheticRegistry({ repos: int(values.repos), tags: int(values.tags) });
+  const cache = values.cache ? await openFileCache(values.cache) : undefined;
+  const start = performance.now();
+  const inventory = await scanRegistry(registry, { policy, ...(cache ? { cache } : {}) });
+  const thePlan = makePlan(inventory, policy, new Date());
+  const ms = performance.now() - start;
+  if (cache) await cache.save();
+  const heapMb = Math.round(process.memoryUsage().heapUsed / 1024 / 1024);
+  return {
+    ms: Math.round(ms),
+    requests: registry.counts,
+    summary: thePlan.summary,
+    complete: thePlan.complete,
+    heapUsedAtEndMb: heapMb,
+    ...(cache ? { cache: { loaded: cache.loadStats.loaded, entries: cache.size } } : {}),
+  };
+}
+
+const parts: Record<string, () => Promise<Record<string, unknown>>> = {
+  plan: planPart,
+  apply: applyPart,
+  'baseline-plan': baselinePlanPart,
+  'baseline-delete': baselineDeletePart,
+  memory: memoryPart,
+};
+
+const run = part ? parts[part] : undefined;
+if (!run) {
+  process.stderr.write(`usage: tsx test/bench/run.ts ${Object.keys(parts).join('|')} [--flags]\n`);
+  process.exit(2);
+}
+const result = await run();
+process.stdout.write(JSON.stringify({ part, ...result, ...measure(), rssAtStartMb }) + '\n');

@@ -1,0 +1,222 @@
+// Seeds the benchmark registry over the HTTP API, concurrently: N repositories × M tags, each repository with
+// one shared base layer, each tag a unique layer and a unique config with its own created time, a `latest`
+// alias of the newest tag, and every tenth repository multi-arch (each tag an OCI index of two images).
+import { createHash } from 'node:crypto';
+import pLimit from 'p-limit';
+import { Pool } from 'undici';
+
+/** Bump when the seeded content changes, so old storage folders are seeded again. */
+export const SEED_VERSION = 1;
+
+const MEDIA = {
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  dockerConfig: 'application/vnd.docker.container.image.v1+json',
+  dockerLayer: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+  ociIndex: 'application/vnd.oci.image.index.v1+json',
+} as const;
+
+export interface SeedShape {
+  readonly repos: number;
+  readonly tags: number;
+}
+
+/** What the seeded registry holds, derived from the shape alone (the benchmark prints it with its results). */
+export interface SeedFacts {
+  readonly repositories: number;
+  /** Tags including the `latest` aliases. */
+  readonly tags: number;
+  readonly multiArchRepositories: number;
+  /** Index children (one manifest read each per repository). */
+  readonly childManifests: number;
+  /** Distinct image configs. */
+  readonly configs: number;
+}
+
+export function repoName(r: number): string {
+  return `bench/app-${String(r).padStart(4, '0')}`;
+}
+
+export function tagName(i: number): string {
+  return `v1.${String(i).padStart(4, '0')}`;
+}
+
+export function isMultiArch(r: number): boolean {
+  return r % 10 === 9;
+}
+
+/** Tag i of every repository was built i hours after this moment; `latest` is the newest. */
+const EPOCH = Date.UTC(2024, 0, 1);
+
+export function createdAt(i: number): string {
+  return new Date(EPOCH + i * 3_600_000).toISOString();
+}
+
+export function seedFacts(shape: SeedShape): SeedFacts {
+  let multi = 0;
+  for (let r = 0; r < shape.repos; r++) if (isMultiArch(r)) multi++;
+  const single = shape.repos - multi;
+  return {
+    repositories: shape.repos,
+    tags: shape.repos * (shape.tags + (shape.tags > 0 ? 1 : 0)),
+    multiArchRepositories: multi,
+    childManifests: multi * shape.tags * 2,
+    configs: single * shape.tags + multi * shape.tags * 2,
+  };
+}
+
+function sha256(data: Uint8Array | string): string {
+  return 'sha256:' + createHash('sha256').update(data).digest('hex');
+}
+
+function bytes(seed: string, size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let block = createHash('sha256').update(seed).digest();
+  for (let off = 0; off < size; off += block.length) {
+    out.set(block.subarray(0, Math.min(block.length, size - off)), off);
+    block = createHash('sha256').update(block).digest();
+  }
+  return out;
+}
+
+interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  platform?: { architecture: string; os: string };
+}
+
+class Seeder {
+  public requests = 0;
+
+  public constructor(private readonly pool: Pool) {}
+
+  private async send(
+    method: string,
+    path: string,
+    body: Uint8Array | undefined,
+    contentType: string | undefined,
+    expect: number[],
+  ): Promise<Record<string, string | string[] | undefined>> {
+    this.requests++;
+    const res = await this.pool.request({
+      method,
+      path,
+      ...(body ? { body: Buffer.from(body) } : {}),
+      headers: contentType ? { 'content-type': contentType } : {},
+    });
+    const text = await res.body.text();
+    if (!expect.includes(res.statusCode)) {
+      throw new Error(`${method} ${path} answered ${res.statusCode}: ${text.slice(0, 300)}`);
+    }
+    return res.headers;
+  }
+
+  /** POST + PUT (monolithic); the registry already having the blob is fine. */
+  public async blob(repo: string, data: Uint8Array, mediaType: string): Promise<Descriptor> {
+    const digest = sha256(data);
+    const headers = await this.send('POST', `/v2/${repo}/blobs/uploads/`, undefined, undefined, [202]);
+    const location = headers.location;
+    if (typeof location !== 'string') throw new Error(`upload to ${repo} answered without a Location`);
+    const url = new URL(location, 'http://registry.invalid');
+    url.searchParams.set('digest', digest);
+    await this.send('PUT', url.pathname + url.search, data, 'application/octet-stream', [201]);
+    return { mediaType, digest, size: data.byteLength };
+  }
+
+  public async manifest(repo: string, reference: string, mediaType: string, body: string): Promise<void> {
+    await this.send('PUT', `/v2/${repo}/manifests/${reference}`, Buffer.from(body), mediaType, [201]);
+  }
+
+  public async image(
+    repo: string,
+    base: Descriptor,
+    seed: string,
+    created: string,
+    architecture: string,
+  ): Promise<{ body: string; descriptor: Descriptor }> {
+    const layer = await this.blob(repo, bytes(`layer:${seed}`, 96), MEDIA.dockerLayer);
+    const configDoc = {
+      architecture,
+      os: 'linux',
+      created,
+      config: { Labels: { seed } },
+      rootfs: { type: 'layers', diff_ids: [base.digest, layer.digest] },
+    };
+    const config = await this.blob(repo, Buffer.from(JSON.stringify(configDoc)), MEDIA.dockerConfig);
+    const body = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA.dockerManifest,
+      config,
+      layers: [base, layer],
+    });
+    return {
+      body,
+      descriptor: {
+        mediaType: MEDIA.dockerManifest,
+        digest: sha256(body),
+        size: Buffer.byteLength(body),
+        platform: { architecture, os: 'linux' },
+      },
+    };
+  }
+}
+
+/**
+ * Push everything. Repositories go `repoParallel` at a time and their tags concurrently, so the registry is
+ * kept busy; `onProgress` hears about each finished repository.
+ */
+export async function seedRegistry(
+  url: string,
+  shape: SeedShape,
+  options: { connections?: number; onProgress?: (done: number) => void } = {},
+): Promise<{ requests: number }> {
+  const pool = new Pool(url, { connections: options.connections ?? 32, keepAliveTimeout: 30_000 });
+  const seeder = new Seeder(pool);
+  const repoLimit = pLimit(16);
+  const tagLimit = pLimit(96);
+  let done = 0;
+  try {
+    await Promise.all(
+      Array.from({ length: shape.repos }, (_, r) =>
+        repoLimit(async () => {
+          const repo = repoName(r);
+          const base = await seeder.blob(repo, bytes(`base:${repo}`, 256), MEDIA.dockerLayer);
+          const bodies: { mediaType: string; body: string }[] = await Promise.all(
+            Array.from({ length: shape.tags }, (_, i) =>
+              tagLimit(async () => {
+                const created = createdAt(i);
+                const seed = `${repo}:${tagName(i)}`;
+                if (!isMultiArch(r)) {
+                  const img = await seeder.image(repo, base, seed, created, 'amd64');
+                  await seeder.manifest(repo, tagName(i), MEDIA.dockerManifest, img.body);
+                  return { mediaType: MEDIA.dockerManifest, body: img.body };
+                }
+                const children = await Promise.all(
+                  ['amd64', 'arm64'].map(async (arch) => {
+                    const img = await seeder.image(repo, base, `${seed}/${arch}`, created, arch);
+                    await seeder.manifest(repo, img.descriptor.digest, MEDIA.dockerManifest, img.body);
+                    return img.descriptor;
+                  }),
+                );
+                const body = JSON.stringify({
+                  schemaVersion: 2,
+                  mediaType: MEDIA.ociIndex,
+                  manifests: children,
+                });
+                await seeder.manifest(repo, tagName(i), MEDIA.ociIndex, body);
+                return { mediaType: MEDIA.ociIndex, body };
+              }),
+            ),
+          );
+          const newest = bodies[bodies.length - 1];
+          if (newest) await seeder.manifest(repo, 'latest', newest.mediaType, newest.body);
+          done++;
+          options.onProgress?.(done);
+        }),
+      ),
+    );
+  } finally {
+    await pool.close();
+  }
+  return { requests: seeder.requests };
+}
