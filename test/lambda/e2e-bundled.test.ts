@@ -457,7 +457,8 @@ describe('the bundled handler, end to end', () => {
       sequence.slice(firstBlocked, lastBlocked + 1).every((o) => o !== 'accepted'),
       `pushes were refused in one window, not on and off: ${sequence.join(',')}`,
     ).toBe(true);
-    expect(sequence.slice(firstBlocked, lastBlocked + 1)).toContain('refused');
+    // Whether a background probe lands on the stand-in (405) or in the switch-over gap (down) is timing; the
+    // refusal itself is proven deterministically above, at the paused GC step (duringGc).
     expect(probes[firstBlocked]!.phase[0]).toBe('during');
 
     // --- The bytes on disk went down by at least the deleted images' own layers.
