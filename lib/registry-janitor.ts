@@ -96,8 +96,8 @@ export interface RegistryJanitorProps {
   readonly containerName?: string;
   /**
    * Path of the registry's config file inside the container.
-   * @default - the handler's default, `/etc/docker/registry/config.yml` (distribution v3 uses
-   * `/etc/distribution/config.yml`)
+   * @default - the `.yml` file the container was started with, else `/etc/docker/registry/config.yml` on
+   * distribution 2.8 and `/etc/distribution/config.yml` on v3
    */
   readonly configPath?: string;
   /**
