@@ -38,7 +38,7 @@ Options:
   --json                    print the full plan (and report) as JSON
   --verbose                 list kept tags too, with the reason each is kept
   --out FILE                also write the plan as JSON to FILE
-  --concurrency N           requests in flight (default 32)
+  --concurrency N           requests in flight (default 64)
   --cache FILE              remember manifest facts in FILE between runs (immutable by digest): a repeated
                             run reads only what is new. A missing or unreadable FILE only costs time
   --max-delete-fraction F   delete guard: refuse plans deleting more than F of the tags (default 0.5)
@@ -183,7 +183,7 @@ async function buildClient(values: Values, io: CliIo, forDelete: boolean): Promi
     ...(username !== undefined && password !== undefined ? { username, password } : {}),
     ...(values['ca-file'] ? { caPem: readText(values['ca-file'], 'the CA file') } : {}),
     ...(values.insecure ? { insecure: true } : {}),
-    concurrency: number(values.concurrency, '--concurrency', 1, 512, 32),
+    concurrency: number(values.concurrency, '--concurrency', 1, 512, 64),
     actions: forDelete ? 'pull,delete' : 'pull',
   });
 }

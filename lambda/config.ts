@@ -46,7 +46,7 @@ export interface JanitorConfig {
 export const DEFAULT_CONTAINER_NAME = 'registry';
 export const DEFAULT_GC_TIMEOUT_SECONDS = 3600;
 export const DEFAULT_MAX_DELETE_FRACTION = 0.5;
-export const DEFAULT_CONCURRENCY = 32;
+export const DEFAULT_CONCURRENCY = 64;
 
 const INSTANCE_ID = /^(i-[0-9a-f]{8}|i-[0-9a-f]{17}|mi-[0-9a-f]{17})$/;
 // Both end up in a shell script on the registry host: allow only what names and paths need.

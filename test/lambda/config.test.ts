@@ -36,7 +36,7 @@ describe('loadConfig', () => {
       dryRun: true,
       maxDeleteFraction: 0.5,
       insecureTls: false,
-      concurrency: 32,
+      concurrency: 64,
     });
     expect(config.policy.document).toEqual(JSON.parse(POLICY));
   });
@@ -86,7 +86,7 @@ describe('loadConfig', () => {
     const config = loadConfig({ ...MINIMAL, DRY_RUN: '', GC_MODE: '  ', CONCURRENCY: '' });
     expect(config.dryRun).toBe(true);
     expect(config.gc.mode).toBe('readonly');
-    expect(config.concurrency).toBe(32);
+    expect(config.concurrency).toBe(64);
   });
 
   it.each([
