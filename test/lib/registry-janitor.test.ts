@@ -68,12 +68,12 @@ describe('RegistryJanitor with defaults', () => {
     ({ template, statements, janitor } = synth());
   });
 
-  it('runs Node.js 22 on ARM64 for up to 15 minutes, one run at a time, with 256 MB', () => {
+  it('runs Node.js 22 on ARM64 for up to 15 minutes, one run at a time, with 512 MB', () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
       Runtime: 'nodejs22.x',
       Architectures: ['arm64'],
       Timeout: 900,
-      MemorySize: 256,
+      MemorySize: 512,
       ReservedConcurrentExecutions: 1,
       Handler: 'index.handler',
     });
