@@ -75,24 +75,26 @@ export function validEntry(key: string, v: unknown, share: Share = same): Manife
     return undefined;
   if ((v.created === undefined) !== (v.createdSource === undefined)) return undefined;
   if (v.subject !== undefined && !isDigest(v.subject)) return undefined;
-  const layers: { digest: string; size: number }[] = [];
-  for (const l of v.layers as unknown[]) {
+  // Arrays made by map() are allocated at their size; push() would leave V8's growth slack in every one.
+  let ok = true;
+  const layers = (v.layers as unknown[]).map((l) => {
     const ref = blobRef(l);
-    if (!ref) return undefined;
-    layers.push({ digest: share(ref.digest), size: ref.size });
-  }
-  const children: Mutable<ManifestInfo['children'][number]>[] = [];
-  for (const c of v.children as unknown[]) {
-    if (!isObject(c) || !isDigest(c.digest) || typeof c.mediaType !== 'string') return undefined;
-    if (!optString(c.platform) || !(c.attestation === undefined || c.attestation === true)) return undefined;
-    const child: Mutable<ManifestInfo['children'][number]> = {
-      digest: c.digest,
-      mediaType: share(c.mediaType),
-    };
-    if (c.platform !== undefined) child.platform = share(c.platform as string);
-    if (c.attestation === true) child.attestation = true;
-    children.push(child);
-  }
+    if (!ref) ok = false;
+    return ref ? { digest: share(ref.digest), size: ref.size } : { digest: '', size: 0 };
+  });
+  const children = (v.children as unknown[]).map((c) => {
+    const child: Mutable<ManifestInfo['children'][number]> = { digest: '', mediaType: '' };
+    if (!isObject(c) || !isDigest(c.digest) || typeof c.mediaType !== 'string') ok = false;
+    else if (!optString(c.platform) || !(c.attestation === undefined || c.attestation === true)) ok = false;
+    else {
+      child.digest = c.digest;
+      child.mediaType = share(c.mediaType);
+      if (c.platform !== undefined) child.platform = share(c.platform as string);
+      if (c.attestation === true) child.attestation = true;
+    }
+    return child;
+  });
+  if (!ok) return undefined;
   let config: ManifestInfo['config'];
   if (v.config !== undefined) {
     const ref = blobRef(v.config);

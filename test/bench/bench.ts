@@ -20,7 +20,8 @@ const USAGE = `npm run bench -- [--mode plan|apply|cache|memory] [options]
 
   --mode M              plan (default): age-ordered plan vs the minimal client, through the delay proxy
                         apply: apply deleting about 2/3 of the tags vs the same bare DELETEs, on fresh copies
-                        cache: plan without a cache, with a cold one, then with a warm one
+                        cache: plan without a cache, with a cold one, with a warm one (tags by GET, then
+                        by HEAD first)
                         memory: scan + plan of a synthetic in-process registry (no HTTP), peak RSS
   --repos N             repositories (default 200; memory: 1000)
   --tags N              tags per repository besides latest (default 50; memory: 100)
@@ -33,7 +34,7 @@ const USAGE = `npm run bench -- [--mode plan|apply|cache|memory] [options]
   --head-keepalive      give the planner's client an undici Agent that keeps connections open after HEAD
                         (undici closes them unless a request says reset: false)
   --delete-concurrency N   apply: DELETEs in flight per repository (default: the executor's)
-  --heap-cap-mb N       memory: also run with --max-old-space-size=N, as NODE_OPTIONS would (default 160)
+  --heap-cap-mb N       memory: also run with --max-old-space-size=N, as NODE_OPTIONS would (default 224)
 `;
 
 const { values } = parseArgs({
@@ -74,7 +75,8 @@ function machine(): Record<string, unknown> {
   };
 }
 
-const DIST = join(BENCH_DIR, 'dist');
+/** Per run, so two runs at once never execute each other's half-written bundle. */
+const DIST = join(BENCH_DIR, `dist-${process.pid}`);
 
 /**
  * Bundle the measured parts as the Lambda is bundled (esbuild, ESM), so they run on plain node: no loader
@@ -182,7 +184,7 @@ async function ensureSeed(shape: SeedShape): Promise<string> {
     );
     say(`seeded in ${((Date.now() - start) / 1000).toFixed(1)} s (${requests} requests)`);
   } finally {
-    await registry.stop();
+    await registry.dispose();
   }
   return storage;
 }
@@ -215,7 +217,7 @@ async function withRegistry<T>(storageDir: string, fn: (r: LocalRegistry) => Pro
   try {
     return await fn(registry);
   } finally {
-    await registry.stop();
+    await registry.dispose();
   }
 }
 
@@ -378,7 +380,7 @@ async function cacheMode(shape: SeedShape, delayMs: number): Promise<Record<stri
   rmSync(cacheFile, { force: true });
   const common = { keep, ...tuning() };
   try {
-    const [none, cold, warm, warmGet] = await withRegistry(storage, (registry) =>
+    const [none, cold, warm, warmHead] = await withRegistry(storage, (registry) =>
       withProxy(registry, delayMs, async (url) => {
         say('no cache');
         const a = await runPart('plan', { url, ...common });
@@ -386,8 +388,8 @@ async function cacheMode(shape: SeedShape, delayMs: number): Promise<Record<stri
         const b = await runPart('plan', { url, ...common, cache: cacheFile });
         say(`${b.ms} ms; warm cache`);
         const c = await runPart('plan', { url, ...common, cache: cacheFile });
-        say(`${c.ms} ms; warm cache, tags by GET instead of HEAD`);
-        const d = await runPart('plan', { url, ...common, cache: cacheFile, 'head-first': 'false' });
+        say(`${c.ms} ms; warm cache, tags by HEAD first`);
+        const d = await runPart('plan', { url, ...common, cache: cacheFile, 'head-first': 'true' });
         say(`${d.ms} ms`);
         return [a, b, c, d];
       }),
@@ -405,14 +407,14 @@ async function cacheMode(shape: SeedShape, delayMs: number): Promise<Record<stri
       shape,
       delayMs,
       tags: (warm.summary as { tags: number }).tags,
-      sameSummary: [cold, warm, warmGet].every(
+      sameSummary: [cold, warm, warmHead].every(
         (r) => JSON.stringify(r.summary) === JSON.stringify(none.summary),
       ),
       cacheFileBytes: statSync(cacheFile).size,
       noCache: row(none),
       coldCache: row(cold),
       warmCache: row(warm),
-      warmCacheByGet: row(warmGet),
+      warmCacheHeadFirst: row(warmHead),
       warmOverCold: round2(warm.ms / cold.ms),
     };
   } finally {
@@ -422,7 +424,7 @@ async function cacheMode(shape: SeedShape, delayMs: number): Promise<Record<stri
 
 async function memoryMode(shape: SeedShape): Promise<Record<string, unknown>> {
   const keep = int(values.keep, '--keep', 10);
-  const heapCapMb = int(values['heap-cap-mb'], '--heap-cap-mb', 160);
+  const heapCapMb = int(values['heap-cap-mb'], '--heap-cap-mb', 224);
   const cacheFile = join(BENCH_DIR, `memory-cache-${process.pid}.ndjson.gz`);
   mkdirSync(BENCH_DIR, { recursive: true });
   rmSync(cacheFile, { force: true });
@@ -480,6 +482,22 @@ async function main(): Promise<void> {
   const before = machine();
   await bundle();
   let result: Record<string, unknown>;
+  try {
+    result = await runMode(mode, shape, delayMs);
+  } finally {
+    rmSync(DIST, { recursive: true, force: true });
+  }
+  process.stdout.write(
+    JSON.stringify({ ...result, machine: { ...before, loadAverage1mAfter: machine().loadAverage1m } }) + '\n',
+  );
+}
+
+async function runMode(
+  mode: string | undefined,
+  shape: SeedShape,
+  delayMs: number,
+): Promise<Record<string, unknown>> {
+  let result: Record<string, unknown>;
   switch (mode) {
     case 'plan':
       result = await planMode(shape, delayMs);
@@ -494,11 +512,9 @@ async function main(): Promise<void> {
       result = await memoryMode(shape);
       break;
     default:
-      throw new Error(`unknown --mode "${mode}"\n\n${USAGE}`);
+      throw new Error(`unknown --mode "${String(mode)}"\n\n${USAGE}`);
   }
-  process.stdout.write(
-    JSON.stringify({ ...result, machine: { ...before, loadAverage1mAfter: machine().loadAverage1m } }) + '\n',
-  );
+  return result;
 }
 
 await main();
