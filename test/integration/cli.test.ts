@@ -158,7 +158,7 @@ describe('registry-janitor CLI', () => {
     await cli(['plan', '--registry', registry.url, '--policy', policyFile, '--out', planFile]);
     const saved = JSON.parse(readFileSync(planFile, 'utf8')) as Plan;
     const r = await cli(['apply', '--registry', registry.url, '--plan', planFile, '--yes']);
-    expect(r.code).toBe(EXIT.ok);
+    expect(r.code, r.out + r.err).toBe(EXIT.ok);
     expect(r.out).toMatch(
       new RegExp(`Deleted ${saved.summary.tagsDeleted} tags and ${saved.summary.manifestsDeleted} manifests`),
     );
