@@ -508,6 +508,7 @@ function logPlan(logger: JobLogger, plan: Plan, step: PlanStep): void {
                 .filter((m) => m.role !== 'root')
                 .map((m) => ({ digest: m.digest, role: m.role, kind: m.kind })),
               bytesFreed: repo.bytesFreed,
+              ...(repo.action === 'cleaned' && repo.dangling ? { danglingTags: repo.dangling } : {}),
               warnings: repo.warnings,
             }
           : {}),

@@ -1,7 +1,8 @@
 // Carries out a plan: refuses incomplete or over-guard plans, probes that deletes work, then per repository
 // re-checks what the plan was based on and deletes in dependency order (roots, children, referrers).
 import { randomUUID } from 'node:crypto';
-import pLimit from 'p-limit';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pLimit, { type LimitFunction } from 'p-limit';
 import { errorMessage, RegistryError, SafetyError } from './errors.ts';
 import { MEDIA_TYPES, PLACEHOLDER_ANNOTATION } from './manifest.ts';
 import type { ManifestDeletion, Plan, Report, ReportEntry, RepositoryPlan } from './model.ts';
@@ -48,7 +49,9 @@ export async function applyPlan(
   const startedAt = now().toISOString();
   assertApplicable(plan, options.maxDeleteFraction ?? 0.5);
 
-  const work = plan.repositories.filter((r) => r.deleteTags.length > 0);
+  const work = plan.repositories.filter(
+    (r) => r.deleteTags.length > 0 || (r.action === 'cleaned' && (r.dangling?.length ?? 0) > 0),
+  );
   const entries: ReportEntry[] = [];
   const skipped: { name: string; reason: string }[] = [];
   let bytes = 0;
@@ -109,7 +112,12 @@ export async function applyPlan(
 async function recheck(client: RegistryClient, repo: RepositoryPlan): Promise<string | undefined> {
   try {
     const now = new Set(await client.listTags(repo.name));
-    const planned = new Set([...repo.kept.map((t) => t.tag), ...repo.deleteTags.map((t) => t.tag)]);
+    const dangling = repo.dangling ?? [];
+    const planned = new Set([
+      ...repo.kept.map((t) => t.tag),
+      ...repo.deleteTags.map((t) => t.tag),
+      ...dangling,
+    ]);
     const added = [...now].filter((t) => !planned.has(t));
     const removed = [...planned].filter((t) => !now.has(t));
     if (added.length > 0 || removed.length > 0) {
@@ -118,9 +126,11 @@ async function recheck(client: RegistryClient, repo: RepositoryPlan): Promise<st
       if (removed.length > 0) parts.push(`tags gone ${removed.slice(0, 5).join(', ')}`);
       return `the repository changed since planning (${parts.join('; ')}); run again to plan with the new state`;
     }
-    const mustMatch = [
+    const mustMatch: { tag: string; digest: string | null }[] = [
       ...repo.kept.map((t) => ({ tag: t.tag, digest: t.digest })),
       ...repo.deleteTags.filter((t) => t.method === 'tag-only'),
+      // A dangling tag that resolves again was pushed meanwhile.
+      ...dangling.map((tag) => ({ tag, digest: null })),
     ];
     const limit = pLimit(16);
     const moved = await Promise.all(
@@ -147,11 +157,12 @@ async function applyRepository(
   const limit = pLimit(concurrency);
   const entries: ReportEntry[] = [];
 
-  // Tags whose image stays (another kept tag shares it): remove the tag only.
-  const tagOnly = repo.deleteTags.filter((t) => t.method === 'tag-only');
-  entries.push(
-    ...(await Promise.all(tagOnly.map((t) => limit(() => untag(client, repo.name, t.tag, probe))))),
-  );
+  // Tags whose image stays (another kept tag shares it), and tags whose manifest is already gone: the tag only.
+  const removals: TagRemoval[] = [
+    ...repo.deleteTags.filter((t) => t.method === 'tag-only').map((t) => ({ tag: t.tag, dangling: false })),
+    ...(repo.action === 'cleaned' ? (repo.dangling ?? []).map((tag) => ({ tag, dangling: true })) : []),
+  ];
+  entries.push(...(await removeTags(client, repo.name, removals, probe, limit)));
 
   // Manifests, level by level: a deletion starts only when everything it depends on is gone.
   const outcome = new Map<string, ReportEntry['outcome']>();
@@ -168,7 +179,7 @@ async function applyRepository(
               `not deleted because ${blocked[0]} could not be deleted first`,
             );
           }
-          return deleteOne(client, repo.name, m);
+          return deleteOne(client, repo.name, m, probe);
         }),
       ),
     );
@@ -202,21 +213,18 @@ async function deleteOne(
   client: RegistryClient,
   repository: string,
   m: ManifestDeletion,
+  probe: ProbeResult,
 ): Promise<ReportEntry> {
   try {
     const result = await client.deleteManifest(repository, m.digest);
     return entry(repository, m, result === 'deleted' ? 'deleted' : 'already-gone');
   } catch (err) {
-    // distribution 2.8 can answer 500 after it has deleted: look before reporting.
+    // distribution can answer 500 after it has deleted the manifest but before it untagged it (its tag lookup
+    // failed): look before reporting, and remove the tags it left pointing at nothing.
     if (err instanceof RegistryError && (err.details.status ?? 0) >= 500) {
       try {
         if ((await client.headManifest(repository, m.digest)) === null) {
-          return entry(
-            repository,
-            m,
-            'deleted',
-            `the registry answered ${err.details.status}, but the manifest is gone`,
-          );
+          return await removeLeftTags(client, repository, m, probe, err.details.status ?? 500);
         }
       } catch {
         // fall through to the failure below
@@ -226,44 +234,152 @@ async function deleteOne(
   }
 }
 
-/** Remove one tag without touching the image it shares with a kept tag. */
-async function untag(
+/** After a delete answered 5xx yet the manifest is gone: untag whichever of its tags still lead nowhere. */
+async function removeLeftTags(
+  client: RegistryClient,
+  repository: string,
+  m: ManifestDeletion,
+  probe: ProbeResult,
+  status: number,
+): Promise<ReportEntry> {
+  const said = `the registry answered ${status}, but the manifest is gone`;
+  if (m.tags.length === 0) return entry(repository, m, 'deleted', said);
+  const listed = new Set(await client.listTags(repository));
+  const left: string[] = [];
+  for (const tag of m.tags) {
+    // Still listed and still leading nowhere; a tag that resolves again was pushed meanwhile and stays.
+    if (listed.has(tag) && (await client.headManifest(repository, tag)) === null) left.push(tag);
+  }
+  if (left.length === 0) return entry(repository, m, 'deleted', said);
+  const failed: string[] = [];
+  for (const tag of left) {
+    const [r] = await removeTags(client, repository, [{ tag, dangling: true }], probe, pLimit(1));
+    if (r?.outcome === 'failed') failed.push(tag);
+  }
+  return failed.length === 0
+    ? entry(repository, m, 'deleted', `${said}; tag(s) ${left.join(', ')} it left behind were removed`)
+    : entry(
+        repository,
+        m,
+        'failed',
+        `${said}, and tag(s) ${failed.join(', ')} it left pointing at nothing could not be removed; the next run removes them`,
+      );
+}
+
+interface TagRemoval {
+  readonly tag: string;
+  /** Its manifest is already gone. */
+  readonly dangling: boolean;
+}
+
+/** Attempts at removing one placeholder when the registry answers 5xx (its tag lookup races other writes). */
+const PLACEHOLDER_ATTEMPTS = 5;
+
+/** Remove tags without touching the images they point at. */
+async function removeTags(
+  client: RegistryClient,
+  repository: string,
+  removals: readonly TagRemoval[],
+  probe: ProbeResult,
+  limit: LimitFunction,
+): Promise<ReportEntry[]> {
+  const result = (r: TagRemoval, outcome: ReportEntry['outcome'], reason?: string): ReportEntry => {
+    const why = r.dangling ? 'its manifest was already gone' : undefined;
+    const text = [why, reason].filter(Boolean).join('; ');
+    return {
+      repository,
+      target: 'tag',
+      reference: r.tag,
+      tags: r.dangling ? [] : [r.tag],
+      outcome,
+      ...(text ? { reason: text } : {}),
+    };
+  };
+  if (probe.tagDelete) {
+    return Promise.all(
+      removals.map((r) =>
+        limit(async () => {
+          try {
+            const d = await client.deleteManifest(repository, r.tag);
+            return result(r, d === 'deleted' ? 'deleted' : 'already-gone');
+          } catch (err) {
+            return result(r, 'failed', errorMessage(err));
+          }
+        }),
+      ),
+    );
+  }
+  // distribution 2.8 cannot delete a tag: point it at a tiny placeholder of its own, then delete that, which
+  // untags it. Every placeholder is written before any is deleted: a delete reads every tag link of the
+  // repository, and a link being rewritten at that moment reads as empty and fails the delete with a 500.
+  const placed = await Promise.all(
+    removals.map((r) =>
+      limit(async () => {
+        const body = placeholderBody(repository, r.tag);
+        try {
+          return { r, body, digest: await client.putManifest(repository, r.tag, MEDIA_TYPES.ociIndex, body) };
+        } catch (err) {
+          return result(r, 'failed', errorMessage(err));
+        }
+      }),
+    ),
+  );
+  return Promise.all(
+    placed.map(async (p) => {
+      if (!('body' in p)) return p;
+      return limit(async () => {
+        const failure = await dropPlaceholder(client, repository, p.r.tag, p.body, p.digest);
+        return failure === undefined ? result(p.r, 'deleted') : result(p.r, 'failed', failure);
+      });
+    }),
+  );
+}
+
+function placeholderBody(repository: string, tag: string): Uint8Array {
+  return new TextEncoder().encode(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPES.ociIndex,
+      manifests: [],
+      annotations: {
+        [PLACEHOLDER_ANNOTATION]: `${repository}:${tag}`,
+        'io.github.registry-janitor.nonce': randomUUID(),
+      },
+    }),
+  );
+}
+
+/**
+ * Delete a placeholder, which untags its tag. A 5xx can come after the placeholder is gone but before the tag
+ * is: then the same bytes are put again (same digest) and deleted again. Returns why it failed, or undefined.
+ */
+async function dropPlaceholder(
   client: RegistryClient,
   repository: string,
   tag: string,
-  probe: ProbeResult,
-): Promise<ReportEntry> {
-  const base = { repository, target: 'tag' as const, reference: tag, tags: [tag] };
-  try {
-    if (probe.tagDelete) {
-      const r = await client.deleteManifest(repository, tag);
-      return { ...base, outcome: r === 'deleted' ? 'deleted' : 'already-gone' };
-    }
-    // distribution 2.8 cannot delete a tag: point it at a tiny placeholder of its own, then delete that.
-    const body = new TextEncoder().encode(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: MEDIA_TYPES.ociIndex,
-        manifests: [],
-        annotations: {
-          [PLACEHOLDER_ANNOTATION]: `${repository}:${tag}`,
-          'io.github.registry-janitor.nonce': randomUUID(),
-        },
-      }),
-    );
-    const placeholder = await client.putManifest(repository, tag, MEDIA_TYPES.ociIndex, body);
+  body: Uint8Array,
+  digest: string,
+): Promise<string | undefined> {
+  let last = '';
+  for (let attempt = 1; ; attempt++) {
     try {
-      await client.deleteManifest(repository, placeholder);
+      if ((await client.deleteManifest(repository, digest)) === 'deleted') return undefined;
+      last = `the placeholder was gone before its tag`;
     } catch (err) {
-      return {
-        ...base,
-        outcome: 'failed',
-        reason: `tag ${tag} now points at placeholder ${placeholder}, whose delete failed (${errorMessage(err)}); the next run removes it`,
-      };
+      if (!(err instanceof RegistryError && (err.details.status ?? 0) >= 500)) {
+        return `tag ${tag} now points at placeholder ${digest}, whose delete failed (${errorMessage(err)}); the next run removes it`;
+      }
+      last = errorMessage(err);
     }
-    return { ...base, outcome: 'deleted' };
-  } catch (err) {
-    return { ...base, outcome: 'failed', reason: errorMessage(err) };
+    if (attempt >= PLACEHOLDER_ATTEMPTS) {
+      return `tag ${tag} may still point at placeholder ${digest}: its delete failed ${attempt} times (${last}); the next run removes it`;
+    }
+    await sleep(Math.random() * 50 * 2 ** attempt);
+    try {
+      await client.putManifest(repository, tag, MEDIA_TYPES.ociIndex, body);
+    } catch (err) {
+      return `tag ${tag} may still point at placeholder ${digest}: putting it back to delete it again failed (${errorMessage(err)}); the next run removes it`;
+    }
   }
 }
 

@@ -54,6 +54,11 @@ export interface RepositoryInventory {
   readonly name: string;
   /** Sorted by tag. */
   readonly tags: readonly TagRef[];
+  /**
+   * Tags the registry lists whose manifest is gone (404): left behind when a delete failed halfway. Sorted;
+   * absent when there are none.
+   */
+  readonly dangling?: readonly string[];
   /** Digests referenced by an index in this repository that the registry does not have (404). */
   readonly missing: readonly string[];
   /**
@@ -133,6 +138,11 @@ export interface RepositoryPlan {
   readonly deleteTags: readonly DeletedTag[];
   /** In execution order. */
   readonly deleteManifests: readonly ManifestDeletion[];
+  /**
+   * Listed tags whose manifest is already gone. They hold no image, so they are neither kept nor counted; a
+   * cleaned repository has them removed, others leave them. Absent when there are none.
+   */
+  readonly dangling?: readonly string[];
   readonly bytesFreed: number;
   readonly warnings: readonly string[];
 }

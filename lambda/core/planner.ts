@@ -78,6 +78,7 @@ function planRepository(
       ),
       deleteTags: [],
       deleteManifests: [],
+      ...(repo.dangling ? { dangling: repo.dangling } : {}),
       warnings: [],
     },
     retained: closure(
@@ -90,6 +91,11 @@ function planRepository(
   if (rule.protect) return keepAll('protected');
 
   const warnings: string[] = [];
+  if (repo.dangling) {
+    warnings.push(
+      `${repo.dangling.length} tag(s) whose manifest is already gone are removed: ${repo.dangling.join(', ')}`,
+    );
+  }
   const reasons = new Map<string, KeepReason[]>();
   const keep = (tag: string, reason: KeepReason): void => {
     const list = reasons.get(tag);
@@ -181,6 +187,7 @@ function planRepository(
       kept: keptTags,
       deleteTags,
       deleteManifests,
+      ...(repo.dangling ? { dangling: repo.dangling } : {}),
       warnings,
     },
     retained: kept,

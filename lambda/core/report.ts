@@ -91,6 +91,13 @@ function formatRepository(repo: RepositoryPlan, verbose: boolean): string[] {
     for (const m of repo.deleteManifests.filter((d) => d.role !== 'root')) {
       lines.push(`  DELETE  ${`(${m.role} ${m.kind})`.padEnd(28)} ${short(m.digest)}`);
     }
+    if (repo.action === 'cleaned') {
+      for (const tag of repo.dangling ?? []) {
+        lines.push(
+          `  DELETE  ${tag.padEnd(28)} ${'-'.padEnd(12)}  ${''.padEnd(10)}  tag only: its manifest is already gone`,
+        );
+      }
+    }
   }
   for (const w of repo.warnings) lines.push(`  warning: ${w}`);
   lines.push('');

@@ -110,6 +110,7 @@ class Scanner {
     const present = new Set<string>();
     const missing = new Set<string>();
     const tags: TagRef[] = [];
+    const dangling: string[] = [];
     let tagNames: string[] = [];
     try {
       tagNames = await this.client.listTags(name);
@@ -123,11 +124,9 @@ class Scanner {
         try {
           const info = await this.resolve(name, tag, ageNeeded);
           if (!info) {
-            this.warnings.push({
-              repository: name,
-              reference: tag,
-              message: 'tag disappeared while scanning',
-            });
+            // Listed, yet its manifest is gone: a delete that failed halfway (2.8 can answer 500 after removing
+            // the manifest) or one racing this scan. Recorded so the plan accounts for every listed tag.
+            dangling.push(tag);
             return;
           }
           tags.push({ tag, digest: info.digest });
@@ -197,9 +196,19 @@ class Scanner {
       repositoriesDone: this.repositoriesDone,
       tagsSeen: this.tagsSeen,
     });
+    if (dangling.length > 0) {
+      dangling.sort(compareStrings);
+      this.warnings.push({
+        repository: name,
+        message:
+          `${dangling.length} tag(s) are listed but their manifest is gone (a delete that failed halfway, or one ` +
+          `racing this scan): ${dangling.slice(0, 10).join(', ')}${dangling.length > 10 ? ', …' : ''}`,
+      });
+    }
     return {
       name,
       tags: tags.sort((a, b) => compareStrings(a.tag, b.tag)),
+      ...(dangling.length > 0 ? { dangling } : {}),
       missing: [...missing].sort(compareStrings),
       untaggedSubjects: [...untaggedSubjects].sort(compareStrings),
     };

@@ -337,6 +337,45 @@ describe('leftovers of an interrupted run', () => {
   });
 });
 
+describe('dangling tags (listed, their manifest gone)', () => {
+  const base = inventory({
+    manifests: { a: img(daysAgo(1)), b: img(daysAgo(50)) },
+    repos: { app: { a: 'a', b: 'b' } },
+  });
+  const withDangling = {
+    ...base,
+    repositories: [{ ...base.repositories[0]!, dangling: ['gone-1', 'gone-2'] }],
+  };
+
+  it('are neither kept nor deleted nor counted, and a cleaned repository lists them for removal', () => {
+    const p = plan(withDangling, policy('{ newest: 1 }'), NOW);
+    const r = repoPlan(p);
+    expect(r.dangling).toEqual(['gone-1', 'gone-2']);
+    expect(keptTags(r)).toEqual(['a']);
+    expect(deletedTags(r)).toEqual(['b']);
+    expect(p.summary).toMatchObject({ tags: 2, tagsDeleted: 1, deleteFraction: 0.5 });
+    expect(r.warnings.join()).toMatch(
+      /2 tag\(s\) whose manifest is already gone are removed: gone-1, gone-2/,
+    );
+  });
+
+  it('are carried, without a removal warning, by protected and unmatched repositories', () => {
+    for (const rules of [
+      'rules:\n  - repositories: ["app"]\n    protect: true\n',
+      'rules:\n  - repositories: ["x"]\n    protect: true\n',
+    ]) {
+      const r = repoPlan(plan(withDangling, parsePolicy(rules, 'test'), NOW));
+      expect(r.action).not.toBe('cleaned');
+      expect(r.dangling).toEqual(['gone-1', 'gone-2']);
+      expect(r.warnings).toEqual([]);
+    }
+  });
+
+  it('leave the plan as it was when there are none', () => {
+    expect(repoPlan(plan(base, policy('{ newest: 1 }'), NOW))).not.toHaveProperty('dangling');
+  });
+});
+
 describe('bytes freed', () => {
   it('counts a blob only if no kept manifest anywhere in the registry references it', () => {
     const spec: InventorySpec = {
