@@ -871,6 +871,9 @@ export class RegistryHttpClient implements RegistryClient {
         signal: AbortSignal.timeout(this.timeoutMs),
         headersTimeout: this.timeoutMs,
         bodyTimeout: this.timeoutMs,
+        // undici closes the connection after a HEAD unless told otherwise (in case a server sends a body);
+        // distribution never does, and a new connection per re-check HEAD cost apply 10-20% in `npm run bench`.
+        ...(method === 'HEAD' && target.origin === firstOrigin ? { reset: false } : {}),
       });
       const resHeaders = normaliseHeaders(res.headers);
       if (opts.followRedirects && [301, 302, 303, 307, 308].includes(res.statusCode) && resHeaders.location) {

@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
@@ -804,6 +804,31 @@ describe('against a real registry (distribution 2.8)', () => {
     await Promise.all(clients.map((c) => c.close()));
     await Promise.all([main?.dispose(), disabled?.dispose(), readOnly?.dispose()]);
     rmSync(storage, { recursive: true, force: true });
+  });
+
+  it('keeps one connection alive across HEADs, GETs and a DELETE (undici would close it after each HEAD)', async () => {
+    // A TCP relay in front of the registry that counts the connections the client opens.
+    let connections = 0;
+    const upstream = new URL(main.url);
+    const relay = createNetServer((socket) => {
+      connections += 1;
+      const out = connect(Number(upstream.port), upstream.hostname);
+      socket.pipe(out).pipe(socket);
+      socket.on('error', () => out.destroy());
+      out.on('error', () => socket.destroy());
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    try {
+      const c = client(`http://127.0.0.1:${(relay.address() as AddressInfo).port}`, { concurrency: 1 });
+      for (let i = 0; i < 20; i++) {
+        await expect(c.headManifest('apps/web', 'docker')).resolves.toBe(images.docker.digest);
+        await c.getManifest('apps/web', 'oci');
+      }
+      await expect(c.deleteManifest('apps/web', PROBE_DIGEST)).resolves.toBe('not-found');
+      expect(connections).toBe(1);
+    } finally {
+      relay.close();
+    }
   });
 
   it('lists a catalog over several pages', async () => {
