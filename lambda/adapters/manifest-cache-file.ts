@@ -10,6 +10,7 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { errorMessage } from '../core/errors.ts';
+import { ManifestCompactor } from '../core/compact.ts';
 import type { ManifestInfo } from '../core/model.ts';
 import type { ManifestCache } from '../core/ports.ts';
 
@@ -57,16 +58,14 @@ function blobRef(v: unknown): { digest: string; size: number } | undefined {
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
-type Share = (s: string) => string;
-const EMPTY: readonly never[] = Object.freeze([]);
-const same: Share = (s) => s;
 
 /**
  * The entry as a ManifestInfo with only the fields the engine knows, or undefined when anything is off: a cached
- * entry of the wrong shape, or filed under another digest, is ignored and the manifest read again. `share`
- * lets a loader store repeated strings once (100,000 entries repeat a handful of media types).
+ * entry of the wrong shape, or filed under another digest, is ignored and the manifest read again. With a
+ * `compactor`, the entry comes out in the scanner's compact form (100,000 entries repeat a handful of media
+ * types and share base layers).
  */
-export function validEntry(key: string, v: unknown, share: Share = same): ManifestInfo | undefined {
+export function validEntry(key: string, v: unknown, compactor?: ManifestCompactor): ManifestInfo | undefined {
   if (!isObject(v) || v.digest !== key || !isDigest(key)) return undefined;
   if (typeof v.mediaType !== 'string' || typeof v.kind !== 'string' || !KINDS.has(v.kind)) return undefined;
   if (!isSize(v.size) || !Array.isArray(v.layers) || !Array.isArray(v.children)) return undefined;
@@ -75,12 +74,11 @@ export function validEntry(key: string, v: unknown, share: Share = same): Manife
     return undefined;
   if ((v.created === undefined) !== (v.createdSource === undefined)) return undefined;
   if (v.subject !== undefined && !isDigest(v.subject)) return undefined;
-  // Arrays made by map() are allocated at their size; push() would leave V8's growth slack in every one.
   let ok = true;
   const layers = (v.layers as unknown[]).map((l) => {
     const ref = blobRef(l);
     if (!ref) ok = false;
-    return ref ? { digest: share(ref.digest), size: ref.size } : { digest: '', size: 0 };
+    return ref ?? { digest: '', size: 0 };
   });
   const children = (v.children as unknown[]).map((c) => {
     const child: Mutable<ManifestInfo['children'][number]> = { digest: '', mediaType: '' };
@@ -88,8 +86,8 @@ export function validEntry(key: string, v: unknown, share: Share = same): Manife
     else if (!optString(c.platform) || !(c.attestation === undefined || c.attestation === true)) ok = false;
     else {
       child.digest = c.digest;
-      child.mediaType = share(c.mediaType);
-      if (c.platform !== undefined) child.platform = share(c.platform as string);
+      child.mediaType = c.mediaType;
+      if (c.platform !== undefined) child.platform = c.platform as string;
       if (c.attestation === true) child.attestation = true;
     }
     return child;
@@ -99,40 +97,29 @@ export function validEntry(key: string, v: unknown, share: Share = same): Manife
   if (v.config !== undefined) {
     const ref = blobRef(v.config);
     if (!ref || !isObject(v.config) || typeof v.config.mediaType !== 'string') return undefined;
-    config = { digest: ref.digest, size: ref.size, mediaType: share(v.config.mediaType) };
+    config = { digest: ref.digest, size: ref.size, mediaType: v.config.mediaType };
   }
   // What the parser guarantees per kind: images and artifacts have a config, indexes have none.
   if ((v.kind === 'image' || v.kind === 'artifact') !== (config !== undefined)) return undefined;
   if (v.kind !== 'index' && children.length > 0) return undefined;
-  // One object of a fixed layout, as the scanner builds them: conditional spreads cost a third more memory.
   const info: Mutable<ManifestInfo> = {
     digest: key,
-    mediaType: share(v.mediaType),
+    mediaType: v.mediaType,
     kind: v.kind as ManifestInfo['kind'],
     size: v.size,
-    layers: layers.length === 0 ? EMPTY : layers,
-    children: children.length === 0 ? EMPTY : children,
+    layers,
+    children,
   };
   if (config) info.config = config;
   if (v.subject !== undefined) info.subject = v.subject;
-  if (v.artifactType !== undefined) info.artifactType = share(v.artifactType as string);
-  if (v.created !== undefined) {
-    info.created = v.created as string;
-    info.createdSource = v.createdSource as ManifestInfo['createdSource'];
+  if (v.artifactType !== undefined) info.artifactType = v.artifactType as string;
+  const created = v.created as string | undefined;
+  const source = v.createdSource as ManifestInfo['createdSource'];
+  if (created !== undefined) {
+    info.created = created;
+    info.createdSource = source;
   }
-  return info;
-}
-
-/** Shares equal strings while loading (bounded: it only saves memory). */
-function sharer(max = 65_536): Share {
-  const table = new Map<string, string>();
-  return (s) => {
-    const found = table.get(s);
-    if (found !== undefined) return found;
-    if (table.size >= max) table.clear();
-    table.set(s, s);
-    return s;
-  };
+  return compactor ? compactor.compact(info, created, source) : info;
 }
 
 /**
@@ -174,7 +161,7 @@ export class ManifestCacheStore implements ManifestCache {
     let header = true;
     let loaded = 0;
     let rejected = 0;
-    const share = sharer();
+    const compactor = new ManifestCompactor();
     try {
       for await (const line of lines) {
         if (header) {
@@ -191,7 +178,7 @@ export class ManifestCacheStore implements ManifestCache {
           continue;
         }
         const [key, day, value] = Array.isArray(parsed) ? (parsed as unknown[]) : [];
-        const info = typeof key === 'string' ? validEntry(key, value, share) : undefined;
+        const info = typeof key === 'string' ? validEntry(key, value, compactor) : undefined;
         if (!info || !isSize(day)) {
           rejected++;
           continue;
@@ -269,40 +256,54 @@ function checkHeader(line: string): void {
 
 export const warnToStderr = (message: string): void => void process.stderr.write(`warning: ${message}\n`);
 
-export interface FileManifestCache extends ManifestCache {
-  readonly path: string;
+/** A cache kept somewhere (a file, an S3 object): the entries in memory, and how it was loaded and is saved. */
+export interface StoredManifestCache extends ManifestCache {
   /** Entries held now. */
   readonly size: number;
   readonly loadStats: CacheLoadStats;
-  /** Write the cache (atomically: a temp file renamed over the old one). Never throws: a failure is warned. */
+  /** Write the cache back. Never throws: a failure is warned and the next run reads everything again. */
   save(): Promise<boolean>;
 }
 
+/** Where a cache is kept, for openStoredCache. */
+export interface CacheLocation {
+  /** How it is named in warnings: a path, or s3://bucket/key. */
+  readonly where: string;
+  /** The encoded cache; throws when it cannot be read. */
+  open(): Promise<Readable>;
+  /** The error means "there is none yet" (a first run), which is not worth a warning. */
+  isMissing(err: unknown): boolean;
+  /** Write the whole encoded cache; throws when it cannot. */
+  write(store: ManifestCacheStore): Promise<void>;
+  /** What to check when writing failed. */
+  readonly writeHint: string;
+}
+
 /**
- * Open the cache at `path`. A missing file starts an empty cache quietly; an unreadable, corrupt or
- * other-version file starts an empty one with a warning. Never throws.
+ * Load a cache from where it is kept. A missing one starts empty quietly; an unreadable, corrupt or
+ * other-version one starts empty with a warning. Never throws.
  */
-export async function openFileCache(
-  path: string,
+export async function openStoredCache(
+  location: CacheLocation,
   options: ManifestCacheOptions = {},
-): Promise<FileManifestCache> {
+): Promise<StoredManifestCache> {
   const warn = options.warn ?? warnToStderr;
+  const { where } = location;
   const store = new ManifestCacheStore(options);
   let loadStats: CacheLoadStats = { loaded: 0, rejected: 0 };
   try {
-    loadStats = await store.load(await openForReading(path));
+    loadStats = await store.load(await location.open());
     if (loadStats.rejected > 0)
-      warn(`manifest cache ${path}: ignored ${loadStats.rejected} malformed entries (they are read again)`);
+      warn(`manifest cache ${where}: ignored ${loadStats.rejected} malformed entries (they are read again)`);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+    if (!location.isMissing(err)) {
       warn(
-        `manifest cache ${path} could not be used (${errorMessage(err)}); starting with an empty cache, which ` +
+        `manifest cache ${where} could not be used (${errorMessage(err)}); starting with an empty cache, which ` +
           'only costs time. It is rewritten at the end of the run.',
       );
     }
   }
   return {
-    path,
     get size() {
       return store.size;
     },
@@ -310,17 +311,13 @@ export async function openFileCache(
     get: (digest) => store.get(digest),
     set: (info) => store.set(info),
     save: async () => {
-      const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
       try {
-        await mkdir(dirname(path), { recursive: true });
-        await pipeline(store.encode(), createWriteStream(temp, { flags: 'wx' }));
-        await rename(temp, path);
+        await location.write(store);
         return true;
       } catch (err) {
-        await rm(temp, { force: true }).catch(() => undefined);
         warn(
-          `manifest cache ${path} could not be written (${errorMessage(err)}); the next run reads everything ` +
-            'again. Check that the folder exists and is writable.',
+          `manifest cache ${where} could not be written (${errorMessage(err)}); the next run reads everything ` +
+            `again. ${location.writeHint}`,
         );
         return false;
       }
@@ -328,7 +325,42 @@ export async function openFileCache(
   };
 }
 
-/** Resolves once the file is open, so ENOENT is told apart from a corrupt file. */
+export interface FileManifestCache extends StoredManifestCache {
+  readonly path: string;
+}
+
+/**
+ * Open the cache at `path`. A missing file starts an empty cache quietly; an unreadable, corrupt or
+ * other-version file starts an empty one with a warning. Never throws. Saving writes a temp file and renames it
+ * over the old one, so a reader sees the old cache or the new one.
+ */
+export async function openFileCache(
+  path: string,
+  options: ManifestCacheOptions = {},
+): Promise<FileManifestCache> {
+  const cache = await openStoredCache(
+    {
+      where: path,
+      open: () => openForReading(path),
+      isMissing: (err) => (err as NodeJS.ErrnoException).code === 'ENOENT',
+      write: async (store) => {
+        const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+        try {
+          await mkdir(dirname(path), { recursive: true });
+          await pipeline(store.encode(), createWriteStream(temp, { flags: 'wx' }));
+          await rename(temp, path);
+        } catch (err) {
+          await rm(temp, { force: true }).catch(() => undefined);
+          throw err;
+        }
+      },
+      writeHint: 'Check that the folder exists and is writable.',
+    },
+    options,
+  );
+  return Object.assign(cache, { path });
+}
+
 async function openForReading(path: string): Promise<Readable> {
   const stream = createReadStream(path);
   await new Promise<void>((resolve, reject) => {

@@ -2,23 +2,15 @@
 // object is a first run; one that cannot be read or decoded starts an empty cache with a warning.
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Readable } from 'node:stream';
-import { errorMessage } from '../core/errors.ts';
-import type { ManifestCache } from '../core/ports.ts';
 import {
-  ManifestCacheStore,
-  warnToStderr,
-  type CacheLoadStats,
+  openStoredCache,
   type ManifestCacheOptions,
+  type StoredManifestCache,
 } from './manifest-cache-file.ts';
 
-export interface S3ManifestCache extends ManifestCache {
+export interface S3ManifestCache extends StoredManifestCache {
   readonly bucket: string;
   readonly key: string;
-  /** Entries held now. */
-  readonly size: number;
-  readonly loadStats: CacheLoadStats;
-  /** PUT the cache object. Never throws: a failure is warned and the next run reads everything again. */
-  save(): Promise<boolean>;
 }
 
 function isMissing(err: unknown): boolean {
@@ -44,35 +36,14 @@ export async function openS3Cache(
   key: string,
   options: ManifestCacheOptions = {},
 ): Promise<S3ManifestCache> {
-  const warn = options.warn ?? warnToStderr;
-  const where = `s3://${bucket}/${key}`;
-  const store = new ManifestCacheStore(options);
-  let loadStats: CacheLoadStats = { loaded: 0, rejected: 0 };
-  try {
-    const got = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    loadStats = await store.load(await bodyStream(got.Body));
-    if (loadStats.rejected > 0)
-      warn(`manifest cache ${where}: ignored ${loadStats.rejected} malformed entries (they are read again)`);
-  } catch (err) {
-    if (!isMissing(err)) {
-      warn(
-        `manifest cache ${where} could not be used (${errorMessage(err)}); starting with an empty cache, which ` +
-          'only costs time. It is rewritten at the end of the run.',
-      );
-    }
-  }
-  return {
-    bucket,
-    key,
-    get size() {
-      return store.size;
-    },
-    loadStats,
-    get: (digest) => store.get(digest),
-    set: (info) => store.set(info),
-    save: async () => {
-      try {
-        // One PUT replaces the object whole, so a reader sees the old cache or the new one, never a mix.
+  const cache = await openStoredCache(
+    {
+      where: `s3://${bucket}/${key}`,
+      open: async () =>
+        bodyStream((await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body),
+      isMissing,
+      // One PUT replaces the object whole, so a reader sees the old cache or the new one, never a mix.
+      write: async (store) => {
         await client.send(
           new PutObjectCommand({
             Bucket: bucket,
@@ -81,14 +52,10 @@ export async function openS3Cache(
             ContentType: 'application/gzip',
           }),
         );
-        return true;
-      } catch (err) {
-        warn(
-          `manifest cache ${where} could not be written (${errorMessage(err)}); the next run reads everything ` +
-            'again. Check that the function may s3:PutObject on the bucket.',
-        );
-        return false;
-      }
+      },
+      writeHint: 'Check that the function may s3:PutObject on the bucket.',
     },
-  };
+    options,
+  );
+  return Object.assign(cache, { bucket, key });
 }

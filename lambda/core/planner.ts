@@ -19,6 +19,8 @@ import type {
 import { ruleFor, type CompiledRule, type Policy } from './policy.ts';
 import { compareStrings } from './scan.ts';
 
+const NONE: readonly never[] = Object.freeze([]);
+
 const DAY_MS = 86_400_000;
 
 export function plan(inventory: Inventory, policy: Policy, now: Date): Plan {
@@ -68,25 +70,26 @@ function planRepository(
 ): Draft {
   const rule = ruleFor(policy, repo.name);
   const created = (digest: string): string | undefined => manifests.get(digest)?.created;
-  const keepAll = (reason: KeepReason): Draft => ({
-    plan: {
-      name: repo.name,
-      rule: rule?.index ?? null,
-      action: rule ? 'protected' : 'untouched',
-      kept: repo.tags.map((t) =>
-        withCreated({ tag: t.tag, digest: t.digest, reasons: [reason] }, created(t.digest)),
+  const keepAll = (reason: KeepReason): Draft => {
+    const reasons = [reason];
+    return {
+      plan: {
+        name: repo.name,
+        rule: rule?.index ?? null,
+        action: rule ? 'protected' : 'untouched',
+        kept: repo.tags.map((t) => keptTag(t, reasons, created(t.digest))),
+        deleteTags: [],
+        deleteManifests: [],
+        ...(repo.dangling ? { dangling: repo.dangling } : {}),
+        warnings: [],
+      },
+      retained: closure(
+        repo.tags.map((t) => t.digest),
+        manifests,
+        repo,
       ),
-      deleteTags: [],
-      deleteManifests: [],
-      ...(repo.dangling ? { dangling: repo.dangling } : {}),
-      warnings: [],
-    },
-    retained: closure(
-      repo.tags.map((t) => t.digest),
-      manifests,
-      repo,
-    ),
-  });
+    };
+  };
   if (!rule) return keepAll('no-rule');
   if (rule.protect) return keepAll('protected');
 
@@ -154,18 +157,14 @@ function planRepository(
   for (const t of repo.tags) {
     const why = reasons.get(t.tag);
     if (why) {
-      keptTags.push(withCreated({ tag: t.tag, digest: t.digest, reasons: why }, created(t.digest)));
+      keptTags.push(keptTag(t, why, created(t.digest)));
     } else {
-      const isReferrer = referrerSubject(t.tag) !== undefined;
       deleteTags.push(
-        withCreated(
-          {
-            tag: t.tag,
-            digest: t.digest,
-            method: kept.has(t.digest) ? 'tag-only' : 'manifest',
-            ...(isReferrer ? { referrer: true } : {}),
-          },
+        deletedTag(
+          t,
+          kept.has(t.digest) ? 'tag-only' : 'manifest',
           created(t.digest),
+          referrerSubject(t.tag) !== undefined,
         ),
       );
     }
@@ -194,8 +193,28 @@ function planRepository(
   };
 }
 
-function withCreated<T extends object>(entry: T, created: string | undefined): T & { created?: string } {
-  return created === undefined ? entry : { ...entry, created };
+/** One tag to delete, built in one literal (properties added later would cost a second allocation each). */
+function deletedTag(
+  t: TagRef,
+  method: DeletedTag['method'],
+  created: string | undefined,
+  referrer: boolean,
+): DeletedTag {
+  if (referrer) {
+    return created === undefined
+      ? { tag: t.tag, digest: t.digest, method, referrer }
+      : { tag: t.tag, digest: t.digest, method, created, referrer };
+  }
+  return created === undefined
+    ? { tag: t.tag, digest: t.digest, method }
+    : { tag: t.tag, digest: t.digest, method, created };
+}
+
+/** One kept tag; `reasons` may be shared between tags (it is never changed after planning). */
+function keptTag(t: TagRef, reasons: readonly KeepReason[], created: string | undefined): KeptTag {
+  return created === undefined
+    ? { tag: t.tag, digest: t.digest, reasons }
+    : { tag: t.tag, digest: t.digest, reasons, created };
 }
 
 function keepByName(
@@ -203,9 +222,11 @@ function keepByName(
   tags: readonly TagRef[],
   keep: (tag: string, r: KeepReason) => void,
 ): void {
+  const byGlob = rule.keep.tags.map((g) => ({ re: g.re, reason: `tag:${g.source}` as const }));
+  const byRegex = rule.keep.tagsRegex.map((g) => ({ re: g.re, reason: `tag-regex:${g.source}` as const }));
   for (const t of tags) {
-    for (const g of rule.keep.tags) if (g.re.test(t.tag)) keep(t.tag, `tag:${g.source}`);
-    for (const g of rule.keep.tagsRegex) if (g.re.test(t.tag)) keep(t.tag, `tag-regex:${g.source}`);
+    for (const g of byGlob) if (g.re.test(t.tag)) keep(t.tag, g.reason);
+    for (const g of byRegex) if (g.re.test(t.tag)) keep(t.tag, g.reason);
   }
 }
 
@@ -255,8 +276,8 @@ function keepByAge(
     known.sort((a, b) => b.ms - a.ms);
     // Images tied with the last place all stay: keeping one more is safe, dropping a tie is arbitrary.
     const threshold = known[Math.min(newest, known.length) - 1]!.ms;
-    for (const image of known)
-      if (image.ms >= threshold) for (const tag of image.tags) keep(tag, `newest:${newest}`);
+    const reason = `newest:${newest}` as const;
+    for (const image of known) if (image.ms >= threshold) for (const tag of image.tags) keep(tag, reason);
   }
 }
 
@@ -292,15 +313,17 @@ function orderDeletions(
   const referrerRoots = new Set<string>();
   for (const t of deleteTags) {
     if (t.method !== 'manifest') continue;
-    const list = tagsOf.get(t.digest) ?? [];
-    list.push(t.tag);
-    tagsOf.set(t.digest, list);
+    // A literal holds exactly its element; an array grown by push reserves room for 16 more (100 bytes
+    // per deleted manifest, most of which have one tag).
+    const list = tagsOf.get(t.digest);
+    if (list) list.push(t.tag);
+    else tagsOf.set(t.digest, [t.tag]);
     if (t.referrer) referrerRoots.add(t.digest);
   }
   for (const [digest] of tagsOf)
     if (tagsOf.get(digest)!.some((tag) => !referrerSubject(tag))) referrerRoots.delete(digest);
 
-  const out: ManifestDeletion[] = [];
+  const out: { -readonly [K in keyof ManifestDeletion]: ManifestDeletion[K] }[] = [];
   const seen = new Set<string>();
   const kindOf = (d: string) => manifests.get(d)?.kind ?? 'image';
   const addGroup = (roots: string[], role: 'root' | 'referrer', childRole: 'child' | 'referrer'): void => {
@@ -313,8 +336,8 @@ function orderDeletions(
         digest: d,
         role,
         kind: kindOf(d),
-        tags: (tagsOf.get(d) ?? []).sort(compareStrings),
-        after: [],
+        tags: tagsOf.get(d)?.sort(compareStrings) ?? NONE,
+        after: NONE,
       });
     }
     // Breadth first, so a parent index always goes before the children it references.
@@ -329,7 +352,8 @@ function orderDeletions(
         }
       }
       next.sort(compareStrings);
-      for (const d of next) out.push({ digest: d, role: childRole, kind: kindOf(d), tags: [], after: [] });
+      for (const d of next)
+        out.push({ digest: d, role: childRole, kind: kindOf(d), tags: NONE, after: NONE });
       frontier = next;
     }
   };
@@ -364,7 +388,11 @@ function orderDeletions(
     const subject = manifests.get(m.digest)?.subject;
     if (subject && deleting.has(subject)) need(m.digest, subject);
   }
-  return out.map((m) => ({ ...m, after: [...(after.get(m.digest) ?? [])].sort(compareStrings) }));
+  for (const m of out) {
+    const first = after.get(m.digest);
+    if (first) m.after = [...first].sort(compareStrings);
+  }
+  return out;
 }
 
 /**
@@ -375,29 +403,30 @@ function estimateBytesFreed(inventory: Inventory, drafts: readonly Draft[]): Map
   const retainedBlobs = new Set<string>();
   for (const d of drafts) {
     for (const digest of d.retained)
-      for (const b of blobsOf(inventory.manifests.get(digest))) retainedBlobs.add(b.digest);
+      forEachBlob(inventory.manifests.get(digest), (b) => retainedBlobs.add(b));
   }
   const counted = new Set<string>();
   const out = new Map<string, number>();
   for (const d of drafts) {
     let bytes = 0;
     for (const m of d.plan.deleteManifests) {
-      for (const b of blobsOf(inventory.manifests.get(m.digest))) {
-        if (retainedBlobs.has(b.digest) || counted.has(b.digest)) continue;
-        counted.add(b.digest);
-        bytes += b.size;
-      }
+      forEachBlob(inventory.manifests.get(m.digest), (b, size) => {
+        if (retainedBlobs.has(b) || counted.has(b)) return;
+        counted.add(b);
+        bytes += size;
+      });
     }
     out.set(d.plan.name, bytes);
   }
   return out;
 }
 
-function blobsOf(info: ManifestInfo | undefined): { digest: string; size: number }[] {
-  if (!info) return [];
-  const out = [{ digest: info.digest, size: info.size }, ...info.layers];
-  if (info.config) out.push({ digest: info.config.digest, size: info.config.size });
-  return out;
+/** The manifest itself, its layers and its config: what garbage-collect frees when nothing else uses them. */
+function forEachBlob(info: ManifestInfo | undefined, f: (digest: string, size: number) => void): void {
+  if (!info) return;
+  f(info.digest, info.size);
+  for (const l of info.layers) f(l.digest, l.size);
+  if (info.config) f(info.config.digest, info.config.size);
 }
 
 /** The delete guard: refuse a plan that deletes more than `maxFraction` of the tags it covers. */

@@ -12,7 +12,8 @@ import {
   parseManifest,
   referrerSubject,
 } from './manifest.ts';
-import type { ChildRef, Inventory, ManifestInfo, RepositoryInventory, ScanProblem, TagRef } from './model.ts';
+import { ManifestCompactor } from './compact.ts';
+import type { Inventory, ManifestInfo, RepositoryInventory, ScanProblem, TagRef } from './model.ts';
 import { ruleFor, type Policy } from './policy.ts';
 import { compileGlob } from './glob.ts';
 import type { FetchedManifest, ManifestCache, RegistryClient } from './ports.ts';
@@ -45,10 +46,6 @@ export async function scanRegistry(client: RegistryClient, options: ScanOptions 
   return new Scanner(client, options).run();
 }
 
-/** Bounds on the string-sharing tables (they only save memory, so forgetting is harmless). */
-const MAX_SHARED_NAMES = 4096;
-const MAX_SHARED_BLOBS = 65_536;
-
 class Scanner {
   private readonly manifests = new Map<string, ManifestInfo>();
   /** `created` of each config read (null when it has none), or the read in flight. */
@@ -57,8 +54,7 @@ class Scanner {
   private readonly ageReads = new Map<string, Promise<void>>();
   private readonly errors: ScanProblem[] = [];
   private readonly warnings: ScanProblem[] = [];
-  private readonly names = new Map<string, string>();
-  private readonly blobs = new Map<string, string>();
+  private readonly compactor = new ManifestCompactor();
   private repositoriesTotal = 0;
   private repositoriesDone = 0;
   private tagsSeen = 0;
@@ -262,72 +258,13 @@ class Scanner {
   ): Promise<ManifestInfo> {
     if (!this.lookup(fetched.digest)) {
       const parsed = parseManifest(fetched.digest, fetched.mediaType, fetched.body);
-      this.manifests.set(fetched.digest, this.compact(parsed, parsed.created, parsed.createdSource));
+      this.manifests.set(
+        fetched.digest,
+        this.compactor.compact(parsed, parsed.created, parsed.createdSource),
+      );
     }
     await this.ensureAge(repository, fetched.digest, ageNeeded);
     return this.manifests.get(fetched.digest)!;
-  }
-
-  private share(table: Map<string, string>, max: number, s: string): string {
-    const found = table.get(s);
-    if (found !== undefined) return found;
-    if (table.size >= max) table.clear();
-    table.set(s, s);
-    return s;
-  }
-
-  /**
-   * The same facts in one fresh object of a fixed layout, with repeated strings (media types, platforms, a
-   * base layer shared by a repository's images) shared: a third less memory per manifest than the parser's
-   * output with its conditional spreads.
-   */
-  private compact(
-    info: ManifestInfo,
-    created: string | undefined,
-    createdSource: ManifestInfo['createdSource'],
-  ): ManifestInfo {
-    const name = (s: string): string => this.share(this.names, MAX_SHARED_NAMES, s);
-    const out: {
-      -readonly [K in keyof ManifestInfo]: ManifestInfo[K];
-    } = {
-      digest: info.digest,
-      mediaType: name(info.mediaType),
-      kind: info.kind,
-      size: info.size,
-      layers:
-        info.layers.length === 0
-          ? EMPTY
-          : info.layers.map((l) => ({
-              digest: this.share(this.blobs, MAX_SHARED_BLOBS, l.digest),
-              size: l.size,
-            })),
-      children:
-        info.children.length === 0
-          ? EMPTY
-          : info.children.map((c) => {
-              const child: { -readonly [K in keyof ChildRef]: ChildRef[K] } = {
-                digest: c.digest,
-                mediaType: name(c.mediaType),
-              };
-              if (c.platform !== undefined) child.platform = name(c.platform);
-              if (c.attestation) child.attestation = true;
-              return child;
-            }),
-    };
-    if (info.config) {
-      out.config = {
-        digest: info.config.digest,
-        size: info.config.size,
-        mediaType: name(info.config.mediaType),
-      };
-    }
-    if (info.subject !== undefined) out.subject = info.subject;
-    if (info.artifactType !== undefined) out.artifactType = name(info.artifactType);
-    if (created !== undefined) {
-      out.created = created;
-      out.createdSource = createdSource;
-    }
-    return out;
   }
 
   /** Read the config's `created` once per config digest, however many manifests or repositories share it. */
@@ -381,7 +318,7 @@ class Scanner {
   private setCreated(digest: string, created: string | null): void {
     const current = this.manifests.get(digest);
     if (created === null || !current || current.createdSource === 'config') return;
-    this.manifests.set(digest, this.compact(current, created, 'config'));
+    this.manifests.set(digest, this.compactor.compact(current, created, 'config'));
   }
 
   /** An index is as old as its newest child (attestations aside); its own annotation only as a fallback. */
@@ -406,7 +343,7 @@ class Scanner {
       }
       visiting.delete(digest);
       if (newestText !== undefined) {
-        this.manifests.set(digest, this.compact(info, newestText, 'children'));
+        this.manifests.set(digest, this.compactor.compact(info, newestText, 'children'));
         return newest;
       }
       return createdMillis(info.created);
@@ -414,8 +351,6 @@ class Scanner {
     for (const [digest, info] of this.manifests) if (info.kind === 'index') ageOf(digest);
   }
 }
-
-const EMPTY: readonly never[] = Object.freeze([]);
 
 export function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
