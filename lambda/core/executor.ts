@@ -12,7 +12,10 @@ import type { ProbeResult, RegistryClient } from './ports.ts';
 export interface ApplyOptions {
   /** Refuse plans deleting more than this share of their tags. Default 0.5. */
   readonly maxDeleteFraction?: number;
-  /** Repositories worked on at once. Default 8. */
+  /**
+   * Repositories worked on at once. Default 16: with 8 DELETEs each that keeps the client's 64 connections busy
+   * while some repositories are between steps (re-check, waves); 8 measured 1.4x the bare DELETEs, 16 1.14-1.22x.
+   */
   readonly repositoryConcurrency?: number;
   /** DELETEs in flight within one repository. Default 8. */
   readonly deleteConcurrency?: number;
@@ -62,7 +65,7 @@ export async function applyPlan(
     }
     let done = 0;
     let deleted = 0;
-    const limit = pLimit(options.repositoryConcurrency ?? 8);
+    const limit = pLimit(options.repositoryConcurrency ?? 16);
     await Promise.all(
       work.map((repo) =>
         limit(async () => {

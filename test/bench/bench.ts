@@ -31,10 +31,9 @@ const USAGE = `npm run bench -- [--mode plan|apply|cache|memory] [options]
   --baseline-connections N   the minimal client's connections (default 64)
   --rounds N            baseline/planner pairs to run, best of each reported (default: plan 2, apply 1)
   --keep N              keep.newest of the policy (default 10; apply: 16)
-  --head-keepalive      give the planner's client an undici Agent that keeps connections open after HEAD
-                        (undici closes them unless a request says reset: false)
   --delete-concurrency N   apply: DELETEs in flight per repository (default: the executor's)
-  --heap-cap-mb N       memory: also run with --max-old-space-size=N, as NODE_OPTIONS would (default 224)
+  --lambda-memory-mb N  memory: also run with the V8 flags the Lambda Node.js runtime gives a function of
+                        N MB (semi space N/20, old space N*9/10; default 256)
 `;
 
 const { values } = parseArgs({
@@ -48,8 +47,7 @@ const { values } = parseArgs({
     'baseline-connections': { type: 'string', default: '64' },
     rounds: { type: 'string' },
     keep: { type: 'string' },
-    'heap-cap-mb': { type: 'string' },
-    'head-keepalive': { type: 'boolean' },
+    'lambda-memory-mb': { type: 'string' },
     'delete-concurrency': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
@@ -194,7 +192,6 @@ function tuning(): Record<string, string | undefined> {
   return {
     concurrency: values.concurrency,
     'repo-concurrency': values['repo-concurrency'],
-    'head-keepalive': values['head-keepalive'] ? 'true' : undefined,
   };
 }
 
@@ -203,7 +200,6 @@ function settings(): Record<string, unknown> {
     concurrency: values.concurrency ?? 'default',
     repositoryConcurrency: values['repo-concurrency'] ?? 'default',
     ...(values['delete-concurrency'] ? { deleteConcurrency: values['delete-concurrency'] } : {}),
-    headKeepAlive: values['head-keepalive'] ?? false,
   };
 }
 
@@ -424,7 +420,7 @@ async function cacheMode(shape: SeedShape, delayMs: number): Promise<Record<stri
 
 async function memoryMode(shape: SeedShape): Promise<Record<string, unknown>> {
   const keep = int(values.keep, '--keep', 10);
-  const heapCapMb = int(values['heap-cap-mb'], '--heap-cap-mb', 224);
+  const lambdaMb = int(values['lambda-memory-mb'], '--lambda-memory-mb', 256);
   const cacheFile = join(BENCH_DIR, `memory-cache-${process.pid}.ndjson.gz`);
   mkdirSync(BENCH_DIR, { recursive: true });
   rmSync(cacheFile, { force: true });
@@ -441,16 +437,24 @@ async function memoryMode(shape: SeedShape): Promise<Record<string, unknown>> {
     say(`${String(plain.peakRssMb)} MB; with a cache file (cold, then warm)`);
     const cold = await runPart('memory', { ...shape, keep, cache: cacheFile });
     const warm = await runPart('memory', { ...shape, keep, cache: cacheFile });
-    // A small Lambda's V8 heap is capped (by its memory size, or NODE_OPTIONS): does the run fit, and in what?
-    const flags = [`--max-old-space-size=${heapCapMb}`];
-    say(`with ${flags.join(' ')}, warm cache`);
-    let capped: Record<string, unknown>;
-    try {
-      capped = row(await runPart('memory', { ...shape, keep, cache: cacheFile }, flags));
-    } catch (err) {
-      // V8 prints why (usually "JavaScript heap out of memory") on the inherited stderr.
-      capped = { failed: String(err).split('\n')[0] };
-    }
+    // The Lambda Node.js runtime starts node with heap limits from the function's memory size (its bootstrap:
+    // new space = memory/10, semi space = half that, old space = the rest): the same run under those limits.
+    const newSpace = Math.floor(lambdaMb / 10);
+    const flags = [
+      `--max-semi-space-size=${Math.floor(newSpace / 2)}`,
+      `--max-old-space-size=${lambdaMb - newSpace}`,
+    ];
+    const underLambda = async (cache: string | undefined): Promise<Record<string, unknown>> => {
+      try {
+        return row(await runPart('memory', { ...shape, keep, cache }, flags));
+      } catch (err) {
+        // V8 prints why (usually "JavaScript heap out of memory") on the inherited stderr.
+        return { failed: String(err).split('\n')[0] };
+      }
+    };
+    say(`as a ${lambdaMb} MB Lambda runs it (${flags.join(' ')}): no cache, then warm cache`);
+    const lambdaNoCache = await underLambda(undefined);
+    const lambdaWarmCache = await underLambda(cacheFile);
     return {
       mode: 'memory',
       shape,
@@ -459,7 +463,7 @@ async function memoryMode(shape: SeedShape): Promise<Record<string, unknown>> {
       noCache: row(plain),
       coldCache: row(cold),
       warmCache: row(warm),
-      heapCapped: { nodeFlags: flags, ...capped },
+      lambda: { memoryMb: lambdaMb, nodeFlags: flags, noCache: lambdaNoCache, warmCache: lambdaWarmCache },
       cacheFileBytes: statSync(cacheFile).size,
     };
   } finally {

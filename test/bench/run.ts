@@ -5,7 +5,6 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { openFileCache, type FileManifestCache } from '../../lambda/adapters/manifest-cache-file.ts';
 import { createRegistryClient } from '../../lambda/adapters/registry-client.ts';
-import { Agent, type Dispatcher } from 'undici';
 import { applyPlan } from '../../lambda/core/executor.ts';
 import type { Plan } from '../../lambda/core/model.ts';
 import { plan as makePlan } from '../../lambda/core/planner.ts';
@@ -23,7 +22,6 @@ const { positionals, values } = parseArgs({
     keep: { type: 'string', default: '10' },
     cache: { type: 'string' },
     'head-first': { type: 'string' },
-    'head-keepalive': { type: 'string' },
     'delete-concurrency': { type: 'string' },
     plan: { type: 'string' },
     repos: { type: 'string' },
@@ -42,27 +40,9 @@ const url = (): string => {
   if (!values.url) throw new Error('--url is required');
   return values.url;
 };
-/**
- * The change proposed for the registry client, tried from outside it: undici closes the connection after
- * every HEAD unless the request says `reset: false` (distribution never sends a body to a HEAD).
- */
-class KeepAliveHeadAgent extends Agent {
-  public override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    return super.dispatch(opts.method === 'HEAD' ? { ...opts, reset: false } : opts, handler);
-  }
-}
-
 function makeClient(): ReturnType<typeof createRegistryClient> {
   const concurrency = values.concurrency ? int(values.concurrency) : undefined;
-  const dispatcher =
-    values['head-keepalive'] === 'true'
-      ? new KeepAliveHeadAgent({ connections: concurrency ?? 32, keepAliveTimeout: 30_000 })
-      : undefined;
-  return createRegistryClient({
-    url: url(),
-    ...(concurrency ? { concurrency } : {}),
-    ...(dispatcher ? { dispatcher } : {}),
-  });
+  return createRegistryClient({ url: url(), ...(concurrency ? { concurrency } : {}) });
 }
 
 const keepNewest = (): Policy =>
@@ -183,6 +163,7 @@ async function memoryPart(): Promise<Record<string, unknown>> {
   const inventory = await scanRegistry(registry, { policy, ...(cache ? { cache } : {}) });
   const thePlan = makePlan(inventory, policy, new Date());
   const ms = performance.now() - start;
+  const peakRssBeforeSaveMb = Math.round(process.resourceUsage().maxRSS / 1024);
   if (cache) await cache.save();
   const heapMb = Math.round(process.memoryUsage().heapUsed / 1024 / 1024);
   return {
@@ -191,7 +172,7 @@ async function memoryPart(): Promise<Record<string, unknown>> {
     summary: thePlan.summary,
     complete: thePlan.complete,
     heapUsedAtEndMb: heapMb,
-    ...(cache ? { cache: { loaded: cache.loadStats.loaded, entries: cache.size } } : {}),
+    ...(cache ? { cache: { loaded: cache.loadStats.loaded, entries: cache.size }, peakRssBeforeSaveMb } : {}),
   };
 }
 
