@@ -184,8 +184,10 @@ export interface RegistryJanitorProps {
    */
   readonly alarmEmail?: string;
   /**
-   * Memory of the function in MB (CPU grows with it; raise it for registries with many thousands of tags).
-   * @default 512 (`npm run bench -- --mode memory`: a plan over 101,000 tags peaks at about 330 MB)
+   * Memory of the function in MB. Lambda gives CPU in proportion (1,769 MB = one vCPU), and a plan over 100,000
+   * tags needs about 100 CPU-seconds besides its memory (`npm run bench -- --mode memory`: 232 MB peak under the
+   * heap limits the runtime sets for 256 MB, 287 MB with a warm cache; over HTTP more).
+   * @default 1024
    */
   readonly memorySize?: number;
   /**
@@ -302,7 +304,7 @@ export class RegistryJanitor extends Construct {
       depsLockFilePath: LOCK_FILE,
       runtime: Runtime.NODEJS_22_X,
       architecture: Architecture.ARM_64,
-      memorySize: props.memorySize ?? 512,
+      memorySize: props.memorySize ?? 1024,
       timeout: Duration.minutes(15),
       // Two runs at once could delete from a plan the other invalidated.
       reservedConcurrentExecutions: 1,

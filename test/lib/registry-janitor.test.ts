@@ -68,12 +68,12 @@ describe('RegistryJanitor with defaults', () => {
     ({ template, statements, janitor } = synth());
   });
 
-  it('runs Node.js 22 on ARM64 for up to 15 minutes, one run at a time, with 512 MB', () => {
+  it('runs Node.js 22 on ARM64 for up to 15 minutes, one run at a time, with 1024 MB', () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
       Runtime: 'nodejs22.x',
       Architectures: ['arm64'],
       Timeout: 900,
-      MemorySize: 512,
+      MemorySize: 1024,
       ReservedConcurrentExecutions: 1,
       Handler: 'index.handler',
     });
@@ -357,7 +357,7 @@ describe('RegistryJanitor options', () => {
       configPath: '/etc/distribution/config.yml',
       gcMode: 'offline',
       maxDeleteFraction: 0.2,
-      memorySize: 1024,
+      memorySize: 2048,
       logRetention: RetentionDays.ONE_YEAR,
       serviceName: 'registry-eu',
       schedule: ScheduleExpression.cron({ minute: '30', hour: '1', weekDay: 'SUN' }),
@@ -373,7 +373,7 @@ describe('RegistryJanitor options', () => {
       CONCURRENCY: '8',
       REGISTRY_URL: 'https://registry.internal:5000',
     });
-    template.hasResourceProperties('AWS::Lambda::Function', { MemorySize: 1024 });
+    template.hasResourceProperties('AWS::Lambda::Function', { MemorySize: 2048 });
     template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 365 });
     template.hasResourceProperties('AWS::Scheduler::Schedule', {
       ScheduleExpression: 'cron(30 1 ? * SUN *)',
