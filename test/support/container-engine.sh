@@ -133,7 +133,24 @@ service_answers() {
   DOCKER_HOST=unix://$SOCKET timeout 10 docker ps -q >/dev/null 2>&1
 }
 
+# A service whose working directory was removed (started from a checkout since deleted) answers the API, but
+# conmon inherits that directory and every container start fails: replace it.
+service_is_stale() {
+  [ -f "$PID_FILE" ] || return 1
+  local pid
+  pid=$(cat "$PID_FILE")
+  kill -0 "$pid" 2>/dev/null || return 1
+  case $(readlink "/proc/$pid/cwd" 2>/dev/null) in
+  *' (deleted)') return 0 ;;
+  *) return 1 ;;
+  esac
+}
+
 start_service() {
+  if service_is_stale; then
+    say "the podman service (pid $(cat "$PID_FILE")) runs in a removed directory; restarting it"
+    stop_service
+  fi
   if service_answers; then
     return
   fi
@@ -143,7 +160,8 @@ start_service() {
   else
     rm -f "$SOCKET"
     # Detached into its own session so it outlives this script and the test process that ran it.
-    setsid podman system service --time=0 "unix://$SOCKET" </dev/null >>"$SERVICE_LOG" 2>&1 8>&- &
+    # From /, so that its containers never depend on the directory setup ran in.
+    (cd / && exec setsid podman system service --time=0 "unix://$SOCKET" </dev/null >>"$SERVICE_LOG" 2>&1 8>&-) &
     echo $! >"$PID_FILE"
     if [ "${1:-}" = ephemeral ]; then touch "$EPHEMERAL_MARK"; else rm -f "$EPHEMERAL_MARK"; fi
     say "started podman system service (pid $!) on unix://$SOCKET"
