@@ -186,7 +186,7 @@ export interface RegistryJanitorProps {
   /**
    * Memory of the function in MB. Lambda gives CPU in proportion (1,769 MB = one vCPU), and a plan over 100,000
    * tags needs about 100 CPU-seconds besides its memory (`npm run bench -- --mode memory`: 232 MB peak under the
-   * heap limits the runtime sets for 256 MB, 287 MB with a warm cache; over HTTP more).
+   * heap limits the runtime sets for 256 MB, 275 MB with a warm cache; over HTTP more).
    * @default 1024
    */
   readonly memorySize?: number;

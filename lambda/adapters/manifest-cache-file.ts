@@ -127,7 +127,12 @@ export function validEntry(key: string, v: unknown, compactor?: ManifestCompacto
  * the file's or the bucket's; this is shared by both.
  */
 export class ManifestCacheStore implements ManifestCache {
-  private readonly entries = new Map<string, { info: ManifestInfo; day: number }>();
+  private readonly entries = new Map<string, ManifestInfo>();
+  /**
+   * The day each entry was last used, for entries not used today (loaded, not asked for yet): a run that uses
+   * everything empties it, so 100,000 entries carry no per-entry bookkeeping by the time the plan is made.
+   */
+  private readonly lastUsed = new Map<string, number>();
   private readonly today: number;
   private readonly maxUnusedDays: number;
 
@@ -141,15 +146,18 @@ export class ManifestCacheStore implements ManifestCache {
   }
 
   public get(digest: string): ManifestInfo | undefined {
-    const entry = this.entries.get(digest);
-    if (!entry || entry.info.digest !== digest) return undefined;
-    entry.day = this.today;
-    return entry.info;
+    const info = this.entries.get(digest);
+    if (!info || info.digest !== digest) return undefined;
+    this.lastUsed.delete(digest);
+    return info;
   }
 
   public set(info: ManifestInfo): void {
-    // Only what would load again is kept, so a bad entry never outlives the run that made it.
-    if (validEntry(info.digest, info)) this.entries.set(info.digest, { info, day: this.today });
+    // What the cache handed out is already valid; anything else must be what would load again, so a bad entry
+    // never outlives the run that made it.
+    if (this.entries.get(info.digest) !== info && !validEntry(info.digest, info)) return;
+    this.entries.set(info.digest, info);
+    this.lastUsed.delete(info.digest);
   }
 
   /** Read the encoded form; throws when the stream as a whole is unreadable or of another format. */
@@ -183,13 +191,15 @@ export class ManifestCacheStore implements ManifestCache {
           rejected++;
           continue;
         }
-        this.entries.set(key as string, { info, day: Math.min(day, this.today) });
+        this.entries.set(key as string, info);
+        if (day < this.today) this.lastUsed.set(key as string, day);
         loaded++;
       }
       if (header) throw new Error('it is empty');
     } catch (err) {
       // Only a stream read to its end is used: half a cache is as good as none, and simpler to reason about.
       this.entries.clear();
+      this.lastUsed.clear();
       gunzip.destroy();
       source.destroy();
       throw err;
@@ -204,12 +214,13 @@ export class ManifestCacheStore implements ManifestCache {
       version: CACHE_FORMAT_VERSION,
       savedAt: new Date(this.today * DAY_MS).toISOString().slice(0, 10),
     });
-    const entries = this.entries;
+    const { entries, lastUsed, today } = this;
     const oldest = this.today - this.maxUnusedDays;
     function* lines(): Generator<string> {
       yield header + '\n';
       let batch = '';
-      for (const [digest, { info, day }] of entries) {
+      for (const [digest, info] of entries) {
+        const day = lastUsed.get(digest) ?? today;
         if (day < oldest) continue;
         batch += JSON.stringify([digest, day, info]) + '\n';
         if (batch.length > 64 * 1024) {
