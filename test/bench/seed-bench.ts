@@ -1,19 +1,12 @@
 // Seeds the benchmark registry over the HTTP API, concurrently: N repositories × M tags, each repository with
 // one shared base layer, each tag a unique layer and a unique config with its own created time, a `latest`
 // alias of the newest tag, and every tenth repository multi-arch (each tag an OCI index of two images).
-import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import { Pool } from 'undici';
+import { fakeBytes as bytes, MEDIA, sha256 } from '../support/seed.ts';
 
 /** Bump when the seeded content changes, so old storage folders are seeded again. */
 export const SEED_VERSION = 1;
-
-const MEDIA = {
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  dockerConfig: 'application/vnd.docker.container.image.v1+json',
-  dockerLayer: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-} as const;
 
 export interface SeedShape {
   readonly repos: number;
@@ -62,20 +55,6 @@ export function seedFacts(shape: SeedShape): SeedFacts {
     childManifests: multi * shape.tags * 2,
     configs: single * shape.tags + multi * shape.tags * 2,
   };
-}
-
-function sha256(data: Uint8Array | string): string {
-  return 'sha256:' + createHash('sha256').update(data).digest('hex');
-}
-
-function bytes(seed: string, size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let block = createHash('sha256').update(seed).digest();
-  for (let off = 0; off < size; off += block.length) {
-    out.set(block.subarray(0, Math.min(block.length, size - off)), off);
-    block = createHash('sha256').update(block).digest();
-  }
-  return out;
 }
 
 interface Descriptor {
