@@ -14,8 +14,12 @@ export class ManifestCompactor {
   private readonly blobs = new Map<string, BlobRef>();
 
   /** A repeated short string (media type, platform, artifact type) as one shared instance. */
-  public name(s: string): string {
-    return this.share(this.names, MAX_SHARED_NAMES, s);
+  private name(s: string): string {
+    const found = this.names.get(s);
+    if (found !== undefined) return found;
+    if (this.names.size >= MAX_SHARED_NAMES) this.names.clear();
+    this.names.set(s, s);
+    return s;
   }
 
   /** A layer as one shared object per digest and size: a base layer under many images is stored once. */
@@ -28,14 +32,6 @@ export class ManifestCompactor {
     return ref;
   }
 
-  private share(table: Map<string, string>, max: number, s: string): string {
-    const found = table.get(s);
-    if (found !== undefined) return found;
-    if (table.size >= max) table.clear();
-    table.set(s, s);
-    return s;
-  }
-
   /**
    * The same facts in one fresh object of a fixed layout, with repeated strings (media types, platforms, a
    * base layer shared by a repository's images) shared: a third less memory per manifest than the parser's
@@ -46,10 +42,14 @@ export class ManifestCompactor {
     created: string | undefined,
     createdSource: ManifestInfo['createdSource'],
   ): ManifestInfo {
-    const name = (s: string): string => this.name(s);
     const layers = info.layers.length === 0 ? EMPTY : info.layers.map((l) => this.layer(l.digest, l.size));
+    const config = info.config && {
+      digest: info.config.digest,
+      size: info.config.size,
+      mediaType: this.name(info.config.mediaType),
+    };
     if (
-      info.config &&
+      config &&
       info.children.length === 0 &&
       info.subject === undefined &&
       info.artifactType === undefined &&
@@ -59,16 +59,12 @@ export class ManifestCompactor {
       // The common case (an image whose age is known) in one literal: all properties in the object itself.
       return {
         digest: info.digest,
-        mediaType: name(info.mediaType),
+        mediaType: this.name(info.mediaType),
         kind: info.kind,
         size: info.size,
         layers,
         children: EMPTY,
-        config: {
-          digest: info.config.digest,
-          size: info.config.size,
-          mediaType: name(info.config.mediaType),
-        },
+        config,
         created,
         createdSource,
       };
@@ -77,7 +73,7 @@ export class ManifestCompactor {
       -readonly [K in keyof ManifestInfo]: ManifestInfo[K];
     } = {
       digest: info.digest,
-      mediaType: name(info.mediaType),
+      mediaType: this.name(info.mediaType),
       kind: info.kind,
       size: info.size,
       layers,
@@ -85,8 +81,8 @@ export class ManifestCompactor {
         info.children.length === 0
           ? EMPTY
           : info.children.map((c): ChildRef => {
-              const mediaType = name(c.mediaType);
-              const platform = c.platform === undefined ? undefined : name(c.platform);
+              const mediaType = this.name(c.mediaType);
+              const platform = c.platform === undefined ? undefined : this.name(c.platform);
               // One literal per shape: properties added later would cost a second allocation each.
               if (c.attestation) {
                 return platform === undefined
@@ -98,15 +94,9 @@ export class ManifestCompactor {
                 : { digest: c.digest, mediaType, platform };
             }),
     };
-    if (info.config) {
-      out.config = {
-        digest: info.config.digest,
-        size: info.config.size,
-        mediaType: name(info.config.mediaType),
-      };
-    }
+    if (config) out.config = config;
     if (info.subject !== undefined) out.subject = info.subject;
-    if (info.artifactType !== undefined) out.artifactType = name(info.artifactType);
+    if (info.artifactType !== undefined) out.artifactType = this.name(info.artifactType);
     if (created !== undefined) {
       out.created = created;
       out.createdSource = createdSource;

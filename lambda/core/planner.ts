@@ -17,9 +17,8 @@ import type {
   TagRef,
 } from './model.ts';
 import { ruleFor, type CompiledRule, type Policy } from './policy.ts';
+import { EMPTY } from './compact.ts';
 import { compareStrings } from './scan.ts';
-
-const NONE: readonly never[] = Object.freeze([]);
 
 const DAY_MS = 86_400_000;
 
@@ -336,8 +335,8 @@ function orderDeletions(
         digest: d,
         role,
         kind: kindOf(d),
-        tags: tagsOf.get(d)?.sort(compareStrings) ?? NONE,
-        after: NONE,
+        tags: tagsOf.get(d)?.sort(compareStrings) ?? EMPTY,
+        after: EMPTY,
       });
     }
     // Breadth first, so a parent index always goes before the children it references.
@@ -353,7 +352,7 @@ function orderDeletions(
       }
       next.sort(compareStrings);
       for (const d of next)
-        out.push({ digest: d, role: childRole, kind: kindOf(d), tags: NONE, after: NONE });
+        out.push({ digest: d, role: childRole, kind: kindOf(d), tags: EMPTY, after: EMPTY });
       frontier = next;
     }
   };
