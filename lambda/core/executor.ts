@@ -52,9 +52,7 @@ export async function applyPlan(
   const startedAt = now().toISOString();
   assertApplicable(plan, options.maxDeleteFraction ?? 0.5);
 
-  const work = plan.repositories.filter(
-    (r) => r.deleteTags.length > 0 || (r.action === 'cleaned' && (r.dangling?.length ?? 0) > 0),
-  );
+  const work = plan.repositories.filter((r) => r.deleteTags.length > 0 || danglingToRemove(r).length > 0);
   const entries: ReportEntry[] = [];
   const skipped: { name: string; reason: string }[] = [];
   let bytes = 0;
@@ -163,7 +161,7 @@ async function applyRepository(
   // Tags whose image stays (another kept tag shares it), and tags whose manifest is already gone: the tag only.
   const removals: TagRemoval[] = [
     ...repo.deleteTags.filter((t) => t.method === 'tag-only').map((t) => ({ tag: t.tag, dangling: false })),
-    ...(repo.action === 'cleaned' ? (repo.dangling ?? []).map((tag) => ({ tag, dangling: true })) : []),
+    ...danglingToRemove(repo).map((tag) => ({ tag, dangling: true })),
   ];
   entries.push(...(await removeTags(client, repo.name, removals, probe, limit)));
 
@@ -190,6 +188,16 @@ async function applyRepository(
     entries.push(...results);
   }
   return entries;
+}
+
+/** Dangling tags are removed from cleaned repositories only; protected and unmatched ones keep them. */
+function danglingToRemove(repo: RepositoryPlan): readonly string[] {
+  return repo.action === 'cleaned' ? (repo.dangling ?? []) : [];
+}
+
+/** A 5xx from the registry: the request may have been carried out in part. */
+function isServerError(err: unknown): err is RegistryError {
+  return err instanceof RegistryError && (err.details.status ?? 0) >= 500;
 }
 
 function isGone(o: ReportEntry['outcome']): boolean {
@@ -224,7 +232,7 @@ async function deleteOne(
   } catch (err) {
     // distribution can answer 500 after it has deleted the manifest but before it untagged it (its tag lookup
     // failed): look before reporting, and remove the tags it left pointing at nothing.
-    if (err instanceof RegistryError && (err.details.status ?? 0) >= 500) {
+    if (isServerError(err)) {
       try {
         if ((await client.headManifest(repository, m.digest)) === null) {
           return await removeLeftTags(client, repository, m, probe, err.details.status ?? 500);
@@ -254,11 +262,14 @@ async function removeLeftTags(
     if (listed.has(tag) && (await client.headManifest(repository, tag)) === null) left.push(tag);
   }
   if (left.length === 0) return entry(repository, m, 'deleted', said);
-  const failed: string[] = [];
-  for (const tag of left) {
-    const [r] = await removeTags(client, repository, [{ tag, dangling: true }], probe, pLimit(1));
-    if (r?.outcome === 'failed') failed.push(tag);
-  }
+  const removed = await removeTags(
+    client,
+    repository,
+    left.map((tag) => ({ tag, dangling: true })),
+    probe,
+    pLimit(1),
+  );
+  const failed = removed.filter((r) => r.outcome === 'failed').map((r) => r.reference);
   return failed.length === 0
     ? entry(repository, m, 'deleted', `${said}; tag(s) ${left.join(', ')} it left behind were removed`)
     : entry(
@@ -369,7 +380,7 @@ async function dropPlaceholder(
       if ((await client.deleteManifest(repository, digest)) === 'deleted') return undefined;
       last = `the placeholder was gone before its tag`;
     } catch (err) {
-      if (!(err instanceof RegistryError && (err.details.status ?? 0) >= 500)) {
+      if (!isServerError(err)) {
         return `tag ${tag} now points at placeholder ${digest}, whose delete failed (${errorMessage(err)}); the next run removes it`;
       }
       last = errorMessage(err);
