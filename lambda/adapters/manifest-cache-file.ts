@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { errorMessage } from '../core/errors.ts';
 import { ManifestCompactor } from '../core/compact.ts';
+import { isObject } from '../core/manifest.ts';
 import type { ManifestInfo } from '../core/model.ts';
 import type { ManifestCache } from '../core/ports.ts';
 
@@ -43,10 +44,6 @@ export interface CacheLoadStats {
   readonly loaded: number;
   /** Lines dropped because their shape or digest was wrong. */
   readonly rejected: number;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 const isDigest = (v: unknown): v is string => typeof v === 'string' && v.length <= 256 && DIGEST.test(v);
