@@ -10,6 +10,7 @@ import { applyPlan, assertApplicable } from './core/executor.ts';
 import type { Plan } from './core/model.ts';
 import { plan as makePlan } from './core/planner.ts';
 import { parsePolicy } from './core/policy.ts';
+import { DEFAULT_CONCURRENCY } from './core/ports.ts';
 import { formatPlan, formatReport } from './core/report.ts';
 import { scanRegistry } from './core/scan.ts';
 
@@ -183,7 +184,7 @@ async function buildClient(values: Values, io: CliIo, forDelete: boolean): Promi
     ...(username !== undefined && password !== undefined ? { username, password } : {}),
     ...(values['ca-file'] ? { caPem: readText(values['ca-file'], 'the CA file') } : {}),
     ...(values.insecure ? { insecure: true } : {}),
-    concurrency: number(values.concurrency, '--concurrency', 1, 512, 64),
+    concurrency: number(values.concurrency, '--concurrency', 1, 512, DEFAULT_CONCURRENCY),
     actions: forDelete ? 'pull,delete' : 'pull',
   });
 }

@@ -5,6 +5,7 @@ import { parseInstanceTag, type SsmTarget } from './adapters/ssm-runner.ts';
 import { ConfigError, errorMessage } from './core/errors.ts';
 import { GC_MODES, type GcMode } from './core/gc-script.ts';
 import { compileGlob } from './core/glob.ts';
+import { DEFAULT_CONCURRENCY } from './core/ports.ts';
 import { validatePolicy, type Policy } from './core/policy.ts';
 
 export interface GcConfig {
@@ -46,7 +47,6 @@ export interface JanitorConfig {
 export const DEFAULT_CONTAINER_NAME = 'registry';
 export const DEFAULT_GC_TIMEOUT_SECONDS = 3600;
 export const DEFAULT_MAX_DELETE_FRACTION = 0.5;
-export const DEFAULT_CONCURRENCY = 64;
 
 const INSTANCE_ID = /^(i-[0-9a-f]{8}|i-[0-9a-f]{17}|mi-[0-9a-f]{17})$/;
 // Both end up in a shell script on the registry host: allow only what names and paths need.

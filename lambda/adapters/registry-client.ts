@@ -5,7 +5,13 @@ import { rootCertificates } from 'node:tls';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { Agent, type Dispatcher } from 'undici';
 import { AuthError, ConfigError, JanitorError, RegistryError, errorMessage } from '../core/errors.ts';
-import type { DeleteOutcome, FetchedManifest, ProbeResult, RegistryClient } from '../core/ports.ts';
+import {
+  DEFAULT_CONCURRENCY,
+  type DeleteOutcome,
+  type FetchedManifest,
+  type ProbeResult,
+  type RegistryClient,
+} from '../core/ports.ts';
 import { RegistryAuth, type SentAuth, type TokenAnswer } from './registry-auth.ts';
 
 /** The four manifest types distribution serves only when asked for by exact name (REGISTRY-FACTS §2). */
@@ -49,7 +55,7 @@ export interface RegistryClientOptions {
   caPem?: string;
   /** Skip TLS verification: only for self-signed test setups. */
   insecure?: boolean;
-  /** Max connections AND max requests in flight; 64 measured best with `npm run bench`. @default 64 */
+  /** Max connections AND max requests in flight. @default DEFAULT_CONCURRENCY */
   concurrency?: number;
   /** Per-request timeout (connect, headers, body, and the whole exchange). @default 30000 */
   timeoutMs?: number;
@@ -290,7 +296,7 @@ export class RegistryHttpClient implements RegistryClient {
   public constructor(options: RegistryClientOptions) {
     this.baseUrl = validateBaseUrl(options.url);
     this.origin = new URL(this.baseUrl).origin;
-    const concurrency = options.concurrency ?? 64;
+    const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 1024) {
       throw new ConfigError(`concurrency must be a whole number from 1 to 1024 (got ${concurrency})`);
     }
