@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MockAgent } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { parseWwwAuthenticate } from '../../lambda/adapters/registry-auth.ts';
+import { parseWwwAuthenticate } from '../../lambda/adapters/registry/auth.ts';
 import {
   PROBE_DIGEST,
   createRegistryClient,

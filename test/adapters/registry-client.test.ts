@@ -12,8 +12,8 @@ import pLimit from 'p-limit';
 import { MockAgent } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, RegistryError } from '../../lambda/core/errors.ts';
+import { MANIFEST_ACCEPT } from '../../lambda/core/manifest.ts';
 import {
-  MANIFEST_MEDIA_TYPES,
   PROBE_DIGEST,
   assertReference,
   assertRepositoryName,
@@ -332,11 +332,7 @@ describe('manifests and blobs', () => {
     agent = undefined;
   });
 
-  const types = [
-    ...MANIFEST_MEDIA_TYPES,
-    'application/vnd.docker.distribution.manifest.v1+prettyjws',
-    'application/vnd.docker.distribution.manifest.v1+json',
-  ];
+  const types = MANIFEST_ACCEPT;
 
   it.each(types)('GET serves %s with its digest, asking for every manifest type', async (type) => {
     const m = mocked();
@@ -354,7 +350,7 @@ describe('manifests and blobs', () => {
     const got = await m.client.getManifest('a', 'v1');
     expect(got).toMatchObject({ digest: sha256(body), mediaType: type });
     expect(Buffer.from(got!.body).toString()).toBe(body);
-    for (const t of MANIFEST_MEDIA_TYPES) expect(accept.split(', ')).toContain(t);
+    for (const t of MANIFEST_ACCEPT) expect(accept.split(', ')).toContain(t);
   });
 
   it('computes the digest when Docker-Content-Digest is missing', async () => {

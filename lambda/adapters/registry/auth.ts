@@ -1,6 +1,6 @@
 // Registry authentication: parses WWW-Authenticate challenges, and keeps the auth mode (none, HTTP basic, or
 // bearer tokens from the registry's token server) plus a per-scope token cache shared by concurrent requests.
-import { AuthError, RegistryError } from '../core/errors.ts';
+import { AuthError, RegistryError } from '../../core/errors.ts';
 
 /** One challenge of a WWW-Authenticate header; scheme and parameter names are lower-cased. */
 export interface Challenge {
