@@ -2,7 +2,7 @@
 // names the path in the file and how to fix it.
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
-import { compileGlob, GlobSyntaxError } from './glob.ts';
+import { compileGlob, GlobSyntaxError, type Glob } from './glob.ts';
 import { PolicyError } from './errors.ts';
 
 const wholeNumber = (what: string) =>
@@ -64,12 +64,12 @@ export interface Policy {
 
 export interface CompiledRule {
   readonly index: number;
-  readonly repositories: readonly RegExp[];
+  readonly repositories: readonly Glob[];
   readonly protect: boolean;
   readonly keep: {
     readonly newest?: number;
     readonly youngerThanDays?: number;
-    readonly tags: readonly { readonly source: string; readonly re: RegExp }[];
+    readonly tags: readonly { readonly source: string; readonly re: Glob }[];
     readonly tagsRegex: readonly { readonly source: string; readonly re: RegExp }[];
   };
 }
@@ -163,7 +163,7 @@ function compileRule(rule: PolicyDocument['rules'][number], index: number, probl
   };
 }
 
-function compile(glob: string, segmented: boolean, at: string, problems: string[]): RegExp[] {
+function compile(glob: string, segmented: boolean, at: string, problems: string[]): Glob[] {
   try {
     return [compileGlob(glob, segmented)];
   } catch (err) {
