@@ -101,6 +101,8 @@ export class ManifestCompactor {
       out.created = created;
       out.createdSource = createdSource;
     }
+    // The planner removes a tag still on a 2.8 placeholder; without the mark it is an index of unknown age.
+    if (info.placeholder === true) out.placeholder = true;
     return out;
   }
 }
