@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# A real container engine for the tests: Debian's podman serving the Docker API on a fixed socket, and a
-# `localhost/registry:2` stand-in image built from Debian's docker-registry binary (see ../shared/CONTAINERS.md).
+# A real container engine for the tests: Debian's podman serving the Docker API on a fixed socket, a
+# `localhost/registry:2` stand-in image built from Debian's docker-registry binary (see ../shared/CONTAINERS.md),
+# and, when REGISTRY_V3_BIN names a distribution v3 binary, a `localhost/registry:3` stand-in built from it.
 #
 #   container-engine.sh setup   idempotent: engine config, stand-in image, API service (started detached)
 #   container-engine.sh env     prints DOCKER_HOST=… for the service
@@ -16,6 +17,9 @@ PID_FILE=$ENGINE_DIR/podman-service.pid
 EPHEMERAL_MARK=$ENGINE_DIR/podman-service.ephemeral
 SERVICE_LOG=$ENGINE_DIR/podman-service.log
 IMAGE=localhost/registry:2
+IMAGE_V3=localhost/registry:3
+# Records which binary an image was built from, so that another REGISTRY_V3_BIN rebuilds it.
+SOURCE_LABEL=io.github.registry-janitor.source-sha256
 CONTAINERS_CONF=/etc/containers/containers.conf
 
 say() { printf 'container-engine: %s\n' "$*" >&2; }
@@ -32,6 +36,9 @@ require_tools() {
   command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
   [ -x /bin/busybox ] || missing+=("busybox-static (/bin/busybox)")
   command -v flock >/dev/null 2>&1 || missing+=("flock (util-linux)")
+  if [ -n "${REGISTRY_V3_BIN:-}" ] && [ ! -x "$REGISTRY_V3_BIN" ]; then
+    die "REGISTRY_V3_BIN=$REGISTRY_V3_BIN is not an executable file; point it at a distribution v3 binary, or unset it"
+  fi
   if [ "${#missing[@]}" -gt 0 ]; then
     die "missing: ${missing[*]}. Install with: apt-get update && apt-get install -y podman runc busybox-static docker-registry (the docker CLI comes from Docker's docker-ce-cli package)"
   fi
@@ -68,16 +75,24 @@ copy_libs() {
   done
 }
 
+# build_image IMAGE BINARY CONFIG_DIR: a stand-in for the official image, running BINARY as `registry` with
+# CONFIG_DIR/config.yml (registry:2: /etc/docker/registry; registry:3: /etc/distribution).
 build_image() {
-  if podman image exists "$IMAGE"; then
-    return
+  local image=$1 binary=$2 config_dir=$3 source built_from
+  source=$(sha256sum "$binary" | cut -d' ' -f1)
+  if podman image exists "$image"; then
+    # An image without the label was built by an earlier version of this script from the same binary.
+    built_from=$(podman image inspect -f "{{index .Labels \"$SOURCE_LABEL\"}}" "$image" 2>/dev/null || true)
+    case $built_from in '' | '<no value>' | "$source") return ;; esac
+    # Importing again moves the name; containers of the old image keep running on it.
+    say "$image was built from another binary; rebuilding it from $binary"
   fi
-  say "building $IMAGE from $(command -v docker-registry) and /bin/busybox"
+  say "building $image from $binary and /bin/busybox"
   local work root
   work=$(mktemp -d)
   root=$work/rootfs
-  mkdir -p "$root/bin" "$root/etc/docker/registry" "$root/var/lib/registry" "$root/tmp"
-  cp "$(command -v docker-registry)" "$root/bin/registry"
+  mkdir -p "$root/bin" "$root$config_dir" "$root/var/lib/registry" "$root/tmp"
+  cp "$binary" "$root/bin/registry"
   cp /bin/busybox "$root/bin/busybox"
   copy_libs "$root/bin/registry" "$root"
   copy_libs "$root/bin/busybox" "$root"
@@ -85,8 +100,8 @@ build_image() {
   for applet in sh du ls cat rm mkdir sleep test env wget; do
     ln -s busybox "$root/bin/$applet"
   done
-  # The official image's configuration.
-  cat >"$root/etc/docker/registry/config.yml" <<'EOF'
+  # The official images' configuration.
+  cat >"$root$config_dir/config.yml" <<'EOF'
 version: 0.1
 log:
   fields:
@@ -106,7 +121,7 @@ health:
     interval: 10s
     threshold: 3
 EOF
-  # Behaves like the official image's entrypoint.
+  # Behaves like the official images' entrypoint.
   cat >"$root/entrypoint.sh" <<'EOF'
 #!/bin/sh
 set -e
@@ -120,13 +135,21 @@ EOF
   tar -C "$root" -cf "$work/rootfs.tar" .
   podman import \
     --change 'ENTRYPOINT ["/entrypoint.sh"]' \
-    --change 'CMD ["/etc/docker/registry/config.yml"]' \
+    --change "CMD [\"$config_dir/config.yml\"]" \
     --change 'VOLUME ["/var/lib/registry"]' \
     --change 'EXPOSE 5000' \
     --change 'ENV PATH=/bin' \
-    --quiet "$work/rootfs.tar" "$IMAGE" >/dev/null
+    --change "LABEL $SOURCE_LABEL=$source" \
+    --quiet "$work/rootfs.tar" "$image" >/dev/null
   rm -rf "$work"
-  say "built $IMAGE"
+  say "built $image"
+}
+
+build_images() {
+  build_image "$IMAGE" "$(command -v docker-registry)" /etc/docker/registry
+  if [ -n "${REGISTRY_V3_BIN:-}" ]; then
+    build_image "$IMAGE_V3" "$REGISTRY_V3_BIN" /etc/distribution
+  fi
 }
 
 service_answers() {
@@ -175,12 +198,14 @@ start_service() {
 }
 
 smoke_test() {
-  local out
-  # --tmpfs over the image's VOLUME: podman's Docker API can leave anonymous volumes behind.
-  if ! out=$(DOCKER_HOST=unix://$SOCKET docker run --rm --tmpfs /var/lib/registry --entrypoint registry "$IMAGE" --version 2>&1); then
-    die "the engine cannot run a container: $out
+  local out image
+  for image in "$IMAGE" ${REGISTRY_V3_BIN:+"$IMAGE_V3"}; do
+    # --tmpfs over the image's VOLUME: podman's Docker API can leave anonymous volumes behind.
+    if ! out=$(DOCKER_HOST=unix://$SOCKET docker run --rm --tmpfs /var/lib/registry --entrypoint registry "$image" --version 2>&1); then
+      die "the engine cannot run a container of $image: $out
 Check $CONTAINERS_CONF (runtime = \"runc\", default_ulimits; see CONTAINERS.md) and $SERVICE_LOG"
-  fi
+    fi
+  done
 }
 
 setup() {
@@ -192,7 +217,8 @@ setup() {
   write_containers_conf
   local fresh=0
   podman image exists "$IMAGE" || fresh=1
-  build_image
+  [ -z "${REGISTRY_V3_BIN:-}" ] || podman image exists "$IMAGE_V3" || fresh=1
+  build_images
   service_answers || fresh=1
   start_service "${1:-}"
   if [ "$fresh" = 1 ]; then smoke_test; fi

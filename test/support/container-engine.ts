@@ -1,5 +1,5 @@
 // Test helpers for the real container engine (podman serving the Docker API, see container-engine.sh): start it,
-// run `docker`, create uniquely named registry containers, record what a container is made of, and pause the
+// run `docker`, create uniquely named registry containers (registry:2 or, with REGISTRY_V3_BIN, registry:3 stand-ins), record what a container is made of, and pause the
 // docker CLI at chosen steps of a script so a test can look at the registry mid-run.
 
 import { spawn } from 'node:child_process';
@@ -11,9 +11,16 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { RegistryKind } from './registry-kind.ts';
 
 export const ENGINE_SCRIPT = fileURLToPath(new URL('./container-engine.sh', import.meta.url));
 export const REGISTRY_IMAGE = 'localhost/registry:2';
+/** Built by container-engine.sh setup only when REGISTRY_V3_BIN is set. */
+export const REGISTRY_V3_IMAGE = 'localhost/registry:3';
+
+export function registryImage(kind: RegistryKind): string {
+  return kind === 'v3' ? REGISTRY_V3_IMAGE : REGISTRY_IMAGE;
+}
 const ENGINE_DIR = process.env.REGISTRY_JANITOR_ENGINE_DIR ?? '/run/registry-janitor';
 
 export interface ExecResult {
@@ -161,6 +168,8 @@ export interface RegistryContainer {
 }
 
 export interface RegistryContainerOptions {
+  /** Which stand-in image: registry:2 (default) or registry:3. */
+  readonly kind?: RegistryKind;
   /** Extra `docker run` arguments placed before the image (e.g. a network). */
   readonly runArgs?: readonly string[];
 }
@@ -188,7 +197,7 @@ export async function createRegistryContainer(
     '-e',
     'REGISTRY_STORAGE_DELETE_ENABLED=true',
     ...(options.runArgs ?? []),
-    REGISTRY_IMAGE,
+    registryImage(options.kind ?? '2.8'),
   );
   await waitForRegistry(container.url);
   return container;

@@ -1,5 +1,6 @@
-// Starts a real distribution registry (Debian's `docker-registry`) on 127.0.0.1 with a temp storage dir, for
-// integration tests, the demo and the benchmark. Each instance has its own port, storage and config.
+// Starts a real distribution registry (Debian's `docker-registry`, or another binary with the same CLI such as
+// distribution v3) on 127.0.0.1 with a temp storage dir, for integration tests, the demo and the benchmark. Each
+// instance has its own port, storage and config.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -9,6 +10,8 @@ import { join } from 'node:path';
 export const REGISTRY_BINARY = process.env.DOCKER_REGISTRY_BIN ?? 'docker-registry';
 
 export interface LocalRegistryOptions {
+  /** The registry binary (`serve CONFIG`, `garbage-collect … CONFIG`); default REGISTRY_BINARY. */
+  binary?: string;
   /** Storage root; a fresh temp dir by default (removed on stop). */
   storageDir?: string;
   /** `storage.delete.enabled` (default true). */
@@ -32,7 +35,7 @@ export interface LocalRegistry {
   start(): Promise<void>;
   /** Start again on the same port and storage (flushes the in-memory blob cache). */
   restart(): Promise<void>;
-  /** `docker-registry garbage-collect` on this registry's config; returns stdout. Stop the registry first for safety. */
+  /** `<binary> garbage-collect` on this registry's config; returns stdout. Stop the registry first for safety. */
   garbageCollect(args?: string[]): string;
   /** Stop and remove the temp storage (when we made it). */
   dispose(): Promise<void>;
@@ -67,7 +70,8 @@ export async function freePort(): Promise<number> {
 }
 
 export async function startLocalRegistry(options: LocalRegistryOptions = {}): Promise<LocalRegistry> {
-  assertRegistryBinary();
+  const binary = options.binary ?? REGISTRY_BINARY;
+  if (options.binary === undefined) assertRegistryBinary();
   const ownStorage = options.storageDir === undefined;
   const storageDir = options.storageDir ?? mkdtempSync(join(tmpdir(), 'rj-registry-'));
   mkdirSync(storageDir, { recursive: true });
@@ -106,21 +110,21 @@ export async function startLocalRegistry(options: LocalRegistryOptions = {}): Pr
 
   const start = async (): Promise<void> => {
     stderr = '';
-    const proc = spawn(REGISTRY_BINARY, ['serve', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(binary, ['serve', configPath], { stdio: ['ignore', 'ignore', 'pipe'] });
     child = proc;
     proc.stderr?.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-4000);
     });
     const deadline = Date.now() + 15_000;
     for (;;) {
-      if (proc.exitCode !== null) throw new Error(`docker-registry exited (${proc.exitCode}): ${stderr}`);
+      if (proc.exitCode !== null) throw new Error(`${binary} exited (${proc.exitCode}): ${stderr}`);
       try {
         const res = await fetch(`${url}/v2/`);
         if (res.status === 200 || res.status === 401) return;
       } catch {
         // not listening yet
       }
-      if (Date.now() > deadline) throw new Error(`docker-registry did not answer on ${url}: ${stderr}`);
+      if (Date.now() > deadline) throw new Error(`${binary} did not answer on ${url}: ${stderr}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   };
@@ -149,7 +153,7 @@ export async function startLocalRegistry(options: LocalRegistryOptions = {}): Pr
       await start();
     },
     garbageCollect: (args = []) => {
-      const res = spawnSync(REGISTRY_BINARY, ['garbage-collect', ...args, configPath], { encoding: 'utf8' });
+      const res = spawnSync(binary, ['garbage-collect', ...args, configPath], { encoding: 'utf8' });
       if (res.status !== 0) throw new Error(`garbage-collect failed (${res.status}): ${res.stderr}`);
       return res.stdout;
     },
