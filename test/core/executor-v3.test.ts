@@ -1,6 +1,6 @@
 // The executor on a registry that can delete tags (distribution v3, PR #3427), over an in-memory registry with
-// v3's delete semantics. Only distribution 2.8 is packaged here, so this path cannot run against a real one;
-// the 2.8 path (placeholders) is proven against the real registry in test/integration.
+// v3's delete semantics: the fast version of test/integration/tag-removal.test.ts, which proves the same path
+// on a real v3 when REGISTRY_V3_BIN is set.
 import { describe, expect, it } from 'vitest';
 import { RegistryError } from '../../lambda/core/errors.ts';
 import { applyPlan } from '../../lambda/core/executor.ts';
