@@ -1,16 +1,28 @@
 // The CLI in-process against real registries: exit codes, messages, and that bad input and refusals delete
 // nothing.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { EXIT, main } from '../../lambda/cli.ts';
 import type { Plan } from '../../lambda/core/model.ts';
+import {
+  containerState,
+  createRegistryContainer,
+  removeRegistryContainer,
+  startEngine,
+  type Engine,
+  type RegistryContainer,
+} from '../support/container-engine.ts';
 import { htpasswdAuthConfig, writeHtpasswd } from '../support/htpasswd.ts';
-import { freePort, startLocalRegistry, type LocalRegistry } from '../support/local-registry.ts';
+import { freePort, type LocalRegistry } from '../support/local-registry.ts';
+import { describeEachRegistry, startRegistry } from '../support/registry-kind.ts';
 import { SCENARIO_POLICY, seedScenario, type Scenario } from '../support/scenario.ts';
+import { MEDIA, pushImage, pushIndex } from '../support/seed.ts';
 
+/** Where the GC script writes its log on the host (the CLI does not change it). */
+const GC_LOG_DIR = '/var/log/registry-janitor';
 const dir = mkdtempSync(join(tmpdir(), 'rj-cli-'));
 const policyFile = join(dir, 'policy.yaml');
 writeFileSync(policyFile, SCENARIO_POLICY);
@@ -40,190 +52,284 @@ async function allTags(url: string, headers: Record<string, string> = {}): Promi
   return out;
 }
 
-describe('registry-janitor CLI', () => {
-  let registry: LocalRegistry;
-  let scenario: Scenario;
-  beforeAll(async () => {
-    registry = await startLocalRegistry();
-    scenario = await seedScenario(registry);
-  });
-  afterAll(async () => {
-    await registry?.dispose();
-  });
+describeEachRegistry('the CLI', ({ kind }) => {
+  describe('registry-janitor CLI', () => {
+    let registry: LocalRegistry;
+    let scenario: Scenario;
+    beforeAll(async () => {
+      registry = await startRegistry(kind);
+      scenario = await seedScenario(registry);
+    });
+    afterAll(async () => {
+      await registry?.dispose();
+    });
 
-  it('plan shows every deletion and deletes nothing', async () => {
-    const before = await allTags(registry.url);
-    const r = await cli(['plan', '--registry', registry.url, '--policy', policyFile]);
-    expect(r.code).toBe(EXIT.ok);
-    for (const [repo, tags] of Object.entries(scenario.deleted)) {
-      for (const tag of tags) expect(r.out).toMatch(new RegExp(`DELETE\\s+${tag.replace(/\./g, '\\.')}\\s`));
-      expect(r.out).toContain(`${repo}: rule #1`);
-    }
-    expect(r.out).toMatch(/Summary: 5 repositories, 26 tags: 15 kept, 11 to delete/);
-    expect(await allTags(registry.url)).toEqual(before);
-  });
-
-  it('plan --json prints the complete plan document', async () => {
-    const r = await cli(['plan', '--registry', registry.url, '--policy', policyFile, '--json']);
-    const p = JSON.parse(r.out) as Plan;
-    expect(p.complete).toBe(true);
-    expect(p.summary.tagsDeleted).toBe(11);
-    expect(p.repositories.find((x) => x.name === 'team1/api')?.kept.map((k) => k.tag)).toEqual(
-      scenario.kept['team1/api'],
-    );
-  });
-
-  it.each([
-    [
-      'an unknown policy field',
-      'rules:\n  - repositories: ["**"]\n    keep: { newst: 3 }\n',
-      /rules\[0\]\.keep: unknown field "newst"; did you mean "newest"\?/,
-    ],
-    [
-      'a bad glob',
-      'rules:\n  - repositories: ["team1/**"]\n    keep: { tags: ["v[0-9"] }\n',
-      /rules\[0\]\.keep\.tags\[0\]: "v\[0-9" is not a valid glob/,
-    ],
-    [
-      'a bad regex',
-      'rules:\n  - repositories: ["team1/**"]\n    keep: { tagsRegex: ["(v"] }\n',
-      /rules\[0\]\.keep\.tagsRegex\[0\]: "\(v" is not a valid regular expression/,
-    ],
-  ])('apply with %s exits 2 with the path and fix, and deletes nothing', async (_n, text, message) => {
-    const file = join(dir, `bad-${Math.random()}.yaml`);
-    writeFileSync(file, text);
-    const before = await allTags(registry.url);
-    const r = await cli(['apply', '--registry', registry.url, '--policy', file, '--yes']);
-    expect(r.code).toBe(EXIT.badInput);
-    expect(r.err).toMatch(message);
-    expect(await allTags(registry.url)).toEqual(before);
-  });
-
-  it.each([
-    [['plan', '--policy', policyFile], /--registry is required/],
-    [['plan', '--registry', 'http://127.0.0.1:1'], /--policy FILE is required/],
-    [
-      ['plan', '--registry', 'http://127.0.0.1:1', '--policy', join(dir, 'missing.yaml')],
-      /cannot read the policy file/,
-    ],
-    [
-      ['apply', '--registry', 'http://127.0.0.1:1', '--policy', policyFile, '--max-delete-fraction', '2'],
-      /--max-delete-fraction expects a number from 0 to 1/,
-    ],
-    [['frobnicate'], /unknown command "frobnicate"/],
-    [['plan', '--bogus'], /Unknown option '--bogus'/],
-  ])('bad flags %j exit 2', async (args, message) => {
-    const r = await cli(args);
-    expect(r.code).toBe(EXIT.badInput);
-    expect(r.err).toMatch(message);
-  });
-
-  it('apply without a terminal and without --yes refuses (exit 3) and deletes nothing', async () => {
-    const before = await allTags(registry.url);
-    const r = await cli(['apply', '--registry', registry.url, '--policy', policyFile]);
-    expect(r.code).toBe(EXIT.refused);
-    expect(r.err).toMatch(/pass --yes to confirm/);
-    expect(await allTags(registry.url)).toEqual(before);
-  });
-
-  it('the delete guard refuses with exit 3 and says how to raise it', async () => {
-    const r = await cli([
-      'apply',
-      '--registry',
-      registry.url,
-      '--policy',
-      policyFile,
-      '--yes',
-      '--max-delete-fraction',
-      '0.2',
-    ]);
-    expect(r.code).toBe(EXIT.refused);
-    expect(r.err).toMatch(
-      /refused: refusing to apply: the plan deletes 11 of 26 tags \(42\.3%\).*--max-delete-fraction 0\.43/,
-    );
-  });
-
-  it('a saved plan for another registry is refused', async () => {
-    const planFile = join(dir, 'plan.json');
-    expect(
-      (await cli(['plan', '--registry', registry.url, '--policy', policyFile, '--out', planFile])).code,
-    ).toBe(0);
-    const r = await cli(['apply', '--registry', 'http://127.0.0.1:9', '--plan', planFile, '--yes']);
-    expect(r.code).toBe(EXIT.badInput);
-    expect(r.err).toMatch(/was made for http:\/\/127\.0\.0\.1:\d+, not http:\/\/127\.0\.0\.1:9/);
-  });
-
-  it('applies a saved plan exactly, and a second plan then finds nothing to delete', async () => {
-    const planFile = join(dir, 'plan-apply.json');
-    await cli(['plan', '--registry', registry.url, '--policy', policyFile, '--out', planFile]);
-    const saved = JSON.parse(readFileSync(planFile, 'utf8')) as Plan;
-    const r = await cli(['apply', '--registry', registry.url, '--plan', planFile, '--yes']);
-    expect(r.code, r.out + r.err).toBe(EXIT.ok);
-    expect(r.out).toMatch(
-      new RegExp(`Deleted ${saved.summary.tagsDeleted} tags and ${saved.summary.manifestsDeleted} manifests`),
-    );
-    const after = await allTags(registry.url);
-    for (const [repo, kept] of Object.entries(scenario.kept))
-      expect([repo, after[repo]]).toEqual([repo, [...kept].sort()]);
-    const again = await cli(['plan', '--registry', registry.url, '--policy', policyFile, '--json']);
-    expect((JSON.parse(again.out) as Plan).summary.tagsDeleted).toBe(0);
-  });
-});
-
-describe('CLI failures that change nothing', () => {
-  it('an unreachable registry exits 1 with a message naming the URL', async () => {
-    const port = await freePort();
-    const r = await cli(['plan', '--registry', `http://127.0.0.1:${port}`, '--policy', policyFile]);
-    expect(r.code).toBe(EXIT.failed);
-    expect(r.out + r.err).toMatch(new RegExp(`127\\.0\\.0\\.1:${port}`));
-    expect(r.out).toMatch(/could not be read[\s\S]*is the registry running and the URL right\?/);
-  });
-
-  it('a registry that wants credentials: 401 without them, works with them from the environment', async () => {
-    const authDir = mkdtempSync(join(tmpdir(), 'rj-auth-'));
-    const htpasswd = writeHtpasswd(authDir, { ci: 's3cret' });
-    const registry = await startLocalRegistry({ extraConfig: htpasswdAuthConfig(htpasswd) });
-    try {
-      const authorization = 'Basic ' + Buffer.from('ci:s3cret').toString('base64');
-      await seedScenario({ url: registry.url, authorization });
-      const before = await allTags(registry.url, { authorization });
-
-      const denied = await cli(['apply', '--registry', registry.url, '--policy', policyFile, '--yes']);
-      expect(denied.code).not.toBe(EXIT.ok);
-      expect(denied.out + denied.err).toMatch(/credentials/);
-      expect(await allTags(registry.url, { authorization })).toEqual(before);
-
-      const wrong = await cli(['plan', '--registry', registry.url, '--policy', policyFile], {
-        env: { REGISTRY_USERNAME: 'ci', REGISTRY_PASSWORD: 'wrong' },
-      });
-      expect(wrong.code).toBe(EXIT.failed);
-
-      const ok = await cli(
-        ['plan', '--registry', registry.url, '--policy', policyFile, '--username', 'ci', '--password-stdin'],
-        {
-          stdin: 's3cret\n',
-        },
-      );
-      expect(ok.err).toBe('');
-      expect(ok.code).toBe(EXIT.ok);
-      expect(ok.out).toMatch(/11 to delete/);
-    } finally {
-      await registry.dispose();
-    }
-  });
-
-  it('a registry with deletes disabled: apply exits 3 with the config fix, nothing deleted', async () => {
-    const registry = await startLocalRegistry({ deleteEnabled: false });
-    try {
-      await seedScenario(registry);
+    it('plan shows every deletion and deletes nothing', async () => {
       const before = await allTags(registry.url);
-      const r = await cli(['apply', '--registry', registry.url, '--policy', policyFile, '--yes']);
-      expect(r.code).toBe(EXIT.refused);
-      expect(r.err).toMatch(/storage\.delete\.enabled: true/);
-      expect(r.err).toMatch(/REGISTRY_STORAGE_DELETE_ENABLED=true/);
+      const r = await cli(['plan', '--registry', registry.url, '--policy', policyFile]);
+      expect(r.code).toBe(EXIT.ok);
+      for (const [repo, tags] of Object.entries(scenario.deleted)) {
+        for (const tag of tags)
+          expect(r.out).toMatch(new RegExp(`DELETE\\s+${tag.replace(/\./g, '\\.')}\\s`));
+        expect(r.out).toContain(`${repo}: rule #1`);
+      }
+      expect(r.out).toMatch(/Summary: 5 repositories, 26 tags: 15 kept, 11 to delete/);
       expect(await allTags(registry.url)).toEqual(before);
-    } finally {
-      await registry.dispose();
-    }
+    });
+
+    it('plan --json prints the complete plan document', async () => {
+      const r = await cli(['plan', '--registry', registry.url, '--policy', policyFile, '--json']);
+      const p = JSON.parse(r.out) as Plan;
+      expect(p.complete).toBe(true);
+      expect(p.summary.tagsDeleted).toBe(11);
+      expect(p.repositories.find((x) => x.name === 'team1/api')?.kept.map((k) => k.tag)).toEqual(
+        scenario.kept['team1/api'],
+      );
+    });
+
+    it.each([
+      [
+        'an unknown policy field',
+        'rules:\n  - repositories: ["**"]\n    keep: { newst: 3 }\n',
+        /rules\[0\]\.keep: unknown field "newst"; did you mean "newest"\?/,
+      ],
+      [
+        'a bad glob',
+        'rules:\n  - repositories: ["team1/**"]\n    keep: { tags: ["v[0-9"] }\n',
+        /rules\[0\]\.keep\.tags\[0\]: "v\[0-9" is not a valid glob/,
+      ],
+      [
+        'a bad regex',
+        'rules:\n  - repositories: ["team1/**"]\n    keep: { tagsRegex: ["(v"] }\n',
+        /rules\[0\]\.keep\.tagsRegex\[0\]: "\(v" is not a valid regular expression/,
+      ],
+    ])('apply with %s exits 2 with the path and fix, and deletes nothing', async (_n, text, message) => {
+      const file = join(dir, `bad-${Math.random()}.yaml`);
+      writeFileSync(file, text);
+      const before = await allTags(registry.url);
+      const r = await cli(['apply', '--registry', registry.url, '--policy', file, '--yes']);
+      expect(r.code).toBe(EXIT.badInput);
+      expect(r.err).toMatch(message);
+      expect(await allTags(registry.url)).toEqual(before);
+    });
+
+    it.each([
+      [['plan', '--policy', policyFile], /--registry is required/],
+      [['plan', '--registry', 'http://127.0.0.1:1'], /--policy FILE is required/],
+      [
+        ['plan', '--registry', 'http://127.0.0.1:1', '--policy', join(dir, 'missing.yaml')],
+        /cannot read the policy file/,
+      ],
+      [
+        ['apply', '--registry', 'http://127.0.0.1:1', '--policy', policyFile, '--max-delete-fraction', '2'],
+        /--max-delete-fraction expects a number from 0 to 1/,
+      ],
+      [['frobnicate'], /unknown command "frobnicate"/],
+      [['plan', '--bogus'], /Unknown option '--bogus'/],
+    ])('bad flags %j exit 2', async (args, message) => {
+      const r = await cli(args);
+      expect(r.code).toBe(EXIT.badInput);
+      expect(r.err).toMatch(message);
+    });
+
+    it('apply without a terminal and without --yes refuses (exit 3) and deletes nothing', async () => {
+      const before = await allTags(registry.url);
+      const r = await cli(['apply', '--registry', registry.url, '--policy', policyFile]);
+      expect(r.code).toBe(EXIT.refused);
+      expect(r.err).toMatch(/pass --yes to confirm/);
+      expect(await allTags(registry.url)).toEqual(before);
+    });
+
+    it('the delete guard refuses with exit 3 and says how to raise it', async () => {
+      const r = await cli([
+        'apply',
+        '--registry',
+        registry.url,
+        '--policy',
+        policyFile,
+        '--yes',
+        '--max-delete-fraction',
+        '0.2',
+      ]);
+      expect(r.code).toBe(EXIT.refused);
+      expect(r.err).toMatch(
+        /refused: refusing to apply: the plan deletes 11 of 26 tags \(42\.3%\).*--max-delete-fraction 0\.43/,
+      );
+    });
+
+    it('a saved plan for another registry is refused', async () => {
+      const planFile = join(dir, 'plan.json');
+      expect(
+        (await cli(['plan', '--registry', registry.url, '--policy', policyFile, '--out', planFile])).code,
+      ).toBe(0);
+      const r = await cli(['apply', '--registry', 'http://127.0.0.1:9', '--plan', planFile, '--yes']);
+      expect(r.code).toBe(EXIT.badInput);
+      expect(r.err).toMatch(/was made for http:\/\/127\.0\.0\.1:\d+, not http:\/\/127\.0\.0\.1:9/);
+    });
+
+    it('applies a saved plan exactly, and a second plan then finds nothing to delete', async () => {
+      const planFile = join(dir, 'plan-apply.json');
+      await cli(['plan', '--registry', registry.url, '--policy', policyFile, '--out', planFile]);
+      const saved = JSON.parse(readFileSync(planFile, 'utf8')) as Plan;
+      const r = await cli(['apply', '--registry', registry.url, '--plan', planFile, '--yes']);
+      expect(r.code, r.out + r.err).toBe(EXIT.ok);
+      expect(r.out).toMatch(
+        new RegExp(
+          `Deleted ${saved.summary.tagsDeleted} tags and ${saved.summary.manifestsDeleted} manifests`,
+        ),
+      );
+      const after = await allTags(registry.url);
+      for (const [repo, kept] of Object.entries(scenario.kept))
+        expect([repo, after[repo]]).toEqual([repo, [...kept].sort()]);
+      const again = await cli(['plan', '--registry', registry.url, '--policy', policyFile, '--json']);
+      expect((JSON.parse(again.out) as Plan).summary.tagsDeleted).toBe(0);
+    });
+  });
+
+  describe('CLI failures that change nothing', () => {
+    it('an unreachable registry exits 1 with a message naming the URL', async () => {
+      const port = await freePort();
+      const r = await cli(['plan', '--registry', `http://127.0.0.1:${port}`, '--policy', policyFile]);
+      expect(r.code).toBe(EXIT.failed);
+      expect(r.out + r.err).toMatch(new RegExp(`127\\.0\\.0\\.1:${port}`));
+      expect(r.out).toMatch(/could not be read[\s\S]*is the registry running and the URL right\?/);
+    });
+
+    it('a registry that wants credentials: 401 without them, works with them from the environment', async () => {
+      const authDir = mkdtempSync(join(tmpdir(), 'rj-auth-'));
+      const htpasswd = writeHtpasswd(authDir, { ci: 's3cret' });
+      const registry = await startRegistry(kind, { extraConfig: htpasswdAuthConfig(htpasswd) });
+      try {
+        const authorization = 'Basic ' + Buffer.from('ci:s3cret').toString('base64');
+        await seedScenario({ url: registry.url, authorization });
+        const before = await allTags(registry.url, { authorization });
+
+        const denied = await cli(['apply', '--registry', registry.url, '--policy', policyFile, '--yes']);
+        expect(denied.code).not.toBe(EXIT.ok);
+        expect(denied.out + denied.err).toMatch(/credentials/);
+        expect(await allTags(registry.url, { authorization })).toEqual(before);
+
+        const wrong = await cli(['plan', '--registry', registry.url, '--policy', policyFile], {
+          env: { REGISTRY_USERNAME: 'ci', REGISTRY_PASSWORD: 'wrong' },
+        });
+        expect(wrong.code).toBe(EXIT.failed);
+
+        const ok = await cli(
+          [
+            'plan',
+            '--registry',
+            registry.url,
+            '--policy',
+            policyFile,
+            '--username',
+            'ci',
+            '--password-stdin',
+          ],
+          {
+            stdin: 's3cret\n',
+          },
+        );
+        expect(ok.err).toBe('');
+        expect(ok.code).toBe(EXIT.ok);
+        expect(ok.out).toMatch(/11 to delete/);
+      } finally {
+        await registry.dispose();
+      }
+    });
+
+    it('a registry with deletes disabled: apply exits 3 with the config fix, nothing deleted', async () => {
+      const registry = await startRegistry(kind, { deleteEnabled: false });
+      try {
+        await seedScenario(registry);
+        const before = await allTags(registry.url);
+        const r = await cli(['apply', '--registry', registry.url, '--policy', policyFile, '--yes']);
+        expect(r.code).toBe(EXIT.refused);
+        expect(r.err).toMatch(/storage\.delete\.enabled: true/);
+        expect(r.err).toMatch(/REGISTRY_STORAGE_DELETE_ENABLED=true/);
+        expect(await allTags(registry.url)).toEqual(before);
+      } finally {
+        await registry.dispose();
+      }
+    });
+  });
+
+  describe('registry-janitor gc on a registry container', () => {
+    let engine: Engine;
+    let registry: RegistryContainer;
+    const head = async (ref: string): Promise<number> => {
+      const res = await fetch(`${registry.url}/v2/app/manifests/${ref}`, {
+        method: 'HEAD',
+        headers: { accept: `${MEDIA.dockerManifest}, ${MEDIA.ociIndex}` },
+      });
+      return res.status;
+    };
+    const blobStatus = async (digest: string): Promise<number> =>
+      (await fetch(`${registry.url}/v2/app/blobs/${digest}`, { method: 'HEAD' })).status;
+
+    beforeAll(async () => {
+      engine = await startEngine();
+      vi.stubEnv('DOCKER_HOST', engine.dockerHost);
+      registry = await createRegistryContainer(engine, { kind });
+    });
+    afterAll(async () => {
+      vi.unstubAllEnvs();
+      if (engine && registry) {
+        await removeRegistryContainer(engine, registry);
+        for (const f of existsSync(GC_LOG_DIR) ? readdirSync(GC_LOG_DIR) : []) {
+          if (f.startsWith(`gc-${registry.name}-`)) rmSync(join(GC_LOG_DIR, f), { force: true });
+        }
+      }
+      await engine?.release();
+    });
+
+    it(
+      kind === 'v3'
+        ? '--delete-untagged removes the untagged image, keeps tagged ones and the platforms of a multi-arch tag'
+        : '--delete-untagged is refused on 2.8 (it breaks multi-arch images there), and the registry is untouched',
+      async () => {
+        const target = { url: registry.url };
+        const layers = (seed: string) => [{ seed: `cli-gc-${seed}`, size: 50_000 }];
+        const untagged = await pushImage(target, 'app', 'latest', { created: null, layers: layers('old') });
+        const latest = await pushImage(target, 'app', 'latest', { created: null, layers: layers('new') });
+        const platforms = await Promise.all(
+          ['amd64', 'arm64'].map((architecture) =>
+            pushImage(target, 'app', null, { created: null, architecture, layers: layers(architecture) }),
+          ),
+        );
+        const multi = await pushIndex(
+          target,
+          'app',
+          'multi',
+          platforms.map((p, i) => ({
+            mediaType: p.mediaType,
+            digest: p.digest,
+            size: p.size,
+            platform: { os: 'linux', architecture: ['amd64', 'arm64'][i]! },
+          })),
+        );
+        const before = await containerState(engine, registry.name);
+
+        const r = await cli(['gc', '--container', registry.name, '--mode', 'offline', '--delete-untagged']);
+
+        if (kind === 'v3') {
+          expect(r.code, r.out + r.err).toBe(EXIT.ok);
+          expect(r.out).toMatch(
+            /garbage-collect done in offline mode: [1-9]\d* blobs and 1 manifests removed/,
+          );
+          expect(await head(untagged.digest)).toBe(404);
+          expect(await blobStatus(untagged.layers[0]!.digest)).toBe(404);
+        } else {
+          expect(r.code).toBe(EXIT.failed);
+          expect(r.err).toMatch(/refusing --delete-untagged on distribution 2\.8\.2\+ds1/);
+          expect(await containerState(engine, registry.name)).toEqual(before);
+          expect(await head(untagged.digest)).toBe(200);
+        }
+        expect(await head('latest')).toBe(200);
+        expect(await head(latest.digest)).toBe(200);
+        expect(await head('multi')).toBe(200);
+        expect(await head(multi.digest)).toBe(200);
+        for (const p of platforms) expect(await head(p.digest)).toBe(200);
+      },
+    );
   });
 });
