@@ -15,7 +15,7 @@ import { parsePolicy } from '../../lambda/core/policy.ts';
 import type { Inventory, ManifestInfo } from '../../lambda/core/model.ts';
 
 // Real-world manifests and configs, byte for byte (see SOURCES.md beside them).
-const FIXTURES = process.env.FIXTURES_DIR ?? join(import.meta.dirname, '../../../shared/fixtures/manifests');
+const FIXTURES = join(import.meta.dirname, '../fixtures/manifests');
 const read = (name: string): Buffer => readFileSync(join(FIXTURES, name));
 const digestOf = (b: Buffer): string => 'sha256:' + createHash('sha256').update(b).digest('hex');
 
