@@ -13,9 +13,10 @@ export function formatBytes(n: number): string {
   return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
 }
 
-const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
-const short = (digest: string): string => digest.replace(/^(sha256:)?([0-9a-f]{12})[0-9a-f]*$/, 'sha256:$2');
-const day = (created: string | undefined): string => (created ? created.slice(0, 10) : 'no date');
+export const plural = (n: number, word: string, many = `${word}s`): string => `${n} ${n === 1 ? word : many}`;
+export const short = (digest: string): string =>
+  digest.replace(/^(sha256:)?([0-9a-f]{12})[0-9a-f]*$/, 'sha256:$2');
+export const day = (created: string | undefined): string => (created ? created.slice(0, 10) : 'no date');
 
 export function formatPlan(plan: Plan, options: { verbose?: boolean } = {}): string {
   if (plan.repositories.length === 0 && plan.errors.length > 0) {

@@ -1,0 +1,224 @@
+// The HTML report as a string: escaping of everything the registry says, no reference to anything outside the
+// page, the guard as the planner computes it, the chart's grouping and the apply outcome per row.
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import type { Plan, Report } from '../../lambda/core/model.ts';
+import { checkGuard, plan } from '../../lambda/core/planner.ts';
+import { parsePolicy } from '../../lambda/core/policy.ts';
+import { CHART_BARS, renderHtmlReport } from '../../lambda/core/report-html.ts';
+import { formatBytes } from '../../lambda/core/report.ts';
+import { dg, img, inventory, type InventorySpec } from '../support/inventory.ts';
+
+const NOW = new Date('2026-11-28T12:00:00Z');
+const daysAgo = (n: number): string => new Date(NOW.getTime() - n * 86_400_000).toISOString();
+const keepNewest = (n: number) =>
+  parsePolicy(`rules:\n  - repositories: ["**"]\n    keep: { newest: ${n} }\n`, 'test');
+
+const HOSTILE = [
+  '<script>window.__pwned=1</script>',
+  '</script><script>window.__pwned=2</script>',
+  '<img src=x onerror="window.__pwned=3">',
+  '"><svg onload=window.__pwned=4>',
+  "'&amp;<!--",
+  'line\u2028separator',
+];
+
+/** A plan whose registry, repository, tags, warnings and errors all carry markup. */
+export function hostilePlan(): Plan {
+  const manifests: InventorySpec['manifests'] = {};
+  const tags: Record<string, string> = {};
+  HOSTILE.forEach((t, i) => {
+    manifests[`m${i}`] = img(daysAgo(i + 1), [`l${i}`]);
+    tags[t] = `m${i}`;
+  });
+  const p = plan(inventory({ manifests, repos: { [HOSTILE[0]!]: tags } }), keepNewest(2), NOW);
+  return {
+    ...p,
+    registry: `https://${HOSTILE[2]}`,
+    warnings: [...p.warnings, { repository: HOSTILE[3], reference: HOSTILE[1], message: HOSTILE[2]! }],
+    errors: [{ repository: HOSTILE[0], message: HOSTILE[1]! }],
+  };
+}
+
+const ELEMENTS = [
+  ...['html', 'head', 'meta', 'title', 'style', 'body', 'header', 'footer', 'section', 'div', 'span', 'p'],
+  ...['h1', 'h2', 'time', 'code', 'ul', 'li', 'details', 'summary', 'input', 'noscript', 'script'],
+  ...['svg', 'a', 'g', 'rect', 'text'],
+];
+const ATTRIBUTES = [
+  ...['lang', 'charset', 'http-equiv', 'content', 'name', 'class', 'id', 'datetime', 'hidden', 'type'],
+  ...['placeholder', 'aria-label', 'autocomplete', 'role', 'href', 'data-i', 'data-repo', 'data-bytes'],
+  ...['viewBox', 'x', 'y', 'width', 'height', 'rx', 'text-anchor'],
+];
+
+interface PageData {
+  s: string[];
+  outcome: boolean;
+  r: { n: string; k: string[][]; d: unknown[][] }[];
+}
+
+function pageData(html: string): PageData {
+  const m = /<script type="application\/json" id="rj-data">([^<]*)<\/script>/.exec(html);
+  if (!m) throw new Error('no data block');
+  return JSON.parse(m[1]!) as PageData;
+}
+
+describe('HTML report', () => {
+  it('escapes every string from the registry: every element and attribute on the page is ours', () => {
+    const html = renderHtmlReport(hostilePlan(), { maxDeleteFraction: 0.5 });
+    // Our own two script elements; the data block holds JSON, the other our script.
+    expect(html.match(/<script/g)).toHaveLength(2);
+    expect(html.match(/<\/script>/g)).toHaveLength(2);
+    expect(html).not.toContain('\u2028');
+    const markup = html
+      .replace(/(<style>)[\s\S]*?<\/style>/, '$1</style>')
+      .replace(/(<script[^>]*>)[\s\S]*?<\/script>/g, '$1</script>');
+    const tags = [...markup.matchAll(/<(\/?)([a-zA-Z][\w-]*)((?:\s+[\w:-]+(?:="[^"<]*")?)*)\s*\/?>/g)];
+    // Every "<" starts one of the elements below: none comes from a registry string.
+    expect(tags).toHaveLength(markup.replace(/^<!doctype html>/, '').split('<').length - 1);
+    for (const [, , name, attrs] of tags) {
+      expect(ELEMENTS).toContain(name!.toLowerCase());
+      for (const [, attr] of attrs!.matchAll(/\s+([\w:-]+)(?:="[^"]*")?/g))
+        expect(ATTRIBUTES).toContain(attr);
+    }
+    // The names are all there, as data and as text.
+    const data = pageData(html);
+    expect(data.r[0]!.n).toBe(HOSTILE[0]);
+    expect([...data.r[0]!.k, ...data.r[0]!.d].map((r) => r[0]).sort()).toEqual([...HOSTILE].sort());
+    expect(html).toContain('&#60;script&#62;window.__pwned=1&#60;/script&#62;');
+  });
+
+  it('refers to nothing outside the page, and its CSP allows exactly its own script and style', () => {
+    const html = renderHtmlReport(hostilePlan(), { maxDeleteFraction: 0.5 });
+    for (const [, href] of html.matchAll(/\shref="([^"]*)"/g)) expect(href).toMatch(/^#r-\d+$/);
+    expect(html).not.toMatch(/url\(|@import/);
+    const csp = /<meta http-equiv="Content-Security-Policy" content="([^"]+)">/.exec(html)?.[1] ?? '';
+    expect(csp).toContain("default-src 'none'");
+    const hash = (s: string) => `'sha256-${createHash('sha256').update(s).digest('base64')}'`;
+    const style = /<style>([\s\S]*?)<\/style>/.exec(html)![1]!;
+    const script = /<script>([\s\S]*?)<\/script>/.exec(html)![1]!;
+    expect(csp).toContain(`style-src ${hash(style)}`);
+    expect(csp).toContain(`script-src ${hash(script)}`);
+  });
+
+  const all = (n: number): InventorySpec => ({
+    manifests: Object.fromEntries(
+      Array.from({ length: n }, (_, i) => [`i${i}`, img(daysAgo(i + 1), [`l${i}`])]),
+    ),
+    repos: { app: Object.fromEntries(Array.from({ length: n }, (_, i) => [`t${i}`, `i${i}`])) },
+  });
+
+  it.each([
+    ['passes', 0.5, 2, /Within the delete guard/, /passes/],
+    ['blocks', 0.5, 0, /apply refuses this plan: the plan deletes 4 of 4 tags/, /blocks/],
+    ['passes at a raised guard', 1, 0, /Within the delete guard/, /passes/],
+  ])('the delete guard %s as the planner computes it', (_name, max, keep, bannerText, cardText) => {
+    const p = plan(inventory(all(4)), keepNewest(keep), NOW);
+    const html = renderHtmlReport(p, { maxDeleteFraction: max });
+    const guard = checkGuard(p, max);
+    expect(html).toMatch(bannerText);
+    expect(html).toMatch(new RegExp(`Delete guard</div><div class="value">${cardText.source}`));
+    if (!guard.ok) expect(html).toContain(guard.message);
+  });
+
+  it('an incomplete plan says it is never applied', () => {
+    const p = plan(
+      inventory({ ...all(2), errors: [{ repository: 'app', message: 'HTTP 500' }] }),
+      keepNewest(1),
+      NOW,
+    );
+    const html = renderHtmlReport(p, { maxDeleteFraction: 1 });
+    expect(html).toMatch(/Incomplete plan: 1 read failed/);
+    expect(html).toContain('<li class="error">app: HTTP 500</li>');
+  });
+
+  it(`charts the biggest repositories first and groups the rest into one bar past ${CHART_BARS}`, () => {
+    const count = CHART_BARS + 3;
+    const manifests: InventorySpec['manifests'] = {};
+    const repos: InventorySpec['repos'] = {};
+    for (let r = 0; r < count; r++) {
+      // Repository r frees (r + 1) layers of 1000 bytes: one old image with its own layers.
+      manifests[`old${r}`] = img(
+        daysAgo(30),
+        Array.from({ length: r + 1 }, (_, k) => `r${r}-${k}`),
+      );
+      manifests[`new${r}`] = img(daysAgo(1), [`n${r}`]);
+      repos[`repo-${String(r).padStart(2, '0')}`] = { old: `old${r}`, new: `new${r}` };
+    }
+    repos['untouched'] = { only: 'new0' };
+    const p = plan(inventory({ manifests, repos }), keepNewest(1), NOW);
+    const html = renderHtmlReport(p, { maxDeleteFraction: 1 });
+    const bars = [
+      ...html.matchAll(/<rect class="bar( others)?"[^>]*data-repo="([^"]+)" data-bytes="(\d+)"/g),
+    ].map((m) => ({ others: m[1] !== undefined, repo: m[2]!, bytes: Number(m[3]) }));
+    expect(bars).toHaveLength(CHART_BARS);
+    const byBytes = [...p.repositories]
+      .filter((r) => r.deleteTags.length > 0)
+      .sort((a, b) => b.bytesFreed - a.bytesFreed);
+    expect(bars.slice(0, -1).map((b) => b.repo)).toEqual(byBytes.slice(0, CHART_BARS - 1).map((r) => r.name));
+    const rest = byBytes.slice(CHART_BARS - 1);
+    expect(bars.at(-1)).toEqual({
+      others: true,
+      repo: `${rest.length} others`,
+      bytes: rest.reduce((n, r) => n + r.bytesFreed, 0),
+    });
+    expect(html).toContain(`>${formatBytes(byBytes[0]!.bytesFreed)}</text>`);
+    expect(bars.map((b) => b.repo)).not.toContain('untouched');
+  });
+
+  it('shows the apply outcome on each deleted row, and a skipped repository as skipped', () => {
+    const spec: InventorySpec = {
+      manifests: { a: img(daysAgo(1)), b: img(daysAgo(2)), c: img(daysAgo(3)) },
+      repos: { one: { a: 'a', b: 'b', alias: 'a' }, two: { a: 'a', c: 'c' } },
+    };
+    const p = plan(inventory(spec), keepNewest(1), NOW);
+    const report: Report = {
+      registry: p.registry,
+      startedAt: NOW.toISOString(),
+      finishedAt: NOW.toISOString(),
+      tagsDeleted: 0,
+      manifestsDeleted: 0,
+      bytesFreedEstimate: 0,
+      skippedRepositories: [{ name: 'two', reason: 'the repository changed since planning' }],
+      failures: [
+        {
+          repository: 'one',
+          target: 'manifest',
+          reference: dg('b'),
+          tags: ['b'],
+          outcome: 'failed',
+          reason: 'HTTP 500',
+        },
+      ],
+      entries: [
+        {
+          repository: 'one',
+          target: 'manifest',
+          reference: dg('b'),
+          tags: ['b'],
+          outcome: 'failed',
+          reason: 'HTTP 500',
+        },
+        {
+          repository: 'two',
+          target: 'repository',
+          reference: '*',
+          outcome: 'skipped',
+          reason: 'the repository changed since planning',
+        },
+      ],
+    };
+    const html = renderHtmlReport(p, { maxDeleteFraction: 1, report });
+    const data = pageData(html);
+    const outcome = (repo: string, tag: string) => {
+      const row = data.r.find((r) => r.n === repo)!.d.find((d) => d[0] === tag)!;
+      return data.s[row[4] as number];
+    };
+    expect(data.outcome).toBe(true);
+    expect(outcome('one', 'b')).toBe('failed: HTTP 500|failed');
+    expect(outcome('two', 'c')).toBe('skipped: the repository changed since planning|skipped');
+    expect(html).toMatch(/Applied with problems/);
+    expect(html).toContain('<span class="badge skipped">skipped</span>');
+    expect(html).toContain('<span class="badge failed">1 failed</span>');
+  });
+});
