@@ -2,43 +2,18 @@
 // page, the guard as the planner computes it, the chart's grouping and the apply outcome per row.
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { Plan, Report } from '../../lambda/core/model.ts';
+import type { Report } from '../../lambda/core/model.ts';
 import { checkGuard, plan } from '../../lambda/core/planner.ts';
 import { parsePolicy } from '../../lambda/core/policy.ts';
 import { CHART_BARS, renderHtmlReport } from '../../lambda/core/report-html.ts';
 import { formatBytes } from '../../lambda/core/report.ts';
+import { HOSTILE, hostilePlan } from '../support/hostile-plan.ts';
 import { dg, img, inventory, type InventorySpec } from '../support/inventory.ts';
 
 const NOW = new Date('2026-11-28T12:00:00Z');
 const daysAgo = (n: number): string => new Date(NOW.getTime() - n * 86_400_000).toISOString();
 const keepNewest = (n: number) =>
   parsePolicy(`rules:\n  - repositories: ["**"]\n    keep: { newest: ${n} }\n`, 'test');
-
-const HOSTILE = [
-  '<script>window.__pwned=1</script>',
-  '</script><script>window.__pwned=2</script>',
-  '<img src=x onerror="window.__pwned=3">',
-  '"><svg onload=window.__pwned=4>',
-  "'&amp;<!--",
-  'line\u2028separator',
-];
-
-/** A plan whose registry, repository, tags, warnings and errors all carry markup. */
-export function hostilePlan(): Plan {
-  const manifests: InventorySpec['manifests'] = {};
-  const tags: Record<string, string> = {};
-  HOSTILE.forEach((t, i) => {
-    manifests[`m${i}`] = img(daysAgo(i + 1), [`l${i}`]);
-    tags[t] = `m${i}`;
-  });
-  const p = plan(inventory({ manifests, repos: { [HOSTILE[0]!]: tags } }), keepNewest(2), NOW);
-  return {
-    ...p,
-    registry: `https://${HOSTILE[2]}`,
-    warnings: [...p.warnings, { repository: HOSTILE[3], reference: HOSTILE[1], message: HOSTILE[2]! }],
-    errors: [{ repository: HOSTILE[0], message: HOSTILE[1]! }],
-  };
-}
 
 const ELEMENTS = [
   ...['html', 'head', 'meta', 'title', 'style', 'body', 'header', 'footer', 'section', 'div', 'span', 'p'],
