@@ -50,6 +50,23 @@ export interface TagRef {
   readonly digest: string;
 }
 
+/** A manifest revision as the registry's storage lists it: every manifest pushed into a repository has one. */
+export interface Revision {
+  readonly digest: string;
+  /** When it was last pushed into this repository (the revision link's modification time), ISO 8601. */
+  readonly pushedAt: string;
+}
+
+/** Where the untagged history came from, and whether this run may act on it. */
+export interface HistoryStatus {
+  /** e.g. `/var/lib/registry`, `s3://bucket/prefix`, `ssm:i-0123…` */
+  readonly source: string;
+  /** False when the listing failed or is partial: then no untagged manifest is deleted in that run. */
+  readonly complete: boolean;
+  /** Why it is not complete, with the fix. */
+  readonly problem?: string;
+}
+
 export interface RepositoryInventory {
   readonly name: string;
   /** Sorted by tag. */
@@ -66,6 +83,11 @@ export interface RepositoryInventory {
    * digest). Their referrers are kept: we never judge what we cannot see.
    */
   readonly untaggedSubjects: readonly string[];
+  /**
+   * With a storage listing: every revision no tag points at directly (the children of tagged indexes
+   * included), sorted by digest. Their manifests are in `Inventory.manifests`. Absent without a listing.
+   */
+  readonly untagged?: readonly Revision[];
 }
 
 export interface ScanProblem {
@@ -84,6 +106,8 @@ export interface Inventory {
   readonly errors: readonly ScanProblem[];
   /** Things worth knowing that do not stop a run. */
   readonly warnings: readonly ScanProblem[];
+  /** The storage listing of untagged history; absent when none is configured. */
+  readonly history?: HistoryStatus;
 }
 
 /** Why a tag is kept. */
@@ -117,8 +141,11 @@ export interface DeletedTag {
 
 export interface ManifestDeletion {
   readonly digest: string;
-  /** Deletion order: roots (tagged), then children of deleted indexes, then referrers. */
-  readonly role: 'root' | 'child' | 'referrer';
+  /**
+   * Deletion order: roots (tagged), then children of deleted indexes, then referrers. `untagged`: history
+   * (no tag points at it) judged by its push time.
+   */
+  readonly role: 'root' | 'child' | 'referrer' | 'untagged';
   readonly kind: ManifestKind;
   /** Tags that point at it (deleted with it). */
   readonly tags: readonly string[];
@@ -127,6 +154,30 @@ export interface ManifestDeletion {
    * refers to. If one of them fails, this one is skipped, so a failure never leaves a broken index behind.
    */
   readonly after: readonly string[];
+}
+
+/** Why an untagged manifest stays, or goes. */
+export type UntaggedReason =
+  /** Goes: pushed more than deleteAfterDays ago and nothing that stays references it. */
+  | 'expired'
+  /** Stays: pushed within deleteAfterDays (a multi-arch push may be in progress). */
+  | 'young'
+  /** Stays: a manifest that stays references it (the platform image of a kept index). */
+  | 'referenced'
+  /** Stays: a referrer whose subject stays. */
+  | 'subject-kept'
+  /** Stays: the repository is protected, matches no rule, or its rule has no `untagged` block. */
+  | 'protected'
+  | 'no-rule'
+  | 'no-untagged-rule';
+
+export interface UntaggedDecision {
+  readonly digest: string;
+  readonly kind: ManifestKind;
+  readonly pushedAt: string;
+  readonly reason: UntaggedReason;
+  /** For `referenced` and `subject-kept`: the kept tag (or else digest) that holds it. */
+  readonly by?: string;
 }
 
 export interface RepositoryPlan {
@@ -143,6 +194,11 @@ export interface RepositoryPlan {
    * cleaned repository has them removed, others leave them. Absent when there are none.
    */
   readonly dangling?: readonly string[];
+  /** Untagged history, with a complete storage listing; absent without one. */
+  readonly untagged?: {
+    readonly deleted: readonly UntaggedDecision[];
+    readonly kept: readonly UntaggedDecision[];
+  };
   readonly bytesFreed: number;
   readonly warnings: readonly string[];
 }
@@ -156,6 +212,9 @@ export interface PlanSummary {
   readonly bytesFreed: number;
   /** tagsDeleted / tags (0 when there are no tags). */
   readonly deleteFraction: number;
+  /** Untagged manifests deleted and kept; present only with a complete storage listing. */
+  readonly untaggedDeleted?: number;
+  readonly untaggedKept?: number;
 }
 
 export interface Plan {
@@ -167,6 +226,8 @@ export interface Plan {
   readonly warnings: readonly ScanProblem[];
   readonly summary: PlanSummary;
   readonly repositories: readonly RepositoryPlan[];
+  /** The storage listing of untagged history, as the inventory had it; absent when none is configured. */
+  readonly history?: HistoryStatus;
 }
 
 export interface ReportEntry {

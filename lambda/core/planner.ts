@@ -13,8 +13,11 @@ import type {
   Plan,
   RepositoryInventory,
   RepositoryPlan,
+  Revision,
   ScanProblem,
   TagRef,
+  UntaggedDecision,
+  UntaggedReason,
 } from './model.ts';
 import { ruleFor, type CompiledRule, type Policy } from './policy.ts';
 import { EMPTY } from './compact.ts';
@@ -23,7 +26,11 @@ import { compareStrings } from './scan.ts';
 const DAY_MS = 86_400_000;
 
 export function plan(inventory: Inventory, policy: Policy, now: Date): Plan {
-  const drafts = inventory.repositories.map((repo) => planRepository(repo, inventory.manifests, policy, now));
+  // A failed or partial listing is no listing: nothing untagged is judged, tags are planned as without one.
+  const history = inventory.history?.complete === true;
+  const drafts = inventory.repositories.map((repo) =>
+    planRepository(repo, inventory.manifests, policy, now, history),
+  );
   const bytes = estimateBytesFreed(inventory, drafts);
   const repositories: RepositoryPlan[] = drafts.map((d) => ({
     ...d.plan,
@@ -34,8 +41,19 @@ export function plan(inventory: Inventory, policy: Policy, now: Date): Plan {
   const tagsDeleted = repositories.reduce((n, r) => n + r.deleteTags.length, 0);
   const warnings: ScanProblem[] = [
     ...inventory.warnings,
+    ...(inventory.history && !history
+      ? [
+          {
+            message:
+              `untagged history was not listed (${inventory.history.problem ?? 'the listing is incomplete'}), so ` +
+              `no untagged manifest is deleted in this run; tags are planned as without a listing`,
+          },
+        ]
+      : []),
     ...repositories.flatMap((r) => r.warnings.map((message) => ({ repository: r.name, message }))),
   ];
+  const untaggedDeleted = repositories.reduce((n, r) => n + (r.untagged?.deleted.length ?? 0), 0);
+  const untaggedKept = repositories.reduce((n, r) => n + (r.untagged?.kept.length ?? 0), 0);
   return {
     registry: inventory.registry,
     generatedAt: now.toISOString(),
@@ -50,8 +68,10 @@ export function plan(inventory: Inventory, policy: Policy, now: Date): Plan {
       manifestsDeleted: repositories.reduce((n, r) => n + r.deleteManifests.length, 0),
       bytesFreed: repositories.reduce((n, r) => n + r.bytesFreed, 0),
       deleteFraction: tags === 0 ? 0 : tagsDeleted / tags,
+      ...(history ? { untaggedDeleted, untaggedKept } : {}),
     },
     repositories,
+    ...(inventory.history ? { history: inventory.history } : {}),
   };
 }
 
@@ -66,11 +86,24 @@ function planRepository(
   manifests: ReadonlyMap<string, ManifestInfo>,
   policy: Policy,
   now: Date,
+  useHistory: boolean,
 ): Draft {
   const rule = ruleFor(policy, repo.name);
   const created = (digest: string): string | undefined => manifests.get(digest)?.created;
+  const revisions = useHistory ? (repo.untagged ?? EMPTY) : undefined;
   const keepAll = (reason: KeepReason): Draft => {
     const reasons = [reason];
+    const retained = closure(
+      [...repo.tags.map((t) => t.digest), ...(revisions ?? EMPTY).map((r) => r.digest)],
+      manifests,
+      repo,
+    );
+    const untagged = revisions
+      ? {
+          deleted: EMPTY,
+          kept: judgeAll(revisions, repo, manifests, reason === 'protected' ? 'protected' : 'no-rule'),
+        }
+      : undefined;
     return {
       plan: {
         name: repo.name,
@@ -80,13 +113,10 @@ function planRepository(
         deleteTags: [],
         deleteManifests: [],
         ...(repo.dangling ? { dangling: repo.dangling } : {}),
+        ...(untagged ? { untagged } : {}),
         warnings: [],
       },
-      retained: closure(
-        repo.tags.map((t) => t.digest),
-        manifests,
-        repo,
-      ),
+      retained,
     };
   };
   if (!rule) return keepAll('no-rule');
@@ -122,15 +152,34 @@ function planRepository(
   keepByName(rule, ordinary, keep);
   keepByAge(rule, ordinary, manifests, now, keep, warnings);
 
-  // Everything a kept tag reaches is kept: its manifest and, for an index, every descendant.
+  // History: untagged revisions no tag reaches. Without an `untagged` block they all stay; with one, those
+  // pushed within the grace stay (a multi-arch push may be in progress: children first, the index last).
+  const history = revisions ? untaggedHistory(revisions, repo, manifests) : undefined;
+  const decided = new Map<string, { reason: UntaggedReason; by?: string }>();
+  let candidates: Revision[] = [];
+  if (history) {
+    const days = rule.untagged?.deleteAfterDays;
+    const cutoff = days === undefined ? undefined : now.getTime() - days * DAY_MS;
+    for (const r of history) {
+      if (cutoff === undefined) decided.set(r.digest, { reason: 'no-untagged-rule' });
+      // An unparseable push time is never old.
+      else if (!(Date.parse(r.pushedAt) < cutoff)) decided.set(r.digest, { reason: 'young' });
+      else candidates.push(r);
+    }
+  }
+
+  // Everything a kept tag or a staying untagged manifest reaches is kept: its manifest and, for an index,
+  // every descendant.
   const kept = closure(
-    ordinary.filter((t) => reasons.has(t.tag)).map((t) => t.digest),
+    [...ordinary.filter((t) => reasons.has(t.tag)).map((t) => t.digest), ...decided.keys()],
     manifests,
     repo,
   );
 
-  // Referrer tags follow their subjects (to a fixpoint: a signature of a kept SBOM is kept too).
-  const untracked = new Set(repo.untaggedSubjects);
+  // Referrers follow their subjects, tagged (sha256-<hex>, .sig) or untagged (`subject`), to a fixpoint: a
+  // signature of a kept SBOM is kept too. Without a listing, a subject pushed without a tag cannot be judged,
+  // so its referrers stay.
+  const untracked = new Set(history ? EMPTY : repo.untaggedSubjects);
   let pending = referrers;
   for (let changed = true; changed;) {
     changed = false;
@@ -144,6 +193,17 @@ function planRepository(
       } else still.push(r);
     }
     pending = still;
+    const left: Revision[] = [];
+    for (const c of candidates) {
+      const subject = manifests.get(c.digest)?.subject;
+      if (kept.has(c.digest)) decided.set(c.digest, { reason: 'referenced' });
+      else if (subject !== undefined && kept.has(subject)) {
+        decided.set(c.digest, { reason: 'subject-kept' });
+        for (const d of closure([c.digest], manifests, repo)) kept.add(d);
+        changed = true;
+      } else left.push(c);
+    }
+    candidates = left;
   }
   if (untracked.size > 0) {
     warnings.push(
@@ -169,7 +229,8 @@ function planRepository(
     }
   }
 
-  const deleteManifests = orderDeletions(deleteTags, manifests, repo, kept);
+  const expired = candidates.map((c) => c.digest);
+  const deleteManifests = orderDeletions(deleteTags, expired, manifests, repo, kept);
   for (const d of deleteManifests) {
     if (kept.has(d.digest)) {
       throw new JanitorError(
@@ -186,10 +247,90 @@ function planRepository(
       deleteTags,
       deleteManifests,
       ...(repo.dangling ? { dangling: repo.dangling } : {}),
+      ...(revisions
+        ? { untagged: untaggedSection(revisions, candidates, decided, keptTags, repo, manifests) }
+        : {}),
       warnings,
     },
     retained: kept,
   };
+}
+
+/** The revisions that are history: untagged, and reached by no tag (a tagged index's children are not). */
+function untaggedHistory(
+  revisions: readonly Revision[],
+  repo: RepositoryInventory,
+  manifests: ReadonlyMap<string, ManifestInfo>,
+): Revision[] {
+  const reached = closure(
+    repo.tags.map((t) => t.digest),
+    manifests,
+    repo,
+  );
+  return revisions.filter((r) => !reached.has(r.digest));
+}
+
+/** Every untagged revision of a repository that keeps all of them, with one reason. */
+function judgeAll(
+  revisions: readonly Revision[],
+  repo: RepositoryInventory,
+  manifests: ReadonlyMap<string, ManifestInfo>,
+  reason: 'protected' | 'no-rule',
+): UntaggedDecision[] {
+  return revisions.map((r) => untaggedDecision(r, manifests, reason));
+}
+
+/**
+ * The plan's untagged section: what goes (expired) and what stays, with why. Untagged revisions a kept tag
+ * reaches (the platform images of a kept index) are listed as kept by that tag; those a deleted tag reaches go
+ * with it and are listed with the tag's deletions instead.
+ */
+function untaggedSection(
+  revisions: readonly Revision[],
+  expired: readonly Revision[],
+  decided: ReadonlyMap<string, { reason: UntaggedReason; by?: string }>,
+  keptTags: readonly KeptTag[],
+  repo: RepositoryInventory,
+  manifests: ReadonlyMap<string, ManifestInfo>,
+): NonNullable<RepositoryPlan['untagged']> {
+  const byTag = new Map<string, string>();
+  for (const t of keptTags) {
+    for (const d of closure([t.digest], manifests, repo)) if (!byTag.has(d)) byTag.set(d, t.tag);
+  }
+  const holders = new Map<string, string>();
+  for (const [digest] of decided) {
+    for (const c of manifests.get(digest)?.children ?? [])
+      if (!holders.has(c.digest)) holders.set(c.digest, digest);
+  }
+  const kept: UntaggedDecision[] = [];
+  for (const r of revisions) {
+    const d = decided.get(r.digest);
+    if (d) {
+      const subject = manifests.get(r.digest)?.subject;
+      const by =
+        d.reason === 'referenced'
+          ? (byTag.get(r.digest) ?? holders.get(r.digest))
+          : d.reason === 'subject-kept' && subject !== undefined
+            ? (byTag.get(subject) ?? subject)
+            : undefined;
+      kept.push(untaggedDecision(r, manifests, d.reason, by));
+    } else if (byTag.has(r.digest)) {
+      kept.push(untaggedDecision(r, manifests, 'referenced', byTag.get(r.digest)));
+    }
+  }
+  return { deleted: expired.map((r) => untaggedDecision(r, manifests, 'expired')), kept };
+}
+
+function untaggedDecision(
+  r: Revision,
+  manifests: ReadonlyMap<string, ManifestInfo>,
+  reason: UntaggedReason,
+  by?: string,
+): UntaggedDecision {
+  const kind = manifests.get(r.digest)?.kind ?? 'image';
+  return by === undefined
+    ? { digest: r.digest, kind, pushedAt: r.pushedAt, reason }
+    : { digest: r.digest, kind, pushedAt: r.pushedAt, reason, by };
 }
 
 /** One tag to delete, built in one literal (properties added later would cost a second allocation each). */
@@ -304,6 +445,7 @@ function closure(
  */
 function orderDeletions(
   deleteTags: readonly DeletedTag[],
+  expired: readonly string[],
   manifests: ReadonlyMap<string, ManifestInfo>,
   repo: RepositoryInventory,
   kept: ReadonlySet<string>,
@@ -325,7 +467,11 @@ function orderDeletions(
   const out: { -readonly [K in keyof ManifestDeletion]: ManifestDeletion[K] }[] = [];
   const seen = new Set<string>();
   const kindOf = (d: string) => manifests.get(d)?.kind ?? 'image';
-  const addGroup = (roots: string[], role: 'root' | 'referrer', childRole: 'child' | 'referrer'): void => {
+  const addGroup = (
+    roots: string[],
+    role: 'root' | 'untagged' | 'referrer',
+    childRole: 'child' | 'referrer',
+  ): void => {
     roots.sort(
       (a, b) => Number(kindOf(b) === 'index') - Number(kindOf(a) === 'index') || compareStrings(a, b),
     );
@@ -359,6 +505,11 @@ function orderDeletions(
   addGroup(
     [...tagsOf.keys()].filter((d) => !referrerRoots.has(d)),
     'root',
+    'child',
+  );
+  addGroup(
+    expired.filter((d) => !seen.has(d)),
+    'untagged',
     'child',
   );
   addGroup(

@@ -31,6 +31,16 @@ const keepSchema = z.strictObject(
   { error: 'expected a mapping with newest, youngerThanDays, tags and/or tagsRegex' },
 );
 
+const untaggedSchema = z.strictObject(
+  {
+    deleteAfterDays: z
+      .number({ error: 'expected a whole number of days >= 1, e.g. 14' })
+      .int({ error: 'expected a whole number of days >= 1, e.g. 14' })
+      .min(1, { error: 'expected a whole number of days >= 1, e.g. 14' }),
+  },
+  { error: 'expected a mapping with deleteAfterDays, e.g. { deleteAfterDays: 14 }' },
+);
+
 const ruleSchema = z.strictObject(
   {
     repositories: z
@@ -40,6 +50,7 @@ const ruleSchema = z.strictObject(
       .min(1, { error: 'expected at least one repository glob, e.g. ["team1/**"]' }),
     protect: z.boolean({ error: 'expected true or false' }).optional(),
     keep: keepSchema.optional(),
+    untagged: untaggedSchema.optional(),
   },
   { error: 'expected a mapping with repositories and protect or keep' },
 );
@@ -55,6 +66,7 @@ const policySchema = z.strictObject(
 
 export type PolicyDocument = z.infer<typeof policySchema>;
 export type KeepCriteria = z.infer<typeof keepSchema>;
+export type UntaggedCriteria = z.infer<typeof untaggedSchema>;
 
 /** A validated policy: the document as written (serialisable) plus compiled matchers. */
 export interface Policy {
@@ -72,12 +84,18 @@ export interface CompiledRule {
     readonly tags: readonly { readonly source: string; readonly re: Glob }[];
     readonly tagsRegex: readonly { readonly source: string; readonly re: RegExp }[];
   };
+  /**
+   * Untagged manifests (history) whose revision was pushed more than this many days ago are deletion
+   * candidates. Absent: the repository's untagged manifests are left alone.
+   */
+  readonly untagged?: UntaggedCriteria;
 }
 
 const KNOWN_FIELDS: Record<string, readonly string[]> = {
   '': ['rules'],
-  rule: ['repositories', 'protect', 'keep'],
+  rule: ['repositories', 'protect', 'keep', 'untagged'],
   keep: ['newest', 'youngerThanDays', 'tags', 'tagsRegex'],
+  untagged: ['deleteAfterDays'],
 };
 
 /** Parse and validate policy text (YAML or JSON). `source` names the file in messages. */
@@ -117,6 +135,11 @@ function compileRule(rule: PolicyDocument['rules'][number], index: number, probl
   if (rule.protect === true && hasKeep) {
     problems.push(
       `${at}: has both "protect: true" and "keep"; a protected rule keeps everything, so remove "keep"`,
+    );
+  }
+  if (rule.protect === true && rule.untagged !== undefined) {
+    problems.push(
+      `${at}: has both "protect: true" and "untagged"; a protected rule keeps every untagged manifest too, so remove "untagged"`,
     );
   }
   if (rule.protect !== true && !hasKeep) {
@@ -160,6 +183,7 @@ function compileRule(rule: PolicyDocument['rules'][number], index: number, probl
     repositories,
     protect: rule.protect === true,
     keep: { newest: keep.newest, youngerThanDays: keep.youngerThanDays, tags, tagsRegex },
+    ...(rule.untagged ? { untagged: rule.untagged } : {}),
   };
 }
 
@@ -185,7 +209,8 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   const path = formatPath(issue.path);
   const where = path === '' ? '(top level)' : path;
   if (issue.code === 'unrecognized_keys') {
-    const kind = path === '' ? '' : path.endsWith('.keep') ? 'keep' : 'rule';
+    const kind =
+      path === '' ? '' : path.endsWith('.keep') ? 'keep' : path.endsWith('.untagged') ? 'untagged' : 'rule';
     const known = KNOWN_FIELDS[kind] ?? [];
     return issue.keys
       .map((key) => {

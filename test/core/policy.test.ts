@@ -23,6 +23,20 @@ describe('parsePolicy', () => {
     expect(p.rules[1]!.keep.tagsRegex[0]!.re.test('v1.22')).toBe(false);
   });
 
+  it('accepts an untagged block and compiles it onto the rule', () => {
+    const p = parsePolicy(
+      'rules:\n  - repositories: ["ci/**"]\n    keep: { newest: 2 }\n    untagged: { deleteAfterDays: 14 }\n' +
+        '  - repositories: ["**"]\n    keep: { newest: 2 }\n',
+    );
+    expect(p.rules[0]!.untagged).toEqual({ deleteAfterDays: 14 });
+    expect(p.rules[1]!.untagged).toBeUndefined();
+    expect(p.document.rules[0]).toEqual({
+      repositories: ['ci/**'],
+      keep: { newest: 2 },
+      untagged: { deleteAfterDays: 14 },
+    });
+  });
+
   it('accepts the same policy as JSON', () => {
     const json = JSON.stringify({ rules: [{ repositories: ['**'], keep: { newest: 3, tags: ['latest'] } }] });
     expect(parsePolicy(json, 'p.json').document).toEqual({
@@ -58,6 +72,36 @@ describe('parsePolicy', () => {
     ['protect and keep', 'protect: true\n    keep: { newest: 1 }', 'has both "protect: true" and "keep"'],
     ['an empty keep', 'keep: {}', 'rules[0].keep: names no criterion'],
     ['an empty tag list', 'keep: { tags: [] }', 'rules[0].keep.tags: expected at least one tag globs'],
+    [
+      'untagged days of 0',
+      'keep: { newest: 1 }\n    untagged: { deleteAfterDays: 0 }',
+      'rules[0].untagged.deleteAfterDays: expected a whole number of days >= 1, e.g. 14',
+    ],
+    [
+      'fractional untagged days',
+      'keep: { newest: 1 }\n    untagged: { deleteAfterDays: 1.5 }',
+      'rules[0].untagged.deleteAfterDays: expected a whole number of days >= 1',
+    ],
+    [
+      'quoted untagged days',
+      'keep: { newest: 1 }\n    untagged: { deleteAfterDays: "14" }',
+      'rules[0].untagged.deleteAfterDays: expected a whole number of days >= 1',
+    ],
+    [
+      'a misspelt untagged field, with a suggestion',
+      'keep: { newest: 1 }\n    untagged: { deleteAfterDay: 14 }',
+      'rules[0].untagged: unknown field "deleteAfterDay"; did you mean "deleteAfterDays"?',
+    ],
+    [
+      'untagged as a number',
+      'keep: { newest: 1 }\n    untagged: 14',
+      'rules[0].untagged: expected a mapping with deleteAfterDays',
+    ],
+    [
+      'protect and untagged',
+      'protect: true\n    untagged: { deleteAfterDays: 14 }',
+      'has both "protect: true" and "untagged"',
+    ],
   ])('rejects %s with a message naming the path', (_n, body, message) => {
     const text = `rules:\n  - repositories: ["team/**"]\n    ${body}\n`;
     expect(() => parsePolicy(text, 'p.yaml')).toThrow(message);

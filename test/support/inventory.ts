@@ -1,7 +1,13 @@
 // Builds inventories for planner tests from a compact description: manifests named by short ids, repositories
 // as tag → id maps. Digests are real sha256 strings derived from the ids.
 import { createHash } from 'node:crypto';
-import type { Inventory, ManifestInfo, RepositoryInventory, ScanProblem } from '../../lambda/core/model.ts';
+import type {
+  HistoryStatus,
+  Inventory,
+  ManifestInfo,
+  RepositoryInventory,
+  ScanProblem,
+} from '../../lambda/core/model.ts';
 
 export const dg = (id: string): string => 'sha256:' + createHash('sha256').update(id).digest('hex');
 
@@ -75,6 +81,13 @@ export interface InventorySpec {
   repos: Record<string, Record<string, string>>;
   missing?: Record<string, string[]>;
   untaggedSubjects?: Record<string, string[]>;
+  /**
+   * A storage listing: repository → manifest id → push time, for every revision no tag points at directly.
+   * Repositories it does not name have no untagged revisions. Absent: no listing.
+   */
+  untagged?: Record<string, Record<string, string>>;
+  /** The listing's status (default: complete, from `untagged`). */
+  history?: HistoryStatus;
   errors?: ScanProblem[];
 }
 
@@ -104,12 +117,21 @@ export function inventory(spec: InventorySpec): Inventory {
         .map(([tag, id]) => ({ tag, digest: dg(id) })),
       missing: (spec.missing?.[name] ?? []).map(dg).sort(),
       untaggedSubjects: (spec.untaggedSubjects?.[name] ?? []).map(dg).sort(),
+      ...(spec.untagged
+        ? {
+            untagged: Object.entries(spec.untagged[name] ?? {})
+              .map(([id, pushedAt]) => ({ digest: dg(id), pushedAt }))
+              .sort((a, b) => (a.digest < b.digest ? -1 : 1)),
+          }
+        : {}),
     }));
+  const history = spec.history ?? (spec.untagged ? { source: 'test', complete: true } : undefined);
   return {
     registry: 'http://registry.test',
     repositories,
     manifests,
     errors: spec.errors ?? [],
     warnings: [],
+    ...(history ? { history } : {}),
   };
 }
