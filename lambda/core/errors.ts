@@ -44,6 +44,11 @@ export class GcError extends JanitorError {
   public override readonly name: string = 'GcError';
 }
 
+/** The untagged history could not be listed (whole): that run deletes no untagged manifest. */
+export class HistoryError extends JanitorError {
+  public override readonly name: string = 'HistoryError';
+}
+
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
