@@ -52,7 +52,9 @@ export async function applyPlan(
   const startedAt = now().toISOString();
   assertApplicable(plan, options.maxDeleteFraction ?? 0.5);
 
-  const work = plan.repositories.filter((r) => r.deleteTags.length > 0 || danglingToRemove(r).length > 0);
+  const work = plan.repositories.filter(
+    (r) => r.deleteTags.length > 0 || r.deleteManifests.length > 0 || danglingToRemove(r).length > 0,
+  );
   const entries: ReportEntry[] = [];
   const skipped: { name: string; reason: string }[] = [];
   let bytes = 0;
@@ -127,9 +129,12 @@ async function recheck(client: RegistryClient, repo: RepositoryPlan): Promise<st
       if (removed.length > 0) parts.push(`tags gone ${removed.slice(0, 5).join(', ')}`);
       return `the repository changed since planning (${parts.join('; ')}); run again to plan with the new state`;
     }
+    // Untagged deletions need every tag where it was: a tag pushed (or moved) onto a manifest the plan
+    // judged untagged makes it stay, and DELETE by digest would take that tag with it.
+    const untagged = repo.deleteManifests.some((m) => m.role === 'untagged');
     const mustMatch: { tag: string; digest: string | null }[] = [
       ...repo.kept.map((t) => ({ tag: t.tag, digest: t.digest })),
-      ...repo.deleteTags.filter((t) => t.method === 'tag-only'),
+      ...repo.deleteTags.filter((t) => untagged || t.method === 'tag-only'),
       // A dangling tag that resolves again was pushed meanwhile.
       ...dangling.map((tag) => ({ tag, digest: null })),
     ];

@@ -13,7 +13,16 @@ import {
   referrerSubject,
 } from './manifest.ts';
 import { ManifestCompactor } from './compact.ts';
-import type { Inventory, ManifestInfo, RepositoryInventory, ScanProblem, TagRef } from './model.ts';
+import type { HistoryListing, HistorySource } from './history.ts';
+import type {
+  HistoryStatus,
+  Inventory,
+  ManifestInfo,
+  RepositoryInventory,
+  Revision,
+  ScanProblem,
+  TagRef,
+} from './model.ts';
 import { ruleFor, type Policy } from './policy.ts';
 import { compileGlob } from './glob.ts';
 import type { FetchedManifest, ManifestCache, RegistryClient } from './ports.ts';
@@ -40,6 +49,11 @@ export interface ScanOptions {
    */
   readonly headFirst?: boolean;
   readonly onProgress?: (progress: ScanProgress) => void;
+  /**
+   * A storage listing of every revision: with it, untagged history is read too (one GET per manifest not known
+   * yet) and can be judged. Its failure only makes the history incomplete, never the inventory.
+   */
+  readonly history?: HistorySource;
 }
 
 export async function scanRegistry(client: RegistryClient, options: ScanOptions = {}): Promise<Inventory> {
@@ -58,6 +72,8 @@ class Scanner {
   private repositoriesTotal = 0;
   private repositoriesDone = 0;
   private tagsSeen = 0;
+  /** Why the history is not complete; the first reason is kept. */
+  private historyProblem: string | undefined;
 
   public constructor(
     private readonly client: RegistryClient,
@@ -65,6 +81,8 @@ class Scanner {
   ) {}
 
   public async run(): Promise<Inventory> {
+    // The storage listing runs beside the catalog: it is a different read (the host's disk, or S3).
+    const listing = this.listHistory();
     let names: string[];
     try {
       names = await this.client.listRepositories();
@@ -72,22 +90,69 @@ class Scanner {
       this.errors.push({ message: `listing repositories failed: ${errorMessage(err)}` });
       names = [];
     }
+    const revisions = await listing;
     const filters = (this.options.repositories ?? []).map((g) => compileGlob(g, true));
     const selected = [...new Set(names)]
       .filter((n) => filters.length === 0 || filters.some((re) => re.test(n)))
       .sort(compareStrings);
     this.repositoriesTotal = selected.length;
     const limit = pLimit(this.options.repositoryConcurrency ?? 16);
-    const repositories = await Promise.all(selected.map((name) => limit(() => this.scanRepository(name))));
+    const repositories = await Promise.all(
+      selected.map((name) =>
+        limit(() =>
+          this.scanRepository(name, revisions ? (revisions.repositories.get(name) ?? []) : undefined),
+        ),
+      ),
+    );
     this.deriveIndexAges();
     if (this.options.cache) for (const info of this.manifests.values()) this.options.cache.set(info);
+    const history: HistoryStatus | undefined = this.options.history
+      ? this.historyProblem === undefined
+        ? { source: this.options.history.source, complete: true }
+        : { source: this.options.history.source, complete: false, problem: this.historyProblem }
+      : undefined;
     return {
       registry: this.client.baseUrl,
-      repositories,
+      repositories: history?.complete === false ? repositories.map(withoutHistory) : repositories,
       manifests: this.manifests,
       errors: this.errors,
       warnings: this.warnings,
+      ...(history ? { history } : {}),
     };
+  }
+
+  private async listHistory(): Promise<HistoryListing | undefined> {
+    if (!this.options.history) return undefined;
+    try {
+      return await this.options.history.list();
+    } catch (err) {
+      this.historyProblem = errorMessage(err);
+      return undefined;
+    }
+  }
+
+  /**
+   * The revisions no tag points at, each read once (a manifest known from the tags or the cache costs
+   * nothing). One that is gone since the listing is dropped; one that cannot be read makes the history
+   * incomplete, so nothing untagged is judged this run.
+   */
+  private async readUntagged(
+    name: string,
+    revisions: readonly Revision[],
+    tagged: ReadonlySet<string>,
+  ): Promise<Revision[]> {
+    const out: Revision[] = [];
+    await Promise.all(
+      revisions.map(async (r) => {
+        if (tagged.has(r.digest)) return;
+        try {
+          if (await this.resolveDigest(name, r.digest, false, true)) out.push(r);
+        } catch (err) {
+          this.historyProblem ??= `reading untagged ${name}@${r.digest} failed: ${errorMessage(err)}`;
+        }
+      }),
+    );
+    return out.sort((a, b) => compareStrings(a.digest, b.digest));
   }
 
   /** Ages are needed only where a rule judges by age; protected and unmatched repositories skip config reads. */
@@ -101,7 +166,7 @@ class Scanner {
     );
   }
 
-  private async scanRepository(name: string): Promise<RepositoryInventory> {
+  private async scanRepository(name: string, revisions?: readonly Revision[]): Promise<RepositoryInventory> {
     const ageNeeded = this.needsAge(name);
     const present = new Set<string>();
     const missing = new Set<string>();
@@ -172,6 +237,10 @@ class Scanner {
       });
     }
 
+    const untagged = revisions
+      ? await this.readUntagged(name, revisions, new Set(tags.map((t) => t.digest)))
+      : undefined;
+
     // Referrer tags whose subject no tag reaches: is the subject there at all (pushed by digest)?
     const untaggedSubjects = new Set<string>();
     await Promise.all(
@@ -207,6 +276,7 @@ class Scanner {
       ...(dangling.length > 0 ? { dangling } : {}),
       missing: [...missing].sort(compareStrings),
       untaggedSubjects: [...untaggedSubjects].sort(compareStrings),
+      ...(untagged ? { untagged } : {}),
     };
   }
 
@@ -350,6 +420,11 @@ class Scanner {
     };
     for (const [digest, info] of this.manifests) if (info.kind === 'index') ageOf(digest);
   }
+}
+
+function withoutHistory(repo: RepositoryInventory): RepositoryInventory {
+  const { untagged: _untagged, ...rest } = repo;
+  return rest;
 }
 
 export function compareStrings(a: string, b: string): number {
