@@ -1,6 +1,6 @@
 // Human-readable renderings of a plan and a report, for the CLI and the logs. The JSON documents are the
 // complete record; these show every deletion and summarise what stays.
-import type { Plan, Report, RepositoryPlan } from './model.ts';
+import type { Plan, Report, RepositoryPlan, UntaggedDecision } from './model.ts';
 
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -32,13 +32,26 @@ export function formatPlan(plan: Plan, options: { verbose?: boolean } = {}): str
     `Plan for ${plan.registry} at ${plan.generatedAt}${plan.complete ? '' : '  [INCOMPLETE: will not be applied]'}`,
   );
   lines.push('');
-  for (const repo of plan.repositories) lines.push(...formatRepository(repo, options.verbose ?? false));
+  const now = Date.parse(plan.generatedAt);
+  for (const repo of plan.repositories) lines.push(...formatRepository(repo, options.verbose ?? false, now));
   const s = plan.summary;
+  const history =
+    s.untaggedDeleted === undefined
+      ? ''
+      : ` (${s.untaggedDeleted} of them untagged history; ${s.untaggedKept ?? 0} untagged kept)`;
   lines.push(
     `Summary: ${s.repositories} repositories, ${s.tags} tags: ${s.tagsKept} kept, ${s.tagsDeleted} to delete ` +
-      `(${(s.deleteFraction * 100).toFixed(1)}%), ${s.manifestsDeleted} manifests to delete, about ` +
+      `(${(s.deleteFraction * 100).toFixed(1)}%), ${s.manifestsDeleted} manifests to delete${history}, about ` +
       `${formatBytes(s.bytesFreed)} freed after garbage-collect.`,
   );
+  if (plan.history) {
+    lines.push(
+      plan.history.complete
+        ? `Untagged history listed from ${plan.history.source}.`
+        : `Untagged history from ${plan.history.source} could not be listed: ${plan.history.problem ?? 'incomplete'}; ` +
+            `no untagged manifest is deleted in this run.`,
+    );
+  }
   if (plan.warnings.length > 0) {
     lines.push('', `Warnings (${plan.warnings.length}):`);
     for (const w of plan.warnings)
@@ -56,7 +69,38 @@ export function formatPlan(plan: Plan, options: { verbose?: boolean } = {}): str
   return lines.join('\n') + '\n';
 }
 
-function formatRepository(repo: RepositoryPlan, verbose: boolean): string[] {
+/** Why an untagged manifest stays or goes, in words. */
+export function untaggedReason(u: UntaggedDecision, now: number): string {
+  const age = Math.floor((now - Date.parse(u.pushedAt)) / 86_400_000);
+  const ago = Number.isNaN(age)
+    ? 'at an unknown time'
+    : age < 1
+      ? 'less than a day ago'
+      : `${plural(age, 'day')} ago`;
+  const by = u.by === undefined ? '' : ` ${u.by.startsWith('sha256:') ? short(u.by) : u.by}`;
+  switch (u.reason) {
+    case 'expired':
+      return `pushed ${ago}; nothing that stays references it`;
+    case 'young':
+      return `pushed ${ago}`;
+    case 'referenced':
+      return u.by !== undefined && !u.by.startsWith('sha256:')
+        ? `platform image of${by}`
+        : u.by === undefined
+          ? 'used by a manifest that stays'
+          : `used by${by}`;
+    case 'subject-kept':
+      return `referrer of${by}, which stays`;
+    case 'protected':
+      return 'protected repository';
+    case 'no-rule':
+      return 'no rule matches the repository';
+    case 'no-untagged-rule':
+      return 'the rule has no untagged block';
+  }
+}
+
+function formatRepository(repo: RepositoryPlan, verbose: boolean, now: number): string[] {
   const head =
     repo.action === 'untouched'
       ? `${repo.name}: no rule matches; ${plural(repo.kept.length, 'tag')} left untouched`
@@ -65,6 +109,15 @@ function formatRepository(repo: RepositoryPlan, verbose: boolean): string[] {
         : `${repo.name}: rule #${repo.rule}; keep ${repo.kept.length}, delete ${plural(repo.deleteTags.length, 'tag')} and ` +
           `${plural(repo.deleteManifests.length, 'manifest')}, about ${formatBytes(repo.bytesFreed)} freed`;
   const lines = [head];
+  const untagged = repo.untagged;
+  if (untagged && (untagged.deleted.length > 0 || untagged.kept.length > 0)) {
+    lines.push(
+      `  untagged: delete ${untagged.deleted.length}, keep ${untagged.kept.length}` +
+        (verbose || untagged.kept.length === 0
+          ? ''
+          : `  (${countReasons(untagged.kept, now)}; --verbose lists them)`),
+    );
+  }
   if (repo.action === 'cleaned' || verbose) {
     if (verbose) {
       for (const k of repo.kept) {
@@ -89,8 +142,20 @@ function formatRepository(repo: RepositoryPlan, verbose: boolean): string[] {
             : 'with its manifest';
       lines.push(`  DELETE  ${t.tag.padEnd(28)} ${short(t.digest)}  ${day(t.created).padEnd(10)}  ${how}`);
     }
-    for (const m of repo.deleteManifests.filter((d) => d.role !== 'root')) {
+    for (const m of repo.deleteManifests.filter((d) => d.role !== 'root' && d.role !== 'untagged')) {
       lines.push(`  DELETE  ${`(${m.role} ${m.kind})`.padEnd(28)} ${short(m.digest)}`);
+    }
+    for (const u of untagged?.deleted ?? []) {
+      lines.push(
+        `  DELETE  ${`(untagged ${u.kind})`.padEnd(28)} ${short(u.digest)}  ${u.pushedAt.slice(0, 10).padEnd(10)}  ${untaggedReason(u, now)}`,
+      );
+    }
+    if (verbose) {
+      for (const u of untagged?.kept ?? []) {
+        lines.push(
+          `  keep    ${`(untagged ${u.kind})`.padEnd(28)} ${short(u.digest)}  ${u.pushedAt.slice(0, 10).padEnd(10)}  ${untaggedReason(u, now)}`,
+        );
+      }
     }
     if (repo.action === 'cleaned') {
       for (const tag of repo.dangling ?? []) {
@@ -103,6 +168,20 @@ function formatRepository(repo: RepositoryPlan, verbose: boolean): string[] {
   for (const w of repo.warnings) lines.push(`  warning: ${w}`);
   lines.push('');
   return lines;
+}
+
+function countReasons(kept: readonly UntaggedDecision[], now: number): string {
+  const counts = new Map<string, number>();
+  for (const u of kept) {
+    const why =
+      u.reason === 'young'
+        ? 'pushed within the grace'
+        : u.reason === 'referenced' && u.by !== undefined && !u.by.startsWith('sha256:')
+          ? 'platform image of a kept tag'
+          : untaggedReason({ ...u, by: undefined }, now);
+    counts.set(why, (counts.get(why) ?? 0) + 1);
+  }
+  return [...counts].map(([r, n]) => `${n} × ${r}`).join(', ');
 }
 
 export function formatReport(report: Report): string {
