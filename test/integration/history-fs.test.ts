@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listFilesystemHistory } from '../../lambda/adapters/history-fs.ts';
 import { ConfigError } from '../../lambda/core/errors.ts';
 import { REPOSITORIES_PATH, REVISIONS_PATH } from '../../lambda/core/history.ts';
-import { startLocalRegistry, type LocalRegistry } from '../support/local-registry.ts';
+import type { LocalRegistry } from '../support/local-registry.ts';
+import { describeEachRegistry, startRegistry } from '../support/registry-kind.ts';
 import { pushImage, pushIndex, pushManifest } from '../support/seed.ts';
 
 const image = (label: string): Parameters<typeof pushImage>[3] => ({
@@ -16,12 +17,12 @@ const image = (label: string): Parameters<typeof pushImage>[3] => ({
   label,
 });
 
-describe('listing untagged history from filesystem storage (distribution 2.8)', () => {
+describeEachRegistry('listing untagged history from filesystem storage', ({ kind }) => {
   let registry: LocalRegistry;
   const pushed: Record<string, string> = {};
 
   beforeAll(async () => {
-    registry = await startLocalRegistry();
+    registry = await startRegistry(kind);
     const target = { url: registry.url };
     // `main` pushed three times: two of its revisions become history.
     for (const n of [1, 2, 3])

@@ -12,7 +12,8 @@ import type { Plan, RepositoryPlan } from '../../lambda/core/model.ts';
 import { plan as makePlan } from '../../lambda/core/planner.ts';
 import { parsePolicy } from '../../lambda/core/policy.ts';
 import { scanRegistry } from '../../lambda/core/scan.ts';
-import { startLocalRegistry, type LocalRegistry } from '../support/local-registry.ts';
+import type { LocalRegistry } from '../support/local-registry.ts';
+import { describeEachRegistry, startRegistry } from '../support/registry-kind.ts';
 import { pushImage, pushIndex, pushManifest, pushReferrer, type PushedImage } from '../support/seed.ts';
 
 const policy = parsePolicy(
@@ -36,7 +37,7 @@ const desc = (p: { digest: string; mediaType: string; size: number }, platform?:
   ...(platform ? { platform: { os: 'linux', architecture: platform } } : {}),
 });
 
-describe('untagged history on distribution 2.8 (filesystem storage)', () => {
+describeEachRegistry('untagged history (filesystem storage)', ({ kind }) => {
   let registry: LocalRegistry;
   let client: RegistryHttpClient;
   const now = new Date();
@@ -77,7 +78,7 @@ describe('untagged history on distribution 2.8 (filesystem storage)', () => {
     (await fetch(`${registry.url}/v2/${repo}/blobs/${digest}`, { method: 'HEAD' })).status;
 
   beforeAll(async () => {
-    registry = await startLocalRegistry();
+    registry = await startRegistry(kind);
     const t = { url: registry.url };
     // `main` pushed three times; the two earlier pushes are history, one old, one young.
     d.main1 = await pushImage(t, 'ci/app', 'main', image('main1'));
