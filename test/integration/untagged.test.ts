@@ -3,7 +3,7 @@
 // layers only history held are gone.
 import { utimesSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { filesystemHistory } from '../../lambda/adapters/history-fs.ts';
 import { createRegistryClient, type RegistryHttpClient } from '../../lambda/adapters/registry-client.ts';
 import { applyPlan } from '../../lambda/core/executor.ts';
