@@ -1,5 +1,6 @@
 // The GC script on a real container engine (podman serving the Docker API, driven by the docker CLI, with a
-// registry:2 stand-in built from Debian's docker-registry), run by LocalCommandRunner under dash. Each test gets
+// registry:2 stand-in built from Debian's docker-registry, and a registry:3 one from REGISTRY_V3_BIN when set), run
+// by LocalCommandRunner under dash. Each test gets
 // its own registry container holding kept images and one deleted image, runs GC, and checks that the deleted
 // image's blobs are gone, the kept ones are served, and the registry container is running and unmodified.
 
@@ -32,6 +33,7 @@ import {
   waitUntil,
 } from '../support/container-engine.ts';
 import type { ContainerIdentity, Engine, RegistryContainer } from '../support/container-engine.ts';
+import { REGISTRY_VERSION, describeEachRegistry } from '../support/registry-kind.ts';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
@@ -141,310 +143,338 @@ interface Fixture {
   readonly startedAt: string;
 }
 
-describe('garbage-collect on a real container engine', () => {
-  let engine: Engine;
-  let work: string;
-  let pauses: DockerPauses;
-  const registries: RegistryContainer[] = [];
-  const cleanups: (() => Promise<void>)[] = [];
+describeEachRegistry('garbage-collect', ({ kind }) => {
+  describe('garbage-collect on a real container engine', () => {
+    let engine: Engine;
+    let work: string;
+    let pauses: DockerPauses;
+    const registries: RegistryContainer[] = [];
+    const cleanups: (() => Promise<void>)[] = [];
 
-  beforeAll(async () => {
-    engine = await startEngine();
-  });
-  afterAll(async () => {
-    await engine?.release();
-  });
-  beforeEach(async () => {
-    work = await mkdtemp(join(tmpdir(), 'rj-gc-engine-'));
-    pauses = await DockerPauses.create();
-  });
-  afterEach(async () => {
-    await pauses.dispose();
-    // Registries first: a network cannot go while a container is attached to it.
-    for (const registry of registries.splice(0)) await removeRegistryContainer(engine, registry);
-    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-    await rm(work, { recursive: true, force: true });
-  });
+    beforeAll(async () => {
+      engine = await startEngine();
+    });
+    afterAll(async () => {
+      await engine?.release();
+    });
+    beforeEach(async () => {
+      work = await mkdtemp(join(tmpdir(), 'rj-gc-engine-'));
+      pauses = await DockerPauses.create();
+    });
+    afterEach(async () => {
+      await pauses.dispose();
+      // Registries first: a network cannot go while a container is attached to it.
+      for (const registry of registries.splice(0)) await removeRegistryContainer(engine, registry);
+      for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+      await rm(work, { recursive: true, force: true });
+    });
 
-  /** A registry with app:keep and lib:stable kept, and app:old (sharing a base layer with app:keep) deleted. */
-  async function fixture(runArgs: string[] = []): Promise<Fixture> {
-    const registry = await createRegistryContainer(engine, { runArgs });
-    registries.push(registry);
-    const base = randomBytes(64 * 1024);
-    const keep = await pushImage(registry.url, 'app', 'keep', [base, randomBytes(96 * 1024)]);
-    const old = await pushImage(registry.url, 'app', 'old', [base, randomBytes(512 * 1024)]);
-    const lib = await pushImage(registry.url, 'lib', 'stable', [randomBytes(32 * 1024)]);
-    expect(await status(`${registry.url}/v2/app/manifests/${old.digest}`, { method: 'DELETE' })).toBe(202);
-    const doomedBlobs = old.blobs.filter((b) => !keep.blobs.includes(b));
-    // Let the registry's in-memory blob cache learn the doomed blobs: only a restart after GC forgets them.
-    for (const blob of doomedBlobs) {
-      expect(await status(`${registry.url}/v2/app/blobs/${blob}`, { method: 'HEAD' })).toBe(200);
+    /** A registry with app:keep and lib:stable kept, and app:old (sharing a base layer with app:keep) deleted. */
+    async function fixture(runArgs: string[] = []): Promise<Fixture> {
+      const registry = await createRegistryContainer(engine, { runArgs, kind });
+      registries.push(registry);
+      const base = randomBytes(64 * 1024);
+      const keep = await pushImage(registry.url, 'app', 'keep', [base, randomBytes(96 * 1024)]);
+      const old = await pushImage(registry.url, 'app', 'old', [base, randomBytes(512 * 1024)]);
+      const lib = await pushImage(registry.url, 'lib', 'stable', [randomBytes(32 * 1024)]);
+      expect(await status(`${registry.url}/v2/app/manifests/${old.digest}`, { method: 'DELETE' })).toBe(202);
+      const doomedBlobs = old.blobs.filter((b) => !keep.blobs.includes(b));
+      // Let the registry's in-memory blob cache learn the doomed blobs: only a restart after GC forgets them.
+      for (const blob of doomedBlobs) {
+        expect(await status(`${registry.url}/v2/app/blobs/${blob}`, { method: 'HEAD' })).toBe(200);
+      }
+      const { startedAt } = await containerState(engine, registry.name);
+      return {
+        registry,
+        kept: [keep, lib],
+        deleted: old,
+        doomedBlobs,
+        identity: await containerIdentity(engine, registry.name),
+        startedAt,
+      };
     }
-    const { startedAt } = await containerState(engine, registry.name);
-    return {
-      registry,
-      kept: [keep, lib],
-      deleted: old,
-      doomedBlobs,
-      identity: await containerIdentity(engine, registry.name),
-      startedAt,
-    };
-  }
 
-  function options(f: Fixture, extra: GcRunOptions = {}): GcRunOptions {
-    return {
-      containerName: f.registry.name,
-      logDir: join(work, 'logs'),
-      lockPath: join(work, 'gc.lock'),
-      ...extra,
-    };
-  }
-
-  function runner(pauseAt: ('gc' | 'standin-start')[] = []): LocalCommandRunner {
-    return new LocalCommandRunner({
-      shell: 'dash',
-      env: pauses.env(engine.env, pauseAt),
-      killGraceSeconds: 30,
-    });
-  }
-
-  function summaryOf(result: GcResult): GcSummary {
-    if (result.status !== 'Success') throw new Error(`expected a finished run, got ${result.status}`);
-    return result.summary;
-  }
-
-  /** The registry container is running, is the same container made the same way, and serves every kept image. */
-  async function expectRestored(f: Fixture): Promise<void> {
-    expect(await containerState(engine, f.registry.name)).toMatchObject({ running: true });
-    expect(await containerIdentity(engine, f.registry.name)).toEqual(f.identity);
-    expect(await containerState(engine, `${f.registry.name}-janitor-gc`)).toMatchObject({ exists: false });
-    for (const image of f.kept) expect(await unservable(f.registry.url, image)).toEqual([]);
-  }
-
-  async function expectCollected(f: Fixture, summary: GcSummary): Promise<void> {
-    for (const blob of f.doomedBlobs) {
-      expect(await status(`${f.registry.url}/v2/app/blobs/${blob}`, { method: 'HEAD' })).toBe(404);
+    function options(f: Fixture, extra: GcRunOptions = {}): GcRunOptions {
+      return {
+        containerName: f.registry.name,
+        logDir: join(work, 'logs'),
+        lockPath: join(work, 'gc.lock'),
+        ...extra,
+      };
     }
-    expect(summary).toMatchObject({
-      status: 'ok',
-      registryVersion: '2.8.2+ds1',
-      blobsEligible: 3,
-      manifestsEligible: 0,
-    });
-    expect(summary.bytesAfter!).toBeLessThan(summary.bytesBefore!);
-    expect(summary.bytesFreed!).toBeGreaterThanOrEqual(512 * 1024);
-    const log = await readFile(summary.logFile!, 'utf8');
-    expect(log).toMatch(/^\d+ blobs marked, 3 blobs and 0 manifests eligible for deletion$/m);
-    for (const blob of [...f.doomedBlobs, f.deleted.digest])
-      expect(log).toContain(`blob eligible for deletion: ${blob}`);
-  }
 
-  it('readonly: a stand-in serves pulls and refuses pushes while GC runs, then the registry is back', async () => {
-    const f = await fixture();
-    const pending = runGc(runner(['gc']), options(f, { mode: 'readonly' }));
-    await pauses.reached('gc');
-
-    expect(await containerState(engine, f.registry.name)).toMatchObject({ running: false });
-    expect(await containerState(engine, `${f.registry.name}-janitor-gc`)).toMatchObject({ running: true });
-    for (const image of f.kept) expect(await unservable(f.registry.url, image)).toEqual([]);
-    expect(await pushProbe(f.registry.url)).toBe(405);
-
-    await pauses.release('gc');
-    const summary = summaryOf(await pending);
-    expect(summary).toMatchObject({ modeRequested: 'readonly', modeUsed: 'readonly', fellBack: false });
-    await expectCollected(f, summary);
-    await expectRestored(f);
-    expect(await pushProbe(f.registry.url)).toBe(202);
-  });
-
-  it('offline: the registry is stopped while a one-off container runs GC', async () => {
-    const f = await fixture();
-    const pending = runGc(runner(['gc']), options(f, { mode: 'offline' }));
-    await pauses.reached('gc');
-
-    expect(await containerState(engine, f.registry.name)).toMatchObject({ running: false });
-    await expect(fetch(`${f.registry.url}/v2/`)).rejects.toThrow();
-
-    await pauses.release('gc');
-    const summary = summaryOf(await pending);
-    expect(summary).toMatchObject({ modeRequested: 'offline', modeUsed: 'offline' });
-    await expectCollected(f, summary);
-    await expectRestored(f);
-  });
-
-  it('online: GC runs in the running registry, which is restarted after so its cache forgets deleted blobs', async () => {
-    const f = await fixture();
-    const summary = summaryOf(await runGc(runner(), options(f, { mode: 'online' })));
-    expect(summary).toMatchObject({ modeRequested: 'online', modeUsed: 'online' });
-    expect((await containerState(engine, f.registry.name)).startedAt).not.toBe(f.startedAt);
-    await expectCollected(f, summary);
-    await expectRestored(f);
-  });
-
-  it('a dry run deletes nothing and leaves the registry running', async () => {
-    const f = await fixture();
-    const summary = summaryOf(await runGc(runner(), options(f, { mode: 'readonly', dryRun: true })));
-    expect(summary).toMatchObject({ status: 'ok', dryRun: true, blobsEligible: 3 });
-    for (const blob of f.doomedBlobs) {
-      expect(await status(`${f.registry.url}/v2/app/blobs/${blob}`, { method: 'HEAD' })).toBe(200);
+    function runner(pauseAt: ('gc' | 'standin-start')[] = []): LocalCommandRunner {
+      return new LocalCommandRunner({
+        shell: 'dash',
+        env: pauses.env(engine.env, pauseAt),
+        killGraceSeconds: 30,
+      });
     }
-    expect((await containerState(engine, f.registry.name)).startedAt).toBe(f.startedAt);
-    await expectRestored(f);
-  });
 
-  it('readonly falls back to offline, and says so, when the stand-in cannot start (its port is taken)', async () => {
-    const f = await fixture();
-    const pending = runGc(runner(['standin-start', 'gc']), options(f, { mode: 'readonly' }));
-    await pauses.reached('standin-start');
-    // The registry is stopped now; take its port before the stand-in can.
-    const squatter = await listen(f.registry.port);
-    await pauses.release('standin-start');
-    await pauses.reached('gc');
-    await new Promise((resolve) => squatter.close(resolve));
-    await pauses.release('gc');
+    function summaryOf(result: GcResult): GcSummary {
+      if (result.status !== 'Success') throw new Error(`expected a finished run, got ${result.status}`);
+      return result.summary;
+    }
 
-    const summary = summaryOf(await pending);
-    expect(summary).toMatchObject({ modeRequested: 'readonly', modeUsed: 'offline', fellBack: true });
-    expect(summary.warnings.join('\n')).toMatch(
-      /read-only stand-in could not start \(.*address already in use.*\); fell back to offline/,
-    );
-    await expectCollected(f, summary);
-    await expectRestored(f);
-  });
+    /** The registry container is running, is the same container made the same way, and serves every kept image. */
+    async function expectRestored(f: Fixture): Promise<void> {
+      expect(await containerState(engine, f.registry.name)).toMatchObject({ running: true });
+      expect(await containerIdentity(engine, f.registry.name)).toEqual(f.identity);
+      expect(await containerState(engine, `${f.registry.name}-janitor-gc`)).toMatchObject({ exists: false });
+      for (const image of f.kept) expect(await unservable(f.registry.url, image)).toEqual([]);
+    }
 
-  it('GC failing midway: a clear error, and the registry is back and serves every kept image', async () => {
-    const f = await fixture();
-    // A revision directory that is not a digest makes 2.8's mark phase fail after it has marked `app` (2.8 only
-    // sees repositories that have a _layers directory).
-    const zzz = '/var/lib/registry/docker/registry/v2/repositories/zzz';
-    const revision = `${zzz}/_manifests/revisions/sha256/not-a-digest`;
-    await dockerOk(
-      engine,
-      'exec',
-      f.registry.name,
-      'sh',
-      '-c',
-      `mkdir -p ${zzz}/_layers ${revision} && echo x >${revision}/link`,
-    );
-    const error = await runGc(runner(), options(f, { mode: 'readonly' })).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(GcCommandError);
-    const gcError = error as GcCommandError;
-    expect(gcError.exitCode).toBe(5);
-    expect(gcError.summary).toMatchObject({
-      errorCode: 'gc-failed',
-      modeUsed: 'readonly',
-      restoreFailed: false,
+    async function expectCollected(f: Fixture, summary: GcSummary): Promise<void> {
+      for (const blob of f.doomedBlobs) {
+        expect(await status(`${f.registry.url}/v2/app/blobs/${blob}`, { method: 'HEAD' })).toBe(404);
+      }
+      expect(summary).toMatchObject({
+        status: 'ok',
+        registryVersion: expect.stringMatching(REGISTRY_VERSION[kind]),
+        blobsEligible: 3,
+        manifestsEligible: 0,
+      });
+      expect(summary.bytesAfter!).toBeLessThan(summary.bytesBefore!);
+      expect(summary.bytesFreed!).toBeGreaterThanOrEqual(512 * 1024);
+      const log = await readFile(summary.logFile!, 'utf8');
+      expect(log).toMatch(/^\d+ blobs marked, 3 blobs and 0 manifests eligible for deletion$/m);
+      for (const blob of [...f.doomedBlobs, f.deleted.digest])
+        expect(log).toContain(`blob eligible for deletion: ${blob}`);
+    }
+
+    it('readonly: a stand-in serves pulls and refuses pushes while GC runs, then the registry is back', async () => {
+      const f = await fixture();
+      const pending = runGc(runner(['gc']), options(f, { mode: 'readonly' }));
+      await pauses.reached('gc');
+
+      expect(await containerState(engine, f.registry.name)).toMatchObject({ running: false });
+      expect(await containerState(engine, `${f.registry.name}-janitor-gc`)).toMatchObject({ running: true });
+      for (const image of f.kept) expect(await unservable(f.registry.url, image)).toEqual([]);
+      expect(await pushProbe(f.registry.url)).toBe(405);
+
+      await pauses.release('gc');
+      const summary = summaryOf(await pending);
+      expect(summary).toMatchObject({ modeRequested: 'readonly', modeUsed: 'readonly', fellBack: false });
+      await expectCollected(f, summary);
+      await expectRestored(f);
+      expect(await pushProbe(f.registry.url)).toBe(202);
     });
-    expect(gcError.message).toMatch(
-      /failed to garbage collect: failed to mark: .*invalid checksum digest format/,
-    );
-    expect(gcError.summary.tail).toContain('app: marking manifest ' + f.kept[0]!.digest + ' ');
-    expect(gcError.message).toContain(`full log on the host: ${gcError.summary.logFile}`);
-    await expectRestored(f);
-  });
 
-  it('a missing container: a clear error naming it', async () => {
-    const missing = uniqueName('rj-missing');
-    const error = await runGc(runner(), {
-      containerName: missing,
-      logDir: join(work, 'logs'),
-      lockPath: join(work, 'gc.lock'),
-    }).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(GcCommandError);
-    expect((error as GcCommandError).exitCode).toBe(4);
-    expect((error as GcCommandError).summary.errorCode).toBe('container-missing');
-    expect((error as GcCommandError).message).toContain(
-      `there is no container named ${missing} on this host`,
-    );
-  });
+    it('offline: the registry is stopped while a one-off container runs GC', async () => {
+      const f = await fixture();
+      const pending = runGc(runner(['gc']), options(f, { mode: 'offline' }));
+      await pauses.reached('gc');
 
-  it('refuses --delete-untagged on distribution 2.8 without stopping the registry', async () => {
-    const registry = await createRegistryContainer(engine);
-    registries.push(registry);
-    const before = await containerState(engine, registry.name);
-    const identity = await containerIdentity(engine, registry.name);
-    const error = await runGc(runner(), {
-      containerName: registry.name,
-      logDir: join(work, 'logs'),
-      lockPath: join(work, 'gc.lock'),
-      mode: 'offline',
-      deleteUntagged: true,
-    }).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(GcCommandError);
-    expect((error as GcCommandError).summary).toMatchObject({
-      errorCode: 'refused',
-      registryVersion: '2.8.2+ds1',
+      expect(await containerState(engine, f.registry.name)).toMatchObject({ running: false });
+      await expect(fetch(`${f.registry.url}/v2/`)).rejects.toThrow();
+
+      await pauses.release('gc');
+      const summary = summaryOf(await pending);
+      expect(summary).toMatchObject({ modeRequested: 'offline', modeUsed: 'offline' });
+      await expectCollected(f, summary);
+      await expectRestored(f);
     });
-    expect((error as GcCommandError).message).toMatch(
-      /refusing --delete-untagged on distribution 2\.8\.2\+ds1/,
-    );
-    expect(await containerState(engine, registry.name)).toEqual(before);
-    expect(await containerIdentity(engine, registry.name)).toEqual(identity);
-  });
 
-  it('brings the registry back through its guardian when the whole run is SIGKILLed (an SSM timeout)', async () => {
-    const f = await fixture();
-    const script = join(work, 'gc.sh');
-    await writeFile(script, buildGcScript(options(f, { mode: 'readonly' })));
-    const child = spawn('dash', [script], {
-      detached: true,
-      stdio: 'ignore',
-      env: pauses.env(engine.env, ['gc']),
+    it('online: GC runs in the running registry, which is restarted after so its cache forgets deleted blobs', async () => {
+      const f = await fixture();
+      const summary = summaryOf(await runGc(runner(), options(f, { mode: 'online' })));
+      expect(summary).toMatchObject({ modeRequested: 'online', modeUsed: 'online' });
+      expect((await containerState(engine, f.registry.name)).startedAt).not.toBe(f.startedAt);
+      await expectCollected(f, summary);
+      await expectRestored(f);
     });
-    const exited = new Promise((resolve) => child.on('exit', resolve));
-    await pauses.reached('gc');
-    expect(await containerState(engine, f.registry.name)).toMatchObject({ running: false });
 
-    process.kill(-child.pid!, 'SIGKILL');
-    await exited;
-    await waitUntil('the guardian has brought the registry back', async () => {
-      const [original, standin] = await Promise.all([
-        containerState(engine, f.registry.name),
-        containerState(engine, `${f.registry.name}-janitor-gc`),
-      ]);
-      return original.running && !standin.exists;
+    it('a dry run deletes nothing and leaves the registry running', async () => {
+      const f = await fixture();
+      const summary = summaryOf(await runGc(runner(), options(f, { mode: 'readonly', dryRun: true })));
+      expect(summary).toMatchObject({ status: 'ok', dryRun: true, blobsEligible: 3 });
+      for (const blob of f.doomedBlobs) {
+        expect(await status(`${f.registry.url}/v2/app/blobs/${blob}`, { method: 'HEAD' })).toBe(200);
+      }
+      expect((await containerState(engine, f.registry.name)).startedAt).toBe(f.startedAt);
+      await expectRestored(f);
     });
-    await expectRestored(f);
-    // The guardian has let go of the lock: the next run can have it.
-    await waitUntil('the lock is free', async () => {
-      const probe = await exec('flock', ['-n', join(work, 'gc.lock'), 'true']);
-      return probe.code === 0;
+
+    it('readonly falls back to offline, and says so, when the stand-in cannot start (its port is taken)', async () => {
+      const f = await fixture();
+      const pending = runGc(runner(['standin-start', 'gc']), options(f, { mode: 'readonly' }));
+      await pauses.reached('standin-start');
+      // The registry is stopped now; take its port before the stand-in can.
+      const squatter = await listen(f.registry.port);
+      await pauses.release('standin-start');
+      await pauses.reached('gc');
+      await new Promise((resolve) => squatter.close(resolve));
+      await pauses.release('gc');
+
+      const summary = summaryOf(await pending);
+      expect(summary).toMatchObject({ modeRequested: 'readonly', modeUsed: 'offline', fellBack: true });
+      expect(summary.warnings.join('\n')).toMatch(
+        /read-only stand-in could not start \(.*address already in use.*\); fell back to offline/,
+      );
+      await expectCollected(f, summary);
+      await expectRestored(f);
     });
-  });
 
-  it('readonly keeps the registry reachable under its name and aliases on its network', async () => {
-    const network = uniqueName('rj-net');
-    await dockerOk(engine, 'network', 'create', network);
-    cleanups.push(async () => void (await docker(engine, 'network', 'rm', network)));
-    const f = await fixture(['--network', network, '--network-alias', 'registry-svc']);
-    const pending = runGc(runner(['gc']), options(f, { mode: 'readonly' }));
-    await pauses.reached('gc');
+    it('GC failing midway: a clear error, and the registry is back and serves every kept image', async () => {
+      const f = await fixture();
+      // A revision directory that is not a digest makes 2.8's mark phase fail after it has marked `app` (2.8 only
+      // sees repositories that have a _layers directory).
+      const zzz = '/var/lib/registry/docker/registry/v2/repositories/zzz';
+      const revision = `${zzz}/_manifests/revisions/sha256/not-a-digest`;
+      await dockerOk(
+        engine,
+        'exec',
+        f.registry.name,
+        'sh',
+        '-c',
+        `mkdir -p ${zzz}/_layers ${revision} && echo x >${revision}/link`,
+      );
+      const error = await runGc(runner(), options(f, { mode: 'readonly' })).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(GcCommandError);
+      const gcError = error as GcCommandError;
+      expect(gcError.exitCode).toBe(5);
+      expect(gcError.summary).toMatchObject({
+        errorCode: 'gc-failed',
+        modeUsed: 'readonly',
+        restoreFailed: false,
+      });
+      expect(gcError.message).toMatch(
+        /failed to garbage collect: failed to mark: .*invalid checksum digest format/,
+      );
+      expect(gcError.summary.tail).toContain('app: marking manifest ' + f.kept[0]!.digest + ' ');
+      expect(gcError.message).toContain(`full log on the host: ${gcError.summary.logFile}`);
+      await expectRestored(f);
+    });
 
-    // Another container on the network (a reverse proxy, say) still reaches the registry by name and alias.
-    const [image] = f.kept;
-    const path = `/v2/${image!.repo}/manifests/${image!.tag}`;
-    const fetched = await dockerOk(
-      engine,
-      'run',
-      '--rm',
-      '--network',
-      network,
-      // Over the image's VOLUME, so no anonymous volume is left behind.
-      '--tmpfs',
-      '/var/lib/registry',
-      REGISTRY_IMAGE,
-      'sh',
-      '-c',
-      `for host in ${f.registry.name} registry-svc; do wget -q -O - --header 'Accept: ${OCI_MANIFEST}' ` +
-        `"http://$host:5000${path}" | busybox sha256sum; done`,
-    );
-    const expected = image!.digest.replace('sha256:', '');
-    expect(fetched.split('\n').map((l) => l.split(/\s+/)[0])).toEqual([expected, expected]);
-    expect(await containerState(engine, f.registry.name)).toMatchObject({ running: false });
+    it('a missing container: a clear error naming it', async () => {
+      const missing = uniqueName('rj-missing');
+      const error = await runGc(runner(), {
+        containerName: missing,
+        logDir: join(work, 'logs'),
+        lockPath: join(work, 'gc.lock'),
+      }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(GcCommandError);
+      expect((error as GcCommandError).exitCode).toBe(4);
+      expect((error as GcCommandError).summary.errorCode).toBe('container-missing');
+      expect((error as GcCommandError).message).toContain(
+        `there is no container named ${missing} on this host`,
+      );
+    });
 
-    await pauses.release('gc');
-    summaryOf(await pending);
-    await expectRestored(f);
+    if (kind === '2.8') {
+      it('refuses --delete-untagged on distribution 2.8 without stopping the registry', async () => {
+        const registry = await createRegistryContainer(engine, { kind });
+        registries.push(registry);
+        const before = await containerState(engine, registry.name);
+        const identity = await containerIdentity(engine, registry.name);
+        const error = await runGc(runner(), {
+          containerName: registry.name,
+          logDir: join(work, 'logs'),
+          lockPath: join(work, 'gc.lock'),
+          mode: 'offline',
+          deleteUntagged: true,
+        }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(GcCommandError);
+        expect((error as GcCommandError).summary).toMatchObject({
+          errorCode: 'refused',
+          registryVersion: '2.8.2+ds1',
+        });
+        expect((error as GcCommandError).message).toMatch(
+          /refusing --delete-untagged on distribution 2\.8\.2\+ds1/,
+        );
+        expect(await containerState(engine, registry.name)).toEqual(before);
+        expect(await containerIdentity(engine, registry.name)).toEqual(identity);
+      });
+    } else {
+      it('--delete-untagged on v3: removes the untagged manifest and its own blobs, keeps every tagged image', async () => {
+        const f = await fixture();
+        // Pushing app:keep again moves the tag: the image it pointed at is untagged now.
+        const moved = await pushImage(f.registry.url, 'app', 'keep', [randomBytes(48 * 1024)]);
+        const untagged = f.kept[0]!;
+        const summary = summaryOf(
+          await runGc(runner(), options(f, { mode: 'offline', deleteUntagged: true })),
+        );
+        expect(summary).toMatchObject({
+          status: 'ok',
+          deleteUntagged: true,
+          registryVersion: expect.stringMatching(REGISTRY_VERSION.v3),
+          manifestsEligible: 1,
+        });
+        expect(
+          await status(`${f.registry.url}/v2/app/manifests/${untagged.digest}`, { method: 'HEAD' }),
+        ).toBe(404);
+        for (const blob of untagged.blobs.filter((b) => !moved.blobs.includes(b)))
+          expect(await status(`${f.registry.url}/v2/app/blobs/${blob}`, { method: 'HEAD' })).toBe(404);
+        for (const image of [moved, f.kept[1]!]) expect(await unservable(f.registry.url, image)).toEqual([]);
+        expect(await containerState(engine, f.registry.name)).toMatchObject({ running: true });
+        expect(await containerIdentity(engine, f.registry.name)).toEqual(f.identity);
+      });
+    }
+
+    it('brings the registry back through its guardian when the whole run is SIGKILLed (an SSM timeout)', async () => {
+      const f = await fixture();
+      const script = join(work, 'gc.sh');
+      await writeFile(script, buildGcScript(options(f, { mode: 'readonly' })));
+      const child = spawn('dash', [script], {
+        detached: true,
+        stdio: 'ignore',
+        env: pauses.env(engine.env, ['gc']),
+      });
+      const exited = new Promise((resolve) => child.on('exit', resolve));
+      await pauses.reached('gc');
+      expect(await containerState(engine, f.registry.name)).toMatchObject({ running: false });
+
+      process.kill(-child.pid!, 'SIGKILL');
+      await exited;
+      await waitUntil('the guardian has brought the registry back', async () => {
+        const [original, standin] = await Promise.all([
+          containerState(engine, f.registry.name),
+          containerState(engine, `${f.registry.name}-janitor-gc`),
+        ]);
+        return original.running && !standin.exists;
+      });
+      await expectRestored(f);
+      // The guardian has let go of the lock: the next run can have it.
+      await waitUntil('the lock is free', async () => {
+        const probe = await exec('flock', ['-n', join(work, 'gc.lock'), 'true']);
+        return probe.code === 0;
+      });
+    });
+
+    it('readonly keeps the registry reachable under its name and aliases on its network', async () => {
+      const network = uniqueName('rj-net');
+      await dockerOk(engine, 'network', 'create', network);
+      cleanups.push(async () => void (await docker(engine, 'network', 'rm', network)));
+      const f = await fixture(['--network', network, '--network-alias', 'registry-svc']);
+      const pending = runGc(runner(['gc']), options(f, { mode: 'readonly' }));
+      await pauses.reached('gc');
+
+      // Another container on the network (a reverse proxy, say) still reaches the registry by name and alias.
+      const [image] = f.kept;
+      const path = `/v2/${image!.repo}/manifests/${image!.tag}`;
+      const fetched = await dockerOk(
+        engine,
+        'run',
+        '--rm',
+        '--network',
+        network,
+        // Over the image's VOLUME, so no anonymous volume is left behind.
+        '--tmpfs',
+        '/var/lib/registry',
+        REGISTRY_IMAGE,
+        'sh',
+        '-c',
+        `for host in ${f.registry.name} registry-svc; do wget -q -O - --header 'Accept: ${OCI_MANIFEST}' ` +
+          `"http://$host:5000${path}" | busybox sha256sum; done`,
+      );
+      const expected = image!.digest.replace('sha256:', '');
+      expect(fetched.split('\n').map((l) => l.split(/\s+/)[0])).toEqual([expected, expected]);
+      expect(await containerState(engine, f.registry.name)).toMatchObject({ running: false });
+
+      await pauses.release('gc');
+      summaryOf(await pending);
+      await expectRestored(f);
+    });
   });
 });
 
