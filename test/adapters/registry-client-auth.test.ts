@@ -82,6 +82,9 @@ function mocked(options: Partial<RegistryClientOptions> = {}): {
     url: ORIGIN,
     dispatcher: agent,
     sleep: () => Promise.resolve(),
+    // The mock registry is plain http and its token server on another host: both allowed here, tested apart.
+    allowInsecureHttp: true,
+    tokenRealmHosts: ['auth.test'],
     ...options,
   });
   return { agent, registry: agent.get(ORIGIN), auth: agent.get(AUTH_ORIGIN), client };
@@ -173,8 +176,8 @@ describe('token auth (MockAgent)', () => {
     await w.client.listTags('b');
     await w.client.listRepositories();
     expect(w.issued.map((i) => i.scope)).toEqual([
-      'repository:a:pull,delete',
-      'repository:b:pull,delete',
+      'repository:a:pull',
+      'repository:b:pull',
       'registry:catalog:*',
     ]);
     // Only the very first request went out bare.
@@ -215,14 +218,45 @@ describe('token auth (MockAgent)', () => {
     expect(w.issued).toHaveLength(2);
   });
 
-  it('asks for pull only in read-only mode, and pull,push for a PUT', async () => {
-    const w = tokenWorld({ actions: 'pull' });
+  it('asks for pull until a DELETE or PUT in that repository, then only what that needs, there only', async () => {
+    const w = tokenWorld();
     agent = w.agent;
     await w.client.listTags('a');
+    await w.client.listTags('b');
     await w.client
       .putManifest('a', 'x', 'application/vnd.oci.image.manifest.v1+json', new Uint8Array([123, 125]))
       .catch(() => undefined);
-    expect(w.issued.map((i) => i.scope)).toEqual(['repository:a:pull', 'repository:a:pull,push']);
+    await w.client.deleteManifest('a', PROBE_DIGEST);
+    await w.client.listTags('a');
+    await w.client.listTags('b');
+    await w.client.deleteManifest('c', PROBE_DIGEST);
+    expect(w.issued.map((i) => i.scope)).toEqual([
+      'repository:a:pull',
+      'repository:b:pull',
+      'repository:a:pull,push',
+      'repository:a:pull,push,delete',
+      'repository:c:pull,delete',
+    ]);
+  });
+
+  it('a read-only client refuses DELETE and PUT before sending anything', async () => {
+    const w = tokenWorld({ actions: 'pull' });
+    agent = w.agent;
+    await w.client.listTags('a');
+    await expect(w.client.deleteManifest('a', PROBE_DIGEST)).rejects.toThrow(
+      /refusing to DELETE in a: this registry client is read-only/,
+    );
+    await expect(w.client.probe('a')).rejects.toThrow(/read-only/);
+    await expect(
+      w.client.putManifest(
+        'a',
+        'x',
+        'application/vnd.oci.image.manifest.v1+json',
+        new Uint8Array([123, 125]),
+      ),
+    ).rejects.toThrow(/refusing to PUT in a/);
+    expect(w.issued.map((i) => i.scope)).toEqual(['repository:a:pull']);
+    expect(w.client.stats()).toMatchObject({ delete: 0, put: 0 });
   });
 
   it('sends basic credentials to the token server', async () => {

@@ -426,7 +426,7 @@ describe('manifests and blobs', () => {
   });
 
   it('follows a blob redirect to storage without sending the registry credentials there', async () => {
-    const m = mocked({ username: 'u', password: 'p' });
+    const m = mocked({ username: 'u', password: 'p', allowInsecureHttp: true });
     agent = m.agent;
     const blob = '{"created":"2024-01-01T00:00:00Z"}';
     const digest = sha256(blob);

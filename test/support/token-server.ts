@@ -31,9 +31,13 @@ export interface TokenServerOptions {
   readonly issuer?: string;
   /** expires_in of issued tokens, in seconds. @default 300 */
   readonly expiresIn?: number;
+  /** Loopback address to listen on (another one than the registry's plays "another host"). @default 127.0.0.1 */
+  readonly host?: string;
 }
 
 export interface TokenRequestRecord {
+  /** The Authorization header as received (to prove where credentials went). */
+  readonly authorization: string | undefined;
   readonly account: string | undefined;
   readonly user: string | undefined;
   readonly scopes: readonly string[];
@@ -143,7 +147,7 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
     const scopes = url.searchParams.getAll('scope').flatMap((s) => s.split(' ').filter(Boolean));
     const account = url.searchParams.get('account') ?? undefined;
     const reply = (status: number, body: unknown, user?: string): void => {
-      requests.push({ account, user, scopes, status });
+      requests.push({ authorization: req.headers.authorization, account, user, scopes, status });
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
@@ -191,10 +195,10 @@ export async function startTokenServer(options: TokenServerOptions): Promise<Tok
   const server = createServer(handle);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(0, options.host ?? '127.0.0.1', () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
-  const realm = `http://127.0.0.1:${port}/token`;
+  const realm = `http://${options.host ?? '127.0.0.1'}:${port}/token`;
 
   return {
     realm,

@@ -1,6 +1,7 @@
 // Registry authentication: parses WWW-Authenticate challenges, and keeps the auth mode (none, HTTP basic, or
 // bearer tokens from the registry's token server) plus a per-scope token cache shared by concurrent requests.
 import { AuthError, RegistryError } from '../../core/errors.ts';
+import { assertRealmAllowed, type CredentialPolicy } from './credentials.ts';
 
 /** One challenge of a WWW-Authenticate header; scheme and parameter names are lower-cased. */
 export interface Challenge {
@@ -120,6 +121,8 @@ export interface RegistryAuthOptions {
   readonly username?: string;
   readonly password?: string;
   readonly fetchToken: TokenFetcher;
+  /** Which token realms may receive the credentials. */
+  readonly policy: CredentialPolicy;
   /** Clock in ms (injectable so tests can expire tokens). */
   readonly now?: () => number;
 }
@@ -299,6 +302,7 @@ export class RegistryAuth {
     if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
       throw new AuthError(`the registry's token realm "${realm}" is not http(s)`, { status: 401, url });
     }
+    assertRealmAllowed(this.options.policy, parsed, url);
     const service = challenge.params.service;
     if (this.mode.kind === 'bearer' && this.mode.realm === realm && this.mode.service === service) return;
     this.mode = { kind: 'bearer', realm, service };

@@ -9,8 +9,15 @@ import {
   type RegistryClient,
 } from '../../core/ports.ts';
 import { getBlob, headBlob } from './blobs.ts';
-import { listRepositories, listTags } from './catalog.ts';
-import { RegistryHttp, type Action, type Endpoints, type RegistryClientStats } from './http.ts';
+import { DEFAULT_MAX_LIST_ENTRIES, DEFAULT_MAX_LIST_PAGES, listRepositories, listTags } from './catalog.ts';
+import { assertCredentialsTransport, normaliseRealmHosts, type CredentialPolicy } from './credentials.ts';
+import {
+  RegistryHttp,
+  type Action,
+  type Endpoints,
+  type ListLimits,
+  type RegistryClientStats,
+} from './http.ts';
 import { deleteManifest, getManifest, headManifest, putManifest } from './manifests.ts';
 import { probe } from './probe.ts';
 import { Transport, validateBaseUrl } from './transport.ts';
@@ -33,13 +40,33 @@ export interface RegistryClientOptions {
   retries?: number;
   /** Transport to use instead of our own Agent (tests pass a MockAgent). Not closed by close(). */
   dispatcher?: Dispatcher;
-  /** Actions asked of the token server for repositories. @default 'pull,delete' */
+  /**
+   * The most the client may do. 'pull' makes it read-only: a DELETE or PUT is refused before anything is sent.
+   * Either way a repository's token scope is `pull` until the client sends a DELETE (then `pull,delete`) or a
+   * PUT (then `pull,push`) in that repository, so no token grants more than the run has used.
+   * @default 'pull,delete'
+   */
   actions?: 'pull' | 'pull,delete';
+  /** Send credentials over a plain-http registry URL (only on a network you trust). @default false */
+  allowInsecureHttp?: boolean;
+  /** Hosts besides the registry's own whose token realm may receive the credentials (`host` or `host:port`). */
+  tokenRealmHosts?: readonly string[];
+  /** Most pages one catalog or tag listing may take. @default DEFAULT_MAX_LIST_PAGES */
+  maxListPages?: number;
+  /** Most entries one catalog or tag listing may hold. @default DEFAULT_MAX_LIST_ENTRIES */
+  maxListEntries?: number;
   userAgent?: string;
   /** Wait between retries (injectable so tests do not really wait). */
   sleep?: (ms: number) => Promise<void>;
   /** Clock in ms for token expiry and Retry-After dates. @default Date.now */
   now?: () => number;
+}
+
+function wholeAtLeastOne(value: number, name: string): number {
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new ConfigError(`${name} must be a whole number of at least 1 (got ${value})`);
+  }
+  return value;
 }
 
 const defaultSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -51,7 +78,9 @@ export class RegistryHttpClient implements RegistryClient {
   public readonly baseUrl: string;
   private readonly transport: Transport;
   private readonly http: RegistryHttp;
-  private readonly actions: readonly string[];
+  private readonly readOnly: boolean;
+  /** Actions beyond pull that a repository's requests have needed so far. */
+  private readonly used = new Map<string, ReadonlySet<Action>>();
   private readonly endpoints: Endpoints;
 
   public constructor(options: RegistryClientOptions) {
@@ -69,7 +98,21 @@ export class RegistryHttpClient implements RegistryClient {
     if ((options.username === undefined) !== (options.password === undefined)) {
       throw new ConfigError('give both a username and a password for the registry, or neither');
     }
-    this.actions = (options.actions ?? 'pull,delete').split(',');
+    const actions = options.actions ?? 'pull,delete';
+    if (actions !== 'pull' && actions !== 'pull,delete') {
+      throw new ConfigError(`actions must be 'pull' or 'pull,delete' (got ${JSON.stringify(actions)})`);
+    }
+    this.readOnly = actions === 'pull';
+    const policy: CredentialPolicy = {
+      registryOrigin: this.baseUrl,
+      tokenRealmHosts: normaliseRealmHosts(options.tokenRealmHosts),
+      allowInsecureHttp: options.allowInsecureHttp === true,
+    };
+    assertCredentialsTransport(policy, options.username !== undefined);
+    const limits: ListLimits = {
+      maxPages: wholeAtLeastOne(options.maxListPages ?? DEFAULT_MAX_LIST_PAGES, 'maxListPages'),
+      maxEntries: wholeAtLeastOne(options.maxListEntries ?? DEFAULT_MAX_LIST_ENTRIES, 'maxListEntries'),
+    };
     this.transport = new Transport({
       concurrency,
       timeoutMs,
@@ -84,11 +127,16 @@ export class RegistryHttpClient implements RegistryClient {
       concurrency,
       timeoutMs,
       retries,
+      policy,
       ...(options.username !== undefined ? { username: options.username, password: options.password } : {}),
       sleep: options.sleep ?? defaultSleep,
       now: options.now ?? Date.now,
     });
-    this.endpoints = { http: this.http, scopeFor: (repository, action) => this.scopeFor(repository, action) };
+    this.endpoints = {
+      http: this.http,
+      limits,
+      scopeFor: (repository, action) => this.scopeFor(repository, action),
+    };
   }
 
   /** Close our connection pool (a dispatcher passed in is left to its owner). */
@@ -101,10 +149,21 @@ export class RegistryHttpClient implements RegistryClient {
     return this.http.stats();
   }
 
+  /** Escalates a repository's scope on its first DELETE or PUT, and keeps it (one token per repository). */
   private scopeFor(repository: string, action: Action): string {
-    const actions = action === 'push' ? [...this.actions, 'push'] : this.actions;
-    const sorted = ACTION_ORDER.filter((a) => actions.includes(a));
-    return `repository:${repository}:${sorted.join(',')}`;
+    if (action !== 'pull' && this.readOnly) {
+      throw new ConfigError(
+        `refusing to ${action === 'delete' ? 'DELETE' : 'PUT'} in ${repository}: this registry client is read-only ` +
+          '(a plan or dry run sends no DELETE or PUT)',
+      );
+    }
+    let used = this.used.get(repository);
+    if (action !== 'pull' && !used?.has(action)) {
+      used = new Set([...(used ?? []), action]);
+      this.used.set(repository, used);
+    }
+    const actions = ACTION_ORDER.filter((a) => a === 'pull' || used?.has(a));
+    return `repository:${repository}:${actions.join(',')}`;
   }
 
   public listRepositories(): Promise<string[]> {

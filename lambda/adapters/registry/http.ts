@@ -3,6 +3,7 @@
 import pLimit, { type LimitFunction } from 'p-limit';
 import { AuthError, JanitorError, RegistryError } from '../../core/errors.ts';
 import { RegistryAuth, type SentAuth, type TokenAnswer } from './auth.ts';
+import type { CredentialPolicy } from './credentials.ts';
 import { bodyPreview, registryError, unexpected, unreachable } from './errors.ts';
 import {
   backoff,
@@ -45,6 +46,7 @@ export interface RegistryHttpOptions {
   readonly concurrency: number;
   readonly timeoutMs: number;
   readonly retries: number;
+  readonly policy: CredentialPolicy;
   readonly username?: string;
   readonly password?: string;
   readonly sleep: (ms: number) => Promise<void>;
@@ -74,6 +76,7 @@ export class RegistryHttp {
     this.auth = new RegistryAuth({
       ...(options.username !== undefined ? { username: options.username, password: options.password } : {}),
       fetchToken: (url, authorization) => this.fetchToken(url, authorization),
+      policy: options.policy,
       now: options.now,
     });
   }
@@ -159,8 +162,15 @@ export class RegistryHttp {
 /** The token action a request needs: GET/HEAD pull, DELETE delete, PUT push (REGISTRY-FACTS §5). */
 export type Action = 'pull' | 'push' | 'delete';
 
-/** What an endpoint module needs: the request loop, and the token scope to ask for. */
+/** Bounds on one catalog or tag listing (a hostile registry can paginate forever). */
+export interface ListLimits {
+  readonly maxPages: number;
+  readonly maxEntries: number;
+}
+
+/** What an endpoint module needs: the request loop, listing bounds, and the token scope to ask for. */
 export interface Endpoints {
   readonly http: RegistryHttp;
+  readonly limits: ListLimits;
   scopeFor(repository: string, action: Action): string;
 }
