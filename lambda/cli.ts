@@ -48,6 +48,11 @@ Options:
   --password-stdin          read the password from stdin (or REGISTRY_PASSWORD)
   --ca-file FILE            PEM bundle of CAs to trust for the registry's TLS certificate
   --insecure                skip TLS verification (self-signed test setups only)
+  --allow-insecure-http     send the credentials to a plain-http registry URL (trusted networks only)
+  --token-realm-host HOST   a host other than the registry's whose token realm may get the credentials
+                            (repeatable)
+  --max-list-pages N        most pages one catalog or tag listing may take (default 10000)
+  --max-list-entries N      most entries one catalog or tag listing may hold (default 1000000)
   -h, --help                this help
 
 Exit codes: 0 done, 1 failed, 2 bad input, 3 refused by a safety guard (incomplete plan, delete guard,
@@ -70,6 +75,10 @@ const OPTIONS = {
   'password-stdin': { type: 'boolean' },
   'ca-file': { type: 'string' },
   insecure: { type: 'boolean' },
+  'allow-insecure-http': { type: 'boolean' },
+  'token-realm-host': { type: 'string', multiple: true },
+  'max-list-pages': { type: 'string' },
+  'max-list-entries': { type: 'string' },
   container: { type: 'string' },
   mode: { type: 'string' },
   'config-path': { type: 'string' },
@@ -186,6 +195,22 @@ async function buildClient(values: Values, io: CliIo, forDelete: boolean): Promi
     ...(values.insecure ? { insecure: true } : {}),
     concurrency: number(values.concurrency, '--concurrency', 1, 512, DEFAULT_CONCURRENCY),
     actions: forDelete ? 'pull,delete' : 'pull',
+    ...(values['allow-insecure-http'] ? { allowInsecureHttp: true } : {}),
+    ...(values['token-realm-host'] ? { tokenRealmHosts: values['token-realm-host'] } : {}),
+    ...(values['max-list-pages'] !== undefined
+      ? { maxListPages: number(values['max-list-pages'], '--max-list-pages', 1, Number.MAX_SAFE_INTEGER, 0) }
+      : {}),
+    ...(values['max-list-entries'] !== undefined
+      ? {
+          maxListEntries: number(
+            values['max-list-entries'],
+            '--max-list-entries',
+            1,
+            Number.MAX_SAFE_INTEGER,
+            0,
+          ),
+        }
+      : {}),
   });
 }
 

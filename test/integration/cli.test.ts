@@ -209,9 +209,12 @@ describeEachRegistry('the CLI', ({ kind }) => {
         expect(denied.out + denied.err).toMatch(/credentials/);
         expect(await allTags(registry.url, { authorization })).toEqual(before);
 
-        const wrong = await cli(['plan', '--registry', registry.url, '--policy', policyFile], {
-          env: { REGISTRY_USERNAME: 'ci', REGISTRY_PASSWORD: 'wrong' },
-        });
+        const wrong = await cli(
+          ['plan', '--registry', registry.url, '--policy', policyFile, '--allow-insecure-http'],
+          {
+            env: { REGISTRY_USERNAME: 'ci', REGISTRY_PASSWORD: 'wrong' },
+          },
+        );
         expect(wrong.code).toBe(EXIT.failed);
 
         const ok = await cli(
@@ -224,6 +227,7 @@ describeEachRegistry('the CLI', ({ kind }) => {
             '--username',
             'ci',
             '--password-stdin',
+            '--allow-insecure-http',
           ],
           {
             stdin: 's3cret\n',

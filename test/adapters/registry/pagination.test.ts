@@ -1,10 +1,15 @@
 // Pagination against a hostile registry (issue 9 item 11): a loopback server whose Link keeps changing `last`
 // (so no next-page link repeats), or advances forever. Each server stops on its own after SERVER_BOUND pages,
 // so a client without caps ends (and its test fails) instead of hanging.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRegistryClient, type RegistryHttpClient } from '../../../lambda/adapters/registry-client.ts';
+import { EXIT, main } from '../../../lambda/cli.ts';
 import { RegistryError } from '../../../lambda/core/errors.ts';
 
 const SERVER_BOUND = 3000;
@@ -114,5 +119,29 @@ describe('pagination of a hostile registry', () => {
     expect(() => createRegistryClient({ url: 'http://r.test', maxListPages: cap })).toThrow(
       /maxListPages must be a whole number of at least 1/,
     );
+  });
+
+  it('apply against a registry whose catalog never ends: a clear error, and no DELETE is sent', async () => {
+    const h = await hostile(forward, 5);
+    const dir = mkdtempSync(join(tmpdir(), 'rj-hostile-'));
+    try {
+      const policy = join(dir, 'policy.yaml');
+      writeFileSync(policy, 'rules:\n  - repositories: ["**"]\n    keep:\n      newest: 1\n');
+      const stdout = new PassThrough();
+      const stderr = new PassThrough();
+      const stdin = new PassThrough();
+      let text = '';
+      stdout.on('data', (d: Buffer) => (text += d.toString()));
+      stderr.on('data', (d: Buffer) => (text += d.toString()));
+      stdin.end('');
+      const args = ['apply', '--registry', h.url, '--policy', policy, '--yes', '--max-list-pages', '20'];
+      const code = await main(args, { stdout, stderr, stdin, env: {} });
+      expect(code).toBe(EXIT.refused);
+      expect(text).toMatch(/more than 20 pages.*--max-list-pages N/);
+      expect(h.pages()).toBe(20);
+      expect(h.methods.filter((m) => m !== 'GET')).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
