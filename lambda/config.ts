@@ -42,6 +42,13 @@ export interface JanitorConfig {
   readonly concurrency: number;
   /** S3 bucket of the manifest cache. */
   readonly cacheBucket?: string;
+  /** Send the credentials to a plain-http registry URL (ALLOW_INSECURE_HTTP). */
+  readonly allowInsecureHttp: boolean;
+  /** Hosts besides the registry's whose token realm may get the credentials (TOKEN_REALM_HOSTS, comma-separated). */
+  readonly tokenRealmHosts: readonly string[];
+  /** Caps on one catalog or tag listing (MAX_LIST_PAGES, MAX_LIST_ENTRIES); unset: the client's defaults. */
+  readonly maxListPages?: number;
+  readonly maxListEntries?: number;
 }
 
 export const DEFAULT_CONTAINER_NAME = 'registry';
@@ -167,6 +174,17 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): J
   const insecureTls = bool('INSECURE_TLS', false);
   const concurrency = wholeNumber('CONCURRENCY', get('CONCURRENCY'), 1, 1024, DEFAULT_CONCURRENCY, problems);
   const cacheBucket = matching('CACHE_BUCKET', BUCKET_NAME, 'is not an S3 bucket name');
+  const allowInsecureHttp = bool('ALLOW_INSECURE_HTTP', false);
+  const tokenRealmHosts = (get('TOKEN_REALM_HOSTS') ?? '')
+    .split(',')
+    .map((h) => h.trim())
+    .filter((h) => h !== '');
+  const listCap = (name: string): number | undefined => {
+    const text = get(name);
+    return text === undefined ? undefined : wholeNumber(name, text, 1, Number.MAX_SAFE_INTEGER, 1, problems);
+  };
+  const maxListPages = listCap('MAX_LIST_PAGES');
+  const maxListEntries = listCap('MAX_LIST_ENTRIES');
 
   if (problems.length > 0) {
     throw new ConfigError(
@@ -193,6 +211,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): J
     insecureTls,
     concurrency,
     ...(cacheBucket !== undefined ? { cacheBucket } : {}),
+    allowInsecureHttp,
+    tokenRealmHosts,
+    ...(maxListPages !== undefined ? { maxListPages } : {}),
+    ...(maxListEntries !== undefined ? { maxListEntries } : {}),
   };
 }
 

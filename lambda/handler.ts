@@ -27,6 +27,10 @@ async function connect(config: JanitorConfig): Promise<LambdaRuntime> {
     ...(caPem !== undefined ? { caPem } : {}),
     insecure: config.insecureTls,
     concurrency: config.concurrency,
+    allowInsecureHttp: config.allowInsecureHttp,
+    tokenRealmHosts: config.tokenRealmHosts,
+    ...(config.maxListPages !== undefined ? { maxListPages: config.maxListPages } : {}),
+    ...(config.maxListEntries !== undefined ? { maxListEntries: config.maxListEntries } : {}),
   });
   const bucket = config.cacheBucket;
   const s3 = bucket === undefined ? undefined : new S3Client({});

@@ -423,6 +423,8 @@ describe('handler (real wiring: credentials from the SSM stand-in, the registry 
       vi.stubEnv('GC_INSTANCE_ID', INSTANCE);
       vi.stubEnv('RETENTION_POLICY', JSON.stringify(POLICY));
       vi.stubEnv('CREDENTIALS_PARAMETER', '/janitor/credentials');
+      // The test registry is plain http on loopback: the opt-in a user of such a registry sets.
+      vi.stubEnv('ALLOW_INSECURE_HTTP', 'true');
       vi.stubEnv('POWERTOOLS_DEV', 'true');
       vi.spyOn(console, 'info').mockImplementation(() => undefined);
       vi.spyOn(console, 'log').mockImplementation(() => undefined);

@@ -37,6 +37,8 @@ describe('loadConfig', () => {
       maxDeleteFraction: 0.5,
       insecureTls: false,
       concurrency: 64,
+      allowInsecureHttp: false,
+      tokenRealmHosts: [],
     });
     expect(config.policy.document).toEqual(JSON.parse(POLICY));
   });
@@ -59,6 +61,10 @@ describe('loadConfig', () => {
       INSECURE_TLS: 'true',
       CONCURRENCY: '8',
       CACHE_BUCKET: 'janitor-cache-bucket',
+      ALLOW_INSECURE_HTTP: 'true',
+      TOKEN_REALM_HOSTS: 'auth.internal, auth2.internal:5001',
+      MAX_LIST_PAGES: '50',
+      MAX_LIST_ENTRIES: '5000',
       POWERTOOLS_SERVICE_NAME: 'registry-janitor',
     });
     expect(config).toMatchObject({
@@ -79,6 +85,10 @@ describe('loadConfig', () => {
       insecureTls: true,
       concurrency: 8,
       cacheBucket: 'janitor-cache-bucket',
+      allowInsecureHttp: true,
+      tokenRealmHosts: ['auth.internal', 'auth2.internal:5001'],
+      maxListPages: 50,
+      maxListEntries: 5000,
     });
   });
 
@@ -134,6 +144,8 @@ describe('loadConfig', () => {
     { env: { CA_PARAMETER: 'a b' }, names: 'CA_PARAMETER="a b" is not an SSM parameter' },
     { env: { INSECURE_TLS: '1' }, names: 'INSECURE_TLS="1" is not true or false' },
     { env: { CONCURRENCY: '0' }, names: 'CONCURRENCY="0" is not a whole number from 1 to 1024' },
+    { env: { MAX_LIST_PAGES: '0' }, names: 'MAX_LIST_PAGES="0" is not a whole number from 1 to' },
+    { env: { MAX_LIST_ENTRIES: 'lots' }, names: 'MAX_LIST_ENTRIES="lots" is not a whole number' },
     { env: { CACHE_BUCKET: 'Bad_Bucket' }, names: 'CACHE_BUCKET="Bad_Bucket" is not an S3 bucket name' },
     {
       env: { REGISTRY_PASSWORD: 'hunter2' },
