@@ -1,4 +1,4 @@
-// The benchmark (`npm run bench -- --mode plan|apply|cache|memory`): seeds a local docker-registry once into
+// The benchmark (`npm run bench -- --mode plan|apply|cache|memory|history`): seeds a local docker-registry once into
 // .bench/, puts a delay proxy in front of it, and times the planner (and apply) side by side with a minimal
 // client that issues only the requests the work needs. Prints one JSON line per mode. Not part of `npm test`.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -10,19 +10,23 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 import { startLocalRegistry, type LocalRegistry } from '../support/local-registry.ts';
+import { historyBench } from './history-bench.ts';
 import { SEED_VERSION, seedFacts, seedRegistry, type SeedShape } from './seed-bench.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '../..');
 const BENCH_DIR = join(ROOT, '.bench');
 
-const USAGE = `npm run bench -- [--mode plan|apply|cache|memory] [options]
+const USAGE = `npm run bench -- [--mode plan|apply|cache|memory|history] [options]
 
   --mode M              plan (default): age-ordered plan vs the minimal client, through the delay proxy
                         apply: apply deleting about 2/3 of the tags vs the same bare DELETEs, on fresh copies
                         cache: plan without a cache, with a cold one, with a warm one (tags by GET, then
                         by HEAD first)
                         memory: scan + plan of a synthetic in-process registry (no HTTP), peak RSS
+                        history: list a synthetic filesystem storage of --repos x --revisions revision links
+                        (default 200 x 500 = 100,000), and plan the same registry with and without the listing
+  --revisions N         history: revisions per repository (default 500)
   --repos N             repositories (default 200; memory: 1000)
   --tags N              tags per repository besides latest (default 50; memory: 100)
   --delay-ms D          proxy delay per chunk and direction (default 10, about 20 ms per round trip)
@@ -49,6 +53,7 @@ const { values } = parseArgs({
     keep: { type: 'string' },
     'lambda-memory-mb': { type: 'string' },
     'delete-concurrency': { type: 'string' },
+    revisions: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -514,6 +519,14 @@ async function runMode(
       break;
     case 'memory':
       result = await memoryMode(shape);
+      break;
+    case 'history':
+      result = await historyBench({
+        dir: BENCH_DIR,
+        repos: int(values.repos, '--repos', 200),
+        revisions: int(values.revisions, '--revisions', 500),
+        rounds: int(values.rounds, '--rounds', 3),
+      });
       break;
     default:
       throw new Error(`unknown --mode "${String(mode)}"\n\n${USAGE}`);
