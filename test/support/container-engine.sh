@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A real container engine for the tests: Debian's podman serving the Docker API on a fixed socket, a
-# `localhost/registry:2` stand-in image built from Debian's docker-registry binary (see ../shared/CONTAINERS.md),
+# `localhost/registry:2` stand-in image built from Debian's docker-registry binary,
 # and, when REGISTRY_V3_BIN names a distribution v3 binary, a `localhost/registry:3` stand-in built from it.
 #
 #   container-engine.sh setup   idempotent: engine config, stand-in image, API service (started detached)

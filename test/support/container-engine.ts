@@ -73,7 +73,7 @@ export async function startEngine(): Promise<Engine> {
   if (missing.length > 0) {
     throw new Error(
       `the container-engine tests need ${missing.join(', ')} on PATH: apt-get install -y podman runc ` +
-        'busybox-static docker-registry dash, plus the Docker CLI (see ../shared/CONTAINERS.md)',
+        'busybox-static docker-registry dash, plus the Docker CLI (see the README, Tests)',
     );
   }
   await mkdir(ENGINE_DIR, { recursive: true });
