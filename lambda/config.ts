@@ -3,7 +3,7 @@
 import { z } from 'zod';
 import { parseInstanceTag, type SsmTarget } from './adapters/ssm-runner.ts';
 import { ConfigError, errorMessage } from './core/errors.ts';
-import { GC_MODES, type GcMode } from './core/gc-script.ts';
+import { GC_MODES, SSM_DOCUMENT_NAME, type GcMode } from './core/gc-script.ts';
 import { compileGlob } from './core/glob.ts';
 import { DEFAULT_CONCURRENCY } from './core/ports.ts';
 import { validatePolicy, type Policy } from './core/policy.ts';
@@ -11,6 +11,8 @@ import { validatePolicy, type Policy } from './core/policy.ts';
 export interface GcConfig {
   /** Where SSM Run Command runs the garbage-collect script. */
   readonly target: SsmTarget;
+  /** The janitor's SSM Command document with the GC script in it (the construct creates it). */
+  readonly documentName: string;
   readonly containerName: string;
   /**
    * The registry's config file inside the container. Unset: the GC script takes the file the container was started
@@ -111,6 +113,17 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): J
   }
 
   const target = gcTarget(get('GC_INSTANCE_ID'), get('GC_INSTANCE_TAG'), problems);
+  const documentName = get('GC_DOCUMENT_NAME');
+  if (documentName === undefined) {
+    problems.push(
+      "GC_DOCUMENT_NAME is not set: give the name of the janitor's SSM Command document (the construct creates " +
+        'it and sets this variable)',
+    );
+  } else if (!SSM_DOCUMENT_NAME.test(documentName)) {
+    problems.push(
+      `GC_DOCUMENT_NAME="${documentName}" is not an SSM document name (3-128 letters, digits, _ . -)`,
+    );
+  }
   const containerName =
     matching('GC_CONTAINER_NAME', CONTAINER_NAME, 'is not a container name (letters, digits, _ . -)') ??
     DEFAULT_CONTAINER_NAME;
@@ -196,6 +209,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): J
     registryUrl: registryUrl!.replace(/\/+$/, ''),
     gc: {
       target: target!,
+      documentName: documentName!,
       containerName,
       ...(configPath !== undefined ? { configPath } : {}),
       mode,

@@ -43,6 +43,7 @@ async function connect(config: JanitorConfig): Promise<LambdaRuntime> {
       new SsmCommandRunner({
         client: ssm,
         target: config.gc.target,
+        documentName: config.gc.documentName,
         executionTimeoutSeconds: config.gc.timeoutSeconds,
         ...(config.gc.logGroup !== undefined ? { cloudWatchLogGroup: config.gc.logGroup } : {}),
         remainingTimeMs: () => context.getRemainingTimeInMillis(),

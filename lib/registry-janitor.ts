@@ -47,6 +47,7 @@ import { parseInstanceTag } from '../lambda/adapters/ssm-runner.ts';
 import { loadConfig } from '../lambda/config.ts';
 import { ConfigError, errorMessage } from '../lambda/core/errors.ts';
 import { GC_MODES, type GcMode } from '../lambda/core/gc-script.ts';
+import { GcDocument } from './gc-document.ts';
 import { parsePolicy, validatePolicy, type Policy, type PolicyDocument } from '../lambda/core/policy.ts';
 
 export { GC_MODES, type GcMode };
@@ -240,6 +241,8 @@ export class RegistryJanitor extends Construct {
   public readonly alarmTopic: ITopic;
   public readonly alarms: readonly IAlarm[];
   public readonly dashboard: Dashboard;
+  /** The SSM Command document with the GC script: the only one the function may run. */
+  public readonly gcDocument: GcDocument;
 
   public constructor(scope: Construct, id: string, props: RegistryJanitorProps) {
     super(scope, id);
@@ -289,7 +292,9 @@ export class RegistryJanitor extends Construct {
       );
     }
 
+    this.gcDocument = new GcDocument(this, 'GcDocument');
     const environment = buildEnvironment(props, {
+      gcDocument: this.gcDocument.documentName,
       policy: this.policy,
       dryRun,
       serviceName,
@@ -386,12 +391,7 @@ export class RegistryJanitor extends Construct {
 
   private grantRunCommand(props: RegistryJanitorProps): void {
     const stack = Stack.of(this);
-    const document = stack.formatArn({
-      service: 'ssm',
-      account: '',
-      resource: 'document',
-      resourceName: 'AWS-RunShellScript',
-    });
+    const document = this.gcDocument.documentArn;
     if (props.instanceId !== undefined) {
       this.role.addToPrincipalPolicy(
         new PolicyStatement({
@@ -677,12 +677,13 @@ function parameterArn(stack: Stack, name: string): string {
 
 function buildEnvironment(
   props: RegistryJanitorProps,
-  derived: { policy: Policy; dryRun: boolean; serviceName: string; cacheBucket: string },
+  derived: { policy: Policy; dryRun: boolean; serviceName: string; cacheBucket: string; gcDocument: string },
 ): Record<string, string> {
   const own: Record<string, string | undefined> = {
     REGISTRY_URL: props.registryUrl.replace(/\/+$/, ''),
     GC_INSTANCE_ID: props.instanceId,
     GC_INSTANCE_TAG: props.instanceTag,
+    GC_DOCUMENT_NAME: derived.gcDocument,
     GC_CONTAINER_NAME: props.containerName,
     GC_CONFIG_PATH: props.configPath,
     GC_MODE: props.gcMode,
@@ -722,6 +723,7 @@ const DEPLOY_TIME_STANDINS: Readonly<Record<string, string>> = {
   REGISTRY_URL: 'https://deploy-time.invalid',
   GC_INSTANCE_ID: 'i-00000000',
   GC_INSTANCE_TAG: 'Deploy=Time',
+  GC_DOCUMENT_NAME: 'deploy-time-document',
   CACHE_BUCKET: 'deploy-time-bucket',
 };
 

@@ -1,5 +1,6 @@
-// Runs a script with a local shell (/bin/sh by default): the CLI on the registry host itself, and the tests.
-// On timeout the shell gets SIGTERM (the GC script's trap brings the registry back), then SIGKILL after a grace.
+// Runs the GC script with a local shell (/bin/sh by default), its parameters as SSM_<name> variables as SSM Run
+// Command sets them: the CLI on the registry host itself, and the tests. On timeout the shell gets SIGTERM (the GC
+// script's trap brings the registry back), then SIGKILL after a grace.
 
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -7,9 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { ConfigError } from '../core/errors.ts';
+import { readGcScript } from '../gc/registry-gc.ts';
 import type { CommandResult, CommandRunner } from '../core/ports.ts';
 
 export interface LocalCommandRunnerOptions {
+  /** The script to run. @default the GC script, lambda/gc/registry-gc.sh */
+  readonly script?: string;
   /** Shell that runs the script file. @default '/bin/sh' */
   readonly shell?: string;
   /** Added to (and overriding) this process's environment, e.g. `{ DOCKER_HOST: 'unix:///…' }`. @default {} */
@@ -46,6 +50,7 @@ class Capture {
 }
 
 export class LocalCommandRunner implements CommandRunner {
+  private readonly script: string | undefined;
   private readonly shell: string;
   private readonly env: Readonly<Record<string, string | undefined>>;
   private readonly cwd: string | undefined;
@@ -53,6 +58,7 @@ export class LocalCommandRunner implements CommandRunner {
   private readonly maxOutputBytes: number;
 
   public constructor(options: LocalCommandRunnerOptions = {}) {
+    this.script = options.script;
     this.shell = options.shell ?? '/bin/sh';
     this.env = options.env ?? {};
     this.cwd = options.cwd;
@@ -60,7 +66,10 @@ export class LocalCommandRunner implements CommandRunner {
     this.maxOutputBytes = options.maxOutputBytes ?? 4 * 1024 * 1024;
   }
 
-  public async run(script: string, options: { timeoutSeconds?: number } = {}): Promise<CommandResult> {
+  public async run(
+    parameters: Readonly<Record<string, string>>,
+    options: { timeoutSeconds?: number } = {},
+  ): Promise<CommandResult> {
     const timeoutSeconds = options.timeoutSeconds;
     if (timeoutSeconds !== undefined && !(timeoutSeconds > 0)) {
       throw new ConfigError(`timeoutSeconds must be a positive number of seconds, got ${timeoutSeconds}`);
@@ -69,18 +78,22 @@ export class LocalCommandRunner implements CommandRunner {
     const dir = await mkdtemp(join(tmpdir(), 'registry-janitor-run-'));
     try {
       const file = join(dir, 'script.sh');
-      await writeFile(file, script, { mode: 0o700 });
-      return await this.spawnScript(file, timeoutSeconds);
+      await writeFile(file, this.script ?? readGcScript(), { mode: 0o700 });
+      return await this.spawnScript(file, scriptEnvironment(this.env, parameters), timeoutSeconds);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
   }
 
-  private spawnScript(file: string, timeoutSeconds: number | undefined): Promise<CommandResult> {
+  private spawnScript(
+    file: string,
+    env: NodeJS.ProcessEnv,
+    timeoutSeconds: number | undefined,
+  ): Promise<CommandResult> {
     return new Promise<CommandResult>((resolve, reject) => {
       const child = spawn(this.shell, [file], {
         cwd: this.cwd,
-        env: { ...process.env, ...this.env },
+        env,
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       const stdout = new Capture(this.maxOutputBytes);
@@ -124,4 +137,29 @@ export class LocalCommandRunner implements CommandRunner {
       });
     });
   }
+}
+
+/** The variables SSM Run Command sets for ENV_VAR parameters: one SSM_<name> per parameter. */
+export function parameterEnvironment(parameters: Readonly<Record<string, string>>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(parameters)) {
+    if (!/^[A-Za-z0-9_]+$/.test(name)) throw new ConfigError(`"${name}" is not a parameter name`);
+    env[`SSM_${name}`] = value;
+  }
+  return env;
+}
+
+/**
+ * This process's environment and `env`, without any SSM_ variable of theirs, plus the parameters' variables: the
+ * script sees the parameters it was given and nothing else under that prefix.
+ */
+function scriptEnvironment(
+  env: Readonly<Record<string, string | undefined>>,
+  parameters: Readonly<Record<string, string>>,
+): NodeJS.ProcessEnv {
+  const merged: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries({ ...process.env, ...env })) {
+    if (!key.startsWith('SSM_') && value !== undefined) merged[key] = value;
+  }
+  return { ...merged, ...parameterEnvironment(parameters) };
 }

@@ -1,5 +1,6 @@
-// Runs a shell script on the registry host through SSM Run Command (AWS-RunShellScript) and waits for it,
-// giving up waiting (not the command) when the Lambda is about to run out of time.
+// Runs the GC script on the registry host through SSM Run Command, with the janitor's own Command document (the
+// script is baked into it; only constrained parameters are sent), and waits for it, giving up waiting (not the
+// command) when the Lambda is about to run out of time.
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   CancelCommandCommand,
@@ -11,6 +12,7 @@ import {
   type SendCommandCommandInput,
 } from '@aws-sdk/client-ssm';
 import { ConfigError, GcError, errorMessage } from '../core/errors.ts';
+import { SSM_DOCUMENT_NAME } from '../core/gc-script.ts';
 import type { CommandResult, CommandRunner } from '../core/ports.ts';
 
 /** The registry host: one instance id, or an EC2 tag that must match exactly one managed instance. */
@@ -20,9 +22,11 @@ export type SsmTarget =
 export interface SsmCommandRunnerOptions {
   readonly client: SSMClient;
   readonly target: SsmTarget;
+  /** Name of the janitor's SSM Command document (the construct creates it; GC_DOCUMENT_NAME in the function). */
+  readonly documentName: string;
   /**
-   * `executionTimeout` of AWS-RunShellScript: the agent kills the script after this long (1..172800).
-   * `run(script, { timeoutSeconds })` overrides it per call.
+   * The document's `executionTimeout`: the agent kills the script after this long (1..172800).
+   * `run(parameters, { timeoutSeconds })` overrides it per call.
    * @default 3600
    */
   readonly executionTimeoutSeconds?: number;
@@ -61,7 +65,6 @@ export interface SsmCommandResult extends CommandResult {
   readonly statusDetails?: string;
 }
 
-const DOCUMENT = 'AWS-RunShellScript';
 const MAX_EXECUTION_TIMEOUT = 172_800;
 const INSTANCE_ID = /^(i|mi)-[0-9a-f]{8,17}$/;
 const TERMINAL = new Set(['Success', 'Failed', 'TimedOut', 'Cancelled']);
@@ -103,7 +106,7 @@ export function parseInstanceTag(
 }
 
 /**
- * Runs scripts on the registry host with SSM Run Command.
+ * Runs the janitor's document on the registry host with SSM Run Command.
  *
  * Waiting: polls GetCommandInvocation until Success, Failed, TimedOut or Cancelled, retrying
  * InvocationDoesNotExist (an invocation is invisible for a moment after SendCommand). When only `reserveMs` of
@@ -122,6 +125,7 @@ export function parseInstanceTag(
 export class SsmCommandRunner implements CommandRunner {
   private readonly client: SSMClient;
   private readonly target: SsmTarget;
+  private readonly documentName: string;
   private readonly executionTimeoutSeconds: number;
   private readonly deliveryTimeoutSeconds: number;
   private readonly cloudWatchLogGroup: string | undefined;
@@ -135,6 +139,13 @@ export class SsmCommandRunner implements CommandRunner {
   public constructor(options: SsmCommandRunnerOptions) {
     this.client = options.client;
     this.target = options.target;
+    this.documentName = options.documentName;
+    if (!SSM_DOCUMENT_NAME.test(this.documentName)) {
+      throw new ConfigError(
+        `"${this.documentName}" is not an SSM document name (3-128 letters, digits, _ . -): give the name of the ` +
+          `janitor's GC document (the construct passes it as GC_DOCUMENT_NAME).`,
+      );
+    }
     if ('instanceId' in this.target && !INSTANCE_ID.test(this.target.instanceId)) {
       throw new ConfigError(
         `"${this.target.instanceId}" is not an EC2 or managed instance id: expected i-0123456789abcdef0 or mi-….`,
@@ -155,9 +166,12 @@ export class SsmCommandRunner implements CommandRunner {
     this.sleep = options.sleep ?? ((ms) => delay(ms));
   }
 
-  public async run(script: string, options: { timeoutSeconds?: number } = {}): Promise<SsmCommandResult> {
+  public async run(
+    parameters: Readonly<Record<string, string>>,
+    options: { timeoutSeconds?: number } = {},
+  ): Promise<SsmCommandResult> {
     const timeout = checkExecutionTimeout(options.timeoutSeconds ?? this.executionTimeoutSeconds);
-    const commandId = await this.send(script, timeout);
+    const commandId = await this.send(parameters, timeout);
     const tagMode = 'tagKey' in this.target;
     let instanceId = 'instanceId' in this.target ? this.target.instanceId : undefined;
     // Counted in slept time rather than wall time, so tests with an injected sleep can reach it.
@@ -194,13 +208,18 @@ export class SsmCommandRunner implements CommandRunner {
     }
   }
 
-  private async send(script: string, executionTimeout: number): Promise<string> {
+  private async send(
+    parameters: Readonly<Record<string, string>>,
+    executionTimeout: number,
+  ): Promise<string> {
     const input: SendCommandCommandInput = {
-      DocumentName: DOCUMENT,
+      DocumentName: this.documentName,
       Comment: this.comment,
       TimeoutSeconds: this.deliveryTimeoutSeconds,
-      // One element: the agent writes it to a script file as is, newlines and all.
-      Parameters: { commands: [script], executionTimeout: [String(executionTimeout)] },
+      Parameters: {
+        ...Object.fromEntries(Object.entries(parameters).map(([name, value]) => [name, [value]])),
+        executionTimeout: [String(executionTimeout)],
+      },
       ...('instanceId' in this.target
         ? { InstanceIds: [this.target.instanceId] }
         : {
@@ -221,7 +240,7 @@ export class SsmCommandRunner implements CommandRunner {
     try {
       commandId = (await this.client.send(new SendCommandCommand(input))).Command?.CommandId;
     } catch (err) {
-      throw sendError(err, this.describeTarget());
+      throw sendError(err, this.describeTarget(), this.documentName);
     }
     if (!commandId) throw new GcError(`SSM SendCommand to ${this.describeTarget()} returned no command id.`);
     return commandId;
@@ -312,7 +331,7 @@ export class SsmCommandRunner implements CommandRunner {
 function checkExecutionTimeout(seconds: number): number {
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > MAX_EXECUTION_TIMEOUT) {
     throw new ConfigError(
-      `Execution timeout ${seconds} s is out of range: AWS-RunShellScript accepts 1..${MAX_EXECUTION_TIMEOUT} seconds.`,
+      `Execution timeout ${seconds} s is out of range: the GC document accepts 1..${MAX_EXECUTION_TIMEOUT} seconds.`,
     );
   }
   return seconds;
@@ -336,14 +355,15 @@ function toResult(
   };
 }
 
-function sendError(err: unknown, target: string): Error {
+function sendError(err: unknown, target: string, document: string): Error {
   const name = err instanceof Error ? err.name : '';
   const fixes: Record<string, string> = {
     InvalidInstanceId:
       `${target} is not a managed instance that can receive commands: check the id and region, that its SSM ` +
       `agent runs and that its instance profile has AmazonSSMManagedInstanceCore.`,
-    AccessDeniedException: `the Lambda role may not run ${DOCUMENT} on ${target}: grant ssm:SendCommand on the document and the instance.`,
-    InvalidDocument: `the document ${DOCUMENT} is not available in this region or account.`,
+    AccessDeniedException: `the Lambda role may not run ${document} on ${target}: grant ssm:SendCommand on the document and the instance.`,
+    InvalidDocument: `the document ${document} is not available in this region or account: deploy the stack that creates it, and pass its name.`,
+    InvalidParameters: `a parameter was refused by the document ${document} (its allowedPattern or allowedValues).`,
   };
   const fix = fixes[name];
   const message = `SSM SendCommand to ${target} failed: ${errorMessage(err)}${fix ? `; ${fix}` : ''}`;

@@ -2,7 +2,7 @@
 // GcError that says why, with the end of the output. Pure orchestration: no I/O of its own.
 
 import { GcError, errorMessage } from './errors.ts';
-import { buildGcScript, parseGcOutput } from './gc-script.ts';
+import { gcParameters, parseGcOutput } from './gc-script.ts';
 import type { GcOptions, GcSummary } from './gc-script.ts';
 import type { CommandResult, CommandRunner } from './ports.ts';
 
@@ -81,15 +81,15 @@ function describeFailure(result: CommandResult, summary: GcSummary, timeoutSecon
 }
 
 /**
- * Builds the GC script for `options`, runs it, and parses its output. Throws ConfigError for bad options and
+ * Checks `options`, runs the GC script with them as its parameters, and parses its output. Throws ConfigError for bad options and
  * GcCommandError (a GcError) when the script fails, times out or is cancelled.
  */
 export async function runGc(runner: CommandRunner, options: GcRunOptions = {}): Promise<GcResult> {
   const { timeoutSeconds, ...gcOptions } = options;
-  const script = buildGcScript(gcOptions);
+  const parameters = gcParameters(gcOptions);
   let result: CommandResult;
   try {
-    result = await runner.run(script, timeoutSeconds === undefined ? undefined : { timeoutSeconds });
+    result = await runner.run(parameters, timeoutSeconds === undefined ? undefined : { timeoutSeconds });
   } catch (err) {
     throw new GcError(`could not run garbage-collect on the registry host: ${errorMessage(err)}`, {
       cause: err,

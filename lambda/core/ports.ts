@@ -49,9 +49,16 @@ export interface RegistryClient {
   probe(repository: string): Promise<ProbeResult>;
 }
 
-/** Runs a shell script somewhere (a local /bin/sh, or SSM Run Command on the registry host). */
+/**
+ * Runs the janitor's GC script on the registry host with named parameters, each of which reaches the script as the
+ * environment variable `SSM_<name>` (SSM Run Command with the janitor's own document, or a local shell). The
+ * caller chooses values, never the script.
+ */
 export interface CommandRunner {
-  run(script: string, options?: { timeoutSeconds?: number }): Promise<CommandResult>;
+  run(
+    parameters: Readonly<Record<string, string>>,
+    options?: { timeoutSeconds?: number },
+  ): Promise<CommandResult>;
 }
 
 export interface CommandResult {

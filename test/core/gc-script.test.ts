@@ -3,17 +3,18 @@
 
 import { spawn } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { ConfigError, GcError } from '../../lambda/core/errors.ts';
 import { GcCommandError, runGc } from '../../lambda/core/gc.ts';
-import { buildGcScript, parseGcOutput } from '../../lambda/core/gc-script.ts';
+import { gcParameters, parseGcOutput } from '../../lambda/core/gc-script.ts';
+import { readGcScript } from '../../lambda/gc/registry-gc.ts';
 import type { GcOptions } from '../../lambda/core/gc-script.ts';
 import type { CommandResult, CommandRunner } from '../../lambda/core/ports.ts';
-import { LocalCommandRunner } from '../../lambda/adapters/local-runner.ts';
+import { LocalCommandRunner, parameterEnvironment } from '../../lambda/adapters/local-runner.ts';
 
 function run(program: string, args: string[], input?: string): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
@@ -28,42 +29,54 @@ function run(program: string, args: string[], input?: string): Promise<{ code: n
   });
 }
 
-describe('buildGcScript', () => {
-  it('writes the defaults into the header', () => {
-    const script = buildGcScript({});
-    expect(script.startsWith('#!/bin/sh\n')).toBe(true);
-    for (const line of [
-      "container='registry'",
-      "config=''",
-      "mode='readonly'",
-      'delete_untagged=0',
-      'dry_run=0',
-      "storage='/var/lib/registry'",
-      "log_dir='/var/log/registry-janitor'",
-      "lock_file='/var/lock/registry-janitor-gc.lock'",
-      'lock_wait=5',
-    ]) {
-      expect(script).toContain(`\n${line}\n`);
-    }
+describe('gcParameters and the static script', () => {
+  it('gives the script every parameter the document declares, with the defaults', () => {
+    expect(gcParameters({})).toEqual({
+      containerName: 'registry',
+      configPath: '',
+      mode: 'readonly',
+      dryRun: 'false',
+      deleteUntagged: 'false',
+    });
   });
 
-  it('quotes paths so the shell reads them back unchanged', async () => {
+  it('passes the host settings only when given, and values exactly as given', () => {
     const configPath = `/etc/my registry/it's $HOME \`x\` "y".yml`;
-    const script = buildGcScript({ configPath, containerName: 'reg.v2_a-1' });
-    const header = script.split('\n').slice(0, 15).join('\n');
-    const { code, out } = await run('dash', ['-c', `${header}\nprintf '%s|%s' "$config" "$container"`]);
-    expect(code).toBe(0);
-    expect(out).toBe(`${configPath}|reg.v2_a-1`);
+    expect(
+      gcParameters({
+        configPath,
+        containerName: 'reg.v2_a-1',
+        mode: 'online',
+        dryRun: true,
+        deleteUntagged: true,
+        logDir: '/srv/logs',
+        lockPath: '/run/x.lock',
+        storagePath: '/data',
+        lockWaitSeconds: 0,
+      }),
+    ).toEqual({
+      containerName: 'reg.v2_a-1',
+      configPath,
+      mode: 'online',
+      dryRun: 'true',
+      deleteUntagged: 'true',
+      logDir: '/srv/logs',
+      lockPath: '/run/x.lock',
+      storagePath: '/data',
+      lockWaitSeconds: '0',
+    });
   });
 
-  const combinations: GcOptions[] = [
-    {},
-    { mode: 'offline' },
-    { mode: 'online', deleteUntagged: true },
-    { mode: 'readonly', dryRun: true, configPath: '/etc/distribution/config.yml' },
-  ];
-  it.each(combinations)('is valid sh for dash and bash: %j', async (options) => {
-    const script = buildGcScript(options);
+  it('is one static file: nothing of a caller is in its text', () => {
+    const script = readGcScript();
+    expect(script.startsWith('#!/bin/sh\n')).toBe(true);
+    expect(script).toBe(readFileSync(new URL('../../lambda/gc/registry-gc.sh', import.meta.url), 'utf8'));
+    // SSM would read a double brace as a parameter reference and paste text into the script.
+    expect(script).not.toContain('{{');
+  });
+
+  it('is valid sh for dash and bash', async () => {
+    const script = readGcScript();
     expect(await run('dash', ['-n'], script)).toEqual({ code: 0, out: '' });
     expect(await run('bash', ['--posix', '-n'], script)).toEqual({ code: 0, out: '' });
   });
@@ -89,8 +102,8 @@ describe('buildGcScript', () => {
     ['a string flag', { dryRun: 'yes' as never }, /dryRun must be true or false/],
     ['a fractional lock wait', { lockWaitSeconds: 1.5 }, /lockWaitSeconds must be a whole number of seconds/],
   ])('rejects %s with a ConfigError', (_name, options, message) => {
-    expect(() => buildGcScript(options)).toThrow(ConfigError);
-    expect(() => buildGcScript(options)).toThrow(message);
+    expect(() => gcParameters(options)).toThrow(ConfigError);
+    expect(() => gcParameters(options)).toThrow(message);
   });
 });
 
@@ -208,10 +221,10 @@ describe('parseGcOutput', () => {
 });
 
 class FakeRunner implements CommandRunner {
-  public scripts: string[] = [];
+  public sent: Readonly<Record<string, string>>[] = [];
   public constructor(private readonly result: CommandResult | Error) {}
-  public run(script: string): Promise<CommandResult> {
-    this.scripts.push(script);
+  public run(parameters: Readonly<Record<string, string>>): Promise<CommandResult> {
+    this.sent.push(parameters);
     return this.result instanceof Error ? Promise.reject(this.result) : Promise.resolve(this.result);
   }
 }
@@ -226,8 +239,7 @@ describe('runGc', () => {
       commandId: 'c-1',
     });
     const result = await runGc(runner, { containerName: 'reg', mode: 'offline', timeoutSeconds: 60 });
-    expect(runner.scripts[0]).toContain("\ncontainer='reg'\n");
-    expect(runner.scripts[0]).toContain("\nmode='offline'\n");
+    expect(runner.sent[0]).toMatchObject({ containerName: 'reg', mode: 'offline' });
     expect(result).toMatchObject({
       status: 'Success',
       commandId: 'c-1',
@@ -309,7 +321,7 @@ describe('runGc', () => {
   it('refuses bad options before running anything', async () => {
     const runner = new FakeRunner(new Error('not reached'));
     await expect(runGc(runner, { containerName: 'a b' })).rejects.toThrow(ConfigError);
-    expect(runner.scripts).toEqual([]);
+    expect(runner.sent).toEqual([]);
   });
 });
 
@@ -522,7 +534,7 @@ describe('the GC script under dash against a fake docker', () => {
   async function runShim(setup: ShimSetup, options: GcOptions, shell = 'dash'): Promise<ShimRun> {
     await prepare(setup);
     const runner = new LocalCommandRunner({ shell, env: runnerEnv() });
-    return collect(await runner.run(buildGcScript(gcOptions(options))));
+    return collect(await runner.run(gcParameters(gcOptions(options))));
   }
 
   const MODES: [string, GcOptions, string[]][] = [
@@ -793,10 +805,11 @@ describe('the GC script under dash against a fake docker', () => {
   it('brings the registry back on SIGTERM while garbage-collect runs', async () => {
     await prepare({ blockGc: true });
     const script = join(dir, 'gc.sh');
-    await writeFile(script, buildGcScript(gcOptions({ mode: 'readonly' })));
+    await writeFile(script, readGcScript());
+    const parameters = parameterEnvironment(gcParameters(gcOptions({ mode: 'readonly' })));
     const child = spawn('dash', [script], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...runnerEnv() },
+      env: { ...process.env, ...runnerEnv(), ...parameters },
     });
     let stdout = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -813,11 +826,12 @@ describe('the GC script under dash against a fake docker', () => {
   it('brings the registry back through its guardian when the whole process group is SIGKILLed (SSM timeout)', async () => {
     await prepare({ blockGc: true });
     const script = join(dir, 'gc.sh');
-    await writeFile(script, buildGcScript(gcOptions({ mode: 'offline' })));
+    await writeFile(script, readGcScript());
+    const parameters = parameterEnvironment(gcParameters(gcOptions({ mode: 'offline' })));
     const child = spawn('dash', [script], {
       detached: true,
       stdio: 'ignore',
-      env: { ...process.env, ...runnerEnv() },
+      env: { ...process.env, ...runnerEnv(), ...parameters },
     });
     const exited = new Promise((resolve) => child.on('exit', resolve));
     await waitFor(() => existsSync(join(state, 'gc-started')));
@@ -836,9 +850,9 @@ describe('the GC script under dash against a fake docker', () => {
   it('never lets two runs overlap on one host', async () => {
     await prepare({ blockGc: true });
     const runner = new LocalCommandRunner({ shell: 'dash', env: runnerEnv() });
-    const first = runner.run(buildGcScript(gcOptions({ mode: 'online' })));
+    const first = runner.run(gcParameters(gcOptions({ mode: 'online' })));
     await waitFor(() => existsSync(join(state, 'gc-started')));
-    const second = await runner.run(buildGcScript(gcOptions({ mode: 'online', lockWaitSeconds: 1 })));
+    const second = await runner.run(gcParameters(gcOptions({ mode: 'online', lockWaitSeconds: 1 })));
     expect(second.exitCode).toBe(3);
     expect(parseGcOutput(second.stdout)).toMatchObject({ errorCode: 'lock-busy' });
     expect(parseGcOutput(second.stdout).error).toMatch(/another garbage-collect run holds .*gc\.lock/);

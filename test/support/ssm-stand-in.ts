@@ -1,5 +1,7 @@
 // A local stand-in for AWS Systems Manager speaking the AWS JSON 1.1 protocol on 127.0.0.1, so the real
-// @aws-sdk/client-ssm can be pointed at it: Run Command executes scripts with /bin/sh, Parameter Store serves seeded values.
+// @aws-sdk/client-ssm can be pointed at it: Run Command runs the registered Command documents' own scripts with
+// /bin/sh, as the agent would (parameters validated, SSM_<name> variables, {{ }} references pasted in), and
+// Parameter Store serves seeded values.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -32,6 +34,28 @@ export interface SsmStandInOptions {
   parameters?: Record<string, string>;
   /** Shell that runs the commands (default /bin/sh). */
   shell?: string;
+  /**
+   * Command documents by name (their content, schema 2.2, one aws:runShellScript step). SendCommand runs only
+   * these: any other name is InvalidDocument, AWS-RunShellScript included.
+   */
+  documents?: Readonly<Record<string, unknown>>;
+}
+
+/** The part of a Command document the stand-in reads. */
+interface DocumentParameter {
+  readonly type?: string;
+  readonly default?: string;
+  readonly allowedPattern?: string;
+  readonly allowedValues?: readonly string[];
+  readonly interpolationType?: string;
+}
+interface CommandDocument {
+  readonly schemaVersion?: string;
+  readonly parameters?: Readonly<Record<string, DocumentParameter>>;
+  readonly mainSteps?: readonly {
+    readonly action?: string;
+    readonly inputs?: { readonly runCommand?: readonly string[]; readonly timeoutSeconds?: string };
+  }[];
 }
 
 /** One request as received, for assertions (document name, targets, timeout, log group…). */
@@ -128,6 +152,9 @@ export async function startSsmStandIn(options: SsmStandInOptions = {}): Promise<
   const injected = new Map<string, InjectedError[]>();
   const commands = new Map<string, Command>();
   const running = new Set<ChildProcess>();
+  const documents = new Map(
+    Object.entries(options.documents ?? {}).map(([name, content]) => [name, content as CommandDocument]),
+  );
   for (const [name, value] of Object.entries(options.parameters ?? {})) {
     parameters.set(name, { value, type: 'SecureString', version: 1, modified: new Date() });
   }
@@ -171,7 +198,12 @@ export async function startSsmStandIn(options: SsmStandInOptions = {}): Promise<
     throw new ServiceError('InvalidParameters', 'Specify InstanceIds or Targets.');
   }
 
-  function execute(inv: Invocation, script: string, timeoutSeconds: number): Promise<void> {
+  function execute(
+    inv: Invocation,
+    script: string,
+    env: Readonly<Record<string, string>>,
+    timeoutSeconds: number,
+  ): Promise<void> {
     if (inv.cancelled) return Promise.resolve();
     inv.status = 'InProgress';
     inv.statusDetails = 'InProgress';
@@ -180,7 +212,12 @@ export async function startSsmStandIn(options: SsmStandInOptions = {}): Promise<
       // Own process group, so a timeout or cancel kills the whole script, not only the shell.
       const child = spawn(shell, ['-c', script], {
         cwd: options.cwd,
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/', ...options.env },
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          HOME: process.env.HOME ?? '/',
+          ...options.env,
+          ...env,
+        },
         stdio: ['ignore', 'pipe', 'pipe'],
         detached: true,
       });
@@ -224,33 +261,84 @@ export async function startSsmStandIn(options: SsmStandInOptions = {}): Promise<
     });
   }
 
-  function sendCommand(input: Record<string, unknown>): unknown {
-    const documentName = input.DocumentName;
-    if (documentName !== 'AWS-RunShellScript') {
+  /**
+   * What the agent would run for this SendCommand: the document's parameters checked and defaulted like the
+   * service does, `{{ name }}` references pasted into the step's inputs, ENV_VAR parameters as SSM_<name>.
+   */
+  function prepare(input: Record<string, unknown>): {
+    script: string;
+    env: Record<string, string>;
+    timeoutSeconds: number;
+  } {
+    const name = str(input.DocumentName);
+    const document = documents.get(name);
+    if (!document)
+      throw new ServiceError('InvalidDocument', `Document ${name} does not exist in your account.`);
+    const declared = document.parameters ?? {};
+    const sent = (input.Parameters ?? {}) as Record<string, unknown>;
+    const values = new Map<string, string>();
+    for (const [key, value] of Object.entries(sent)) {
+      const spec = declared[key];
+      if (!spec) throw new ServiceError('InvalidParameters', `Parameter "${key}" is not defined in ${name}.`);
+      if (!Array.isArray(value) || value.length !== 1 || typeof value[0] !== 'string') {
+        throw new ServiceError('InvalidParameters', `Parameter "${key}" must be one string.`);
+      }
+      values.set(key, value[0]);
+    }
+    for (const [key, spec] of Object.entries(declared)) {
+      const value = values.get(key) ?? spec.default;
+      if (value === undefined) throw new ServiceError('InvalidParameters', `Parameter "${key}" is required.`);
+      if (spec.allowedValues && !spec.allowedValues.includes(value)) {
+        throw new ServiceError(
+          'InvalidParameters',
+          `Parameter "${key}" must be one of ${spec.allowedValues.join(', ')}.`,
+        );
+      }
+      if (spec.allowedPattern !== undefined && !new RegExp(spec.allowedPattern).test(value)) {
+        throw new ServiceError(
+          'InvalidParameters',
+          `Parameter "${key}" does not match ${spec.allowedPattern}.`,
+        );
+      }
+      values.set(key, value);
+    }
+    const steps = document.mainSteps ?? [];
+    const step = steps[0];
+    if (document.schemaVersion !== '2.2' || steps.length !== 1 || step?.action !== 'aws:runShellScript') {
       throw new ServiceError(
         'InvalidDocument',
-        `The stand-in only runs AWS-RunShellScript, not ${String(documentName)}.`,
+        'The stand-in runs schema 2.2 documents of one aws:runShellScript step.',
       );
     }
-    const params = (input.Parameters ?? {}) as Record<string, unknown>;
-    const commandLines = params.commands;
-    if (!Array.isArray(commandLines) || commandLines.length === 0) {
-      throw new ServiceError('InvalidParameters', 'Parameter "commands" is required.');
-    }
-    const timeoutParam = Array.isArray(params.executionTimeout) ? params.executionTimeout[0] : undefined;
-    const executionTimeout = timeoutParam === undefined ? 3600 : Number(timeoutParam);
-    if (
-      !Number.isInteger(executionTimeout) ||
-      executionTimeout < 1 ||
-      executionTimeout > MAX_EXECUTION_TIMEOUT
-    ) {
+    const paste = (text: string): string =>
+      text.replace(/\{\{\s*([A-Za-z0-9_.:/-]+)\s*\}\}/g, (_m, ref: string) => {
+        const value = values.get(ref);
+        if (value === undefined)
+          throw new ServiceError('InvalidDocument', `Reference {{ ${ref} }} is undefined.`);
+        return value;
+      });
+    const script = (step.inputs?.runCommand ?? []).map(paste).join('\n');
+    const timeoutText =
+      step.inputs?.timeoutSeconds === undefined ? '3600' : paste(step.inputs.timeoutSeconds);
+    const timeoutSeconds = Number(timeoutText);
+    if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > MAX_EXECUTION_TIMEOUT) {
       throw new ServiceError(
         'InvalidParameters',
-        `executionTimeout must be 1..${MAX_EXECUTION_TIMEOUT} seconds.`,
+        `timeoutSeconds must be 1..${MAX_EXECUTION_TIMEOUT} seconds.`,
       );
     }
+    const env: Record<string, string> = {};
+    for (const [key, spec] of Object.entries(declared)) {
+      if (spec.interpolationType === 'ENV_VAR') env[`SSM_${key}`] = values.get(key)!;
+    }
+    return { script, env, timeoutSeconds };
+  }
+
+  function sendCommand(input: Record<string, unknown>): unknown {
+    const documentName = str(input.DocumentName);
+    const params = (input.Parameters ?? {}) as Record<string, unknown>;
+    const { script, env, timeoutSeconds: executionTimeout } = prepare(input);
     const instanceIds = resolveTargets(input);
-    const script = (commandLines as string[]).join('\n');
     const commandId = randomUUID();
     const now = new Date();
     const invocations = instanceIds.map((instanceId): Invocation => ({
@@ -270,7 +358,8 @@ export async function startSsmStandIn(options: SsmStandInOptions = {}): Promise<
     const maxConcurrency = /^\d+$/.test(str(input.MaxConcurrency)) ? Number(input.MaxConcurrency) : 50;
     const queue = [...invocations];
     const worker = async (): Promise<void> => {
-      for (let inv = queue.shift(); inv; inv = queue.shift()) await execute(inv, script, executionTimeout);
+      for (let inv = queue.shift(); inv; inv = queue.shift())
+        await execute(inv, script, env, executionTimeout);
     };
     const done = Promise.all(
       Array.from({ length: Math.max(1, Math.min(maxConcurrency, queue.length)) }, () => worker()),
