@@ -12,13 +12,25 @@ import {
 } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ConfigError, GcError } from '../../lambda/core/errors.ts';
+import { gcParameters, parseGcOutput } from '../../lambda/core/gc-script.ts';
+import { gcDocumentContent } from '../../lib/gc-document.ts';
 import { SsmCommandRunner, createSsmClient, parseInstanceTag } from '../../lambda/adapters/ssm-runner.ts';
-import { SSM_OUTPUT_LIMIT, startSsmStandIn, type SsmStandIn } from '../support/ssm-stand-in.ts';
+import {
+  SSM_OUTPUT_LIMIT,
+  shellDocument,
+  startSsmStandIn,
+  type SsmStandIn,
+} from '../support/ssm-stand-in.ts';
 
 const INSTANCE = 'i-0123456789abcdef0';
 const OTHER = 'i-0fedcba9876543210';
 const COMMAND_ID = '11111111-2222-3333-4444-555555555555';
+const DOCUMENT = 'RegistryJanitorStack-GcDocument-AbC123';
+const PARAMETERS = { containerName: 'registry', mode: 'readonly' };
 const meta = { $metadata: {} };
 const notYet = (): InvocationDoesNotExist => new InvocationDoesNotExist({ message: '', ...meta });
 
@@ -74,8 +86,13 @@ describe('SsmCommandRunner (mocked SSM)', () => {
           StandardErrorContent: 'err\n',
         }),
       );
-    const runner = new SsmCommandRunner({ client, target: { instanceId: INSTANCE }, sleep });
-    await expect(runner.run('echo hi')).resolves.toEqual({
+    const runner = new SsmCommandRunner({
+      documentName: DOCUMENT,
+      client,
+      target: { instanceId: INSTANCE },
+      sleep,
+    });
+    await expect(runner.run(PARAMETERS)).resolves.toEqual({
       status,
       exitCode,
       stdout: 'out\n',
@@ -90,15 +107,25 @@ describe('SsmCommandRunner (mocked SSM)', () => {
     });
   });
 
-  it('sends AWS-RunShellScript to the instance with the script, default 1 h timeout and no log group', async () => {
+  it("sends the janitor's document to the instance with the parameters, default 1 h timeout and no log group", async () => {
     const { client, mock, sleep } = setup();
     mock.on(GetCommandInvocationCommand).resolves(invocation({ Status: 'Success', ResponseCode: 0 }));
-    await new SsmCommandRunner({ client, target: { instanceId: INSTANCE }, sleep }).run('line 1\nline 2');
+    await new SsmCommandRunner({
+      documentName: DOCUMENT,
+      client,
+      target: { instanceId: INSTANCE },
+      sleep,
+    }).run({
+      containerName: 'reg',
+      mode: 'offline',
+    });
     const input = sentInput(mock);
-    expect(input).toMatchObject({
-      DocumentName: 'AWS-RunShellScript',
+    expect(input).toEqual({
+      DocumentName: DOCUMENT,
+      Comment: 'registry-janitor',
+      TimeoutSeconds: 600,
       InstanceIds: [INSTANCE],
-      Parameters: { commands: ['line 1\nline 2'], executionTimeout: ['3600'] },
+      Parameters: { containerName: ['reg'], mode: ['offline'], executionTimeout: ['3600'] },
     });
     expect(input.Targets).toBeUndefined();
     expect(input.CloudWatchOutputConfig).toBeUndefined();
@@ -116,19 +143,35 @@ describe('SsmCommandRunner (mocked SSM)', () => {
   ])('passes executionTimeout from the $name', async ({ options, call, expected }) => {
     const { client, mock, sleep } = setup();
     mock.on(GetCommandInvocationCommand).resolves(invocation({ Status: 'Success', ResponseCode: 0 }));
-    const runner = new SsmCommandRunner({ client, target: { instanceId: INSTANCE }, sleep, ...options });
-    await runner.run('true', call === undefined ? undefined : { timeoutSeconds: call });
+    const runner = new SsmCommandRunner({
+      documentName: DOCUMENT,
+      client,
+      target: { instanceId: INSTANCE },
+      sleep,
+      ...options,
+    });
+    await runner.run(PARAMETERS, call === undefined ? undefined : { timeoutSeconds: call });
     expect(sentInput(mock).Parameters?.executionTimeout).toEqual([expected]);
   });
 
   it.each([0, -5, 1.5, 172_801])('refuses execution timeout %s before sending anything', async (seconds) => {
     const { client, mock, sleep } = setup();
-    const runner = new SsmCommandRunner({ client, target: { instanceId: INSTANCE }, sleep });
-    await expect(runner.run('true', { timeoutSeconds: seconds })).rejects.toThrow(ConfigError);
+    const runner = new SsmCommandRunner({
+      documentName: DOCUMENT,
+      client,
+      target: { instanceId: INSTANCE },
+      sleep,
+    });
+    await expect(runner.run(PARAMETERS, { timeoutSeconds: seconds })).rejects.toThrow(ConfigError);
     expect(mock.commandCalls(SendCommandCommand)).toHaveLength(0);
     expect(
       () =>
-        new SsmCommandRunner({ client, target: { instanceId: INSTANCE }, executionTimeoutSeconds: seconds }),
+        new SsmCommandRunner({
+          documentName: DOCUMENT,
+          client,
+          target: { instanceId: INSTANCE },
+          executionTimeoutSeconds: seconds,
+        }),
     ).toThrow(/1\.\.172800/);
   });
 
@@ -136,12 +179,13 @@ describe('SsmCommandRunner (mocked SSM)', () => {
     const { client, mock, sleep } = setup();
     mock.on(GetCommandInvocationCommand).resolves(invocation({ Status: 'Success', ResponseCode: 0 }));
     const runner = new SsmCommandRunner({
+      documentName: DOCUMENT,
       client,
       target: { instanceId: INSTANCE },
       cloudWatchLogGroup: '/registry-janitor/gc',
       sleep,
     });
-    await runner.run('true');
+    await runner.run(PARAMETERS);
     expect(sentInput(mock).CloudWatchOutputConfig).toEqual({
       CloudWatchOutputEnabled: true,
       CloudWatchLogGroupName: '/registry-janitor/gc',
@@ -157,12 +201,13 @@ describe('SsmCommandRunner (mocked SSM)', () => {
       .resolvesOnce(invocation({ Status: 'InProgress' }))
       .resolves(invocation({ Status: 'Success', ResponseCode: 0, StandardOutputContent: 'done\n' }));
     const runner = new SsmCommandRunner({
+      documentName: DOCUMENT,
       client,
       target: { instanceId: INSTANCE },
       pollIntervalMs: 500,
       sleep,
     });
-    const result = await runner.run('true');
+    const result = await runner.run(PARAMETERS);
     expect(result).toMatchObject({ status: 'Success', exitCode: 0, stdout: 'done\n' });
     expect(mock.commandCalls(GetCommandInvocationCommand)).toHaveLength(4);
     expect(slept).toEqual([500, 500, 500]);
@@ -172,13 +217,14 @@ describe('SsmCommandRunner (mocked SSM)', () => {
     const { client, mock, sleep } = setup();
     mock.on(GetCommandInvocationCommand).rejects(notYet());
     const runner = new SsmCommandRunner({
+      documentName: DOCUMENT,
       client,
       target: { instanceId: INSTANCE },
       pollIntervalMs: 1000,
       invocationVisibleWithinMs: 5000,
       sleep,
     });
-    const err = await runner.run('true').catch((e: unknown) => e);
+    const err = await runner.run(PARAMETERS).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(GcError);
     expect((err as Error).message).toContain(COMMAND_ID);
     expect(mock.commandCalls(GetCommandInvocationCommand)).toHaveLength(6);
@@ -190,13 +236,14 @@ describe('SsmCommandRunner (mocked SSM)', () => {
       .on(GetCommandInvocationCommand)
       .resolves(invocation({ Status: 'InProgress', StatusDetails: 'InProgress' }));
     const runner = new SsmCommandRunner({
+      documentName: DOCUMENT,
       client,
       target: { instanceId: INSTANCE },
       remainingTimeMs: () => 45_000 - elapsed(),
       pollIntervalMs: 4000,
       sleep,
     });
-    const result = await runner.run('sleep 3600');
+    const result = await runner.run(PARAMETERS);
     expect(result).toEqual({
       status: 'InProgress',
       exitCode: null,
@@ -215,12 +262,16 @@ describe('SsmCommandRunner (mocked SSM)', () => {
     const { client, mock, sleep } = setup();
     mock.on(GetCommandInvocationCommand).rejects(notYet());
     const runner = new SsmCommandRunner({
+      documentName: DOCUMENT,
       client,
       target: { instanceId: INSTANCE },
       remainingTimeMs: () => 10_000,
       sleep,
     });
-    await expect(runner.run('true')).resolves.toMatchObject({ status: 'InProgress', commandId: COMMAND_ID });
+    await expect(runner.run(PARAMETERS)).resolves.toMatchObject({
+      status: 'InProgress',
+      commandId: COMMAND_ID,
+    });
   });
 
   it('keeps waiting through Delayed and Cancelling', async () => {
@@ -230,8 +281,13 @@ describe('SsmCommandRunner (mocked SSM)', () => {
       .resolvesOnce(invocation({ Status: 'Delayed' }))
       .resolvesOnce(invocation({ Status: 'Cancelling' }))
       .resolves(invocation({ Status: 'Cancelled' }));
-    const runner = new SsmCommandRunner({ client, target: { instanceId: INSTANCE }, sleep });
-    await expect(runner.run('true')).resolves.toMatchObject({ status: 'Cancelled', exitCode: null });
+    const runner = new SsmCommandRunner({
+      documentName: DOCUMENT,
+      client,
+      target: { instanceId: INSTANCE },
+      sleep,
+    });
+    await expect(runner.run(PARAMETERS)).resolves.toMatchObject({ status: 'Cancelled', exitCode: null });
     expect(mock.commandCalls(GetCommandInvocationCommand)).toHaveLength(3);
   });
 
@@ -249,8 +305,13 @@ describe('SsmCommandRunner (mocked SSM)', () => {
   ])('turns a SendCommand $error.name into an error with the fix', async ({ error, type, fix }) => {
     const { client, mock, sleep } = setup();
     mock.on(SendCommandCommand).rejects(error);
-    const runner = new SsmCommandRunner({ client, target: { instanceId: INSTANCE }, sleep });
-    const err = await runner.run('true').catch((e: unknown) => e);
+    const runner = new SsmCommandRunner({
+      documentName: DOCUMENT,
+      client,
+      target: { instanceId: INSTANCE },
+      sleep,
+    });
+    const err = await runner.run(PARAMETERS).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(type);
     expect((err as Error).message).toMatch(fix);
     expect((err as Error).cause).toBe(error);
@@ -261,15 +322,20 @@ describe('SsmCommandRunner (mocked SSM)', () => {
     mock
       .on(GetCommandInvocationCommand)
       .rejects(new AccessDeniedException({ Message: 'denied', message: 'denied', ...meta }));
-    const runner = new SsmCommandRunner({ client, target: { instanceId: INSTANCE }, sleep });
-    await expect(runner.run('true')).rejects.toThrow(/ssm:GetCommandInvocation/);
+    const runner = new SsmCommandRunner({
+      documentName: DOCUMENT,
+      client,
+      target: { instanceId: INSTANCE },
+      sleep,
+    });
+    await expect(runner.run(PARAMETERS)).rejects.toThrow(/ssm:GetCommandInvocation/);
   });
 
   it('refuses a malformed instance id', () => {
     const { client } = setup();
-    expect(() => new SsmCommandRunner({ client, target: { instanceId: 'registry-host' } })).toThrow(
-      ConfigError,
-    );
+    expect(
+      () => new SsmCommandRunner({ documentName: DOCUMENT, client, target: { instanceId: 'registry-host' } }),
+    ).toThrow(ConfigError);
   });
 
   describe('tag targets', () => {
@@ -285,7 +351,9 @@ describe('SsmCommandRunner (mocked SSM)', () => {
         .on(GetCommandInvocationCommand)
         .resolvesOnce(invocation({ Status: 'InProgress' }))
         .resolves(invocation({ Status: 'Success', ResponseCode: 0, StandardOutputContent: 'ok\n' }));
-      const result = await new SsmCommandRunner({ client, target, sleep }).run('true');
+      const result = await new SsmCommandRunner({ documentName: DOCUMENT, client, target, sleep }).run(
+        PARAMETERS,
+      );
       expect(result).toMatchObject({ status: 'Success', stdout: 'ok\n', instanceId: INSTANCE });
       const input = sentInput(mock);
       expect(input).toMatchObject({
@@ -315,7 +383,9 @@ describe('SsmCommandRunner (mocked SSM)', () => {
         .resolves({ CommandInvocations: [one, two] });
       mock.on(GetCommandInvocationCommand).resolves(invocation({ Status: 'Success', ResponseCode: 0 }));
       mock.on(CancelCommandCommand).resolves({});
-      const err = await new SsmCommandRunner({ client, target, sleep }).run('true').catch((e: unknown) => e);
+      const err = await new SsmCommandRunner({ documentName: DOCUMENT, client, target, sleep })
+        .run(PARAMETERS)
+        .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as Error).message).toContain(`${INSTANCE}, ${OTHER}`);
       expect((err as Error).message).toContain('cancelled');
@@ -327,8 +397,14 @@ describe('SsmCommandRunner (mocked SSM)', () => {
     it('says the tag matches nothing when no invocation is ever listed', async () => {
       const { client, mock, sleep } = setup();
       mock.on(ListCommandInvocationsCommand).resolves({ CommandInvocations: [] });
-      const runner = new SsmCommandRunner({ client, target, sleep, invocationVisibleWithinMs: 10_000 });
-      await expect(runner.run('true')).rejects.toThrow(/Role=docker-registry matches no instance/);
+      const runner = new SsmCommandRunner({
+        documentName: DOCUMENT,
+        client,
+        target,
+        sleep,
+        invocationVisibleWithinMs: 10_000,
+      });
+      await expect(runner.run(PARAMETERS)).rejects.toThrow(/Role=docker-registry matches no instance/);
       expect(mock.commandCalls(GetCommandInvocationCommand)).toHaveLength(0);
     });
   });
@@ -373,14 +449,22 @@ describe('SsmCommandRunner against the SSM stand-in (real SDK)', () => {
 
   const client = (): SSMClient =>
     new SSMClient({ region: 'us-east-1', endpoint: standIn.endpoint, credentials: fakeCredentials });
+  /** Registers a document that runs `script`, and returns its name. */
+  let documents = 0;
+  const document = (script: string): string => {
+    const name = `Test-Script-${++documents}`;
+    standIn.addDocument(name, shellDocument(script));
+    return name;
+  };
 
   it("returns a real script's stdout, stderr and exit code after the invocation becomes visible", async () => {
     const runner = new SsmCommandRunner({
+      documentName: document('echo "$GREETING"\necho to-stderr >&2\nexit 0'),
       client: client(),
       target: { instanceId: INSTANCE },
       pollIntervalMs: 100,
     });
-    const result = await runner.run('echo "$GREETING"\necho to-stderr >&2\nexit 0');
+    const result = await runner.run({});
     expect(result).toMatchObject({
       status: 'Success',
       exitCode: 0,
@@ -391,7 +475,7 @@ describe('SsmCommandRunner against the SSM stand-in (real SDK)', () => {
     const sent = standIn.requestsFor('SendCommand');
     expect(sent).toHaveLength(1);
     expect(sent[0]!.signed).toBe(true);
-    expect(sent[0]!.input).toMatchObject({ DocumentName: 'AWS-RunShellScript', InstanceIds: [INSTANCE] });
+    expect(sent[0]!.input).toMatchObject({ DocumentName: 'Test-Script-1', InstanceIds: [INSTANCE] });
     expect(result.commandId).toMatch(/^[0-9a-f-]{36}$/);
     // The first polls hit the invisible second and were retried.
     expect(standIn.requestsFor('GetCommandInvocation').length).toBeGreaterThan(1);
@@ -399,11 +483,12 @@ describe('SsmCommandRunner against the SSM stand-in (real SDK)', () => {
 
   it('reports a failing script as Failed with its exit code', async () => {
     const runner = new SsmCommandRunner({
+      documentName: document('echo partial\nexit 3'),
       client: client(),
       target: { instanceId: INSTANCE },
       pollIntervalMs: 100,
     });
-    await expect(runner.run('echo partial\nexit 3')).resolves.toMatchObject({
+    await expect(runner.run({})).resolves.toMatchObject({
       status: 'Failed',
       exitCode: 3,
       stdout: 'partial\n',
@@ -412,11 +497,12 @@ describe('SsmCommandRunner against the SSM stand-in (real SDK)', () => {
 
   it('reports TimedOut when the script outlives its execution timeout', async () => {
     const runner = new SsmCommandRunner({
+      documentName: document('sleep 30'),
       client: client(),
       target: { instanceId: INSTANCE },
       pollIntervalMs: 100,
     });
-    const result = await runner.run('sleep 30', { timeoutSeconds: 1 });
+    const result = await runner.run({}, { timeoutSeconds: 1 });
     expect(result).toMatchObject({ status: 'TimedOut', exitCode: null, statusDetails: 'ExecutionTimedOut' });
     expect(standIn.requestsFor('SendCommand')[0]!.input.Parameters).toMatchObject({
       executionTimeout: ['1'],
@@ -426,13 +512,14 @@ describe('SsmCommandRunner against the SSM stand-in (real SDK)', () => {
   it('returns InProgress with the command id when the script outlives the remaining time', async () => {
     const deadline = Date.now() + 2500;
     const runner = new SsmCommandRunner({
+      documentName: document('sleep 60'),
       client: client(),
       target: { instanceId: INSTANCE },
       remainingTimeMs: () => deadline - Date.now(),
       reserveMs: 1000,
       pollIntervalMs: 100,
     });
-    const result = await runner.run('sleep 60');
+    const result = await runner.run({});
     expect(result.status).toBe('InProgress');
     expect(result.exitCode).toBeNull();
     expect(result.commandId).toBeDefined();
@@ -441,24 +528,26 @@ describe('SsmCommandRunner against the SSM stand-in (real SDK)', () => {
 
   it('shows only the first 24,000 characters of output, like the service', async () => {
     const runner = new SsmCommandRunner({
+      documentName: document(`head -c 30000 /dev/zero | tr '\\0' x; echo; echo tail-line`),
       client: client(),
       target: { instanceId: INSTANCE },
       pollIntervalMs: 100,
     });
-    const result = await runner.run(`head -c 30000 /dev/zero | tr '\\0' x; echo; echo tail-line`);
+    const result = await runner.run({});
     expect(result.stdout).toHaveLength(SSM_OUTPUT_LIMIT);
     expect(result.stdout).not.toContain('tail-line');
   });
 
   it('runs on the one instance a tag matches, and records targets, rate limits and the log group', async () => {
     const runner = new SsmCommandRunner({
+      documentName: document('echo tagged'),
       client: client(),
       target: { tagKey: 'Env', tagValue: 'test' },
       cloudWatchLogGroup: '/registry-janitor/gc',
       executionTimeoutSeconds: 600,
       pollIntervalMs: 100,
     });
-    await expect(runner.run('echo tagged')).resolves.toMatchObject({
+    await expect(runner.run({})).resolves.toMatchObject({
       status: 'Success',
       stdout: 'tagged\n',
       instanceId: INSTANCE,
@@ -477,17 +566,92 @@ describe('SsmCommandRunner against the SSM stand-in (real SDK)', () => {
 
   it('cancels the command and refuses when the tag matches two instances', async () => {
     const runner = new SsmCommandRunner({
+      documentName: document('sleep 60'),
       client: client(),
       target: { tagKey: 'Role', tagValue: 'docker-registry' },
       pollIntervalMs: 100,
     });
-    await expect(runner.run('sleep 60')).rejects.toThrow(/matches 2 instances/);
+    await expect(runner.run({})).rejects.toThrow(/matches 2 instances/);
     const cancelled = standIn.requestsFor('CancelCommand');
     expect(cancelled).toHaveLength(1);
     const commandId = String(cancelled[0]!.input.CommandId);
     await standIn.waitForCommand(commandId);
     expect(standIn.invocationStatus(commandId, INSTANCE)).toBe('Cancelled');
     expect(standIn.invocationStatus(commandId, OTHER)).toBe('Cancelled');
+  });
+
+  it("runs the janitor's document: its own script, the parameters sent as SSM_ variables", async () => {
+    const logs = mkdtempSync(join(tmpdir(), 'rj-ssm-doc-'));
+    const host = await startSsmStandIn({
+      documents: { 'Janitor-Gc': gcDocumentContent() },
+      // The host's own settings are no parameters; a host sets them in its environment. No engine answers here.
+      env: { SSM_logDir: logs, SSM_lockPath: join(logs, 'gc.lock'), DOCKER_HOST: 'unix:///nonexistent.sock' },
+    });
+    try {
+      const runner = new SsmCommandRunner({
+        documentName: 'Janitor-Gc',
+        client: new SSMClient({ region: 'us-east-1', endpoint: host.endpoint, credentials: fakeCredentials }),
+        target: { instanceId: INSTANCE },
+        pollIntervalMs: 100,
+      });
+      const result = await runner.run(
+        gcParameters({ containerName: 'reg-1', mode: 'offline', dryRun: true }),
+      );
+      expect(parseGcOutput(result.stdout)).toMatchObject({
+        status: 'failed',
+        container: 'reg-1',
+        modeRequested: 'offline',
+        dryRun: true,
+        errorCode: 'engine-error',
+      });
+      expect(host.requestsFor('SendCommand')[0]!.input.Parameters).toEqual({
+        containerName: ['reg-1'],
+        configPath: [''],
+        mode: ['offline'],
+        dryRun: ['true'],
+        deleteUntagged: ['false'],
+        executionTimeout: ['3600'],
+      });
+    } finally {
+      await host.close();
+      rmSync(logs, { recursive: true, force: true });
+    }
+  });
+
+  it.each([
+    [
+      'a container name the pattern refuses',
+      { containerName: 'reg;reboot' },
+      /containerName.*does not match/,
+    ],
+    ['a mode outside allowedValues', { mode: 'fast' }, /mode.*must be one of readonly, offline, online/],
+    ['a parameter the document does not declare', { lockPath: '/tmp/x' }, /"lockPath" is not defined/],
+  ])('refuses %s at SendCommand, before anything runs', async (_name, parameters, message) => {
+    const host = await startSsmStandIn({ documents: { 'Janitor-Gc': gcDocumentContent() } });
+    try {
+      const runner = new SsmCommandRunner({
+        documentName: 'Janitor-Gc',
+        client: new SSMClient({ region: 'us-east-1', endpoint: host.endpoint, credentials: fakeCredentials }),
+        target: { instanceId: INSTANCE },
+        pollIntervalMs: 100,
+      });
+      const err = await runner.run(parameters).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(GcError);
+      expect((err as Error).message).toMatch(message);
+      expect((err as Error).message).toMatch(/refused by the document Janitor-Gc/);
+    } finally {
+      await host.close();
+    }
+  });
+
+  it('runs no other document, AWS-RunShellScript included', async () => {
+    const runner = new SsmCommandRunner({
+      documentName: 'AWS-RunShellScript',
+      client: client(),
+      target: { instanceId: INSTANCE },
+      pollIntervalMs: 100,
+    });
+    await expect(runner.run({ commands: 'id' })).rejects.toThrow(/InvalidDocument|does not exist/);
   });
 
   describe('createSsmClient', () => {
@@ -505,11 +669,12 @@ describe('SsmCommandRunner against the SSM stand-in (real SDK)', () => {
       vi.stubEnv('AWS_SESSION_TOKEN', undefined);
       vi.stubEnv('AWS_PROFILE', undefined);
       const runner = new SsmCommandRunner({
+        documentName: document('echo via-env'),
         client: createSsmClient(),
         target: { instanceId: INSTANCE },
         pollIntervalMs: 100,
       });
-      await expect(runner.run('echo via-env')).resolves.toMatchObject({
+      await expect(runner.run({})).resolves.toMatchObject({
         status: 'Success',
         stdout: 'via-env\n',
       });

@@ -13,10 +13,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
-import { LocalCommandRunner } from '../../lambda/adapters/local-runner.ts';
+import { LocalCommandRunner, parameterEnvironment } from '../../lambda/adapters/local-runner.ts';
 import { GcCommandError, runGc } from '../../lambda/core/gc.ts';
 import type { GcResult, GcRunOptions } from '../../lambda/core/gc.ts';
-import { buildGcScript } from '../../lambda/core/gc-script.ts';
+import { gcParameters } from '../../lambda/core/gc-script.ts';
+import { readGcScript } from '../../lambda/gc/registry-gc.ts';
 import type { GcSummary } from '../../lambda/core/gc-script.ts';
 import {
   DockerPauses,
@@ -414,11 +415,12 @@ describeEachRegistry('garbage-collect', ({ kind }) => {
     it('brings the registry back through its guardian when the whole run is SIGKILLed (an SSM timeout)', async () => {
       const f = await fixture();
       const script = join(work, 'gc.sh');
-      await writeFile(script, buildGcScript(options(f, { mode: 'readonly' })));
+      await writeFile(script, readGcScript());
+      const parameters = parameterEnvironment(gcParameters(options(f, { mode: 'readonly' })));
       const child = spawn('dash', [script], {
         detached: true,
         stdio: 'ignore',
-        env: pauses.env(engine.env, ['gc']),
+        env: { ...pauses.env(engine.env, ['gc']), ...parameters },
       });
       const exited = new Promise((resolve) => child.on('exit', resolve));
       await pauses.reached('gc');

@@ -85,6 +85,8 @@ export interface SsmStandIn {
   readonly requests: readonly StandInRequest[];
   /** The requests of one operation, in order. */
   requestsFor(operation: string): StandInRequest[];
+  /** Register (or replace) a Command document, as CreateDocument would. */
+  addDocument(name: string, content: unknown): void;
   /** Seed or replace a parameter (default type SecureString). */
   setParameter(name: string, value: string, type?: 'String' | 'SecureString' | 'StringList'): void;
   /** The next request for `operation` fails with `error` (queue several by calling again). */
@@ -580,6 +582,9 @@ export async function startSsmStandIn(options: SsmStandInOptions = {}): Promise<
     endpoint: `http://127.0.0.1:${port}`,
     requests,
     requestsFor: (operation) => requests.filter((r) => r.operation === operation),
+    addDocument(name, content) {
+      documents.set(name, content as CommandDocument);
+    },
     setParameter(name, value, type = 'SecureString') {
       const previous = parameters.get(name);
       parameters.set(name, { value, type, version: (previous?.version ?? 0) + 1, modified: new Date() });
@@ -612,4 +617,22 @@ function killGroup(child: ChildProcess): void {
 
 function str(value: unknown): string {
   return typeof value === 'string' ? value : '';
+}
+
+/** A Command document (schema 2.2) that runs `script` as is, with no parameters but the execution timeout. */
+export function shellDocument(script: string): Record<string, unknown> {
+  return {
+    schemaVersion: '2.2',
+    description: 'a test script',
+    parameters: {
+      executionTimeout: { type: 'String', default: '3600', allowedPattern: '^[0-9]{1,6}$' },
+    },
+    mainSteps: [
+      {
+        action: 'aws:runShellScript',
+        name: 'run',
+        inputs: { timeoutSeconds: '{{ executionTimeout }}', runCommand: script.split('\n') },
+      },
+    ],
+  };
 }
