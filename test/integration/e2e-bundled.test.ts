@@ -172,12 +172,14 @@ interface FunctionProperties {
 interface Synthesized {
   readonly entry: string;
   readonly environment: Record<string, string>;
+  /** The Command documents the environment names, by the name given to them here (as CloudFormation would). */
+  readonly documents: Record<string, unknown>;
 }
 
 /** The function's bundle and environment, found through the template and the asset manifest (no logical ids). */
 function findFunction(outdir: string): Synthesized {
   const template = JSON.parse(readFileSync(join(outdir, `${STACK}.template.json`), 'utf8')) as {
-    Resources: Record<string, { Type: string; Properties: FunctionProperties }>;
+    Resources: Record<string, { Type: string; Properties: FunctionProperties & { Content?: unknown } }>;
   };
   const functions = Object.values(template.Resources).filter(
     (r) =>
@@ -195,12 +197,22 @@ function findFunction(outdir: string): Synthesized {
   expect(asset, `asset ${hash} in ${STACK}.assets.json`).toBeDefined();
   const dir = join(outdir, asset!.source.path);
   expect(readdirSync(dir)).toContain('index.mjs');
-  // Values only known at deploy time (the cache bucket's name) are left out: the handler does not need them here.
+  // A Ref to a Command document becomes a name, as CloudFormation would give it, and the document goes to the SSM
+  // stand-in exactly as synthesized. Other values only known at deploy time (the cache bucket's name) are left out:
+  // the handler does not need them here.
   const environment: Record<string, string> = {};
+  const documents: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(fn.Environment?.Variables ?? {})) {
     if (typeof v === 'string') environment[k] = v;
+    const ref = (v as { Ref?: unknown } | null)?.Ref;
+    const resource = typeof ref === 'string' ? template.Resources[ref] : undefined;
+    if (resource?.Type === 'AWS::SSM::Document') {
+      const name = `${STACK}-${String(ref)}-E2E`;
+      environment[k] = name;
+      documents[name] = resource.Properties.Content;
+    }
   }
-  return { entry: join(dir, 'index.mjs'), environment };
+  return { entry: join(dir, 'index.mjs'), environment, documents };
 }
 
 describeEachRegistry('the bundled handler', ({ kind }) => {
@@ -303,8 +315,10 @@ describeEachRegistry('the bundled handler', ({ kind }) => {
         DRY_RUN: 'false',
       });
       expect(fn.environment.GC_MODE).toBeUndefined();
+      // The function names its own document, and the template holds it with the script in it.
+      expect(Object.keys(fn.documents)).toEqual([fn.environment.GC_DOCUMENT_NAME]);
 
-      // --- SSM stand-in: runs the GC script with /bin/sh, reaching the engine through DOCKER_HOST; a docker wrapper
+      // --- SSM stand-in: runs the synthesized document's own script with /bin/sh and the parameters the function sent, reaching the engine through DOCKER_HOST; a docker wrapper
       // holds the script just before garbage-collect so the test can look at the registry while GC is under way.
       pauses = await DockerPauses.create();
       const standIn = await startSsmStandIn({
@@ -312,6 +326,7 @@ describeEachRegistry('the bundled handler', ({ kind }) => {
           'gc',
         ]),
         instances: [{ instanceId: INSTANCE }],
+        documents: fn.documents,
       });
       ssm = standIn;
       const gcPhase = (): Phase => {
@@ -478,7 +493,11 @@ describeEachRegistry('the bundled handler', ({ kind }) => {
       // --- The original container serves again, and the function's EMF metrics and logs say what happened.
       expect(await dockerOk(eng, 'inspect', '-f', '{{.State.Running}}', reg.name)).toBe('true');
       expect(standIn.requestsFor('SendCommand').map((r) => r.input)).toEqual([
-        expect.objectContaining({ DocumentName: 'AWS-RunShellScript', InstanceIds: [INSTANCE] }),
+        expect.objectContaining({
+          DocumentName: fn.environment.GC_DOCUMENT_NAME,
+          InstanceIds: [INSTANCE],
+          Parameters: expect.objectContaining({ containerName: [reg.name], mode: ['readonly'] }) as unknown,
+        }),
       ]);
       const lines = finished.stdout
         .split('\n')

@@ -421,6 +421,7 @@ describe('handler (real wiring: credentials from the SSM stand-in, the registry 
       vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'secret');
       vi.stubEnv('REGISTRY_URL', registry.url);
       vi.stubEnv('GC_INSTANCE_ID', INSTANCE);
+      vi.stubEnv('GC_DOCUMENT_NAME', 'Stack-GcDocument-AbC123');
       vi.stubEnv('RETENTION_POLICY', JSON.stringify(POLICY));
       vi.stubEnv('CREDENTIALS_PARAMETER', '/janitor/credentials');
       // The test registry is plain http on loopback: the opt-in a user of such a registry sets.

@@ -7,6 +7,7 @@ const POLICY = JSON.stringify({ rules: [{ repositories: ['team1/**'], keep: { ne
 const MINIMAL = {
   REGISTRY_URL: 'https://registry.internal:5000',
   GC_INSTANCE_ID: 'i-0123456789abcdef0',
+  GC_DOCUMENT_NAME: 'Stack-GcDocument-AbC123',
   RETENTION_POLICY: POLICY,
 };
 
@@ -27,6 +28,7 @@ describe('loadConfig', () => {
       registryUrl: 'https://registry.internal:5000',
       gc: {
         target: { instanceId: 'i-0123456789abcdef0' },
+        documentName: 'Stack-GcDocument-AbC123',
         containerName: 'registry',
         mode: 'readonly',
         deleteUntagged: false,
@@ -47,6 +49,7 @@ describe('loadConfig', () => {
     const config = loadConfig({
       REGISTRY_URL: 'http://10.0.0.5:5000/',
       GC_INSTANCE_TAG: 'Role=docker-registry',
+      GC_DOCUMENT_NAME: 'Stack-GcDocument-AbC123',
       GC_CONTAINER_NAME: 'my_registry.1',
       GC_CONFIG_PATH: '/etc/distribution/config.yml',
       GC_MODE: 'offline',
@@ -71,6 +74,7 @@ describe('loadConfig', () => {
       registryUrl: 'http://10.0.0.5:5000',
       gc: {
         target: { tagKey: 'Role', tagValue: 'docker-registry' },
+        documentName: 'Stack-GcDocument-AbC123',
         containerName: 'my_registry.1',
         configPath: '/etc/distribution/config.yml',
         mode: 'offline',
@@ -111,6 +115,14 @@ describe('loadConfig', () => {
     { env: { GC_INSTANCE_ID: undefined }, names: 'neither GC_INSTANCE_ID nor GC_INSTANCE_TAG' },
     { env: { GC_INSTANCE_TAG: 'Role=x' }, names: 'GC_INSTANCE_ID and GC_INSTANCE_TAG are both set' },
     { env: { GC_INSTANCE_ID: 'i-123' }, names: 'GC_INSTANCE_ID="i-123" is not an instance id' },
+    {
+      env: { GC_DOCUMENT_NAME: undefined },
+      names: "GC_DOCUMENT_NAME is not set: give the name of the janitor's",
+    },
+    {
+      env: { GC_DOCUMENT_NAME: 'AWS RunShellScript' },
+      names: 'GC_DOCUMENT_NAME="AWS RunShellScript" is not',
+    },
     {
       env: { GC_INSTANCE_ID: undefined, GC_INSTANCE_TAG: 'Role' },
       names: 'GC_INSTANCE_TAG "Role" is not Key=Value',

@@ -51,10 +51,11 @@ describe('RegistryJanitorStack from the README context', () => {
     const fn = Object.values(template.findResources('AWS::Lambda::Function'))[0] as {
       Properties: { Environment: { Variables: Record<string, string> } };
     };
-    // CACHE_BUCKET is a Ref until deploy time.
+    // CACHE_BUCKET and GC_DOCUMENT_NAME are Refs until deploy time.
     const config = loadConfig({
       ...fn.Properties.Environment.Variables,
       CACHE_BUCKET: 'registry-janitor-cache',
+      GC_DOCUMENT_NAME: 'RegistryJanitor-JanitorGcDocument-AbC123',
     });
     expect(config).toMatchObject({
       registryUrl: 'https://registry.internal:5000',

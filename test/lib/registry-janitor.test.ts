@@ -13,6 +13,8 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, PolicyError } from '../../lambda/core/errors.ts';
 import type { PolicyDocument } from '../../lambda/core/policy.ts';
+import { gcDocumentContent } from '../../lib/gc-document.ts';
+import { readGcScript } from '../../lambda/gc/registry-gc.ts';
 import { RegistryJanitor, type RegistryJanitorProps } from '../../lib/registry-janitor.ts';
 import {
   allActions,
@@ -35,7 +37,10 @@ const BASE: RegistryJanitorProps = {
   instanceId: 'i-0123456789abcdef0',
   policy: POLICY,
 };
-const DOCUMENT_ARN = 'arn:${AWS::Partition}:ssm:${AWS::Region}::document/AWS-RunShellScript';
+/** The janitor's own document, by its Ref (CloudFormation names it). */
+const DOCUMENT_ARN = expect.stringMatching(
+  /^arn:\$\{AWS::Partition\}:ssm:\$\{AWS::Region\}:\$\{AWS::AccountId\}:document\/\$\{JanitorGcDocument[0-9A-F]+\}$/,
+) as string;
 const INSTANCE_ARN =
   'arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/i-0123456789abcdef0';
 
@@ -91,11 +96,13 @@ describe('RegistryJanitor with defaults', () => {
 
   it('passes the contract environment: dry run on, the validated policy, the cache bucket, nothing unset', () => {
     const bucket = new Capture();
+    const document = new Capture();
     template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: {
         Variables: Match.objectEquals({
           REGISTRY_URL: 'https://registry.internal:5000',
           GC_INSTANCE_ID: 'i-0123456789abcdef0',
+          GC_DOCUMENT_NAME: { Ref: document },
           RETENTION_POLICY: JSON.stringify(POLICY),
           DRY_RUN: 'true',
           CACHE_BUCKET: { Ref: bucket },
@@ -106,6 +113,7 @@ describe('RegistryJanitor with defaults', () => {
       },
     });
     expect(template.toJSON().Resources[bucket.asString()].Type).toBe('AWS::S3::Bucket');
+    expect(template.toJSON().Resources[document.asString()].Type).toBe('AWS::SSM::Document');
     expect(JSON.parse(functionEnvironment(template).RETENTION_POLICY as string)).toEqual(
       janitor.policy.document,
     );
@@ -143,10 +151,53 @@ describe('RegistryJanitor with defaults', () => {
     });
   });
 
-  it('may SendCommand only AWS-RunShellScript to the one host', () => {
+  it('may SendCommand only its own document, and only to the one host', () => {
     expect(statements.filter((s) => [s.Action].flat().includes('ssm:SendCommand'))).toEqual([
       expect.objectContaining({ Effect: 'Allow', Resource: [DOCUMENT_ARN, INSTANCE_ARN] }),
     ]);
+  });
+
+  it('creates its own Command document with the GC script baked in and constrained parameters', () => {
+    const documents = Object.values(template.findResources('AWS::SSM::Document'));
+    expect(documents).toHaveLength(1);
+    const properties = (documents[0] as { Properties: Record<string, unknown> }).Properties;
+    expect(properties).toEqual({
+      DocumentType: 'Command',
+      DocumentFormat: 'JSON',
+      Content: gcDocumentContent(),
+    });
+    const content = properties.Content as {
+      schemaVersion: string;
+      parameters: Record<string, Record<string, unknown>>;
+      mainSteps: { action: string; inputs: { runCommand: string[]; timeoutSeconds: string } }[];
+    };
+    expect(content.schemaVersion).toBe('2.2');
+    expect(content.mainSteps).toHaveLength(1);
+    expect(content.mainSteps[0]!.action).toBe('aws:runShellScript');
+    expect(content.mainSteps[0]!.inputs.runCommand.join('\n')).toBe(readGcScript().replace(/\n$/, ''));
+    // Every value reaches the script as SSM_<name>, none through text; each one constrained all the same.
+    for (const [name, parameter] of Object.entries(content.parameters)) {
+      if (name === 'executionTimeout') {
+        expect(parameter.interpolationType).toBeUndefined();
+      } else {
+        expect(parameter.interpolationType, name).toBe('ENV_VAR');
+      }
+      expect(parameter.allowedPattern ?? parameter.allowedValues, name).toBeDefined();
+    }
+    expect(Object.keys(content.parameters).sort()).toEqual([
+      'configPath',
+      'containerName',
+      'deleteUntagged',
+      'dryRun',
+      'executionTimeout',
+      'mode',
+    ]);
+    // The only reference SSM pastes is the step's timeout, digits only.
+    expect(JSON.stringify(content).match(/\{\{[^}]*\}\}/g)).toEqual(['{{ executionTimeout }}']);
+  });
+
+  it('never names AWS-RunShellScript, which runs any command as root', () => {
+    expect(JSON.stringify(template.toJSON())).not.toContain('AWS-RunShellScript');
   });
 
   it('grants Resource "*" only for GetCommandInvocation, which has no resource-level permissions', () => {

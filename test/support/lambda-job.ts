@@ -46,6 +46,7 @@ export function configFor(url: string, env: Record<string, string> = {}): Janito
   return loadConfig({
     REGISTRY_URL: url,
     GC_INSTANCE_ID: INSTANCE,
+    GC_DOCUMENT_NAME: 'Stack-GcDocument-AbC123',
     GC_CONTAINER_NAME: 'my-registry',
     GC_CONFIG_PATH: '/etc/distribution/config.yml',
     GC_MODE: 'offline',
