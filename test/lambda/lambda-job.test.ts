@@ -46,6 +46,7 @@ describe('createLambdaHandler', () => {
   const env = {
     REGISTRY_URL: 'http://127.0.0.1:5999',
     GC_INSTANCE_ID: INSTANCE,
+    GC_DOCUMENT_NAME: 'Stack-GcDocument-AbC123',
     RETENTION_POLICY: JSON.stringify(POLICY),
   };
 
