@@ -1,6 +1,6 @@
 #!/usr/bin/env -S npx tsx
-// CLI entry: wires the process to the CLI in lambda/cli.ts.
-import { main } from '../lambda/cli.ts';
+// CLI entry: wires the process to the CLI in lambda/cli/main.ts.
+import { main } from '../lambda/cli/main.ts';
 
 process.exitCode = await main(process.argv.slice(2), {
   stdout: process.stdout,

@@ -3,8 +3,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createRegistryClient } from '../lambda/adapters/registry-client.ts';
-import { applyPlan } from '../lambda/core/executor.ts';
-import { plan as makePlan } from '../lambda/core/planner.ts';
+import { DEFAULT_MAX_DELETE_FRACTION } from '../lambda/config.ts';
+import { runJob } from '../lambda/core/job.ts';
 import { parsePolicy } from '../lambda/core/policy.ts';
 import { formatBytes, formatPlan, formatReport } from '../lambda/core/report.ts';
 import { scanRegistry } from '../lambda/core/scan.ts';
@@ -13,8 +13,8 @@ import {
   registryBinaryAvailable,
   REGISTRY_BINARY,
   startLocalRegistry,
-} from '../test/support/local-registry.ts';
-import { SCENARIO_POLICY, seedScenario } from '../test/support/scenario.ts';
+} from '../lambda/demo/local-registry.ts';
+import { SCENARIO_POLICY, seedScenario } from '../lambda/demo/scenario.ts';
 
 const out = (s: string): void => void process.stdout.write(s + '\n');
 
@@ -39,16 +39,23 @@ try {
   out(`Policy (${policyPath}):\n${SCENARIO_POLICY}`);
 
   const policy = parsePolicy(SCENARIO_POLICY, 'demo policy');
-  const inventory = await scanRegistry(client, { policy });
-  const thePlan = makePlan(inventory, policy, new Date());
-  out(formatPlan(thePlan));
-
   const before = registry.diskUsage();
-  out(
-    `Applying: ${(thePlan.summary.deleteFraction * 100).toFixed(0)}% of the tags go, within the default 50% delete guard.\n`,
-  );
-  const report = await applyPlan(thePlan, client);
-  out(formatReport(report));
+  // The job the Lambda and the CLI run: probe, inventory, plan, guard, deletes.
+  const { plan: thePlan, report } = await runJob({
+    client,
+    policy,
+    now: new Date(),
+    dryRun: false,
+    maxDeleteFraction: DEFAULT_MAX_DELETE_FRACTION,
+    onPlan: (p) => {
+      out(formatPlan(p));
+      out(
+        `Applying: ${(p.summary.deleteFraction * 100).toFixed(0)}% of the tags go, within the default ` +
+          `${DEFAULT_MAX_DELETE_FRACTION * 100}% delete guard.\n`,
+      );
+    },
+  });
+  out(formatReport(report!));
 
   out('Running docker-registry garbage-collect (registry stopped, as the readonly/offline GC modes do)…');
   await registry.stop();
@@ -67,7 +74,7 @@ try {
   );
   out(`\nNext: run the same against your registry, starting with a plan (nothing is deleted):`);
   out(`  npm run cli -- plan --registry https://registry.internal:5000 --policy retention-policy.yaml`);
-  process.exitCode = verify.problems.length > 0 || report.failures.length > 0 ? 1 : 0;
+  process.exitCode = verify.problems.length > 0 || report!.failures.length > 0 ? 1 : 0;
 } finally {
   await client.close();
   await registry.dispose();

@@ -6,11 +6,9 @@ import { loadConfig, parseInvokePayload, type InvokeOverrides, type JanitorConfi
 import { JanitorError, SafetyError, errorMessage } from './core/errors.ts';
 import { GcCommandError, runGc, type GcResult } from './core/gc.ts';
 import type { GcSummary } from './core/gc-script.ts';
-import { compileGlob } from './core/glob.ts';
-import { runJob } from './core/job.ts';
+import type { Applicability } from './core/executor.ts';
+import { runJob, type JobResult, type JobStage, type ProbeStep } from './core/job.ts';
 import type { Inventory, Plan, PlanSummary, Report, ScanProblem } from './core/model.ts';
-import { checkGuard } from './core/planner.ts';
-import { ruleFor } from './core/policy.ts';
 import type { CommandRunner, RegistryClient, ManifestCache } from './core/ports.ts';
 import { verifyKept, type VerifyResult } from './core/verify.ts';
 
@@ -65,16 +63,7 @@ export interface SavableCache extends ManifestCache {
   save(): Promise<boolean>;
 }
 
-/** What the delete probe found before the inventory. */
-export type ProbeStep =
-  | {
-      readonly status: 'done';
-      readonly repository: string;
-      readonly deletesEnabled: boolean;
-      readonly tagDelete: boolean;
-      readonly problem?: string;
-    }
-  | { readonly status: 'skipped'; readonly reason: string };
+export type { ProbeStep };
 
 export interface PlanStep extends PlanSummary {
   readonly generatedAt: string;
@@ -142,12 +131,38 @@ export const METRICS = {
   runDuration: 'RunDurationSeconds',
 } as const;
 
-type Stage = 'probe' | 'inventory' | 'guard' | 'deletes' | 'gc' | 'verify';
+type Stage = 'config' | JobStage | 'gc' | 'verify';
 
 /** Log entries stay well under CloudWatch's 256 KB per event. */
 const TAGS_PER_LOG_ENTRY = 500;
 
 const defaultSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The run's record: each step writes its own part, and the report is read from it at any point. */
+interface RunRecord {
+  stage: Stage;
+  probe: ProbeStep;
+  plan: PlanStep | null;
+  deletions: DeletionStep | null;
+  gc: GcStep | null;
+  verify: VerifyStep | null;
+  bytesFreed: number;
+  readonly durations: {
+    -readonly [K in Exclude<keyof LambdaRunReport['durations'], 'totalSeconds'>]: number;
+  };
+  /** Failures after the deletes began, reported together at the end. */
+  readonly failures: { stage: Stage; error: Error }[];
+}
+
+interface RunContext {
+  readonly deps: LambdaJobDeps;
+  readonly config: JanitorConfig;
+  readonly overrides: InvokeOverrides;
+  readonly dryRun: boolean;
+  readonly repositories: readonly string[] | null;
+  readonly now: () => Date;
+  readonly record: RunRecord;
+}
 
 /**
  * Run the configured job once, narrowed or rehearsed by `overrides`. Returns the report; throws (after logging
@@ -160,48 +175,35 @@ export async function runLambdaJob(
   overrides: InvokeOverrides,
   context: InvokeContext,
 ): Promise<LambdaRunReport> {
-  const { logger, metrics, registry } = deps;
+  const { logger, metrics } = deps;
   const now = deps.now ?? (() => new Date());
   const started = now();
-  const dryRun = overrides.dryRun ?? config.dryRun;
-  const repositories = overrides.repositories ?? null;
-  const durations = {
-    probeSeconds: 0,
-    scanAndPlanSeconds: 0,
-    deleteSeconds: 0,
-    gcSeconds: 0,
-    verifySeconds: 0,
+  const run: RunContext = {
+    deps,
+    config,
+    overrides,
+    dryRun: overrides.dryRun ?? config.dryRun,
+    repositories: overrides.repositories ?? null,
+    now,
+    record: {
+      stage: 'probe',
+      probe: { status: 'skipped', reason: 'not reached' },
+      plan: null,
+      deletions: null,
+      gc: null,
+      verify: null,
+      bytesFreed: 0,
+      durations: { probeSeconds: 0, scanAndPlanSeconds: 0, deleteSeconds: 0, gcSeconds: 0, verifySeconds: 0 },
+      failures: [],
+    },
   };
-  const since = (t: Date): number => (now().getTime() - t.getTime()) / 1000;
-
-  let stage: Stage = 'probe';
-  let probe: ProbeStep = { status: 'skipped', reason: 'not reached' };
-  let planStep: PlanStep | null = null;
-  let deletions: DeletionStep | null = null;
-  let gc: GcStep | null = null;
-  let verify: VerifyStep | null = null;
-  let bytesFreed = 0;
-  const report = (): LambdaRunReport => ({
-    registry: config.registryUrl,
-    trigger: overrides.trigger,
-    dryRun,
-    repositories,
-    startedAt: started.toISOString(),
-    finishedAt: now().toISOString(),
-    probe,
-    plan: planStep,
-    deletions,
-    gc,
-    verify,
-    bytesFreed,
-    durations: { totalSeconds: since(started), ...durations },
-  });
+  const report = (): LambdaRunReport => reportOf(run, started);
 
   logger.info('run started', {
     trigger: overrides.trigger,
-    dryRun,
+    dryRun: run.dryRun,
     registry: config.registryUrl,
-    repositories,
+    repositories: run.repositories,
     skipGc: overrides.skipGc ?? false,
     gcMode: config.gc.mode,
     maxDeleteFraction: config.maxDeleteFraction,
@@ -209,149 +211,24 @@ export async function runLambdaJob(
   });
 
   try {
-    // Probe: fail before a long inventory when deletes cannot work anyway.
-    let t = now();
-    probe = await probeDeletes(registry, config, repositories);
-    durations.probeSeconds = since(t);
-    if (probe.status === 'done' && !probe.deletesEnabled) {
-      if (!dryRun) {
-        throw new SafetyError(`nothing was deleted: ${probe.problem ?? 'the registry refuses deletes'}`);
-      }
-      logger.warn('probe: the registry refuses deletes; a real run would stop here', { probe });
+    const job = await planAndDelete(run);
+    if (run.dryRun) {
+      endDryRun(run);
     } else {
-      logger.info('probe', { probe });
+      recordDeletions(run, job.report!);
+      await collectGarbageStep(run, job.report!);
+      await verifyStep(run, job);
+      metrics.addMetric(METRICS.bytesFreed, MetricUnit.Bytes, run.record.bytesFreed);
+      throwFailures(run);
     }
-
-    // Inventory → plan → guard → deletes.
-    stage = 'inventory';
-    t = now();
-    let planned: Date | undefined;
-    const cache = deps.openCache ? await deps.openCache() : undefined;
-    if (cache) logger.info('manifest cache', { entries: cache.size });
-    const saveCache = async (): Promise<void> => {
-      if (!cache) return;
-      logger.info('manifest cache saved', { entries: cache.size, saved: await cache.save() });
-    };
-    const job = await (async () => {
-      try {
-        return await runJob({
-          client: registry,
-          ...(cache ? { cache } : {}),
-          policy: config.policy,
-          now: now(),
-          dryRun,
-          maxDeleteFraction: config.maxDeleteFraction,
-          ...(repositories ? { repositories } : {}),
-          onPlan: (plan) => {
-            planned = now();
-            durations.scanAndPlanSeconds = since(t);
-            planStep = planStepOf(plan, config.maxDeleteFraction);
-            logPlan(logger, plan, planStep);
-            // runJob refuses exactly these plans before its first DELETE.
-            stage = !dryRun && planStep.complete && planStep.guard.ok ? 'deletes' : 'guard';
-          },
-        });
-      } finally {
-        // What the inventory learned is worth keeping whatever happens next.
-        await saveCache();
-      }
-    })();
-    if (planned) durations.deleteSeconds = since(planned);
-    if (!job.plan.complete) {
-      // A dry run never reaches the executor's check; unreadable parts of the registry are still a failure.
-      throw new SafetyError(
-        `the inventory is incomplete: ${job.plan.errors.length} read(s) failed (see the plan in the log); fix the ` +
-          'cause (network, credentials, registry health) and run again',
-      );
-    }
-    if (dryRun) {
-      const guard = planStep!.guard;
-      if (!guard.ok) logger.warn('dry run: a real run would refuse this plan', { guard: guard.message });
-      gc = { status: 'skipped', reason: 'dry-run' };
-      verify = { status: 'skipped', reason: 'dry run: nothing changed' };
-      // Zeros rather than gaps, so the dashboard shows that the janitor ran.
-      metrics.addMetric(METRICS.tagsDeleted, MetricUnit.Count, 0);
-      metrics.addMetric(METRICS.manifestsDeleted, MetricUnit.Count, 0);
-      metrics.addMetric(METRICS.bytesFreed, MetricUnit.Bytes, 0);
-      return finish(report);
-    }
-
-    const deleted = job.report!;
-    deletions = deletionStepOf(deleted);
-    logDeletions(logger, deleted);
-    metrics.addMetric(METRICS.tagsDeleted, MetricUnit.Count, deleted.tagsDeleted);
-    metrics.addMetric(METRICS.manifestsDeleted, MetricUnit.Count, deleted.manifestsDeleted);
-
-    // Failures found from here on are reported together at the end: a failed delete or GC must not skip the check
-    // of what the run kept.
-    const failures: { stage: Stage; error: Error }[] = [];
-    if (deleted.failures.length > 0) {
-      failures.push({
-        stage: 'deletes',
-        error: new JanitorError(
-          `${deleted.failures.length} deletion(s) failed, e.g. ${deleted.failures[0]!.repository} ` +
-            `${deleted.failures[0]!.reference}: ${deleted.failures[0]!.reason ?? 'unknown'}; the rest of the plan ` +
-            'was applied; the next run plans them again',
-        ),
-      });
-    }
-
-    stage = 'gc';
-    if (overrides.skipGc) gc = { status: 'skipped', reason: 'skip-gc' };
-    else if (deleted.manifestsDeleted === 0) gc = { status: 'skipped', reason: 'nothing-deleted' };
-    else {
-      t = now();
-      const outcome = await collectGarbage(deps, config);
-      durations.gcSeconds = since(t);
-      gc = outcome.step;
-      metrics.addMetric(METRICS.gcDuration, MetricUnit.Seconds, durations.gcSeconds);
-      metrics.addMetric(METRICS.gcFailures, MetricUnit.Count, outcome.error ? 1 : 0);
-      if (outcome.error) {
-        logger.error('garbage-collect failed', { gc, error: outcome.error });
-        failures.push({ stage: 'gc', error: outcome.error });
-      } else {
-        logger.info('garbage-collect', { gc });
-      }
-      if (gc.status === 'Success') {
-        bytesFreed = Math.max(0, gc.summary.bytesFreed ?? deleted.bytesFreedEstimate);
-      }
-    }
-
-    stage = 'verify';
-    if (gc.status === 'InProgress') {
-      verify = { status: 'skipped', reason: 'garbage-collect is still running on the registry host' };
-    } else {
-      t = now();
-      const checked = await verifyWithRetry(deps, job.plan, job.inventory);
-      verify = checked;
-      durations.verifySeconds = since(t);
-      metrics.addMetric(METRICS.verifyFailures, MetricUnit.Count, checked.problems.length);
-      if (checked.status === 'failed') {
-        logger.error('verify: kept images are damaged', { verify: checked });
-        failures.push({
-          stage: 'verify',
-          error: new JanitorError(
-            `verification found ${checked.problems.length} problem(s) with images the policy keeps, e.g. ` +
-              `${checked.problems[0]}; check the registry now (the full list is in the log)`,
-          ),
-        });
-      } else {
-        logger.info('verify', { verify: checked });
-      }
-    }
-    metrics.addMetric(METRICS.bytesFreed, MetricUnit.Bytes, bytesFreed);
-
-    if (failures.length > 0) {
-      stage = failures[0]!.stage;
-      if (failures.length === 1) throw failures[0]!.error;
-      throw new JanitorError(
-        `the run had ${failures.length} failures:\n  - ${failures.map((f) => errorMessage(f.error)).join('\n  - ')}`,
-        { cause: failures[0]!.error },
-      );
-    }
-    return finish(report);
+    const result = report();
+    metrics.addMetric(METRICS.errors, MetricUnit.Count, 0);
+    metrics.addMetric(METRICS.runDuration, MetricUnit.Seconds, result.durations.totalSeconds);
+    logger.info('run finished', { report: result });
+    return result;
   } catch (err) {
     const partial = report();
+    const { stage } = run.record;
     logger.error(`run failed during ${stage}: ${errorMessage(err)}`, { stage, error: err, report: partial });
     metrics.addMetric(METRICS.errors, MetricUnit.Count, 1);
     metrics.addMetric(METRICS.runDuration, MetricUnit.Seconds, partial.durations.totalSeconds);
@@ -359,43 +236,177 @@ export async function runLambdaJob(
   } finally {
     metrics.publishStoredMetrics();
   }
+}
 
-  function finish(build: () => LambdaRunReport): LambdaRunReport {
-    const result = build();
-    metrics.addMetric(METRICS.errors, MetricUnit.Count, 0);
-    metrics.addMetric(METRICS.runDuration, MetricUnit.Seconds, result.durations.totalSeconds);
-    logger.info('run finished', { report: result });
-    return result;
+function reportOf(run: RunContext, started: Date): LambdaRunReport {
+  const { record, now } = run;
+  return {
+    registry: run.config.registryUrl,
+    trigger: run.overrides.trigger,
+    dryRun: run.dryRun,
+    repositories: run.repositories,
+    startedAt: started.toISOString(),
+    finishedAt: now().toISOString(),
+    probe: record.probe,
+    plan: record.plan,
+    deletions: record.deletions,
+    gc: record.gc,
+    verify: record.verify,
+    bytesFreed: record.bytesFreed,
+    durations: { totalSeconds: seconds(now, started), ...record.durations },
+  };
+}
+
+const seconds = (now: () => Date, since: Date): number => (now().getTime() - since.getTime()) / 1000;
+
+/** Probe → inventory → plan → guard → deletes: the job the CLI runs too, with the cache around the inventory. */
+async function planAndDelete(run: RunContext): Promise<JobResult> {
+  const { deps, config, record, now } = run;
+  const { logger } = deps;
+  let t = now();
+  let planned: Date | undefined;
+  const cache = deps.openCache ? await deps.openCache() : undefined;
+  if (cache) logger.info('manifest cache', { entries: cache.size });
+  try {
+    const job = await runJob({
+      client: deps.registry,
+      ...(cache ? { cache } : {}),
+      policy: config.policy,
+      now: now(),
+      dryRun: run.dryRun,
+      maxDeleteFraction: config.maxDeleteFraction,
+      ...(run.repositories ? { repositories: run.repositories } : {}),
+      onStage: (stage) => {
+        if (stage === 'inventory') {
+          record.durations.probeSeconds = seconds(now, t);
+          t = now();
+        }
+        record.stage = stage;
+      },
+      onProbe: (probe) => {
+        record.probe = probe;
+        logger.info('probe', { probe });
+      },
+      onPlan: (plan, applicable) => {
+        planned = now();
+        record.durations.scanAndPlanSeconds = seconds(now, t);
+        record.plan = planStepOf(plan, applicable);
+        logPlan(logger, plan, record.plan);
+      },
+    });
+    if (planned) record.durations.deleteSeconds = seconds(now, planned);
+    return job;
+  } finally {
+    // What the inventory learned is worth keeping whatever happens next.
+    if (cache) logger.info('manifest cache saved', { entries: cache.size, saved: await cache.save() });
   }
 }
 
-/**
- * DELETE of the zero digest in the first repository the run may clean (a repository protected or matched by no
- * rule is never deleted from, and a token may not grant delete there).
- */
-async function probeDeletes(
-  registry: RegistryClient,
-  config: JanitorConfig,
-  repositories: readonly string[] | null,
-): Promise<ProbeStep> {
-  const filters = repositories?.map((g) => compileGlob(g, true));
-  const names = await registry.listRepositories();
-  const candidate = names.find((name) => {
-    if (filters && !filters.some((f) => f.test(name))) return false;
-    const rule = ruleFor(config.policy, name);
-    return rule !== undefined && !rule.protect;
-  });
-  if (candidate === undefined) {
-    return { status: 'skipped', reason: 'no repository in the catalog is cleaned by the policy' };
+/** A dry run ends after the plan; an incomplete inventory still fails it (the registry could not be read). */
+function endDryRun(run: RunContext): void {
+  const { record, deps } = run;
+  const plan = record.plan!;
+  if (!plan.complete) {
+    record.stage = 'guard';
+    throw new SafetyError(
+      `the inventory is incomplete: ${plan.errors.length} read(s) failed (see the plan in the log); fix the ` +
+        'cause (network, credentials, registry health) and run again',
+    );
   }
-  const result = await registry.probe(candidate);
-  return {
-    status: 'done',
-    repository: candidate,
-    deletesEnabled: result.deletesEnabled,
-    tagDelete: result.tagDelete,
-    ...(result.problem !== undefined ? { problem: result.problem } : {}),
-  };
+  if (!plan.guard.ok)
+    deps.logger.warn('dry run: a real run would refuse this plan', { guard: plan.guard.message });
+  record.gc = { status: 'skipped', reason: 'dry-run' };
+  record.verify = { status: 'skipped', reason: 'dry run: nothing changed' };
+  // Zeros rather than gaps, so the dashboard shows that the janitor ran.
+  deps.metrics.addMetric(METRICS.tagsDeleted, MetricUnit.Count, 0);
+  deps.metrics.addMetric(METRICS.manifestsDeleted, MetricUnit.Count, 0);
+  deps.metrics.addMetric(METRICS.bytesFreed, MetricUnit.Bytes, 0);
+}
+
+/** The deletes' report: logged per repository, counted, and a failed delete remembered for the end. */
+function recordDeletions(run: RunContext, deleted: Report): void {
+  const { record, deps } = run;
+  record.deletions = deletionStepOf(deleted);
+  logDeletions(deps.logger, deleted);
+  deps.metrics.addMetric(METRICS.tagsDeleted, MetricUnit.Count, deleted.tagsDeleted);
+  deps.metrics.addMetric(METRICS.manifestsDeleted, MetricUnit.Count, deleted.manifestsDeleted);
+  // A failed delete must not skip GC or the check of what the run kept: it fails the run at the end.
+  const first = deleted.failures[0];
+  if (first) {
+    record.failures.push({
+      stage: 'deletes',
+      error: new JanitorError(
+        `${deleted.failures.length} deletion(s) failed, e.g. ${first.repository} ${first.reference}: ` +
+          `${first.reason ?? 'unknown'}; the rest of the plan was applied; the next run plans them again`,
+      ),
+    });
+  }
+}
+
+async function collectGarbageStep(run: RunContext, deleted: Report): Promise<void> {
+  const { record, deps, now } = run;
+  record.stage = 'gc';
+  if (run.overrides.skipGc) {
+    record.gc = { status: 'skipped', reason: 'skip-gc' };
+    return;
+  }
+  if (deleted.manifestsDeleted === 0) {
+    record.gc = { status: 'skipped', reason: 'nothing-deleted' };
+    return;
+  }
+  const t = now();
+  const outcome = await collectGarbage(deps, run.config);
+  record.durations.gcSeconds = seconds(now, t);
+  const gc = (record.gc = outcome.step);
+  deps.metrics.addMetric(METRICS.gcDuration, MetricUnit.Seconds, record.durations.gcSeconds);
+  deps.metrics.addMetric(METRICS.gcFailures, MetricUnit.Count, outcome.error ? 1 : 0);
+  if (outcome.error) {
+    deps.logger.error('garbage-collect failed', { gc, error: outcome.error });
+    record.failures.push({ stage: 'gc', error: outcome.error });
+  } else {
+    deps.logger.info('garbage-collect', { gc });
+  }
+  if (gc.status === 'Success') {
+    record.bytesFreed = Math.max(0, gc.summary.bytesFreed ?? deleted.bytesFreedEstimate);
+  }
+}
+
+async function verifyStep(run: RunContext, job: JobResult): Promise<void> {
+  const { record, deps, now } = run;
+  record.stage = 'verify';
+  if (record.gc?.status === 'InProgress') {
+    record.verify = { status: 'skipped', reason: 'garbage-collect is still running on the registry host' };
+    return;
+  }
+  const t = now();
+  const checked = await verifyWithRetry(deps, job.plan, job.inventory!);
+  record.verify = checked;
+  record.durations.verifySeconds = seconds(now, t);
+  deps.metrics.addMetric(METRICS.verifyFailures, MetricUnit.Count, checked.problems.length);
+  if (checked.status === 'failed') {
+    deps.logger.error('verify: kept images are damaged', { verify: checked });
+    record.failures.push({
+      stage: 'verify',
+      error: new JanitorError(
+        `verification found ${checked.problems.length} problem(s) with images the policy keeps, e.g. ` +
+          `${checked.problems[0]}; check the registry now (the full list is in the log)`,
+      ),
+    });
+  } else {
+    deps.logger.info('verify', { verify: checked });
+  }
+}
+
+function throwFailures(run: RunContext): void {
+  const { failures } = run.record;
+  const first = failures[0];
+  if (!first) return;
+  run.record.stage = first.stage;
+  if (failures.length === 1) throw first.error;
+  throw new JanitorError(
+    `the run had ${failures.length} failures:\n  - ${failures.map((f) => errorMessage(f.error)).join('\n  - ')}`,
+    { cause: first.error },
+  );
 }
 
 async function collectGarbage(
@@ -460,8 +471,8 @@ async function verifyWithRetry(
   }
 }
 
-function planStepOf(plan: Plan, maxDeleteFraction: number): PlanStep {
-  const guard = checkGuard(plan, maxDeleteFraction);
+function planStepOf(plan: Plan, applicable: Applicability): PlanStep {
+  const { guard } = applicable;
   return {
     generatedAt: plan.generatedAt,
     complete: plan.complete,

@@ -1,5 +1,5 @@
-// Carries out a plan: refuses incomplete or over-guard plans, probes that deletes work, then per repository
-// re-checks what the plan was based on and deletes in dependency order (roots, children, referrers).
+// Carries out a plan: the checks before the first DELETE (complete plan, delete guard, the probe's answer), then
+// per repository a re-check of what the plan was based on and deletes in dependency order (roots, children, referrers).
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit, { type LimitFunction } from 'p-limit';
@@ -9,9 +9,7 @@ import type { ManifestDeletion, Plan, Report, ReportEntry, RepositoryPlan } from
 import { checkGuard } from './planner.ts';
 import type { ProbeResult, RegistryClient } from './ports.ts';
 
-export interface ApplyOptions {
-  /** Refuse plans deleting more than this share of their tags. Default 0.5. */
-  readonly maxDeleteFraction?: number;
+export interface DeleteOptions {
   /**
    * Repositories worked on at once. Default 16: with 8 DELETEs each that keeps the client's 64 connections busy
    * while some repositories are between steps (re-check, waves); 8 measured 1.4x the bare DELETEs, 16 1.14-1.22x.
@@ -27,42 +25,90 @@ export interface ApplyOptions {
   readonly now?: () => Date;
 }
 
-/** Check everything that must hold before the first DELETE. Throws SafetyError. */
-export function assertApplicable(plan: Plan, maxDeleteFraction: number): void {
-  if (!plan.complete) {
+export interface ApplyOptions extends DeleteOptions {
+  /** Refuse plans deleting more than this share of their tags. Default 0.5. */
+  readonly maxDeleteFraction?: number;
+}
+
+/** Whether a plan may be applied: complete, and within the delete guard. Computed once per run. */
+export interface Applicability {
+  readonly complete: boolean;
+  readonly guard: { readonly ok: true } | { readonly ok: false; readonly message: string };
+}
+
+export function checkApplicable(plan: Plan, maxDeleteFraction: number): Applicability {
+  return { complete: plan.complete, guard: checkGuard(plan, maxDeleteFraction) };
+}
+
+/** Why a plan must not be applied (the incomplete inventory first), or undefined when it may be. */
+export function refusal(plan: Plan, applicable: Applicability): string | undefined {
+  if (!applicable.complete) {
     const first = plan.errors
       .slice(0, 5)
       .map((e) => `  ${[e.repository, e.reference].filter(Boolean).join('@') || 'registry'}: ${e.message}`)
       .join('\n');
-    throw new SafetyError(
-      `the plan is incomplete: ${plan.errors.length} read(s) failed, so nothing was deleted.\n${first}\n` +
-        `Fix the cause (network, credentials, registry health) and run again.`,
+    return (
+      `the plan is incomplete: ${plan.errors.length} read(s) failed, so nothing was deleted (an inventory is ` +
+      `incomplete when any read fails).\n${first}\nFix the cause (network, credentials, registry health) and run again.`
     );
   }
-  const guard = checkGuard(plan, maxDeleteFraction);
-  if (!guard.ok) throw new SafetyError(`refusing to apply: ${guard.message}`);
+  if (!applicable.guard.ok) return `refusing to apply: ${applicable.guard.message}`;
+  return undefined;
 }
 
+/** Check everything about the plan that must hold before the first DELETE. Throws SafetyError. */
+export function assertApplicable(plan: Plan, maxDeleteFraction: number): void {
+  const reason = refusal(plan, checkApplicable(plan, maxDeleteFraction));
+  if (reason !== undefined) throw new SafetyError(reason);
+}
+
+/** The repositories a plan changes, in plan order. */
+export function repositoriesToChange(plan: Plan): RepositoryPlan[] {
+  return plan.repositories.filter(
+    (r) => r.deleteTags.length > 0 || r.deleteManifests.length > 0 || danglingToRemove(r).length > 0,
+  );
+}
+
+/** The probe's answer as a refusal: a registry that refuses deletes gets none. Throws SafetyError. */
+export function assertDeletesWork(probe: ProbeResult): void {
+  if (!probe.deletesEnabled) {
+    throw new SafetyError(`nothing was deleted: ${probe.problem ?? 'the registry refuses deletes'}`);
+  }
+}
+
+/**
+ * Guard, probe and delete in one call, for callers outside a job (the benchmark, the engine tests). A job runs
+ * the same steps itself, each once (core/job.ts).
+ */
 export async function applyPlan(
   plan: Plan,
   client: RegistryClient,
   options: ApplyOptions = {},
 ): Promise<Report> {
+  assertApplicable(plan, options.maxDeleteFraction ?? 0.5);
+  const first = repositoriesToChange(plan)[0];
+  const probe = first ? await client.probe(first.name) : { deletesEnabled: true, tagDelete: false };
+  assertDeletesWork(probe);
+  return deletePlan(plan, client, probe, options);
+}
+
+/**
+ * Carry out a plan the caller has checked (assertApplicable) on a registry whose deletes work (the probe): per
+ * repository, re-check what the plan was based on, then delete in dependency order.
+ */
+export async function deletePlan(
+  plan: Plan,
+  client: RegistryClient,
+  probe: ProbeResult,
+  options: DeleteOptions = {},
+): Promise<Report> {
   const now = options.now ?? (() => new Date());
   const startedAt = now().toISOString();
-  assertApplicable(plan, options.maxDeleteFraction ?? 0.5);
-
-  const work = plan.repositories.filter(
-    (r) => r.deleteTags.length > 0 || r.deleteManifests.length > 0 || danglingToRemove(r).length > 0,
-  );
+  const work = repositoriesToChange(plan);
   const entries: ReportEntry[] = [];
   const skipped: { name: string; reason: string }[] = [];
   let bytes = 0;
   if (work.length > 0) {
-    const probe = await client.probe(work[0]!.name);
-    if (!probe.deletesEnabled) {
-      throw new SafetyError(`nothing was deleted: ${probe.problem ?? 'the registry refuses deletes'}`);
-    }
     let done = 0;
     let deleted = 0;
     const limit = pLimit(options.repositoryConcurrency ?? 16);

@@ -1,51 +1,166 @@
-// The run both the Lambda and the CLI perform: inventory → plan → (guard → probe → deletes). GC and verify are
-// added by the Lambda handler around it.
+// The run the Lambda, the CLI and the demo share, as steps with one owner each: probe (real runs only) →
+// inventory → plan → guard → confirm → deletes. Garbage-collect and verify are the callers' own.
+import { compileGlob } from './glob.ts';
 import type { Inventory, Plan, Report } from './model.ts';
-import { applyPlan, assertApplicable } from './executor.ts';
+import {
+  assertDeletesWork,
+  checkApplicable,
+  deletePlan,
+  refusal,
+  repositoriesToChange,
+  type Applicability,
+  type DeleteOptions,
+} from './executor.ts';
+import { SafetyError } from './errors.ts';
 import { plan as makePlan } from './planner.ts';
-import type { Policy } from './policy.ts';
-import type { ManifestCache, RegistryClient } from './ports.ts';
+import { ruleFor, type Policy } from './policy.ts';
+import type { ManifestCache, ProbeResult, RegistryClient } from './ports.ts';
 import { scanRegistry, type ScanProgress } from './scan.ts';
 
-export interface JobOptions {
+/** What the delete probe found. */
+export type ProbeStep =
+  | {
+      readonly status: 'done';
+      readonly repository: string;
+      readonly deletesEnabled: boolean;
+      readonly tagDelete: boolean;
+      readonly problem?: string;
+    }
+  | { readonly status: 'skipped'; readonly reason: string };
+
+/** The step a job is in, for callers that report where a run failed. */
+export type JobStage = 'probe' | 'inventory' | 'guard' | 'deletes';
+
+interface JobBase {
   readonly client: RegistryClient;
-  readonly policy: Policy;
+  /** Used for the plan's date when planning. */
   readonly now: Date;
+  /** A dry run plans and checks, and sends no DELETE at all (not even the probe). */
   readonly dryRun: boolean;
   readonly maxDeleteFraction: number;
+  readonly onStage?: (stage: JobStage) => void;
+  readonly onProbe?: (probe: ProbeStep) => void;
+  /** The plan, with the guard's verdict, before anything is deleted. */
+  readonly onPlan?: (plan: Plan, applicable: Applicability) => void | Promise<void>;
+  /** Asked after the checks, before the first DELETE, when there is something to change; false deletes nothing. */
+  readonly confirm?: (plan: Plan) => Promise<boolean>;
+  readonly onApplyProgress?: DeleteOptions['onProgress'];
+}
+
+/** Plan from the policy against the registry as it is now. */
+export interface PlanningJob extends JobBase {
+  readonly policy: Policy;
   /** Narrow the run to repositories matching these globs. */
   readonly repositories?: readonly string[];
   readonly cache?: ManifestCache;
   readonly onScanProgress?: (p: ScanProgress) => void;
-  readonly onPlan?: (plan: Plan) => void;
-  readonly onApplyProgress?: (p: {
-    repositoriesDone: number;
-    repositoriesTotal: number;
-    deleted: number;
-  }) => void;
 }
 
+/** Apply a plan made earlier (`plan --json`). */
+export interface SavedPlanJob extends JobBase {
+  readonly savedPlan: Plan;
+}
+
+export type JobOptions = PlanningJob | SavedPlanJob;
+
 export interface JobResult {
-  readonly inventory: Inventory;
+  readonly probe: ProbeStep;
+  /** Absent when a saved plan was applied. */
+  readonly inventory?: Inventory;
   readonly plan: Plan;
-  /** Absent on a dry run. */
+  readonly applicable: Applicability;
+  /** 'dry-run': nothing sent; 'declined': confirm said no; 'applied': the deletes ran (report). */
+  readonly outcome: 'dry-run' | 'declined' | 'applied';
+  /** The deletes' report, when applied. */
   readonly report?: Report;
 }
 
+const DRY_RUN: ProbeStep = { status: 'skipped', reason: 'dry run: no DELETE is sent' };
+const NOT_YET: ProbeStep = { status: 'skipped', reason: 'probed where the plan deletes, after the guard' };
+
 export async function runJob(options: JobOptions): Promise<JobResult> {
-  const inventory = await scanRegistry(options.client, {
-    policy: options.policy,
-    ...(options.repositories ? { repositories: options.repositories } : {}),
-    ...(options.cache ? { cache: options.cache } : {}),
-    ...(options.onScanProgress ? { onProgress: options.onScanProgress } : {}),
-  });
-  const plan = makePlan(inventory, options.policy, options.now);
-  options.onPlan?.(plan);
-  if (options.dryRun) return { inventory, plan };
-  assertApplicable(plan, options.maxDeleteFraction);
-  const report = await applyPlan(plan, options.client, {
-    maxDeleteFraction: options.maxDeleteFraction,
+  const { client } = options;
+  const saved = 'savedPlan' in options ? options.savedPlan : undefined;
+
+  // Probe first when planning: a real run fails before a long inventory when deletes cannot work anyway. A dry
+  // run sends no DELETE at all, the probe's included.
+  options.onStage?.('probe');
+  let probe = options.dryRun ? DRY_RUN : saved ? NOT_YET : await probeCatalog(options as PlanningJob);
+  reportProbe(probe, options);
+
+  let inventory: Inventory | undefined;
+  let thePlan: Plan;
+  if (saved) {
+    thePlan = saved;
+  } else {
+    options.onStage?.('inventory');
+    const o = options as PlanningJob;
+    inventory = await scanRegistry(client, {
+      policy: o.policy,
+      ...(o.repositories ? { repositories: o.repositories } : {}),
+      ...(o.cache ? { cache: o.cache } : {}),
+      ...(o.onScanProgress ? { onProgress: o.onScanProgress } : {}),
+    });
+    thePlan = makePlan(inventory, o.policy, options.now);
+  }
+  const applicable = checkApplicable(thePlan, options.maxDeleteFraction);
+  await options.onPlan?.(thePlan, applicable);
+  const result = { probe, ...(inventory ? { inventory } : {}), plan: thePlan, applicable };
+  if (options.dryRun) return { ...result, outcome: 'dry-run' };
+
+  options.onStage?.('guard');
+  const refused = refusal(thePlan, applicable);
+  if (refused !== undefined) throw new SafetyError(refused);
+  const work = repositoriesToChange(thePlan);
+  if (work.length > 0 && probe.status === 'skipped') {
+    // A saved plan, or a repository the catalog did not list when the run began: probe where deletes go.
+    options.onStage?.('probe');
+    probe = probeStepOf(work[0]!.name, await client.probe(work[0]!.name));
+    reportProbe(probe, options);
+  }
+  if (work.length > 0 && options.confirm && !(await options.confirm(thePlan))) {
+    return { ...result, probe, outcome: 'declined' };
+  }
+
+  options.onStage?.('deletes');
+  const report = await deletePlan(thePlan, client, probe.status === 'done' ? probe : NO_TAG_DELETE, {
     ...(options.onApplyProgress ? { onProgress: options.onApplyProgress } : {}),
   });
-  return { inventory, plan, report };
+  return { ...result, probe, outcome: 'applied', report };
+}
+
+/** Only reached with nothing to delete (no probe was needed). */
+const NO_TAG_DELETE: ProbeResult = { deletesEnabled: true, tagDelete: false };
+
+function reportProbe(probe: ProbeStep, options: JobBase): void {
+  options.onProbe?.(probe);
+  if (probe.status === 'done') assertDeletesWork(probe);
+}
+
+/**
+ * DELETE of the zero digest in the first repository the run may clean (a repository protected or matched by no
+ * rule is never deleted from, and a token may not grant delete there).
+ */
+async function probeCatalog(options: PlanningJob): Promise<ProbeStep> {
+  const filters = options.repositories?.map((g) => compileGlob(g, true));
+  const names = await options.client.listRepositories();
+  const candidate = names.find((name) => {
+    if (filters && !filters.some((f) => f.test(name))) return false;
+    const rule = ruleFor(options.policy, name);
+    return rule !== undefined && !rule.protect;
+  });
+  if (candidate === undefined) {
+    return { status: 'skipped', reason: 'no repository in the catalog is cleaned by the policy' };
+  }
+  return probeStepOf(candidate, await options.client.probe(candidate));
+}
+
+function probeStepOf(repository: string, result: ProbeResult): ProbeStep {
+  return {
+    status: 'done',
+    repository,
+    deletesEnabled: result.deletesEnabled,
+    tagDelete: result.tagDelete,
+    ...(result.problem !== undefined ? { problem: result.problem } : {}),
+  };
 }

@@ -22,7 +22,7 @@ import {
   type RegistryClientOptions,
   type RegistryHttpClient,
 } from '../../lambda/adapters/registry-client.ts';
-import { MEDIA } from '../support/seed.ts';
+import { MEDIA } from '../../lambda/demo/seed.ts';
 
 const ORIGIN = 'http://registry.test';
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8' };

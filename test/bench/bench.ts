@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
-import { startLocalRegistry, type LocalRegistry } from '../support/local-registry.ts';
+import { startLocalRegistry, type LocalRegistry } from '../../lambda/demo/local-registry.ts';
 import { historyBench } from './history-bench.ts';
 import { SEED_VERSION, seedFacts, seedRegistry, type SeedShape } from './seed-bench.ts';
 

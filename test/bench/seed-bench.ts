@@ -3,7 +3,7 @@
 // alias of the newest tag, and every tenth repository multi-arch (each tag an OCI index of two images).
 import pLimit from 'p-limit';
 import { Pool } from 'undici';
-import { fakeBytes as bytes, MEDIA, sha256 } from '../support/seed.ts';
+import { fakeBytes as bytes, MEDIA, sha256 } from '../../lambda/demo/seed.ts';
 
 /** Bump when the seeded content changes, so old storage folders are seeded again. */
 export const SEED_VERSION = 1;

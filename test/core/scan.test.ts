@@ -6,7 +6,7 @@ import { RegistryError } from '../../lambda/core/errors.ts';
 import { validatePolicy } from '../../lambda/core/policy.ts';
 import { scanRegistry, type ScanProgress } from '../../lambda/core/scan.ts';
 import { MemoryRegistry } from '../support/memory-registry.ts';
-import { MEDIA } from '../support/seed.ts';
+import { MEDIA } from '../../lambda/demo/seed.ts';
 
 const day = (d: number): string => `2026-01-${String(d).padStart(2, '0')}T00:00:00Z`;
 

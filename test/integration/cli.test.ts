@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { EXIT, main } from '../../lambda/cli.ts';
+import { EXIT, main } from '../../lambda/cli/main.ts';
 import type { Plan } from '../../lambda/core/model.ts';
 import {
   containerState,
@@ -16,10 +16,10 @@ import {
   type RegistryContainer,
 } from '../support/container-engine.ts';
 import { htpasswdAuthConfig, writeHtpasswd } from '../support/htpasswd.ts';
-import { freePort, type LocalRegistry } from '../support/local-registry.ts';
+import { freePort, type LocalRegistry } from '../../lambda/demo/local-registry.ts';
 import { describeEachRegistry, startRegistry } from '../support/registry-kind.ts';
-import { SCENARIO_POLICY, seedScenario, type Scenario } from '../support/scenario.ts';
-import { MEDIA, pushImage, pushIndex } from '../support/seed.ts';
+import { SCENARIO_POLICY, seedScenario, type Scenario } from '../../lambda/demo/scenario.ts';
+import { MEDIA, pushImage, pushIndex } from '../../lambda/demo/seed.ts';
 
 /** Where the GC script writes its log on the host (the CLI does not change it). */
 const GC_LOG_DIR = '/var/log/registry-janitor';

@@ -22,7 +22,7 @@ import {
   type RegistryContainer,
 } from '../support/container-engine.ts';
 import { REGISTRY_VERSION, describeEachRegistry } from '../support/registry-kind.ts';
-import { MEDIA, pushImage, type PushedImage } from '../support/seed.ts';
+import { MEDIA, pushImage, type PushedImage } from '../../lambda/demo/seed.ts';
 import { startSsmStandIn, type SsmStandIn } from '../support/ssm-stand-in.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));

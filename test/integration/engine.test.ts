@@ -9,10 +9,10 @@ import { parsePolicy } from '../../lambda/core/policy.ts';
 import { scanRegistry } from '../../lambda/core/scan.ts';
 import { verifyKept } from '../../lambda/core/verify.ts';
 import { startFaultProxy } from '../support/fault-proxy.ts';
-import type { LocalRegistry } from '../support/local-registry.ts';
+import type { LocalRegistry } from '../../lambda/demo/local-registry.ts';
 import { describeEachRegistry, startRegistry } from '../support/registry-kind.ts';
-import { SCENARIO_POLICY, seedScenario, type Scenario } from '../support/scenario.ts';
-import { pushImage } from '../support/seed.ts';
+import { SCENARIO_POLICY, seedScenario, type Scenario } from '../../lambda/demo/scenario.ts';
+import { pushImage } from '../../lambda/demo/seed.ts';
 
 const policy = parsePolicy(SCENARIO_POLICY, 'scenario-policy.yaml');
 

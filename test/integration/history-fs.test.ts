@@ -7,9 +7,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { listFilesystemHistory } from '../../lambda/adapters/history-fs.ts';
 import { ConfigError } from '../../lambda/core/errors.ts';
 import { REPOSITORIES_PATH, REVISIONS_PATH } from '../../lambda/core/history.ts';
-import type { LocalRegistry } from '../support/local-registry.ts';
+import type { LocalRegistry } from '../../lambda/demo/local-registry.ts';
 import { describeEachRegistry, startRegistry } from '../support/registry-kind.ts';
-import { pushImage, pushIndex, pushManifest } from '../support/seed.ts';
+import { pushImage, pushIndex, pushManifest } from '../../lambda/demo/seed.ts';
 
 const image = (label: string): Parameters<typeof pushImage>[3] => ({
   created: '2026-01-01T00:00:00Z',

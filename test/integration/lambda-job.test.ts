@@ -18,8 +18,8 @@ import {
   type SavableCache,
 } from '../../lambda/lambda-job.ts';
 import { htpasswdAuthConfig, writeHtpasswd } from '../support/htpasswd.ts';
-import { startLocalRegistry, type LocalRegistry } from '../support/local-registry.ts';
-import { pushImage, type PushedImage, type SeedTarget } from '../support/seed.ts';
+import { startLocalRegistry, type LocalRegistry } from '../../lambda/demo/local-registry.ts';
+import { pushImage, type PushedImage, type SeedTarget } from '../../lambda/demo/seed.ts';
 import { startSsmStandIn } from '../support/ssm-stand-in.ts';
 import { configFor, context, INSTANCE, POLICY, recorder, unusedRunner } from '../support/lambda-job.ts';
 
@@ -79,6 +79,22 @@ function localGc(registry: LocalRegistry, options: { damage?: () => void } = {})
   return { run, calls };
 }
 
+/** The client's calls by method name, in order (every method forwarded to the real client). */
+function recordingClient(target: RegistryHttpClient): { client: RegistryClient; methods: () => string[] } {
+  const calls: string[] = [];
+  const client = new Proxy(target, {
+    get(t, prop, receiver) {
+      const value: unknown = Reflect.get(t, prop, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        calls.push(String(prop));
+        return (value as (...a: unknown[]) => unknown).apply(t, args);
+      };
+    },
+  });
+  return { client, methods: () => [...calls] };
+}
+
 async function tagsOf(client: RegistryClient, repo: string): Promise<string[]> {
   return client.listTags(repo);
 }
@@ -122,7 +138,7 @@ describe('runLambdaJob against a local registry', () => {
     expect(report).toMatchObject({
       dryRun: true,
       trigger: 'schedule',
-      probe: { status: 'done', repository: 'team1/app', deletesEnabled: true },
+      probe: { status: 'skipped', reason: 'dry run: no DELETE is sent' },
       plan: { complete: true, tags: 8, tagsKept: 6, tagsDeleted: 2, guard: { ok: true } },
       deletions: null,
       gc: { status: 'skipped', reason: 'dry-run' },
@@ -351,7 +367,7 @@ describe('runLambdaJob against a local registry', () => {
     });
   });
 
-  it('refuses before the inventory when deletes are disabled, but a dry run only warns', async () => {
+  it('refuses before the inventory when deletes are disabled; a dry run sends no probe and plans', async () => {
     await registry.dispose();
     registry = await startLocalRegistry({ deleteEnabled: false });
     client = createRegistryClient({ url: registry.url, retries: 0 });
@@ -364,10 +380,22 @@ describe('runLambdaJob against a local registry', () => {
     expect(rec.logs.at(-1)).toMatchObject({ level: 'error', attributes: { stage: 'probe' } });
 
     const dry = await run({}, { trigger: 'manual', dryRun: true });
-    expect(dry.probe).toMatchObject({ status: 'done', deletesEnabled: false });
-    expect(
-      rec.logs.some((l) => l.level === 'warn' && l.message.startsWith('probe: the registry refuses')),
-    ).toBe(true);
+    expect(dry.probe).toMatchObject({ status: 'skipped' });
+    expect(dry.plan).toMatchObject({ complete: true, tagsDeleted: 2 });
+  });
+
+  const dryRuns: [string, InvokeOverrides, Record<string, string>][] = [
+    ['DRY_RUN=true', { trigger: 'schedule' }, { DRY_RUN: 'true' }],
+    ['a manual dryRun: true', { trigger: 'manual', dryRun: true }, {}],
+  ];
+  it.each(dryRuns)('%s sends no DELETE at all, the probe included', async (_what, overrides, env) => {
+    const { client: recorded, methods } = recordingClient(client);
+    const report = await run({ registry: recorded }, overrides, env);
+    expect(report.plan).toMatchObject({ complete: true, tagsDeleted: 2 });
+    expect(methods().filter((m) => m === 'deleteManifest' || m === 'probe' || m === 'putManifest')).toEqual(
+      [],
+    );
+    expect(methods()).toContain('getManifest');
   });
 
   it('the delete guard stops a real run and is reported on a dry run', async () => {

@@ -8,8 +8,8 @@ import { plan as makePlan } from '../../lambda/core/planner.ts';
 import { parsePolicy } from '../../lambda/core/policy.ts';
 import type { RegistryClient } from '../../lambda/core/ports.ts';
 import { scanRegistry } from '../../lambda/core/scan.ts';
-import { startLocalRegistry, type LocalRegistry } from '../support/local-registry.ts';
-import { pushImage } from '../support/seed.ts';
+import { startLocalRegistry, type LocalRegistry } from '../../lambda/demo/local-registry.ts';
+import { pushImage } from '../../lambda/demo/seed.ts';
 
 // Age criteria: an image of unknown age is kept, which is what kept the placeholder forever.
 const policy = parsePolicy(

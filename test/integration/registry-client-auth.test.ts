@@ -11,8 +11,8 @@ import {
 } from '../../lambda/adapters/registry-client.ts';
 import { AuthError } from '../../lambda/core/errors.ts';
 import { htpasswdAuthConfig, writeHtpasswd } from '../support/htpasswd.ts';
-import { startLocalRegistry, type LocalRegistry } from '../support/local-registry.ts';
-import { pushImage, type PushedImage } from '../support/seed.ts';
+import { startLocalRegistry, type LocalRegistry } from '../../lambda/demo/local-registry.ts';
+import { pushImage, type PushedImage } from '../../lambda/demo/seed.ts';
 import { startTokenServer, type TokenServer } from '../support/token-server.ts';
 
 describe('against real registries with auth (distribution 2.8)', () => {

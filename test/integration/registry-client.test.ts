@@ -14,8 +14,15 @@ import {
   type RegistryClientOptions,
   type RegistryHttpClient,
 } from '../../lambda/adapters/registry-client.ts';
-import { freePort, startLocalRegistry, type LocalRegistry } from '../support/local-registry.ts';
-import { MEDIA, pushBlob, pushImage, pushIndex, pushManifest, type PushedImage } from '../support/seed.ts';
+import { freePort, startLocalRegistry, type LocalRegistry } from '../../lambda/demo/local-registry.ts';
+import {
+  MEDIA,
+  pushBlob,
+  pushImage,
+  pushIndex,
+  pushManifest,
+  type PushedImage,
+} from '../../lambda/demo/seed.ts';
 
 async function caught(promise: Promise<unknown>): Promise<RegistryError> {
   try {

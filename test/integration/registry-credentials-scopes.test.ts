@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXIT, main } from '../../lambda/cli.ts';
+import { EXIT, main } from '../../lambda/cli/main.ts';
 import type { Plan } from '../../lambda/core/model.ts';
 import { htpasswdAuthConfig, writeHtpasswd } from '../support/htpasswd.ts';
-import { startLocalRegistry, type LocalRegistry } from '../support/local-registry.ts';
-import { SCENARIO_POLICY, seedScenario } from '../support/scenario.ts';
+import { startLocalRegistry, type LocalRegistry } from '../../lambda/demo/local-registry.ts';
+import { SCENARIO_POLICY, seedScenario } from '../../lambda/demo/scenario.ts';
 import { startTokenServer, type TokenServer } from '../support/token-server.ts';
 
 const PASSWORD = 'ci-pw';

@@ -17,8 +17,12 @@ import { formatBytes } from '../../lambda/core/report.ts';
 import { scanRegistry } from '../../lambda/core/scan.ts';
 import { launchChromium, type LaunchedBrowser } from '../support/browser.ts';
 import { HOSTILE, hostilePlan } from '../support/hostile-plan.ts';
-import { assertRegistryBinary, startLocalRegistry, type LocalRegistry } from '../support/local-registry.ts';
-import { SCENARIO_POLICY, seedScenario } from '../support/scenario.ts';
+import {
+  assertRegistryBinary,
+  startLocalRegistry,
+  type LocalRegistry,
+} from '../../lambda/demo/local-registry.ts';
+import { SCENARIO_POLICY, seedScenario } from '../../lambda/demo/scenario.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const OUTPUT = join(ROOT, 'test-output');

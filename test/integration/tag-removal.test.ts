@@ -15,9 +15,9 @@ import { parsePolicy } from '../../lambda/core/policy.ts';
 import type { RegistryClient } from '../../lambda/core/ports.ts';
 import { scanRegistry } from '../../lambda/core/scan.ts';
 import { startFaultProxy } from '../support/fault-proxy.ts';
-import type { LocalRegistry } from '../support/local-registry.ts';
+import type { LocalRegistry } from '../../lambda/demo/local-registry.ts';
 import { describeEachRegistry, startRegistry } from '../support/registry-kind.ts';
-import { pushImage, pushManifest, type PushedImage } from '../support/seed.ts';
+import { pushImage, pushManifest, type PushedImage } from '../../lambda/demo/seed.ts';
 
 const policy = parsePolicy(
   `rules:

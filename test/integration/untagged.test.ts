@@ -12,9 +12,15 @@ import type { Plan, RepositoryPlan } from '../../lambda/core/model.ts';
 import { plan as makePlan } from '../../lambda/core/planner.ts';
 import { parsePolicy } from '../../lambda/core/policy.ts';
 import { scanRegistry } from '../../lambda/core/scan.ts';
-import type { LocalRegistry } from '../support/local-registry.ts';
+import type { LocalRegistry } from '../../lambda/demo/local-registry.ts';
 import { describeEachRegistry, startRegistry } from '../support/registry-kind.ts';
-import { pushImage, pushIndex, pushManifest, pushReferrer, type PushedImage } from '../support/seed.ts';
+import {
+  pushImage,
+  pushIndex,
+  pushManifest,
+  pushReferrer,
+  type PushedImage,
+} from '../../lambda/demo/seed.ts';
 
 const policy = parsePolicy(
   `rules:

@@ -1,10 +1,10 @@
 // An in-memory registry behind the RegistryClient port, for fast unit tests of the core (scan, verify, the job):
-// real manifest and config bytes (built as test/support/seed.ts pushes them), 2.8's delete semantics by default
+// real manifest and config bytes (built as lambda/demo/seed.ts pushes them), 2.8's delete semantics by default
 // (a DELETE by digest untags every tag on it; a DELETE by tag is refused) or v3's (`tagDelete: true`), every call
 // recorded, and failures injectable per call. Behaviour that touches a real registry is proven in test/integration/.
 import { RegistryError } from '../../lambda/core/errors.ts';
 import type { DeleteOutcome, FetchedManifest, ProbeResult, RegistryClient } from '../../lambda/core/ports.ts';
-import { fakeBytes, MEDIA, sha256, type Descriptor } from './seed.ts';
+import { fakeBytes, MEDIA, sha256, type Descriptor } from '../../lambda/demo/seed.ts';
 
 export type Operation =
   | 'listRepositories'

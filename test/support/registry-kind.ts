@@ -8,7 +8,7 @@ import {
   startLocalRegistry,
   type LocalRegistry,
   type LocalRegistryOptions,
-} from './local-registry.ts';
+} from '../../lambda/demo/local-registry.ts';
 
 export type RegistryKind = '2.8' | 'v3';
 

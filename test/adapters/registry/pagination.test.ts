@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRegistryClient, type RegistryHttpClient } from '../../../lambda/adapters/registry-client.ts';
-import { EXIT, main } from '../../../lambda/cli.ts';
+import { EXIT, main } from '../../../lambda/cli/main.ts';
 import { RegistryError } from '../../../lambda/core/errors.ts';
 
 const SERVER_BOUND = 3000;

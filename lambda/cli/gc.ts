@@ -1,11 +1,11 @@
 // `registry-janitor gc`: garbage-collect the registry container on this host (e.g. from cron), with the same
 // script the Lambda sends over SSM.
-import { LocalCommandRunner } from './adapters/local-runner.ts';
-import { ConfigError } from './core/errors.ts';
-import { runGc } from './core/gc.ts';
-import { GC_MODES, type GcMode } from './core/gc-script.ts';
-import { formatBytes } from './core/report.ts';
-import type { CliIo } from './cli.ts';
+import { LocalCommandRunner } from '../adapters/local-runner.ts';
+import { ConfigError } from '../core/errors.ts';
+import { runGc } from '../core/gc.ts';
+import { GC_MODES, type GcMode } from '../core/gc-script.ts';
+import { formatBytes } from '../core/report.ts';
+import type { CliIo } from './io.ts';
 
 export interface GcFlags {
   readonly container?: string;

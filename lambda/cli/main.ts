@@ -1,0 +1,57 @@
+// The command-line interface: the same job as the Lambda, run from a workstation or the registry host.
+// Exit codes: 0 done, 1 failed, 2 bad input, 3 refused by a safety guard.
+import { ConfigError, errorMessage, JanitorError, PolicyError, SafetyError } from '../core/errors.ts';
+import { parseCommandLine, USAGE, type Values } from './args.ts';
+import { applyCommand } from './apply.ts';
+import { gcCommand } from './gc.ts';
+import { EXIT, type CliIo } from './io.ts';
+import { planCommand } from './plan.ts';
+
+export { EXIT, type CliIo } from './io.ts';
+
+export async function main(argv: readonly string[], io: CliIo): Promise<number> {
+  let values: Values;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseCommandLine(argv));
+  } catch (err) {
+    io.stderr.write(`error: ${errorMessage(err)}\n\n${USAGE}`);
+    return EXIT.badInput;
+  }
+  const command = positionals[0];
+  if (values.help || command === undefined || command === 'help') {
+    io.stdout.write(USAGE);
+    return command === undefined && !values.help ? EXIT.badInput : EXIT.ok;
+  }
+  try {
+    switch (command) {
+      case 'plan':
+        return await planCommand(values, io);
+      case 'apply':
+        return await applyCommand(values, io);
+      case 'gc':
+        return await gcCommand(values, io);
+      default:
+        throw new ConfigError(`unknown command "${command}"; use plan, apply or gc (see --help)`);
+    }
+  } catch (err) {
+    return reportError(err, io);
+  }
+}
+
+/** An error as the user sees it, and its exit code. */
+export function reportError(err: unknown, io: CliIo): number {
+  const message = errorMessage(err);
+  if (err instanceof ConfigError || err instanceof PolicyError) {
+    io.stderr.write(`error: ${message}\n`);
+    return EXIT.badInput;
+  }
+  if (err instanceof SafetyError) {
+    io.stderr.write(`refused: ${message}\n`);
+    return EXIT.refused;
+  }
+  io.stderr.write(`error: ${message}\n`);
+  if (!(err instanceof JanitorError) && err instanceof Error && err.stack && io.env.DEBUG)
+    io.stderr.write(err.stack + '\n');
+  return EXIT.failed;
+}
