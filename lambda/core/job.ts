@@ -143,7 +143,14 @@ function reportProbe(probe: ProbeStep, options: JobBase): void {
  */
 async function probeCatalog(options: PlanningJob): Promise<ProbeStep> {
   const filters = options.repositories?.map((g) => compileGlob(g, true));
-  const names = await options.client.listRepositories();
+  let names: string[];
+  try {
+    names = await options.client.listRepositories();
+  } catch {
+    // The inventory lists the catalog again, records the failure and makes the plan incomplete (refused): no
+    // DELETE, the probe's included, is sent to a registry whose catalog cannot be read.
+    return { status: 'skipped', reason: 'the catalog could not be listed' };
+  }
   const candidate = names.find((name) => {
     if (filters && !filters.some((f) => f.test(name))) return false;
     const rule = ruleFor(options.policy, name);

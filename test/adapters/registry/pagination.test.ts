@@ -138,7 +138,8 @@ describe('pagination of a hostile registry', () => {
       const code = await main(args, { stdout, stderr, stdin, env: {} });
       expect(code).toBe(EXIT.refused);
       expect(text).toMatch(/more than 20 pages.*--max-list-pages N/);
-      expect(h.pages()).toBe(20);
+      // The probe's catalog read (which then skips the probe) and the inventory's each stop at the cap.
+      expect(h.pages()).toBe(40);
       expect(h.methods.filter((m) => m !== 'GET')).toEqual([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
