@@ -51,6 +51,8 @@ export interface JanitorConfig {
   /** Caps on one catalog or tag listing (MAX_LIST_PAGES, MAX_LIST_ENTRIES); unset: the client's defaults. */
   readonly maxListPages?: number;
   readonly maxListEntries?: number;
+  /** KMS HMAC key (HMAC_256) that signs the S3 cache; without it the S3 cache is not used. */
+  readonly cacheHmacKeyId?: string;
 }
 
 export const DEFAULT_CONTAINER_NAME = 'registry';
@@ -198,6 +200,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): J
   };
   const maxListPages = listCap('MAX_LIST_PAGES');
   const maxListEntries = listCap('MAX_LIST_ENTRIES');
+  const cacheHmacKeyId = matching(
+    'CACHE_HMAC_KEY_ID',
+    /^(?:arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key|alias)\/[A-Za-z0-9/_-]+|[0-9a-f-]{36}|alias\/[A-Za-z0-9/_-]+)$/,
+    'is not a KMS key ARN, key id or alias',
+  );
 
   if (problems.length > 0) {
     throw new ConfigError(
@@ -229,6 +236,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): J
     tokenRealmHosts,
     ...(maxListPages !== undefined ? { maxListPages } : {}),
     ...(maxListEntries !== undefined ? { maxListEntries } : {}),
+    ...(cacheHmacKeyId !== undefined ? { cacheHmacKeyId } : {}),
   };
 }
 

@@ -2,7 +2,9 @@
 // lambda-job.ts. Clients are built on the first invocation and reused while the container lives.
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
+import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
+import { KmsCacheMac } from './adapters/cache-mac-kms.ts';
 import { openS3Cache } from './adapters/manifest-cache-s3.ts';
 import { readCredentials, readParameter } from './adapters/parameter-store.ts';
 import { createRegistryClient } from './adapters/registry-client.ts';
@@ -32,13 +34,17 @@ async function connect(config: JanitorConfig): Promise<LambdaRuntime> {
     ...(config.maxListPages !== undefined ? { maxListPages: config.maxListPages } : {}),
     ...(config.maxListEntries !== undefined ? { maxListEntries: config.maxListEntries } : {}),
   });
-  const bucket = config.cacheBucket;
+  // Without its MAC key the cache could be anyone's with s3:PutObject on the bucket, so it is not used at all.
+  const keyId = config.cacheHmacKeyId;
+  const bucket = keyId === undefined ? undefined : config.cacheBucket;
   const s3 = bucket === undefined ? undefined : new S3Client({});
+  const mac =
+    bucket === undefined || keyId === undefined ? undefined : new KmsCacheMac(new KMSClient({}), keyId);
   // One object per registry host, so a bucket shared by several janitors keeps their caches apart.
   const cacheKey = `manifest-cache/${new URL(config.registryUrl).host.replace(/[^A-Za-z0-9.-]/g, '_')}.json`;
   return {
     registry,
-    ...(bucket !== undefined && s3 ? { openCache: () => openS3Cache(s3, bucket, cacheKey) } : {}),
+    ...(bucket !== undefined && s3 && mac ? { openCache: () => openS3Cache(s3, bucket, cacheKey, mac) } : {}),
     runner: (context) =>
       new SsmCommandRunner({
         client: ssm,

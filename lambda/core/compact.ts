@@ -1,6 +1,6 @@
 // Manifest facts in their compact form: one object of a fixed layout per manifest, with repeated strings
 // (media types, platforms) and repeated layers (a base layer under many images) shared. The scanner builds its
-// inventory with it and the manifest cache loads with it, so 100,000 tags fit a small Lambda either way.
+// inventory with it, so 100,000 tags fit a small Lambda.
 import type { BlobRef, ChildRef, ManifestInfo } from './model.ts';
 
 /** Bounds on the sharing tables (they only save memory, so forgetting is harmless). */

@@ -1,7 +1,5 @@
 // The narrow interfaces the pure core talks through. Adapters (undici, AWS SDK, local shell) implement
 // them; the Lambda handler and the CLI wire them. The core never imports undici or the AWS SDK.
-import type { ManifestInfo } from './model.ts';
-
 /** A manifest as the registry served it. */
 export interface FetchedManifest {
   /** Docker-Content-Digest (or the sha256 of the body when the header is absent). */
@@ -71,8 +69,14 @@ export interface CommandResult {
   readonly commandId?: string;
 }
 
-/** Facts about manifests are immutable by digest, so they can be remembered between runs. */
+/**
+ * What a scan remembers between runs: only facts that cost a read beyond the manifest itself, an image config's
+ * `created` (configs are immutable by digest). Everything else comes from the manifest fetched in the run, so a
+ * cache saves reads but cannot change what the scan sees of a manifest; the stores that keep it (a KMS-signed
+ * S3 object, a file only its owner can write) make sure this one fact was written by the janitor.
+ */
 export interface ManifestCache {
-  get(digest: string): ManifestInfo | undefined;
-  set(info: ManifestInfo): void;
+  /** The `created` of config `configDigest` (null: it has none), or undefined when not known. */
+  getConfigCreated(configDigest: string): string | null | undefined;
+  setConfigCreated(configDigest: string, created: string | null): void;
 }

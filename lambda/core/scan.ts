@@ -40,7 +40,10 @@ export interface ScanOptions {
   readonly repositories?: readonly string[];
   /** Repositories scanned at once (HTTP requests are bounded by the client). Default 16. */
   readonly repositoryConcurrency?: number;
-  /** Facts learned on earlier runs: a digest found here is neither parsed nor its config read again. */
+  /**
+   * Config `created` values learned on earlier runs, so those configs are not read again. Manifests are always
+   * fetched and parsed: children, layers and subjects come from the registry's bytes, never from a cache.
+   */
   readonly cache?: ManifestCache;
   /**
    * Resolve tags with HEAD, then GET by digest only for digests not known yet. Default false: a GET by tag is
@@ -105,7 +108,11 @@ class Scanner {
       ),
     );
     this.deriveIndexAges();
-    if (this.options.cache) for (const info of this.manifests.values()) this.options.cache.set(info);
+    const cache = this.options.cache;
+    if (cache) {
+      for (const [config, created] of this.configCreated)
+        if (!(created instanceof Promise)) cache.setConfigCreated(config, created);
+    }
     const history: HistoryStatus | undefined = this.options.history
       ? this.historyProblem === undefined
         ? { source: this.options.history.source, complete: true }
@@ -132,7 +139,7 @@ class Scanner {
   }
 
   /**
-   * The revisions no tag points at, each read once (a manifest known from the tags or the cache costs
+   * The revisions no tag points at, each read once (a manifest already parsed from the tags costs
    * nothing). One that is gone since the listing is dropped; one that cannot be read makes the history
    * incomplete, so nothing untagged is judged this run.
    */
@@ -280,16 +287,6 @@ class Scanner {
     };
   }
 
-  /** What is known about a digest already: from this run, else from the cache (then adopted into this run). */
-  private lookup(digest: string): ManifestInfo | undefined {
-    const info = this.manifests.get(digest);
-    if (info) return info;
-    const cached = this.options.cache?.get(digest);
-    if (!cached || cached.digest !== digest) return undefined;
-    this.manifests.set(digest, cached);
-    return cached;
-  }
-
   /** Resolve a tag to its manifest: one GET per tag, or a HEAD plus a GET only for unknown digests. */
   private async resolve(repository: string, tag: string, ageNeeded: boolean): Promise<ManifestInfo | null> {
     if (this.options.headFirst) {
@@ -300,18 +297,21 @@ class Scanner {
     return fetched === null ? null : this.store(repository, fetched, ageNeeded);
   }
 
-  /** A manifest by digest. Known digests cost a HEAD (presence in this repository), unless `known` says it is there. */
+  /**
+   * A manifest by digest. One parsed earlier in this run costs a HEAD (presence in this repository), unless
+   * `known` says it is there; any other is fetched and parsed.
+   */
   private async resolveDigest(
     repository: string,
     digest: string,
     ageNeeded: boolean,
     known = false,
   ): Promise<ManifestInfo | null> {
-    const cached = this.lookup(digest);
-    if (cached) {
+    const seen = this.manifests.get(digest);
+    if (seen) {
       if (!known && (await this.client.headManifest(repository, digest)) === null) return null;
       await this.ensureAge(repository, digest, ageNeeded);
-      return this.manifests.get(digest) ?? cached;
+      return this.manifests.get(digest) ?? seen;
     }
     const fetched = await this.client.getManifest(repository, digest);
     if (fetched === null) return null;
@@ -326,7 +326,7 @@ class Scanner {
     fetched: FetchedManifest,
     ageNeeded: boolean,
   ): Promise<ManifestInfo> {
-    if (!this.lookup(fetched.digest)) {
+    if (!this.manifests.has(fetched.digest)) {
       const parsed = parseManifest(fetched.digest, fetched.mediaType, fetched.body);
       this.manifests.set(
         fetched.digest,
@@ -358,6 +358,12 @@ class Scanner {
     const configDigest = info.config!.digest;
     let read = this.configCreated.get(configDigest);
     if (read === undefined) {
+      const cached = this.options.cache?.getConfigCreated(configDigest);
+      if (cached !== undefined) {
+        this.configCreated.set(configDigest, cached);
+        this.setCreated(info.digest, cached);
+        return;
+      }
       const reading = this.client
         .getBlob(repository, configDigest)
         .then((body) => parseConfigCreated(body) ?? null);

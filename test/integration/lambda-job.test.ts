@@ -10,7 +10,6 @@ import { GcError, JanitorError, SafetyError } from '../../lambda/core/errors.ts'
 import { GcCommandError, type GcResult, type GcRunOptions } from '../../lambda/core/gc.ts';
 import { parseGcOutput } from '../../lambda/core/gc-script.ts';
 import type { CommandRunner, RegistryClient } from '../../lambda/core/ports.ts';
-import type { ManifestInfo } from '../../lambda/core/model.ts';
 import {
   runLambdaJob,
   type LambdaJobDeps,
@@ -214,11 +213,11 @@ describe('runLambdaJob against a local registry', () => {
   });
 
   it('a manifest cache is read, passed to the inventory and saved; the second run reads no config and one manifest per tag at most', async () => {
-    const store = new Map<string, ManifestInfo>();
+    const store = new Map<string, string | null>();
     let saves = 0;
     const cache: SavableCache = {
-      get: (d) => store.get(d),
-      set: (info) => void store.set(info.digest, info),
+      getConfigCreated: (d) => store.get(d),
+      setConfigCreated: (d, created) => void store.set(d, created),
       get size() {
         return store.size;
       },
