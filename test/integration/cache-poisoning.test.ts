@@ -13,8 +13,8 @@ import type { Plan } from '../../lambda/core/model.ts';
 import { plan as makePlan } from '../../lambda/core/planner.ts';
 import { parsePolicy, type Policy } from '../../lambda/core/policy.ts';
 import { scanRegistry } from '../../lambda/core/scan.ts';
-import { startLocalRegistry, type LocalRegistry } from '../support/local-registry.ts';
-import { pushImage, pushIndex, type Descriptor } from '../support/seed.ts';
+import { startLocalRegistry, type LocalRegistry } from '../../lambda/demo/local-registry.ts';
+import { pushImage, pushIndex, type Descriptor } from '../../lambda/demo/seed.ts';
 
 const NOW = new Date('2026-03-15T00:00:00Z');
 
