@@ -30,8 +30,15 @@ import {
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type { ISecurityGroup, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
-import { ManagedPolicy, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import type { IKey } from 'aws-cdk-lib/aws-kms';
+import {
+  AnyPrincipal,
+  Effect,
+  ManagedPolicy,
+  PolicyStatement,
+  Role,
+  ServicePrincipal,
+} from 'aws-cdk-lib/aws-iam';
+import { Key, KeySpec, KeyUsage, type IKey } from 'aws-cdk-lib/aws-kms';
 import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -238,6 +245,8 @@ export class RegistryJanitor extends Construct {
   public readonly failureQueue: Queue;
   /** The manifest cache (facts about immutable manifests, kept between runs). */
   public readonly cacheBucket: Bucket;
+  /** HMAC key that signs the manifest cache, so nothing but the function can change what it reads back. */
+  public readonly cacheKey: Key;
   public readonly alarmTopic: ITopic;
   public readonly alarms: readonly IAlarm[];
   public readonly dashboard: Dashboard;
@@ -270,9 +279,12 @@ export class RegistryJanitor extends Construct {
       blockPublicAccess: BlockPublicAccess.BLOCK_ALL,
       enforceSSL: true,
       objectOwnership: ObjectOwnership.BUCKET_OWNER_ENFORCED,
+      // Versioned: an overwritten cache can be inspected after the fact.
+      versioned: true,
       lifecycleRules: [
         {
           expiration: Duration.days(CACHE_EXPIRATION_DAYS),
+          noncurrentVersionExpiration: Duration.days(CACHE_EXPIRATION_DAYS),
           abortIncompleteMultipartUploadAfter: Duration.days(1),
         },
       ],
@@ -292,8 +304,34 @@ export class RegistryJanitor extends Construct {
       );
     }
 
+    // Only the function writes the cache: a Deny for every other principal, whatever their own policies allow.
+    this.cacheBucket.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'OnlyTheJanitorWritesTheCache',
+        effect: Effect.DENY,
+        principals: [new AnyPrincipal()],
+        actions: [
+          's3:PutObject',
+          's3:DeleteObject',
+          's3:DeleteObjectVersion',
+          's3:PutObjectAcl',
+          's3:PutObjectVersionAcl',
+          's3:RestoreObject',
+        ],
+        resources: [this.cacheBucket.arnForObjects('*')],
+        conditions: { ArnNotEquals: { 'aws:PrincipalArn': this.role.roleArn } },
+      }),
+    );
+    this.cacheKey = new Key(this, 'CacheMacKey', {
+      description: 'registry-janitor: HMAC over the manifest cache',
+      keySpec: KeySpec.HMAC_256,
+      keyUsage: KeyUsage.GENERATE_VERIFY_MAC,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+
     this.gcDocument = new GcDocument(this, 'GcDocument');
     const environment = buildEnvironment(props, {
+      cacheHmacKeyId: this.cacheKey.keyArn,
       gcDocument: this.gcDocument.documentName,
       policy: this.policy,
       dryRun,
@@ -476,6 +514,14 @@ export class RegistryJanitor extends Construct {
         sid: 'ListManifestCache',
         actions: ['s3:ListBucket'],
         resources: [this.cacheBucket.bucketArn],
+      }),
+    );
+    // MAC operations only: the key can neither encrypt nor be managed from the function.
+    this.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'SignManifestCache',
+        actions: ['kms:GenerateMac', 'kms:VerifyMac'],
+        resources: [this.cacheKey.keyArn],
       }),
     );
   }
@@ -677,7 +723,14 @@ function parameterArn(stack: Stack, name: string): string {
 
 function buildEnvironment(
   props: RegistryJanitorProps,
-  derived: { policy: Policy; dryRun: boolean; serviceName: string; cacheBucket: string; gcDocument: string },
+  derived: {
+    policy: Policy;
+    dryRun: boolean;
+    serviceName: string;
+    cacheBucket: string;
+    cacheHmacKeyId: string;
+    gcDocument: string;
+  },
 ): Record<string, string> {
   const own: Record<string, string | undefined> = {
     REGISTRY_URL: props.registryUrl.replace(/\/+$/, ''),
@@ -694,6 +747,7 @@ function buildEnvironment(
     CREDENTIALS_PARAMETER: props.credentialsParameter,
     CA_PARAMETER: props.caParameter,
     CACHE_BUCKET: derived.cacheBucket,
+    CACHE_HMAC_KEY_ID: derived.cacheHmacKeyId,
     POWERTOOLS_SERVICE_NAME: derived.serviceName,
     POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE,
     NODE_OPTIONS: '--enable-source-maps',
@@ -725,6 +779,7 @@ const DEPLOY_TIME_STANDINS: Readonly<Record<string, string>> = {
   GC_INSTANCE_TAG: 'Deploy=Time',
   GC_DOCUMENT_NAME: 'deploy-time-document',
   CACHE_BUCKET: 'deploy-time-bucket',
+  CACHE_HMAC_KEY_ID: 'arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000',
 };
 
 /**

@@ -51,10 +51,11 @@ describe('RegistryJanitorStack from the README context', () => {
     const fn = Object.values(template.findResources('AWS::Lambda::Function'))[0] as {
       Properties: { Environment: { Variables: Record<string, string> } };
     };
-    // CACHE_BUCKET and GC_DOCUMENT_NAME are Refs until deploy time.
+    // CACHE_BUCKET, CACHE_HMAC_KEY_ID and GC_DOCUMENT_NAME are Refs until deploy time.
     const config = loadConfig({
       ...fn.Properties.Environment.Variables,
       CACHE_BUCKET: 'registry-janitor-cache',
+      CACHE_HMAC_KEY_ID: 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
       GC_DOCUMENT_NAME: 'RegistryJanitor-JanitorGcDocument-AbC123',
     });
     expect(config).toMatchObject({
@@ -62,6 +63,7 @@ describe('RegistryJanitorStack from the README context', () => {
       dryRun: true,
       maxDeleteFraction: 0.5,
       cacheBucket: 'registry-janitor-cache',
+      cacheHmacKeyId: 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
       gc: { target: { instanceId: 'i-0123456789abcdef0' }, mode: 'readonly', containerName: 'registry' },
     });
     expect(config.policy.document.rules).toHaveLength(1);

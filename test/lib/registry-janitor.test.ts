@@ -96,6 +96,7 @@ describe('RegistryJanitor with defaults', () => {
 
   it('passes the contract environment: dry run on, the validated policy, the cache bucket, nothing unset', () => {
     const bucket = new Capture();
+    const key = new Capture();
     const document = new Capture();
     template.hasResourceProperties('AWS::Lambda::Function', {
       Environment: {
@@ -106,6 +107,7 @@ describe('RegistryJanitor with defaults', () => {
           RETENTION_POLICY: JSON.stringify(POLICY),
           DRY_RUN: 'true',
           CACHE_BUCKET: { Ref: bucket },
+          CACHE_HMAC_KEY_ID: { 'Fn::GetAtt': [key, 'Arn'] },
           POWERTOOLS_SERVICE_NAME: 'registry-janitor',
           POWERTOOLS_METRICS_NAMESPACE: 'RegistryJanitor',
           NODE_OPTIONS: '--enable-source-maps',
@@ -113,6 +115,7 @@ describe('RegistryJanitor with defaults', () => {
       },
     });
     expect(template.toJSON().Resources[bucket.asString()].Type).toBe('AWS::S3::Bucket');
+    expect(template.toJSON().Resources[key.asString()].Type).toBe('AWS::KMS::Key');
     expect(template.toJSON().Resources[document.asString()].Type).toBe('AWS::SSM::Document');
     expect(JSON.parse(functionEnvironment(template).RETENTION_POLICY as string)).toEqual(
       janitor.policy.document,
@@ -206,6 +209,8 @@ describe('RegistryJanitor with defaults', () => {
 
   it('holds no action beyond logging, the failure queue, Run Command and the cache', () => {
     expect(allActions(statements)).toEqual([
+      'kms:GenerateMac',
+      'kms:VerifyMac',
       'logs:CreateLogStream',
       'logs:PutLogEvents',
       's3:GetObject',
@@ -219,6 +224,30 @@ describe('RegistryJanitor with defaults', () => {
     ]);
     expect(statements.some((s) => [s.Action].flat().some((a) => a.startsWith('ssm:GetParameter')))).toBe(
       false,
+    );
+  });
+
+  it('signs the cache with its own HMAC key, MAC operations only, and nobody but the function writes the bucket', () => {
+    template.hasResourceProperties('AWS::KMS::Key', {
+      KeySpec: 'HMAC_256',
+      KeyUsage: 'GENERATE_VERIFY_MAC',
+    });
+    const mac = statements.find((s) => [s.Action].flat().includes('kms:GenerateMac'))!;
+    expect([mac.Action].flat().sort()).toEqual(['kms:GenerateMac', 'kms:VerifyMac']);
+    expect(JSON.stringify(mac.Resource)).toMatch(/CacheMacKey[0-9A-F]+(\.Arn|","Arn")/);
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      VersioningConfiguration: { Status: 'Enabled' },
+    });
+    const policies = Object.values(template.findResources('AWS::S3::BucketPolicy')) as {
+      Properties: { PolicyDocument: { Statement: Record<string, unknown>[] } };
+    }[];
+    const deny = policies
+      .flatMap((p) => p.Properties.PolicyDocument.Statement)
+      .find((s) => s.Sid === 'OnlyTheJanitorWritesTheCache')!;
+    expect(deny).toMatchObject({ Effect: 'Deny', Principal: { AWS: '*' } });
+    expect(deny.Action).toEqual(expect.arrayContaining(['s3:PutObject', 's3:DeleteObject']));
+    expect(JSON.stringify(deny.Condition)).toMatch(
+      /ArnNotEquals.*aws:PrincipalArn.*JanitorRole[0-9A-F]+","Arn"/,
     );
   });
 
