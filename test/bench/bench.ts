@@ -1,4 +1,4 @@
-// The benchmark (`npm run bench -- --mode plan|apply|cache|memory|history`): seeds a local docker-registry once into
+// The benchmark (`npm run bench -- --mode plan|apply|cache|memory|history|report`): seeds a local docker-registry once into
 // .bench/, puts a delay proxy in front of it, and times the planner (and apply) side by side with a minimal
 // client that issues only the requests the work needs. Prints one JSON line per mode. Not part of `npm test`.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -11,13 +11,14 @@ import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 import { startLocalRegistry, type LocalRegistry } from '../../lambda/demo/local-registry.ts';
 import { historyBench } from './history-bench.ts';
+import { reportMode } from './report-bench.ts';
 import { SEED_VERSION, seedFacts, seedRegistry, type SeedShape } from './seed-bench.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '../..');
 const BENCH_DIR = join(ROOT, '.bench');
 
-const USAGE = `npm run bench -- [--mode plan|apply|cache|memory|history] [options]
+const USAGE = `npm run bench -- [--mode plan|apply|cache|memory|history|report] [options]
 
   --mode M              plan (default): age-ordered plan vs the minimal client, through the delay proxy
                         apply: apply deleting about 2/3 of the tags vs the same bare DELETEs, on fresh copies
@@ -27,6 +28,8 @@ const USAGE = `npm run bench -- [--mode plan|apply|cache|memory|history] [option
                         history: list a synthetic filesystem storage of --repos x --revisions revision links
                         (default 200 x 500 = 100,000), and plan the same registry with and without the listing
   --revisions N         history: revisions per repository (default 500)
+                        report: the HTML report of the demo registry and of a synthetic one of the shape, in
+                        Debian's chromium: size, render, first paint, load, filter, opening a repository
   --repos N             repositories (default 200; memory: 1000)
   --tags N              tags per repository besides latest (default 50; memory: 100)
   --delay-ms D          proxy delay per chunk and direction (default 10, about 20 ms per round trip)
@@ -527,6 +530,14 @@ async function runMode(
         revisions: int(values.revisions, '--revisions', 500),
         rounds: int(values.rounds, '--rounds', 3),
       });
+      break;
+    case 'report':
+      result = await reportMode(
+        shape,
+        int(values.keep, '--keep', 10),
+        Math.max(1, int(values.rounds, '--rounds', 3)),
+        say,
+      );
       break;
     default:
       throw new Error(`unknown --mode "${String(mode)}"\n\n${USAGE}`);
