@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import type { KeepReason, Plan, Report, ReportEntry, RepositoryPlan, ScanProblem } from './model.ts';
 import { checkGuard } from './planner.ts';
 import { PAGE_CSS, PAGE_SCRIPT } from './report-html-page.ts';
-import { day, formatBytes, plural, short } from './report.ts';
+import { day, formatBytes, plural, short, untaggedReason } from './report.ts';
 
 export interface HtmlReportOptions {
   /** The delete guard the run applies (the CLI's --max-delete-fraction, the Lambda's maxDeleteFraction). */
@@ -32,7 +32,9 @@ export function renderHtmlReport(plan: Plan, options: HtmlReportOptions): string
   const data = {
     s: strings.list,
     outcome: report !== undefined,
-    r: plan.repositories.map((repo) => repositoryData(repo, strings, outcomes?.get(repo.name))),
+    r: plan.repositories.map((repo) =>
+      repositoryData(repo, strings, outcomes?.get(repo.name), Date.parse(plan.generatedAt)),
+    ),
   };
   const title = `${report ? 'Cleanup report' : 'Cleanup plan'} for ${plan.registry}`;
   const body = [
@@ -114,6 +116,7 @@ function totals(plan: Plan, { maxDeleteFraction, report }: HtmlReportOptions): s
     ),
     card('Space freed', formatBytes(s.bytesFreed), 'estimate, after garbage-collect'),
     guardCard,
+    ...(plan.history ? [historyCard(plan)] : []),
   ];
   const planCards = `<section class="cards" aria-label="Totals">${cards.join('')}</section>`;
   if (!report) return planCards;
@@ -131,6 +134,25 @@ function totals(plan: Plan, { maxDeleteFraction, report }: HtmlReportOptions): s
     ),
   ];
   return `${planCards}<h2>Outcome</h2><section class="cards" aria-label="Outcome">${outcome.join('')}</section>`;
+}
+
+/** Untagged history: how much of it goes, or why none of it does this run. */
+function historyCard(plan: Plan): string {
+  const s = plan.summary;
+  const source = plan.history?.source ?? '';
+  if (!plan.history?.complete || s.untaggedDeleted === undefined) {
+    return card(
+      'Untagged history',
+      'not judged',
+      plan.history?.problem ?? `${source}: listing incomplete`,
+      'blocked',
+    );
+  }
+  return card(
+    'Untagged history',
+    `delete ${num(s.untaggedDeleted)}`,
+    `keep ${num(s.untaggedKept ?? 0)} · listed from ${source}`,
+  );
 }
 
 function card(label: string, value: string, detail: string, cls = ''): string {
@@ -291,6 +313,7 @@ function repositoryData(
   repo: RepositoryPlan,
   strings: StringTable,
   outcomes: RepositoryOutcomes | undefined,
+  now: number,
 ): RepositoryData {
   const outcomeOf = (kind: 'manifest' | 'tag', reference: string): number | undefined => {
     if (!outcomes) return undefined;
@@ -320,7 +343,8 @@ function repositoryData(
     ),
   );
   for (const m of repo.deleteManifests) {
-    if (m.tags.length > 0 || m.role === 'root') continue;
+    // Untagged history is listed below with its push date and reason.
+    if (m.tags.length > 0 || m.role === 'root' || m.role === 'untagged') continue;
     const why =
       m.role === 'child' ? `${m.kind} in a deleted index` : `referrer (${m.kind}) of a deleted image`;
     d.push(row('', short(m.digest), '', why, outcomeOf('manifest', m.digest)));
@@ -329,6 +353,17 @@ function repositoryData(
     for (const tag of repo.dangling ?? []) {
       d.push(row(tag, '-', '', 'tag only: its manifest is already gone', outcomeOf('tag', tag)));
     }
+  }
+  for (const u of repo.untagged?.deleted ?? []) {
+    d.push(
+      row(
+        '',
+        short(u.digest),
+        u.pushedAt.slice(0, 10),
+        untaggedReason(u, now),
+        outcomeOf('manifest', u.digest),
+      ),
+    );
   }
   const k: Row[] = repo.kept.map((t) =>
     row(
@@ -339,6 +374,9 @@ function repositoryData(
       undefined,
     ),
   );
+  for (const u of repo.untagged?.kept ?? []) {
+    k.push(row('', short(u.digest), u.pushedAt.slice(0, 10), untaggedReason(u, now), undefined));
+  }
   return { n: repo.name, k, d };
 }
 
