@@ -22,9 +22,9 @@ export function filesystemHistory(root: string): HistorySource {
   return { source: root, list: () => listFilesystemHistory(root) };
 }
 
-export async function listFilesystemHistory(root: string): Promise<HistoryListing> {
-  const top = join(root, REPOSITORIES_PATH);
-  const stat = await lstat(top).catch(() => undefined);
+/** Refuse, before anything is read from the registry, a folder that is not a storage root. */
+export async function assertStorageRoot(root: string): Promise<void> {
+  const stat = await lstat(join(root, REPOSITORIES_PATH)).catch(() => undefined);
   if (!stat?.isDirectory()) {
     throw new ConfigError(
       `--storage ${root}: not a registry's storage root: expected to find ${REPOSITORIES_PATH} in it. Pass the ` +
@@ -32,6 +32,11 @@ export async function listFilesystemHistory(root: string): Promise<HistoryListin
         `container's /var/lib/registry volume.`,
     );
   }
+}
+
+export async function listFilesystemHistory(root: string): Promise<HistoryListing> {
+  await assertStorageRoot(root);
+  const top = join(root, REPOSITORIES_PATH);
   const limit = pLimit(STATS_IN_FLIGHT);
   const repositories = new Map<string, readonly Revision[]>();
   const walk = async (dir: string, name: string): Promise<void> => {

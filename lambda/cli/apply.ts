@@ -1,5 +1,6 @@
 // `registry-janitor apply`: the job for real: plan (or a saved plan), show it, check it, confirm, delete, report.
 import { createInterface } from 'node:readline/promises';
+import { repositoriesToChange } from '../core/executor.ts';
 import { runJob } from '../core/job.ts';
 import type { Plan } from '../core/model.ts';
 import { formatPlan, formatReport } from '../core/report.ts';
@@ -22,7 +23,7 @@ export async function applyCommand(values: Values, io: CliIo): Promise<number> {
         if (!values.json) io.stdout.write(formatPlan(thePlan, { verbose: values.verbose ?? false }));
       },
       confirm: async (thePlan) => {
-        if (thePlan.summary.tagsDeleted === 0) {
+        if (repositoriesToChange(thePlan).length === 0) {
           nothingToDelete = true;
           return false;
         }
@@ -38,7 +39,7 @@ export async function applyCommand(values: Values, io: CliIo): Promise<number> {
         : {}),
     });
     const thePlan = job.plan;
-    if (nothingToDelete || (job.outcome === 'applied' && thePlan.summary.tagsDeleted === 0)) {
+    if (nothingToDelete || (job.outcome === 'applied' && repositoriesToChange(thePlan).length === 0)) {
       if (values.json) io.stdout.write(JSON.stringify({ plan: thePlan, report: null }, null, 2) + '\n');
       else io.stdout.write('Nothing to delete.\n');
       return EXIT.ok;

@@ -23,6 +23,9 @@ Options:
   --concurrency N           requests in flight (default 64)
   --cache FILE              remember manifest facts in FILE between runs (immutable by digest): a repeated
                             run reads only what is new. A missing or unreadable FILE only costs time
+  --storage PATH            the registry's storage root (storage.filesystem.rootdirectory, the folder that
+                            holds docker/), read-only: untagged history is listed from it and judged by the
+                            policy's untagged blocks; without it untagged manifests are left alone
   --max-delete-fraction F   delete guard: refuse plans deleting more than F of the tags (default 0.5)
   --yes                     do not ask before deleting (required when stdin is not a terminal)
   --username USER           registry user (or REGISTRY_USERNAME)
@@ -50,6 +53,7 @@ export const OPTIONS = {
   out: { type: 'string' },
   concurrency: { type: 'string' },
   cache: { type: 'string' },
+  storage: { type: 'string' },
   'max-delete-fraction': { type: 'string' },
   yes: { type: 'boolean', short: 'y' },
   username: { type: 'string' },

@@ -14,6 +14,7 @@ import {
 import { SafetyError } from './errors.ts';
 import { plan as makePlan } from './planner.ts';
 import { ruleFor, type Policy } from './policy.ts';
+import type { HistorySource } from './history.ts';
 import type { ManifestCache, ProbeResult, RegistryClient } from './ports.ts';
 import { scanRegistry, type ScanProgress } from './scan.ts';
 
@@ -53,6 +54,8 @@ export interface PlanningJob extends JobBase {
   /** Narrow the run to repositories matching these globs. */
   readonly repositories?: readonly string[];
   readonly cache?: ManifestCache;
+  /** A storage listing: untagged history is read and judged too. */
+  readonly history?: HistorySource;
   readonly onScanProgress?: (p: ScanProgress) => void;
 }
 
@@ -99,6 +102,7 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
       policy: o.policy,
       ...(o.repositories ? { repositories: o.repositories } : {}),
       ...(o.cache ? { cache: o.cache } : {}),
+      ...(o.history ? { history: o.history } : {}),
       ...(o.onScanProgress ? { onProgress: o.onScanProgress } : {}),
     });
     thePlan = makePlan(inventory, o.policy, options.now);
