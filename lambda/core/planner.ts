@@ -579,15 +579,26 @@ function forEachBlob(info: ManifestInfo | undefined, f: (digest: string, size: n
   if (info.config) f(info.config.digest, info.config.size);
 }
 
-/** The delete guard: refuse a plan that deletes more than `maxFraction` of the tags it covers. */
+/**
+ * The delete guard: refuse a plan that deletes more than `maxFraction` of the tags it covers, or (with a storage
+ * listing) of the untagged manifests it judged. History has no tags, so a tag count alone would let a plan wipe
+ * it all.
+ */
 export function checkGuard(p: Plan, maxFraction: number): { ok: true } | { ok: false; message: string } {
-  if (p.summary.deleteFraction <= maxFraction) return { ok: true };
+  const s = p.summary;
+  const untagged = (s.untaggedDeleted ?? 0) + (s.untaggedKept ?? 0);
+  const untaggedFraction = untagged === 0 ? 0 : (s.untaggedDeleted ?? 0) / untagged;
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
-  return {
-    ok: false,
+  const refuse = (what: string, fraction: number) => ({
+    ok: false as const,
     message:
-      `the plan deletes ${p.summary.tagsDeleted} of ${p.summary.tags} tags (${pct(p.summary.deleteFraction)}), more than ` +
+      `the plan deletes ${what} (${pct(fraction)}), more than ` +
       `the guard allows (${pct(maxFraction)}). Read the plan; if it is what you want, raise the guard ` +
-      `(--max-delete-fraction ${Math.min(1, Math.ceil(p.summary.deleteFraction * 100) / 100)} or MAX_DELETE_FRACTION).`,
-  };
+      `(--max-delete-fraction ${Math.min(1, Math.ceil(fraction * 100) / 100)} or MAX_DELETE_FRACTION).`,
+  });
+  if (s.deleteFraction > maxFraction && s.deleteFraction >= untaggedFraction)
+    return refuse(`${s.tagsDeleted} of ${s.tags} tags`, s.deleteFraction);
+  if (untaggedFraction > maxFraction)
+    return refuse(`${s.untaggedDeleted ?? 0} of ${untagged} untagged manifests`, untaggedFraction);
+  return { ok: true };
 }

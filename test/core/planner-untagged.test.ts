@@ -2,7 +2,7 @@
 // revision. One row per rule of the untagged-history safety model.
 import { describe, expect, it } from 'vitest';
 import type { Plan, RepositoryPlan, UntaggedDecision } from '../../lambda/core/model.ts';
-import { plan } from '../../lambda/core/planner.ts';
+import { checkGuard, plan } from '../../lambda/core/planner.ts';
 import { parsePolicy } from '../../lambda/core/policy.ts';
 import { art, dg, idx, img, inventory, referrerTag, type InventorySpec } from '../support/inventory.ts';
 
@@ -227,5 +227,41 @@ describe('untagged history', () => {
     // h1's manifest (500) + config (100) + its own layer (1000); `shared` is still used by h2, which stays.
     expect(repoPlan(p, 'app/web').bytesFreed).toBe(1600);
     expect(keptReasons(repoPlan(p, 'keep-history/x'))).toEqual({ h2: 'no-untagged-rule' });
+  });
+
+  it.each([
+    // Two of two history revisions expire and no tag goes: the tag count alone (0%) would let it through.
+    [[40, 30] as [number, number], 0.5, 'the plan deletes 2 of 2 untagged manifests (100.0%)'],
+    [[40, 30] as [number, number], 1, undefined],
+    // One of two: exactly at the limit passes.
+    [[40, 3] as [number, number], 0.5, undefined],
+    [[40, 3] as [number, number], 0.49, 'the plan deletes 1 of 2 untagged manifests (50.0%)'],
+  ])(
+    'the delete guard counts untagged manifests: history pushed %j days ago, limit %s',
+    (pushes, max, refused) => {
+      const p = plan(inventory(mainPushedThrice('app/web', pushes)), POLICY, NOW);
+      expect(p.summary.tagsDeleted).toBe(0);
+      const guard = checkGuard(p, max);
+      if (refused === undefined) expect(guard).toEqual({ ok: true });
+      else {
+        expect(guard.ok).toBe(false);
+        expect(!guard.ok && guard.message).toContain(refused);
+        expect(!guard.ok && guard.message).toMatch(/--max-delete-fraction (1|0\.5) /);
+      }
+    },
+  );
+
+  it('the delete guard names the larger share when both tags and untagged manifests exceed it', () => {
+    const spec: InventorySpec = {
+      manifests: { a: img(daysAgo(1)), b: img(daysAgo(50)), h1: img(daysAgo(40)), h2: img(daysAgo(30)) },
+      repos: { 'app/web': { main: 'a', old: 'b' } },
+      untagged: { 'app/web': { h1: daysAgo(40), h2: daysAgo(30) } },
+    };
+    const p = plan(inventory(spec), POLICY, NOW);
+    expect(p.summary).toMatchObject({ tags: 2, tagsDeleted: 1, untaggedDeleted: 2 });
+    const guard = checkGuard(p, 0.4);
+    expect(!guard.ok && guard.message).toMatch(
+      /deletes 2 of 2 untagged manifests \(100\.0%\).*--max-delete-fraction 1 /,
+    );
   });
 });
