@@ -212,6 +212,11 @@ export interface PlanSummary {
   readonly bytesFreed: number;
   /** tagsDeleted / tags (0 when there are no tags). */
   readonly deleteFraction: number;
+  /**
+   * Present only with a complete storage listing: the manifests the plan's repositories hold (tagged, reached
+   * from tags, and untagged history), which the delete guard counts as well as tags.
+   */
+  readonly manifests?: number;
   /** Untagged manifests deleted and kept; present only with a complete storage listing. */
   readonly untaggedDeleted?: number;
   readonly untaggedKept?: number;

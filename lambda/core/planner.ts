@@ -68,7 +68,9 @@ export function plan(inventory: Inventory, policy: Policy, now: Date): Plan {
       manifestsDeleted: repositories.reduce((n, r) => n + r.deleteManifests.length, 0),
       bytesFreed: repositories.reduce((n, r) => n + r.bytesFreed, 0),
       deleteFraction: tags === 0 ? 0 : tagsDeleted / tags,
-      ...(history ? { untaggedDeleted, untaggedKept } : {}),
+      ...(history
+        ? { manifests: drafts.reduce((n, d) => n + (d.manifests ?? 0), 0), untaggedDeleted, untaggedKept }
+        : {}),
     },
     repositories,
     ...(inventory.history ? { history: inventory.history } : {}),
@@ -79,6 +81,8 @@ interface Draft {
   readonly plan: Omit<RepositoryPlan, 'bytesFreed'>;
   /** Digests this repository keeps (tags and everything they reach). */
   readonly retained: ReadonlySet<string>;
+  /** With a listing: the manifests it holds (tagged, reached from tags, and untagged history). */
+  readonly manifests?: number;
 }
 
 function planRepository(
@@ -117,6 +121,7 @@ function planRepository(
         warnings: [],
       },
       retained,
+      ...(revisions ? { manifests: retained.size } : {}),
     };
   };
   if (!rule) return keepAll('no-rule');
@@ -155,12 +160,13 @@ function planRepository(
   // History: untagged revisions no tag reaches. Without an `untagged` block they all stay; with one, those
   // pushed within the grace stay (a multi-arch push may be in progress: children first, the index last).
   const history = revisions ? untaggedHistory(revisions, repo, manifests) : undefined;
+  const manifestCount = history ? history.reached + history.revisions.length : undefined;
   const decided = new Map<string, { reason: UntaggedReason; by?: string }>();
   let candidates: Revision[] = [];
   if (history) {
     const days = rule.untagged?.deleteAfterDays;
     const cutoff = days === undefined ? undefined : now.getTime() - days * DAY_MS;
-    for (const r of history) {
+    for (const r of history.revisions) {
       if (cutoff === undefined) decided.set(r.digest, { reason: 'no-untagged-rule' });
       // An unparseable push time is never old.
       else if (!(Date.parse(r.pushedAt) < cutoff)) decided.set(r.digest, { reason: 'young' });
@@ -253,21 +259,25 @@ function planRepository(
       warnings,
     },
     retained: kept,
+    ...(manifestCount !== undefined ? { manifests: manifestCount } : {}),
   };
 }
 
-/** The revisions that are history: untagged, and reached by no tag (a tagged index's children are not). */
+/**
+ * The revisions that are history: untagged, and reached by no tag (a tagged index's children are not); and
+ * how many manifests the tags reach.
+ */
 function untaggedHistory(
   revisions: readonly Revision[],
   repo: RepositoryInventory,
   manifests: ReadonlyMap<string, ManifestInfo>,
-): Revision[] {
+): { revisions: Revision[]; reached: number } {
   const reached = closure(
     repo.tags.map((t) => t.digest),
     manifests,
     repo,
   );
-  return revisions.filter((r) => !reached.has(r.digest));
+  return { revisions: revisions.filter((r) => !reached.has(r.digest)), reached: reached.size };
 }
 
 /** Every untagged revision of a repository that keeps all of them, with one reason. */
@@ -581,13 +591,11 @@ function forEachBlob(info: ManifestInfo | undefined, f: (digest: string, size: n
 
 /**
  * The delete guard: refuse a plan that deletes more than `maxFraction` of the tags it covers, or (with a storage
- * listing) of the untagged manifests it judged. History has no tags, so a tag count alone would let a plan wipe
- * it all.
+ * listing) of the manifests it covers. History has no tags, so a tag count alone would let a plan wipe it all.
  */
 export function checkGuard(p: Plan, maxFraction: number): { ok: true } | { ok: false; message: string } {
   const s = p.summary;
-  const untagged = (s.untaggedDeleted ?? 0) + (s.untaggedKept ?? 0);
-  const untaggedFraction = untagged === 0 ? 0 : (s.untaggedDeleted ?? 0) / untagged;
+  const manifestFraction = s.manifests ? s.manifestsDeleted / s.manifests : 0;
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
   const refuse = (what: string, fraction: number) => ({
     ok: false as const,
@@ -596,9 +604,9 @@ export function checkGuard(p: Plan, maxFraction: number): { ok: true } | { ok: f
       `the guard allows (${pct(maxFraction)}). Read the plan; if it is what you want, raise the guard ` +
       `(--max-delete-fraction ${Math.min(1, Math.ceil(fraction * 100) / 100)} or MAX_DELETE_FRACTION).`,
   });
-  if (s.deleteFraction > maxFraction && s.deleteFraction >= untaggedFraction)
+  if (s.deleteFraction > maxFraction && s.deleteFraction >= manifestFraction)
     return refuse(`${s.tagsDeleted} of ${s.tags} tags`, s.deleteFraction);
-  if (untaggedFraction > maxFraction)
-    return refuse(`${s.untaggedDeleted ?? 0} of ${untagged} untagged manifests`, untaggedFraction);
+  if (manifestFraction > maxFraction)
+    return refuse(`${s.manifestsDeleted} of ${s.manifests ?? 0} manifests`, manifestFraction);
   return { ok: true };
 }

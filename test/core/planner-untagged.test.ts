@@ -230,38 +230,51 @@ describe('untagged history', () => {
   });
 
   it.each([
-    // Two of two history revisions expire and no tag goes: the tag count alone (0%) would let it through.
-    [[40, 30] as [number, number], 0.5, 'the plan deletes 2 of 2 untagged manifests (100.0%)'],
-    [[40, 30] as [number, number], 1, undefined],
-    // One of two: exactly at the limit passes.
-    [[40, 3] as [number, number], 0.5, undefined],
-    [[40, 3] as [number, number], 0.49, 'the plan deletes 1 of 2 untagged manifests (50.0%)'],
+    // Two history revisions of three manifests expire and no tag goes: the tag count alone (0%) lets it through.
+    [[40, 30] as [number, number], 0.5, 'the plan deletes 2 of 3 manifests (66.7%)', '0.67'],
+    [[40, 30] as [number, number], 0.67, undefined, ''],
+    [[40, 3] as [number, number], 0.5, undefined, ''],
+    [[40, 3] as [number, number], 0.3, 'the plan deletes 1 of 3 manifests (33.3%)', '0.34'],
   ])(
-    'the delete guard counts untagged manifests: history pushed %j days ago, limit %s',
-    (pushes, max, refused) => {
+    'the delete guard counts manifests too: history pushed %j days ago, limit %s',
+    (pushes, max, refused, raise) => {
       const p = plan(inventory(mainPushedThrice('app/web', pushes)), POLICY, NOW);
-      expect(p.summary.tagsDeleted).toBe(0);
+      expect(p.summary).toMatchObject({ tagsDeleted: 0, manifests: 3 });
       const guard = checkGuard(p, max);
       if (refused === undefined) expect(guard).toEqual({ ok: true });
       else {
         expect(guard.ok).toBe(false);
         expect(!guard.ok && guard.message).toContain(refused);
-        expect(!guard.ok && guard.message).toMatch(/--max-delete-fraction (1|0\.5) /);
+        expect(!guard.ok && guard.message).toContain(`--max-delete-fraction ${raise} `);
       }
     },
   );
 
-  it('the delete guard names the larger share when both tags and untagged manifests exceed it', () => {
+  it('the delete guard names the larger share when both tags and manifests exceed it', () => {
     const spec: InventorySpec = {
       manifests: { a: img(daysAgo(1)), b: img(daysAgo(50)), h1: img(daysAgo(40)), h2: img(daysAgo(30)) },
       repos: { 'app/web': { main: 'a', old: 'b' } },
       untagged: { 'app/web': { h1: daysAgo(40), h2: daysAgo(30) } },
     };
     const p = plan(inventory(spec), POLICY, NOW);
-    expect(p.summary).toMatchObject({ tags: 2, tagsDeleted: 1, untaggedDeleted: 2 });
+    expect(p.summary).toMatchObject({ tags: 2, tagsDeleted: 1, manifests: 4, manifestsDeleted: 3 });
     const guard = checkGuard(p, 0.4);
     expect(!guard.ok && guard.message).toMatch(
-      /deletes 2 of 2 untagged manifests \(100\.0%\).*--max-delete-fraction 1 /,
+      /deletes 3 of 4 manifests \(75\.0%\).*--max-delete-fraction 0\.75 /,
     );
+  });
+
+  it('counts the manifests of protected repositories and the platform images of a kept index', () => {
+    const spec: InventorySpec = {
+      manifests: { a: img(daysAgo(1)), c1: img(daysAgo(1)), c2: img(daysAgo(1)), ix: idx(['c1', 'c2']) },
+      repos: { 'app/web': { main: 'ix' }, 'base/os': { v1: 'a' } },
+      untagged: { 'app/web': { c1: daysAgo(40), c2: daysAgo(40) }, 'base/os': { h1: daysAgo(40) } },
+    };
+    const p = plan(
+      inventory({ ...spec, manifests: { ...spec.manifests, h1: img(daysAgo(40)) } }),
+      POLICY,
+      NOW,
+    );
+    expect(p.summary).toMatchObject({ manifests: 5, manifestsDeleted: 0 });
   });
 });
