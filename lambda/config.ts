@@ -53,6 +53,8 @@ export interface JanitorConfig {
   readonly maxListEntries?: number;
   /** KMS HMAC key (HMAC_256) that signs the S3 cache; without it the S3 cache is not used. */
   readonly cacheHmacKeyId?: string;
+  /** A manual payload may ask for a real run on a dry-run stack (ALLOW_MANUAL_APPLY); default false. */
+  readonly allowManualApply: boolean;
 }
 
 export const DEFAULT_CONTAINER_NAME = 'registry';
@@ -190,6 +192,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): J
   const concurrency = wholeNumber('CONCURRENCY', get('CONCURRENCY'), 1, 1024, DEFAULT_CONCURRENCY, problems);
   const cacheBucket = matching('CACHE_BUCKET', BUCKET_NAME, 'is not an S3 bucket name');
   const allowInsecureHttp = bool('ALLOW_INSECURE_HTTP', false);
+  const allowManualApply = bool('ALLOW_MANUAL_APPLY', false);
   const tokenRealmHosts = (get('TOKEN_REALM_HOSTS') ?? '')
     .split(',')
     .map((h) => h.trim())
@@ -233,6 +236,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): J
     concurrency,
     ...(cacheBucket !== undefined ? { cacheBucket } : {}),
     allowInsecureHttp,
+    allowManualApply,
     tokenRealmHosts,
     ...(maxListPages !== undefined ? { maxListPages } : {}),
     ...(maxListEntries !== undefined ? { maxListEntries } : {}),

@@ -176,14 +176,15 @@ export async function runLambdaJob(
   context: InvokeContext,
 ): Promise<LambdaRunReport> {
   const { logger, metrics } = deps;
+  const settings = runSettings(config, overrides);
   const now = deps.now ?? (() => new Date());
   const started = now();
   const run: RunContext = {
     deps,
     config,
     overrides,
-    dryRun: overrides.dryRun ?? config.dryRun,
-    repositories: overrides.repositories ?? null,
+    dryRun: settings.dryRun,
+    repositories: settings.repositories,
     now,
     record: {
       stage: 'probe',
@@ -236,6 +237,28 @@ export async function runLambdaJob(
   } finally {
     metrics.publishStoredMetrics();
   }
+}
+
+/**
+ * What one invocation runs: the stack's settings, which a manual payload can only make safer (a dry run, no
+ * garbage-collect, fewer repositories: its globs select among the repositories the policy judges, so they narrow
+ * and never widen). A payload asking for a real run on a dry-run stack is refused, before anything is read,
+ * unless the stack allows manual applies (ALLOW_MANUAL_APPLY).
+ * @throws SafetyError
+ */
+export function runSettings(
+  config: JanitorConfig,
+  overrides: InvokeOverrides,
+): { readonly dryRun: boolean; readonly repositories: readonly string[] | null } {
+  if (overrides.dryRun === false && config.dryRun && !config.allowManualApply) {
+    throw new SafetyError(
+      'the payload asks for a real run ("dryRun": false), but this stack is deployed as a dry run ' +
+        '(DRY_RUN=true), so nothing was read or deleted. Invoke without "dryRun" to rehearse, deploy with ' +
+        'dryRun=false for real runs, or let manual payloads apply with the allowManualApply prop or context key ' +
+        '(ALLOW_MANUAL_APPLY=true).',
+    );
+  }
+  return { dryRun: overrides.dryRun ?? config.dryRun, repositories: overrides.repositories ?? null };
 }
 
 function reportOf(run: RunContext, started: Date): LambdaRunReport {
@@ -579,6 +602,7 @@ export function createLambdaHandler(
     try {
       config = loadConfig(options.env());
       overrides = parseInvokePayload(event);
+      runSettings(config, overrides);
       const pending = (runtime ??= options.connect(config).catch((err: unknown) => {
         runtime = undefined;
         throw err;

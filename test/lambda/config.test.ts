@@ -40,6 +40,7 @@ describe('loadConfig', () => {
       insecureTls: false,
       concurrency: 64,
       allowInsecureHttp: false,
+      allowManualApply: false,
       tokenRealmHosts: [],
     });
     expect(config.policy.document).toEqual(JSON.parse(POLICY));

@@ -2,10 +2,11 @@
 // handling (the job against a real registry is in test/integration/lambda-job).
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { describe, expect, it, vi } from 'vitest';
-import { ConfigError } from '../../lambda/core/errors.ts';
+import { ConfigError, SafetyError } from '../../lambda/core/errors.ts';
 import type { RegistryClient } from '../../lambda/core/ports.ts';
 import { createLambdaHandler, runLambdaJob } from '../../lambda/lambda-job.ts';
 import { configFor, context, INSTANCE, POLICY, recorder, unusedRunner } from '../support/lambda-job.ts';
+import { MemoryRegistry } from '../support/memory-registry.ts';
 
 describe('metrics in EMF', () => {
   it('publishes Errors with namespace and service dimension even when the run fails', async () => {
@@ -92,5 +93,101 @@ describe('createLambdaHandler', () => {
     await expect(handler({}, context)).resolves.toMatchObject({ dryRun: true, plan: { tags: 0 } });
     await expect(handler({ dryRun: true }, context)).resolves.toMatchObject({ trigger: 'manual' });
     expect(connect).toHaveBeenCalledTimes(2);
+  });
+});
+
+describe('a manual payload can only make a run safer', () => {
+  const env = {
+    REGISTRY_URL: 'http://memory.test',
+    GC_INSTANCE_ID: INSTANCE,
+    GC_DOCUMENT_NAME: 'Stack-GcDocument-AbC123',
+    RETENTION_POLICY: JSON.stringify(POLICY),
+  };
+  /** team1/app: three images, newest 2 kept, so a real run deletes v1; team2/svc: two, both kept. */
+  function seeded(): MemoryRegistry {
+    const registry = new MemoryRegistry();
+    ['v1', 'v2', 'v3'].forEach((tag, i) =>
+      registry.addImage('team1/app', tag, { created: `2026-01-0${i + 1}T00:00:00Z`, layers: [] }),
+    );
+    registry.addImage('team2/svc', 'a', { created: '2026-01-01T00:00:00Z' });
+    return registry;
+  }
+  function handlerFor(registry: MemoryRegistry, extraEnv: Record<string, string>) {
+    const rec = recorder();
+    const connect = vi.fn(() => Promise.resolve({ registry, runner: () => unusedRunner }));
+    const handler = createLambdaHandler({
+      env: () => ({ ...env, ...extraEnv }),
+      logger: () => rec.logger,
+      metrics: () => rec.metrics,
+      connect,
+    });
+    return { handler, connect, rec };
+  }
+
+  it.each([
+    { what: 'DRY_RUN unset (a dry run)', stackEnv: {} },
+    { what: 'DRY_RUN=true', stackEnv: { DRY_RUN: 'true' } },
+    {
+      what: 'DRY_RUN=true, ALLOW_MANUAL_APPLY=false',
+      stackEnv: { DRY_RUN: 'true', ALLOW_MANUAL_APPLY: 'false' },
+    },
+  ])(
+    'refuses {"dryRun": false} on a dry-run stack ($what): nothing read, nothing deleted',
+    async ({ stackEnv }) => {
+      const registry = seeded();
+      const { handler, connect, rec } = handlerFor(registry, stackEnv);
+      const run = handler({ dryRun: false, skipGc: true }, context);
+      await expect(run).rejects.toThrow(SafetyError);
+      await expect(handler({ dryRun: false }, context)).rejects.toThrow(
+        /deployed as a dry run \(DRY_RUN=true\), so nothing was read or deleted.*allowManualApply/s,
+      );
+      expect(connect).not.toHaveBeenCalled();
+      expect(registry.calls).toEqual([]);
+      expect(rec.logs[0]).toMatchObject({ level: 'error', attributes: { stage: 'config' } });
+      expect(rec.metric('Errors')).toEqual([1, 1]);
+    },
+  );
+
+  it('refuses it in runLambdaJob too, before any request', async () => {
+    const registry = seeded();
+    const rec = recorder();
+    await expect(
+      runLambdaJob(
+        { registry, runner: unusedRunner, logger: rec.logger, metrics: rec.metrics },
+        configFor(registry.baseUrl, { DRY_RUN: 'true' }),
+        { trigger: 'manual', dryRun: false },
+        context,
+      ),
+    ).rejects.toThrow(SafetyError);
+    expect(registry.calls).toEqual([]);
+  });
+
+  it('applies it when the stack opts in (ALLOW_MANUAL_APPLY=true)', async () => {
+    const registry = seeded();
+    const { handler } = handlerFor(registry, { DRY_RUN: 'true', ALLOW_MANUAL_APPLY: 'true' });
+    const report = await handler({ dryRun: false, skipGc: true }, context);
+    expect(report).toMatchObject({ dryRun: false, deletions: { tagsDeleted: 1 }, gc: { reason: 'skip-gc' } });
+    expect(Object.keys(registry.tagsOf('team1/app'))).toEqual(['v2', 'v3']);
+  });
+
+  it('a scheduled run and a safer payload run as before; a payload narrows the repositories', async () => {
+    const registry = seeded();
+    const { handler } = handlerFor(registry, { DRY_RUN: 'true' });
+    await expect(handler({}, context)).resolves.toMatchObject({ dryRun: true, trigger: 'schedule' });
+    await expect(handler({ dryRun: true, repositories: ['team2/**'] }, context)).resolves.toMatchObject({
+      dryRun: true,
+      repositories: ['team2/**'],
+      plan: { repositories: 1, tags: 1 },
+    });
+    expect(registry.writes()).toEqual([]);
+    // On a real-run stack a payload may still ask for less: a dry run, or one repository without GC.
+    const real = handlerFor(seeded(), { DRY_RUN: 'false' });
+    await expect(real.handler({ dryRun: true }, context)).resolves.toMatchObject({ dryRun: true });
+    const narrowed = await real.handler({ repositories: ['team2/**'], skipGc: true }, context);
+    expect(narrowed).toMatchObject({
+      dryRun: false,
+      plan: { repositories: 1 },
+      deletions: { tagsDeleted: 0 },
+    });
   });
 });
