@@ -112,7 +112,7 @@ describe('a manual payload can only make a run safer', () => {
     registry.addImage('team2/svc', 'a', { created: '2026-01-01T00:00:00Z' });
     return registry;
   }
-  function handlerFor(registry: MemoryRegistry, extraEnv: Record<string, string>) {
+  function handlerFor(registry: MemoryRegistry, extraEnv: Record<string, string | undefined>) {
     const rec = recorder();
     const connect = vi.fn(() => Promise.resolve({ registry, runner: () => unusedRunner }));
     const handler = createLambdaHandler({
