@@ -6,7 +6,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { ConfigError, GcError } from '../../lambda/core/errors.ts';
 import { GcCommandError, runGc } from '../../lambda/core/gc.ts';
@@ -446,24 +446,26 @@ interface ShimRun {
   readonly running: (name: string) => Promise<string | undefined>;
 }
 
-describe('the GC script under dash against a fake docker', () => {
-  let dir: string;
-  let state: string;
-  let bin: string;
+/** One fake host: its own state, fake docker, logs and lock, so runs can go side by side. */
+interface Shim {
+  readonly dir: string;
+  readonly state: string;
+  prepare(setup: ShimSetup): Promise<void>;
+  runnerEnv(): Record<string, string>;
+  gcOptions(options: GcOptions): GcOptions;
+  collect(result: CommandResult): Promise<ShimRun>;
+  runShim(setup: ShimSetup, options: GcOptions, shell?: string): Promise<ShimRun>;
+  dispose(): Promise<void>;
+}
 
-  beforeEach(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'rj-gc-shim-'));
-    state = join(dir, 'state');
-    bin = join(dir, 'bin');
-    await mkdir(join(state, 'c'), { recursive: true });
-    await mkdir(bin);
-    await writeFile(join(bin, 'docker'), DOCKER_SHIM);
-    await chmod(join(bin, 'docker'), 0o755);
-  });
-  afterEach(async () => {
-    await rm(join(state, 'gc-block'), { force: true });
-    await rm(dir, { recursive: true, force: true });
-  });
+async function createShim(): Promise<Shim> {
+  const dir = await mkdtemp(join(tmpdir(), 'rj-gc-shim-'));
+  const state = join(dir, 'state');
+  const bin = join(dir, 'bin');
+  await mkdir(join(state, 'c'), { recursive: true });
+  await mkdir(bin);
+  await writeFile(join(bin, 'docker'), DOCKER_SHIM);
+  await chmod(join(bin, 'docker'), 0o755);
 
   async function prepare(setup: ShimSetup): Promise<void> {
     await writeFile(
@@ -537,6 +539,33 @@ describe('the GC script under dash against a fake docker', () => {
     return collect(await runner.run(gcParameters(gcOptions(options))));
   }
 
+  return {
+    dir,
+    state,
+    prepare,
+    runnerEnv,
+    gcOptions,
+    collect,
+    runShim,
+    dispose: async () => {
+      await rm(join(state, 'gc-block'), { force: true });
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// Each test gets its own fake host; the runs spend most of their time in forks and the script's own waits
+// (the stand-in's start-up second, the guardian's poll), so they go side by side.
+const shimIt = it.extend<{ shim: Shim }>({
+  // eslint-disable-next-line no-empty-pattern -- vitest reads the fixtures a test uses from this pattern
+  shim: async ({}, use) => {
+    const shim = await createShim();
+    await use(shim);
+    await shim.dispose();
+  },
+});
+
+describe.concurrent('the GC script under dash against a fake docker', () => {
   const MODES: [string, GcOptions, string[]][] = [
     [
       'readonly',
@@ -573,10 +602,10 @@ describe('the GC script under dash against a fake docker', () => {
     ...MODES.map(([name, o, a]) => [name, 'dash', o, a] as const),
     ...MODES.slice(0, 2).map(([name, o, a]) => [name, 'bash', o, a] as const),
   ];
-  it.each(RUNS)(
+  shimIt.for(RUNS)(
     '%s under %s: stops, collects and brings the registry back in order',
-    async (_name, shell, options, actions) => {
-      const run = await runShim({}, options, shell);
+    async ([_name, shell, options, actions], { shim }) => {
+      const run = await shim.runShim({}, options, shell);
       expect(run.result.stderr).toBe('');
       expect(run.result.status).toBe('Success');
       expect(run.actions).toEqual(actions);
@@ -599,31 +628,37 @@ describe('the GC script under dash against a fake docker', () => {
     },
   );
 
-  it('gives the stand-in the original environment, ports, network and command, read-only', async () => {
-    const run = await runShim({}, { mode: 'readonly' });
-    const create = run.calls.find((c) => c[0] === 'create')!;
-    // The shim kept copies of the files the stand-in was created with.
-    expect(await readFile(join(state, 'created-env'), 'utf8')).toBe(
-      'PATH=/bin\nREGISTRY_STORAGE_DELETE_ENABLED=true\n',
-    );
-    expect(await readFile(join(state, 'created-labels'), 'utf8')).toBe('traefik.enable=true\n');
-    expect(create).toEqual(
-      expect.arrayContaining([
-        '--volumes-from',
-        'reg',
-        '-p',
-        '127.0.0.1:5000:5000/tcp',
-        '--network',
-        'bridge',
-      ]),
-    );
-    expect(create.slice(-2)).toEqual(['sha256:feed', '/etc/docker/registry/config.yml']);
-    expect(create[create.indexOf('-e') + 1]).toBe('REGISTRY_STORAGE_MAINTENANCE_READONLY={"enabled":true}');
-    expect(run.calls.some((c) => c.includes('--network-alias'))).toBe(false);
-  });
+  shimIt(
+    'gives the stand-in the original environment, ports, network and command, read-only',
+    async ({ shim }) => {
+      const run = await shim.runShim({}, { mode: 'readonly' });
+      const create = run.calls.find((c) => c[0] === 'create')!;
+      // The shim kept copies of the files the stand-in was created with.
+      expect(await readFile(join(shim.state, 'created-env'), 'utf8')).toBe(
+        'PATH=/bin\nREGISTRY_STORAGE_DELETE_ENABLED=true\n',
+      );
+      expect(await readFile(join(shim.state, 'created-labels'), 'utf8')).toBe('traefik.enable=true\n');
+      expect(create).toEqual(
+        expect.arrayContaining([
+          '--volumes-from',
+          'reg',
+          '-p',
+          '127.0.0.1:5000:5000/tcp',
+          '--network',
+          'bridge',
+        ]),
+      );
+      expect(create.slice(-2)).toEqual(['sha256:feed', '/etc/docker/registry/config.yml']);
+      expect(create[create.indexOf('-e') + 1]).toBe('REGISTRY_STORAGE_MAINTENANCE_READONLY={"enabled":true}');
+      expect(run.calls.some((c) => c.includes('--network-alias'))).toBe(false);
+    },
+  );
 
-  it('keeps the registry reachable under its name and aliases on a user network', async () => {
-    const run = await runShim({ networks: 'backend reg-alias abc123\nfrontend web\n' }, { mode: 'readonly' });
+  shimIt('keeps the registry reachable under its name and aliases on a user network', async ({ shim }) => {
+    const run = await shim.runShim(
+      { networks: 'backend reg-alias abc123\nfrontend web\n' },
+      { mode: 'readonly' },
+    );
     expect(run.result.status).toBe('Success');
     const create = run.calls.find((c) => c[0] === 'create')!;
     expect(create.join(' ')).toContain('--network backend --network-alias reg --network-alias reg-alias');
@@ -639,7 +674,7 @@ describe('the GC script under dash against a fake docker', () => {
     ]);
   });
 
-  it.each<[string, ShimSetup, GcOptions, string, string[]]>([
+  shimIt.for<[string, ShimSetup, GcOptions, string, string[]]>([
     [
       'v3: passes --delete-untagged and uses the v3 config path',
       { version: 'registry github.com/distribution/distribution/v3 v3.0.0\n', cmd: 'serve\n' },
@@ -661,14 +696,14 @@ describe('the GC script under dash against a fake docker', () => {
       '2.8.3',
       ["gc in reg: /etc/my reg/it's.yml", 'restart reg'],
     ],
-  ])('%s', async (_name, setup, options, version, actions) => {
-    const run = await runShim(setup, options);
+  ])('%s', async ([_name, setup, options, version, actions], { shim }) => {
+    const run = await shim.runShim(setup, options);
     expect(run.result.status).toBe('Success');
     expect(run.summary.registryVersion).toBe(version);
     expect(run.actions).toEqual(actions);
   });
 
-  it.each<[string, ShimSetup, GcOptions, number, string, RegExp]>([
+  shimIt.for<[string, ShimSetup, GcOptions, number, string, RegExp]>([
     ['a missing container', { exists: false }, {}, 4, 'container-missing', /there is no container named reg/],
     [
       'a stopped container',
@@ -702,18 +737,21 @@ describe('the GC script under dash against a fake docker', () => {
       'config-missing',
       /\/etc\/nope.yml does not exist in container reg/,
     ],
-  ])('refuses %s before touching the registry', async (_name, setup, options, exit, code, message) => {
-    const run = await runShim(setup, options);
-    expect(run.result.status).toBe('Failed');
-    expect(run.result.exitCode).toBe(exit);
-    expect(run.summary).toMatchObject({ status: 'failed', errorCode: code, exitStatus: exit });
-    expect(run.summary.error).toMatch(message);
-    expect(run.result.stderr).toMatch(message);
-    expect(run.actions).toEqual([]);
-  });
+  ])(
+    'refuses %s before touching the registry',
+    async ([_name, setup, options, exit, code, message], { shim }) => {
+      const run = await shim.runShim(setup, options);
+      expect(run.result.status).toBe('Failed');
+      expect(run.result.exitCode).toBe(exit);
+      expect(run.summary).toMatchObject({ status: 'failed', errorCode: code, exitStatus: exit });
+      expect(run.summary.error).toMatch(message);
+      expect(run.result.stderr).toMatch(message);
+      expect(run.actions).toEqual([]);
+    },
+  );
 
-  it('falls back to offline when the stand-in cannot start, and says so', async () => {
-    const run = await runShim({ failStartStandin: true }, { mode: 'readonly' });
+  shimIt('falls back to offline when the stand-in cannot start, and says so', async ({ shim }) => {
+    const run = await shim.runShim({ failStartStandin: true }, { mode: 'readonly' });
     expect(run.result.status).toBe('Success');
     expect(run.actions).toEqual([
       'create reg-janitor-gc (standin)',
@@ -736,9 +774,9 @@ describe('the GC script under dash against a fake docker', () => {
     );
   });
 
-  it('falls back to offline when the stand-in cannot even be created', async () => {
-    await writeFile(join(state, 'fail-create'), '');
-    const run = await runShim({}, { mode: 'readonly' });
+  shimIt('falls back to offline when the stand-in cannot even be created', async ({ shim }) => {
+    await writeFile(join(shim.state, 'fail-create'), '');
+    const run = await shim.runShim({}, { mode: 'readonly' });
     // Creating the one-off fails the same way, so this ends as a failure, with the registry started again.
     expect(run.summary.warnings.join('\n')).toMatch(/stand-in could not start \(docker create failed\)/);
     expect(run.summary.errorCode).toBe('helper-failed');
@@ -746,10 +784,10 @@ describe('the GC script under dash against a fake docker', () => {
     expect(await run.running('reg')).toBe('true');
   });
 
-  it.each(['readonly', 'offline', 'online'] as const)(
+  shimIt.for(['readonly', 'offline', 'online'] as const)(
     'brings the registry back when garbage-collect fails (%s)',
-    async (mode) => {
-      const run = await runShim(
+    async (mode, { shim }) => {
+      const run = await shim.runShim(
         { gcExit: 1, gcOutput: 'app\nfailed to garbage collect: failed to mark: boom\n' },
         { mode },
       );
@@ -764,8 +802,8 @@ describe('the GC script under dash against a fake docker', () => {
     },
   );
 
-  it('treats a registry without repositories as nothing to collect', async () => {
-    const run = await runShim(
+  shimIt('treats a registry without repositories as nothing to collect', async ({ shim }) => {
+    const run = await shim.runShim(
       {
         gcExit: 1,
         gcOutput:
@@ -778,15 +816,15 @@ describe('the GC script under dash against a fake docker', () => {
     expect(run.summary.warnings.join()).toMatch(/no repositories under the storage root/);
   });
 
-  it('fails loudly when the registry cannot be started again', async () => {
-    const run = await runShim({ failStartOriginal: true }, { mode: 'offline' });
+  shimIt('fails loudly when the registry cannot be started again', async ({ shim }) => {
+    const run = await shim.runShim({ failStartOriginal: true }, { mode: 'offline' });
     expect(run.result.exitCode).toBe(6);
     expect(run.summary.restoreFailed).toBe(true);
     expect(run.summary.error).toMatch(/could not start reg again after garbage-collect; start it by hand/);
   });
 
-  it('cleans up after an interrupted run it finds', async () => {
-    const run = await runShim({ leftoverHelper: true }, { mode: 'online' });
+  shimIt('cleans up after an interrupted run it finds', async ({ shim }) => {
+    const run = await shim.runShim({ leftoverHelper: true }, { mode: 'online' });
     expect(run.result.status).toBe('Success');
     expect(run.actions.slice(0, 2)).toEqual(['rm reg-janitor-gc', 'start reg']);
     expect(run.summary.warnings).toEqual([
@@ -795,68 +833,73 @@ describe('the GC script under dash against a fake docker', () => {
     ]);
   });
 
-  it('says why when the log directory cannot be written', async () => {
-    const run = await runShim({}, { logDir: '/proc/registry-janitor-logs' });
+  shimIt('says why when the log directory cannot be written', async ({ shim }) => {
+    const run = await shim.runShim({}, { logDir: '/proc/registry-janitor-logs' });
     expect(run.result.exitCode).toBe(2);
     expect(run.summary.errorCode).toBe('log-dir');
     expect(run.actions).toEqual([]);
   });
 
-  it('brings the registry back on SIGTERM while garbage-collect runs', async () => {
-    await prepare({ blockGc: true });
-    const script = join(dir, 'gc.sh');
+  shimIt('brings the registry back on SIGTERM while garbage-collect runs', async ({ shim }) => {
+    await shim.prepare({ blockGc: true });
+    const script = join(shim.dir, 'gc.sh');
     await writeFile(script, readGcScript());
-    const parameters = parameterEnvironment(gcParameters(gcOptions({ mode: 'readonly' })));
+    const parameters = parameterEnvironment(gcParameters(shim.gcOptions({ mode: 'readonly' })));
     const child = spawn('dash', [script], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...runnerEnv(), ...parameters },
+      env: { ...process.env, ...shim.runnerEnv(), ...parameters },
     });
     let stdout = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-    await waitFor(() => existsSync(join(state, 'gc-started')));
+    await waitFor(() => existsSync(join(shim.state, 'gc-started')));
     child.kill('SIGTERM');
     expect(await exited).toBe(143);
-    const run = await collect({ status: 'Failed', exitCode: 143, stdout, stderr: '' });
+    const run = await shim.collect({ status: 'Failed', exitCode: 143, stdout, stderr: '' });
     expect(run.summary).toMatchObject({ status: 'failed', errorCode: 'interrupted', exitStatus: 143 });
     expect(run.actions.slice(-2)).toEqual(['rm reg-janitor-gc', 'start reg']);
     expect(await run.running('reg')).toBe('true');
   });
 
-  it('brings the registry back through its guardian when the whole process group is SIGKILLed (SSM timeout)', async () => {
-    await prepare({ blockGc: true });
-    const script = join(dir, 'gc.sh');
-    await writeFile(script, readGcScript());
-    const parameters = parameterEnvironment(gcParameters(gcOptions({ mode: 'offline' })));
-    const child = spawn('dash', [script], {
-      detached: true,
-      stdio: 'ignore',
-      env: { ...process.env, ...runnerEnv(), ...parameters },
-    });
-    const exited = new Promise((resolve) => child.on('exit', resolve));
-    await waitFor(() => existsSync(join(state, 'gc-started')));
-    expect(await readFile(join(state, 'c', 'reg', 'running'), 'utf8')).toBe('false\n');
-    process.kill(-child.pid!, 'SIGKILL');
-    await exited;
-    await waitFor(async () => (await readFile(join(state, 'c', 'reg', 'running'), 'utf8')) === 'true\n');
-    const run = await collect({ status: 'Failed', exitCode: null, stdout: '', stderr: '' });
-    expect(run.actions.slice(-2)).toEqual(['rm reg-janitor-gc', 'start reg']);
-    // The guardian held the lock until it was done: the next run gets it.
-    await rm(join(state, 'gc-block'));
-    const next = await runShim({}, { mode: 'online' });
-    expect(next.result.status).toBe('Success');
-  });
+  shimIt(
+    'brings the registry back through its guardian when the whole process group is SIGKILLed (SSM timeout)',
+    async ({ shim }) => {
+      await shim.prepare({ blockGc: true });
+      const script = join(shim.dir, 'gc.sh');
+      await writeFile(script, readGcScript());
+      const parameters = parameterEnvironment(gcParameters(shim.gcOptions({ mode: 'offline' })));
+      const child = spawn('dash', [script], {
+        detached: true,
+        stdio: 'ignore',
+        env: { ...process.env, ...shim.runnerEnv(), ...parameters },
+      });
+      const exited = new Promise((resolve) => child.on('exit', resolve));
+      await waitFor(() => existsSync(join(shim.state, 'gc-started')));
+      expect(await readFile(join(shim.state, 'c', 'reg', 'running'), 'utf8')).toBe('false\n');
+      process.kill(-child.pid!, 'SIGKILL');
+      await exited;
+      await waitFor(
+        async () => (await readFile(join(shim.state, 'c', 'reg', 'running'), 'utf8')) === 'true\n',
+      );
+      const run = await shim.collect({ status: 'Failed', exitCode: null, stdout: '', stderr: '' });
+      expect(run.actions.slice(-2)).toEqual(['rm reg-janitor-gc', 'start reg']);
+      // The guardian held the lock until it was done: the next run gets it.
+      await rm(join(shim.state, 'gc-block'));
+      const next = await shim.runShim({}, { mode: 'online' });
+      expect(next.result.status).toBe('Success');
+    },
+  );
 
-  it('never lets two runs overlap on one host', async () => {
-    await prepare({ blockGc: true });
-    const runner = new LocalCommandRunner({ shell: 'dash', env: runnerEnv() });
-    const first = runner.run(gcParameters(gcOptions({ mode: 'online' })));
-    await waitFor(() => existsSync(join(state, 'gc-started')));
-    const second = await runner.run(gcParameters(gcOptions({ mode: 'online', lockWaitSeconds: 1 })));
+  shimIt('never lets two runs overlap on one host', async ({ shim }) => {
+    await shim.prepare({ blockGc: true });
+    const runner = new LocalCommandRunner({ shell: 'dash', env: shim.runnerEnv() });
+    const first = runner.run(gcParameters(shim.gcOptions({ mode: 'online' })));
+    await waitFor(() => existsSync(join(shim.state, 'gc-started')));
+    const second = await runner.run(gcParameters(shim.gcOptions({ mode: 'online', lockWaitSeconds: 1 })));
     expect(second.exitCode).toBe(3);
     expect(parseGcOutput(second.stdout)).toMatchObject({ errorCode: 'lock-busy' });
     expect(parseGcOutput(second.stdout).error).toMatch(/another garbage-collect run holds .*gc\.lock/);
-    await rm(join(state, 'gc-block'));
+    await rm(join(shim.state, 'gc-block'));
     expect((await first).status).toBe('Success');
   });
 });
