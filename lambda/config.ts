@@ -1,12 +1,50 @@
-// The Lambda's configuration: the environment the stack sets (see LAMBDA-CONTRACT) and the optional manual-invoke
-// payload, each parsed by one pure function that fails before any I/O with a message naming what to fix.
+// The Lambda's configuration: the environment the stack sets (the contract in core/contract.ts) and the optional
+// manual-invoke payload, each parsed by one pure function that fails before any I/O with a message naming what to fix.
 import { z } from 'zod';
-import { parseInstanceTag, type SsmTarget } from './adapters/ssm-runner.ts';
+import {
+  BUCKET_NAME,
+  BUCKET_PREFIX,
+  CONFIG_PATH,
+  CONFIG_PATH_FORM,
+  CONTAINER_NAME,
+  CONTAINER_NAME_FORM,
+  DEFAULT_ALLOW_MANUAL_APPLY,
+  DEFAULT_CONCURRENCY,
+  DEFAULT_CONTAINER_NAME,
+  DEFAULT_DRY_RUN,
+  DEFAULT_GC_MODE,
+  DEFAULT_GC_TIMEOUT_SECONDS,
+  DEFAULT_MAX_DELETE_FRACTION,
+  DEFAULT_REPORTS_PREFIX,
+  ENV,
+  GC_MODES,
+  INSTANCE_ID_FORM,
+  KMS_KEY_ID,
+  LOG_GROUP,
+  MAX_CONCURRENCY,
+  MAX_GC_TIMEOUT_SECONDS,
+  PARAMETER_NAME,
+  REALM_HOST_FORM,
+  SECRET_VARIABLES,
+  SSM_DOCUMENT_NAME,
+  isGcMode,
+  isInstanceId,
+  normalizeRealmHost,
+  normalizeRegistryUrl,
+  parseBoolean,
+  parseFraction,
+  parseHostList,
+  parseInstanceTag,
+  parseWhole,
+  registryUrlProblem,
+  type GcMode,
+  type SsmTarget,
+} from './core/contract.ts';
 import { ConfigError, errorMessage } from './core/errors.ts';
-import { GC_MODES, SSM_DOCUMENT_NAME, type GcMode } from './core/gc-script.ts';
 import { compileGlob } from './core/glob.ts';
-import { DEFAULT_CONCURRENCY } from './core/ports.ts';
 import { validatePolicy, type Policy } from './core/policy.ts';
+
+export { DEFAULT_CONTAINER_NAME, DEFAULT_GC_TIMEOUT_SECONDS, DEFAULT_MAX_DELETE_FRACTION };
 
 export interface GcConfig {
   /** Where SSM Run Command runs the garbage-collect script. */
@@ -29,11 +67,13 @@ export interface GcConfig {
 }
 
 export interface JanitorConfig {
-  /** Base URL without a trailing slash, e.g. https://registry.internal:5000. */
+  /** The registry's origin, scheme://host[:port], e.g. https://registry.internal:5000. */
   readonly registryUrl: string;
   readonly gc: GcConfig;
   readonly policy: Policy;
   readonly dryRun: boolean;
+  /** A manual invoke may ask for a real run although the stack is a dry run (ALLOW_MANUAL_APPLY). */
+  readonly allowManualApply: boolean;
   readonly maxDeleteFraction: number;
   /** SSM SecureString holding `user:password` or {"username","password"}. */
   readonly credentialsParameter?: string;
@@ -46,118 +86,143 @@ export interface JanitorConfig {
   readonly cacheBucket?: string;
   /** Send the credentials to a plain-http registry URL (ALLOW_INSECURE_HTTP). */
   readonly allowInsecureHttp: boolean;
-  /** Hosts besides the registry's whose token realm may get the credentials (TOKEN_REALM_HOSTS, comma-separated). */
+  /**
+   * Hosts besides the registry's whose token realm may get the credentials (TOKEN_REALM_HOSTS, comma-separated),
+   * lower-case.
+   */
   readonly tokenRealmHosts: readonly string[];
   /** Caps on one catalog or tag listing (MAX_LIST_PAGES, MAX_LIST_ENTRIES); unset: the client's defaults. */
   readonly maxListPages?: number;
   readonly maxListEntries?: number;
   /** KMS HMAC key (HMAC_256) that signs the S3 cache; without it the S3 cache is not used. */
   readonly cacheHmacKeyId?: string;
-  /** A manual payload may ask for a real run on a dry-run stack (ALLOW_MANUAL_APPLY); default false. */
-  readonly allowManualApply: boolean;
+  /**
+   * Where each run's HTML report and JSON plan go (REPORTS_BUCKET, REPORTS_PREFIX); unset without REPORTS_BUCKET.
+   * The prefix ends in `/` (default `reports/`).
+   */
+  readonly reports?: { readonly bucket: string; readonly prefix: string };
 }
 
-export const DEFAULT_CONTAINER_NAME = 'registry';
-export const DEFAULT_GC_TIMEOUT_SECONDS = 3600;
-export const DEFAULT_MAX_DELETE_FRACTION = 0.5;
+/**
+ * How problems name what is wrong: by variable for the function, by prop for the construct, which runs this
+ * parser at synth time and reports in its own terms.
+ */
+export interface ProblemNames {
+  /** `REGISTRY_URL`, or the prop that sets it (`registryUrl`). */
+  readonly name: (variable: string) => string;
+  /** The start of a problem with a value: `REGISTRY_URL="x"` / `registryUrl: "x"`; without a value `REGISTRY_URL:`. */
+  readonly subject: (variable: string, value?: string) => string;
+}
 
-const INSTANCE_ID = /^(i-[0-9a-f]{8}|i-[0-9a-f]{17}|mi-[0-9a-f]{17})$/;
-// Both end up in a shell script on the registry host: allow only what names and paths need.
-const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
-const CONFIG_PATH = /^\/[A-Za-z0-9._/-]+$/;
-const LOG_GROUP = /^[.\-_/#A-Za-z0-9]{1,512}$/;
-const PARAMETER_NAME =
-  /^(arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:parameter\/[A-Za-z0-9_.\-/]+|\/?[A-Za-z0-9_.\-/]{1,2048})$/;
-const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
-const DECIMAL = /^\s*(\d+(\.\d*)?|\.\d+)\s*$/;
-const WHOLE = /^\s*\d+\s*$/;
-const MAX_SSM_EXECUTION_TIMEOUT = 172_800;
-
-/** Variables that would put a registry secret in the function's configuration, where anyone with read access sees it. */
-const SECRET_VARIABLES = ['REGISTRY_PASSWORD', 'REGISTRY_USERNAME', 'REGISTRY_USER', 'REGISTRY_CREDENTIALS'];
+export const VARIABLE_NAMES: ProblemNames = {
+  name: (variable) => variable,
+  subject: (variable, value) => (value === undefined ? `${variable}:` : `${variable}="${value}"`),
+};
 
 /**
  * Parse the function's environment. Pure: reads only `env`. Unset and empty variables take their defaults.
  * @throws ConfigError listing every missing or malformed variable with the form it expects.
  */
 export function loadConfig(env: Readonly<Record<string, string | undefined>>): JanitorConfig {
+  const { config, problems } = checkConfig(env);
+  if (config === undefined) {
+    throw new ConfigError(
+      `The function's environment is invalid (it is set by the RegistryJanitor stack; fix the stack's props or ` +
+        `context and deploy again):\n  - ${problems.join('\n  - ')}`,
+    );
+  }
+  return config;
+}
+
+/** loadConfig without the throw: the config, or every problem, each worded with `names`. */
+export function checkConfig(
+  env: Readonly<Record<string, string | undefined>>,
+  names: ProblemNames = VARIABLE_NAMES,
+): { readonly config?: JanitorConfig; readonly problems: readonly string[] } {
   const problems: string[] = [];
-  const get = (name: string): string | undefined => {
-    const value = env[name]?.trim();
+  const { name, subject } = names;
+  const get = (variable: string): string | undefined => {
+    const value = env[variable]?.trim();
     return value === undefined || value === '' ? undefined : value;
   };
-  const bool = (name: string, fallback: boolean): boolean => {
-    const value = get(name);
+  const bool = (variable: string, fallback: boolean): boolean => {
+    const value = get(variable);
     if (value === undefined) return fallback;
-    if (value === 'true' || value === 'false') return value === 'true';
-    problems.push(`${name}="${value}" is not true or false`);
-    return fallback;
+    const parsed = parseBoolean(value);
+    if (parsed === undefined) problems.push(`${subject(variable, value)} is not true or false`);
+    return parsed ?? fallback;
   };
-  const matching = (name: string, pattern: RegExp, expected: string): string | undefined => {
-    const value = get(name);
-    if (value !== undefined && !pattern.test(value)) problems.push(`${name}="${value}" ${expected}`);
+  const matching = (variable: string, pattern: RegExp, expected: string): string | undefined => {
+    const value = get(variable);
+    if (value !== undefined && !pattern.test(value)) problems.push(`${subject(variable, value)} ${expected}`);
     return value;
   };
+  const whole = (variable: string, min: number, max: number, fallback: number): number => {
+    const value = get(variable);
+    if (value === undefined) return fallback;
+    const parsed = parseWhole(value, min, max);
+    if (parsed === undefined) {
+      problems.push(`${subject(variable, value)} is not a whole number from ${min} to ${max}`);
+    }
+    return parsed ?? fallback;
+  };
 
-  for (const name of SECRET_VARIABLES) {
-    if (get(name) !== undefined) {
+  for (const variable of SECRET_VARIABLES) {
+    if (get(variable) !== undefined) {
       problems.push(
-        `${name} is set, but registry credentials never come from environment variables: remove it, store ` +
-          '`user:password` in an SSM SecureString and set CREDENTIALS_PARAMETER to its name',
+        `${name(variable)} is set, but registry credentials never come from the function's environment (anyone ` +
+          'who can read its configuration sees them): remove it, store `user:password` in an SSM SecureString ' +
+          `and set ${name(ENV.credentialsParameter)} to its name`,
       );
     }
   }
 
-  const registryUrl = get('REGISTRY_URL');
+  const registryUrl = get(ENV.registryUrl);
   if (registryUrl === undefined) {
-    problems.push('REGISTRY_URL is not set: give the registry base URL, e.g. https://registry.internal:5000');
+    problems.push(
+      `${name(ENV.registryUrl)} is not set: give the registry base URL, e.g. https://registry.internal:5000`,
+    );
   } else {
     const problem = registryUrlProblem(registryUrl);
-    if (problem) problems.push(`REGISTRY_URL="${registryUrl}" ${problem}`);
+    if (problem?.kind === 'credentials') {
+      problems.push(
+        `${subject(ENV.registryUrl)} ${problem.message}; store them in an SSM SecureString and set ` +
+          name(ENV.credentialsParameter),
+      );
+    } else if (problem) problems.push(`${subject(ENV.registryUrl, registryUrl)} ${problem.message}`);
   }
 
-  const target = gcTarget(get('GC_INSTANCE_ID'), get('GC_INSTANCE_TAG'), problems);
-  const documentName = get('GC_DOCUMENT_NAME');
+  const target = gcTarget(get(ENV.instanceId), get(ENV.instanceTag), names, problems);
+  const documentName = get(ENV.documentName);
   if (documentName === undefined) {
     problems.push(
-      "GC_DOCUMENT_NAME is not set: give the name of the janitor's SSM Command document (the construct creates " +
-        'it and sets this variable)',
+      `${name(ENV.documentName)} is not set: give the name of the janitor's SSM Command document (the construct ` +
+        'creates it and sets this variable)',
     );
   } else if (!SSM_DOCUMENT_NAME.test(documentName)) {
     problems.push(
-      `GC_DOCUMENT_NAME="${documentName}" is not an SSM document name (3-128 letters, digits, _ . -)`,
+      `${subject(ENV.documentName, documentName)} is not an SSM document name (3-128 letters, digits, _ . -)`,
     );
   }
   const containerName =
-    matching('GC_CONTAINER_NAME', CONTAINER_NAME, 'is not a container name (letters, digits, _ . -)') ??
+    matching(ENV.containerName, CONTAINER_NAME, `is not a container name: use ${CONTAINER_NAME_FORM}`) ??
     DEFAULT_CONTAINER_NAME;
-  const configPath = matching(
-    'GC_CONFIG_PATH',
-    CONFIG_PATH,
-    'is not an absolute path of letters, digits and _ . / -, e.g. /etc/docker/registry/config.yml',
-  );
-  const modeText = get('GC_MODE');
-  let mode: GcMode = 'readonly';
+  const configPath = matching(ENV.configPath, CONFIG_PATH, `is not ${CONFIG_PATH_FORM}`);
+  const modeText = get(ENV.gcMode);
+  let mode: GcMode = DEFAULT_GC_MODE;
   if (modeText !== undefined) {
-    if ((GC_MODES as readonly string[]).includes(modeText)) mode = modeText as GcMode;
-    else problems.push(`GC_MODE="${modeText}" is not one of ${GC_MODES.join(', ')}`);
+    if (isGcMode(modeText)) mode = modeText;
+    else problems.push(`${subject(ENV.gcMode, modeText)} is not one of ${GC_MODES.join(', ')}`);
   }
-  const deleteUntagged = bool('GC_DELETE_UNTAGGED', false);
-  const logGroup = matching('GC_LOG_GROUP', LOG_GROUP, 'is not a CloudWatch Logs group name');
-  const timeoutSeconds = wholeNumber(
-    'GC_TIMEOUT_SECONDS',
-    get('GC_TIMEOUT_SECONDS'),
-    1,
-    MAX_SSM_EXECUTION_TIMEOUT,
-    DEFAULT_GC_TIMEOUT_SECONDS,
-    problems,
-  );
+  const deleteUntagged = bool(ENV.deleteUntagged, false);
+  const logGroup = matching(ENV.gcLogGroup, LOG_GROUP, 'is not a CloudWatch Logs group name');
+  const timeoutSeconds = whole(ENV.gcTimeoutSeconds, 1, MAX_GC_TIMEOUT_SECONDS, DEFAULT_GC_TIMEOUT_SECONDS);
 
   let policy: Policy | undefined;
-  const policyText = get('RETENTION_POLICY');
+  const policyText = get(ENV.policy);
   if (policyText === undefined) {
     problems.push(
-      'RETENTION_POLICY is not set: give the retention policy document as JSON, e.g. {"rules":[…]}',
+      `${name(ENV.policy)} is not set: give the retention policy document as JSON, e.g. {"rules":[…]}`,
     );
   } else {
     let document: unknown;
@@ -165,146 +230,120 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): J
       document = JSON.parse(policyText);
     } catch (err) {
       problems.push(
-        `RETENTION_POLICY is not valid JSON (${errorMessage(err)}): give the policy document as JSON`,
+        `${name(ENV.policy)} is not valid JSON (${errorMessage(err)}): give the policy document as JSON`,
       );
     }
     if (document !== undefined) {
       try {
-        policy = validatePolicy(document, 'RETENTION_POLICY');
+        policy = validatePolicy(document, name(ENV.policy));
       } catch (err) {
         problems.push(errorMessage(err));
       }
     }
   }
 
-  const dryRun = bool('DRY_RUN', true);
-  const fractionText = get('MAX_DELETE_FRACTION');
+  const dryRun = bool(ENV.dryRun, DEFAULT_DRY_RUN);
+  const allowManualApply = bool(ENV.allowManualApply, DEFAULT_ALLOW_MANUAL_APPLY);
+  const fractionText = get(ENV.maxDeleteFraction);
   let maxDeleteFraction = DEFAULT_MAX_DELETE_FRACTION;
   if (fractionText !== undefined) {
-    const n = Number(fractionText);
-    if (DECIMAL.test(fractionText) && n >= 0 && n <= 1) maxDeleteFraction = n;
-    else problems.push(`MAX_DELETE_FRACTION="${fractionText}" is not a number from 0 to 1, e.g. 0.5`);
+    const parsed = parseFraction(fractionText);
+    if (parsed !== undefined) maxDeleteFraction = parsed;
+    else {
+      problems.push(
+        `${subject(ENV.maxDeleteFraction, fractionText)} is not a number from 0 to 1, e.g. ${DEFAULT_MAX_DELETE_FRACTION}`,
+      );
+    }
   }
   const parameterForm = 'is not an SSM parameter name or ARN, e.g. /registry-janitor/credentials';
-  const credentialsParameter = matching('CREDENTIALS_PARAMETER', PARAMETER_NAME, parameterForm);
-  const caParameter = matching('CA_PARAMETER', PARAMETER_NAME, parameterForm);
-  const insecureTls = bool('INSECURE_TLS', false);
-  const concurrency = wholeNumber('CONCURRENCY', get('CONCURRENCY'), 1, 1024, DEFAULT_CONCURRENCY, problems);
-  const cacheBucket = matching('CACHE_BUCKET', BUCKET_NAME, 'is not an S3 bucket name');
-  const allowInsecureHttp = bool('ALLOW_INSECURE_HTTP', false);
-  const allowManualApply = bool('ALLOW_MANUAL_APPLY', false);
-  const tokenRealmHosts = (get('TOKEN_REALM_HOSTS') ?? '')
-    .split(',')
-    .map((h) => h.trim())
-    .filter((h) => h !== '');
-  const listCap = (name: string): number | undefined => {
-    const text = get(name);
-    return text === undefined ? undefined : wholeNumber(name, text, 1, Number.MAX_SAFE_INTEGER, 1, problems);
-  };
-  const maxListPages = listCap('MAX_LIST_PAGES');
-  const maxListEntries = listCap('MAX_LIST_ENTRIES');
-  const cacheHmacKeyId = matching(
-    'CACHE_HMAC_KEY_ID',
-    /^(?:arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key|alias)\/[A-Za-z0-9/_-]+|[0-9a-f-]{36}|alias\/[A-Za-z0-9/_-]+)$/,
-    'is not a KMS key ARN, key id or alias',
-  );
-
-  if (problems.length > 0) {
-    throw new ConfigError(
-      `The function's environment is invalid (it is set by the RegistryJanitor stack; fix the stack's props or ` +
-        `context and deploy again):\n  - ${problems.join('\n  - ')}`,
-    );
+  const credentialsParameter = matching(ENV.credentialsParameter, PARAMETER_NAME, parameterForm);
+  const caParameter = matching(ENV.caParameter, PARAMETER_NAME, parameterForm);
+  const insecureTls = bool(ENV.insecureTls, false);
+  const concurrency = whole(ENV.concurrency, 1, MAX_CONCURRENCY, DEFAULT_CONCURRENCY);
+  const cacheBucket = matching(ENV.cacheBucket, BUCKET_NAME, 'is not an S3 bucket name');
+  const allowInsecureHttp = bool(ENV.allowInsecureHttp, false);
+  const tokenRealmHosts: string[] = [];
+  for (const raw of parseHostList(get(ENV.tokenRealmHosts) ?? '')) {
+    const host = normalizeRealmHost(raw);
+    if (host === undefined) problems.push(`${subject(ENV.tokenRealmHosts, raw)} is not ${REALM_HOST_FORM}`);
+    else tokenRealmHosts.push(host);
   }
+  const listCap = (variable: string): number | undefined =>
+    get(variable) === undefined ? undefined : whole(variable, 1, Number.MAX_SAFE_INTEGER, 1);
+  const maxListPages = listCap(ENV.maxListPages);
+  const maxListEntries = listCap(ENV.maxListEntries);
+  const cacheHmacKeyId = matching(ENV.cacheHmacKeyId, KMS_KEY_ID, 'is not a KMS key ARN, key id or alias');
+  const reportsBucket = matching(ENV.reportsBucket, BUCKET_NAME, 'is not an S3 bucket name');
+  const reportsPrefix =
+    matching(
+      ENV.reportsPrefix,
+      BUCKET_PREFIX,
+      `is not a key prefix like ${DEFAULT_REPORTS_PREFIX} (segments of letters, digits and !_.*'()-, each ending in /)`,
+    ) ?? DEFAULT_REPORTS_PREFIX;
+
+  if (problems.length > 0) return { problems };
   return {
-    registryUrl: registryUrl!.replace(/\/+$/, ''),
-    gc: {
-      target: target!,
-      documentName: documentName!,
-      containerName,
-      ...(configPath !== undefined ? { configPath } : {}),
-      mode,
-      deleteUntagged,
-      ...(logGroup !== undefined ? { logGroup } : {}),
-      timeoutSeconds,
+    problems,
+    config: {
+      registryUrl: normalizeRegistryUrl(registryUrl!),
+      gc: {
+        target: target!,
+        documentName: documentName!,
+        containerName,
+        ...(configPath !== undefined ? { configPath } : {}),
+        mode,
+        deleteUntagged,
+        ...(logGroup !== undefined ? { logGroup } : {}),
+        timeoutSeconds,
+      },
+      policy: policy!,
+      dryRun,
+      allowManualApply,
+      maxDeleteFraction,
+      ...(credentialsParameter !== undefined ? { credentialsParameter } : {}),
+      ...(caParameter !== undefined ? { caParameter } : {}),
+      insecureTls,
+      concurrency,
+      ...(cacheBucket !== undefined ? { cacheBucket } : {}),
+      allowInsecureHttp,
+      tokenRealmHosts,
+      ...(maxListPages !== undefined ? { maxListPages } : {}),
+      ...(maxListEntries !== undefined ? { maxListEntries } : {}),
+      ...(cacheHmacKeyId !== undefined ? { cacheHmacKeyId } : {}),
+      ...(reportsBucket !== undefined ? { reports: { bucket: reportsBucket, prefix: reportsPrefix } } : {}),
     },
-    policy: policy!,
-    dryRun,
-    maxDeleteFraction,
-    ...(credentialsParameter !== undefined ? { credentialsParameter } : {}),
-    ...(caParameter !== undefined ? { caParameter } : {}),
-    insecureTls,
-    concurrency,
-    ...(cacheBucket !== undefined ? { cacheBucket } : {}),
-    allowInsecureHttp,
-    allowManualApply,
-    tokenRealmHosts,
-    ...(maxListPages !== undefined ? { maxListPages } : {}),
-    ...(maxListEntries !== undefined ? { maxListEntries } : {}),
-    ...(cacheHmacKeyId !== undefined ? { cacheHmacKeyId } : {}),
   };
-}
-
-function registryUrlProblem(text: string): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    return 'is not a URL: give the registry base URL, e.g. https://registry.internal:5000';
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'must start with https:// or http://';
-  if (url.username !== '' || url.password !== '') {
-    return 'must not contain credentials: store them in an SSM SecureString named by CREDENTIALS_PARAMETER';
-  }
-  if (url.pathname.replace(/\/+$/, '') !== '' || url.search !== '' || url.hash !== '') {
-    return `must be the registry root without a path or query (the API lives at /v2/), e.g. ${url.origin}`;
-  }
-  return undefined;
 }
 
 function gcTarget(
   id: string | undefined,
   tag: string | undefined,
+  { name, subject }: ProblemNames,
   problems: string[],
 ): SsmTarget | undefined {
   if (id !== undefined && tag !== undefined) {
-    problems.push('GC_INSTANCE_ID and GC_INSTANCE_TAG are both set: set only one');
+    problems.push(`${name(ENV.instanceId)} and ${name(ENV.instanceTag)} are both set: set only one`);
     return undefined;
   }
   if (id !== undefined) {
-    if (INSTANCE_ID.test(id)) return { instanceId: id };
-    problems.push(
-      `GC_INSTANCE_ID="${id}" is not an instance id like i-0123456789abcdef0 (or mi-… for a hybrid node)`,
-    );
+    if (isInstanceId(id)) return { instanceId: id };
+    problems.push(`${subject(ENV.instanceId, id)} is not ${INSTANCE_ID_FORM}`);
     return undefined;
   }
   if (tag !== undefined) {
     try {
-      return parseInstanceTag(tag, 'GC_INSTANCE_TAG');
+      return parseInstanceTag(tag, name(ENV.instanceTag));
     } catch (err) {
       problems.push(errorMessage(err));
       return undefined;
     }
   }
   problems.push(
-    'neither GC_INSTANCE_ID nor GC_INSTANCE_TAG is set: set one to name the registry host, e.g. ' +
-      'GC_INSTANCE_ID=i-0123456789abcdef0 or GC_INSTANCE_TAG=Role=docker-registry',
+    `neither ${name(ENV.instanceId)} nor ${name(ENV.instanceTag)} is set: set ${name(ENV.instanceId)} ` +
+      `(e.g. i-0123456789abcdef0) or ${name(ENV.instanceTag)} (e.g. Role=docker-registry) to name the registry ` +
+      'host where garbage-collect runs',
   );
   return undefined;
-}
-
-function wholeNumber(
-  name: string,
-  text: string | undefined,
-  min: number,
-  max: number,
-  fallback: number,
-  problems: string[],
-): number {
-  if (text === undefined) return fallback;
-  const n = Number(text);
-  if (WHOLE.test(text) && n >= min && n <= max) return n;
-  problems.push(`${name}="${text}" is not a whole number from ${min} to ${max}`);
-  return fallback;
 }
 
 /** What one invocation asks for beyond the configured job. */

@@ -10,10 +10,8 @@ import { readCredentials, readParameter } from './adapters/parameter-store.ts';
 import { createRegistryClient } from './adapters/registry-client.ts';
 import { SsmCommandRunner, createSsmClient } from './adapters/ssm-runner.ts';
 import type { JanitorConfig } from './config.ts';
+import { DEFAULT_SERVICE_NAME as SERVICE_NAME, METRIC_NAMESPACE as NAMESPACE } from './core/contract.ts';
 import { createLambdaHandler, type LambdaRuntime } from './lambda-job.ts';
-
-const SERVICE_NAME = 'registry-janitor';
-const NAMESPACE = 'RegistryJanitor';
 
 /** Secrets come from Parameter Store only; the SSM client has no fixed endpoint, so AWS_ENDPOINT_URL_SSM applies. */
 async function connect(config: JanitorConfig): Promise<LambdaRuntime> {

@@ -3,6 +3,7 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { MetricUnit as MetricUnitName } from '@aws-lambda-powertools/metrics/types';
 import { loadConfig, parseInvokePayload, type InvokeOverrides, type JanitorConfig } from './config.ts';
+import { METRICS } from './core/contract.ts';
 import { JanitorError, SafetyError, errorMessage } from './core/errors.ts';
 import { GcCommandError, runGc, type GcResult } from './core/gc.ts';
 import type { GcSummary } from './core/gc-script.ts';
@@ -119,17 +120,7 @@ export interface LambdaRunReport {
   };
 }
 
-/** Metric names (EMF, namespace RegistryJanitor, dimension `service`); the stack's alarms use them. */
-export const METRICS = {
-  tagsDeleted: 'TagsDeleted',
-  manifestsDeleted: 'ManifestsDeleted',
-  bytesFreed: 'BytesFreed',
-  gcDuration: 'GcDurationSeconds',
-  errors: 'Errors',
-  verifyFailures: 'VerifyFailures',
-  gcFailures: 'GcFailures',
-  runDuration: 'RunDurationSeconds',
-} as const;
+export { METRICS };
 
 type Stage = 'config' | JobStage | 'gc' | 'verify';
 

@@ -3,7 +3,15 @@
 import type { CronOptions } from 'aws-cdk-lib/aws-events';
 import { ConfigError } from '../lambda/core/errors.ts';
 import { parseCronExpression } from './cron.ts';
-import { GC_MODES, type GcMode } from './registry-janitor.ts';
+import {
+  DEFAULT_DRY_RUN,
+  DEFAULT_MAX_DELETE_FRACTION,
+  GC_MODES,
+  isGcMode,
+  parseBoolean,
+  parseFraction,
+  type GcMode,
+} from '../lambda/core/contract.ts';
 
 /** What the app builds the stack from. Names match the construct's props, so error messages fit both. */
 export interface AppSettings {
@@ -97,7 +105,7 @@ export function parseAppContext(
   const gcModeText = text('gcMode');
   let gcMode: GcMode | undefined;
   if (gcModeText !== undefined) {
-    if ((GC_MODES as readonly string[]).includes(gcModeText)) gcMode = gcModeText as GcMode;
+    if (isGcMode(gcModeText)) gcMode = gcModeText;
     else problems.push(`gcMode: "${gcModeText}" is not one of ${GC_MODES.join(', ')}`);
   }
 
@@ -112,19 +120,24 @@ export function parseAppContext(
     }
   }
 
-  const dryRunText = text('dryRun');
-  let dryRun = true;
-  if (dryRunText !== undefined) {
-    if (dryRunText === 'true' || dryRunText === 'false') dryRun = dryRunText === 'true';
-    else problems.push(`dryRun: "${dryRunText}" is not true or false`);
-  }
+  const flag = (key: string, fallback: boolean): boolean => {
+    const value = text(key);
+    if (value === undefined) return fallback;
+    const parsed = parseBoolean(value);
+    if (parsed === undefined) problems.push(`${key}: "${value}" is not true or false`);
+    return parsed ?? fallback;
+  };
+  const dryRun = flag('dryRun', DEFAULT_DRY_RUN);
 
   const fractionText = text('maxDeleteFraction');
   let maxDeleteFraction: number | undefined;
   if (fractionText !== undefined) {
-    const n = Number(fractionText);
-    if (/^\s*(\d+(\.\d*)?|\.\d+)\s*$/.test(fractionText) && n >= 0 && n <= 1) maxDeleteFraction = n;
-    else problems.push(`maxDeleteFraction: "${fractionText}" is not a number from 0 to 1, e.g. 0.5`);
+    maxDeleteFraction = parseFraction(fractionText);
+    if (maxDeleteFraction === undefined) {
+      problems.push(
+        `maxDeleteFraction: "${fractionText}" is not a number from 0 to 1, e.g. ${DEFAULT_MAX_DELETE_FRACTION}`,
+      );
+    }
   }
 
   const list = (key: string, pattern: RegExp, example: string): string[] | undefined => {

@@ -4,14 +4,21 @@ import { Stack } from 'aws-cdk-lib';
 import { CfnDocument } from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 
-import { CONTAINER_NAME, GC_DEFAULTS, GC_MODES } from '../lambda/core/gc-script.ts';
+import {
+  CONFIG_PATH_PARAMETER_PATTERN,
+  CONTAINER_NAME,
+  DEFAULT_CONTAINER_NAME,
+  DEFAULT_GC_MODE,
+  DEFAULT_GC_TIMEOUT_SECONDS,
+  GC_MODES,
+} from '../lambda/core/contract.ts';
 import { readGcScript } from '../lambda/gc/registry-gc.ts';
 
 /** Seconds SSM lets the script run (SendCommand's executionTimeout), as AWS-RunShellScript allows: 1..172800. */
 export const EXECUTION_TIMEOUT_PATTERN =
   '^([1-9][0-9]{0,4}|1[0-6][0-9]{4}|17[01][0-9]{3}|172[0-7][0-9]{2}|172800)$';
-/** Empty (the script finds the file), or an absolute path of letters, digits and _ . / - (as the function's config). */
-export const CONFIG_PATH_PATTERN = '^(/[A-Za-z0-9._/-]{1,1023})?$';
+/** Empty (the script finds the file), or the contract's config path (what the function's config takes). */
+export const CONFIG_PATH_PATTERN = CONFIG_PATH_PARAMETER_PATTERN;
 
 const FLAG = ['true', 'false'];
 
@@ -37,7 +44,7 @@ export function gcDocumentContent(script: string = readGcScript()): Record<strin
       containerName: {
         ...env,
         description: 'Name of the registry container.',
-        default: GC_DEFAULTS.containerName,
+        default: DEFAULT_CONTAINER_NAME,
         allowedPattern: CONTAINER_NAME.source,
       },
       configPath: {
@@ -52,7 +59,7 @@ export function gcDocumentContent(script: string = readGcScript()): Record<strin
         ...env,
         description:
           'readonly (a stand-in serves pulls), offline (registry stopped) or online (unsafe with pushes).',
-        default: GC_DEFAULTS.mode,
+        default: DEFAULT_GC_MODE,
         allowedValues: [...GC_MODES],
       },
       dryRun: { ...env, description: 'garbage-collect --dry-run.', default: 'false', allowedValues: FLAG },
@@ -65,7 +72,7 @@ export function gcDocumentContent(script: string = readGcScript()): Record<strin
       executionTimeout: {
         type: 'String',
         description: 'Seconds the script may run before the agent stops it.',
-        default: '3600',
+        default: String(DEFAULT_GC_TIMEOUT_SECONDS),
         allowedPattern: EXECUTION_TIMEOUT_PATTERN,
       },
     },
@@ -85,7 +92,7 @@ export function gcDocumentContent(script: string = readGcScript()): Record<strin
 
 /** The document as a CloudFormation resource; CloudFormation names it, so a changed script replaces it. */
 export class GcDocument extends Construct {
-  /** The document's name, for SendCommand (GC_DOCUMENT_NAME). */
+  /** The document's name, for SendCommand (the function's GC_DOCUMENT_NAME, ENV.documentName in the contract). */
   public readonly documentName: string;
   /** The document's ARN, for ssm:SendCommand. */
   public readonly documentArn: string;

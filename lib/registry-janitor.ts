@@ -50,27 +50,32 @@ import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { parseInstanceTag } from '../lambda/adapters/ssm-runner.ts';
-import { loadConfig } from '../lambda/config.ts';
+import { checkConfig, type ProblemNames } from '../lambda/config.ts';
+import {
+  CACHE_EXPIRATION_DAYS,
+  DEFAULT_DRY_RUN,
+  DEFAULT_SCHEDULE as DEFAULT_SCHEDULE_UTC,
+  DEFAULT_SERVICE_NAME,
+  ENV,
+  GC_MODES,
+  METRICS,
+  METRIC_NAMESPACE,
+  normalizeRegistryUrl,
+  parseInstanceTag,
+  registryUrlProblem,
+  type GcMode,
+} from '../lambda/core/contract.ts';
 import { ConfigError, errorMessage } from '../lambda/core/errors.ts';
-import { GC_MODES, type GcMode } from '../lambda/core/gc-script.ts';
 import { GcDocument } from './gc-document.ts';
 import { parsePolicy, validatePolicy, type Policy, type PolicyDocument } from '../lambda/core/policy.ts';
 
-export { GC_MODES, type GcMode };
+export { CACHE_EXPIRATION_DAYS, DEFAULT_SERVICE_NAME, GC_MODES, METRIC_NAMESPACE, type GcMode };
 
-/** CloudWatch namespace of the handler's EMF metrics. */
-export const METRIC_NAMESPACE = 'RegistryJanitor';
-/** Default `service` dimension of the metrics (POWERTOOLS_SERVICE_NAME). */
-export const DEFAULT_SERVICE_NAME = 'registry-janitor';
-/** Nightly at 03:00 UTC. */
+/** Nightly at 03:00 UTC (the contract's DEFAULT_SCHEDULE). */
 export const DEFAULT_SCHEDULE = ScheduleExpression.cron({
-  minute: '0',
-  hour: '3',
+  ...DEFAULT_SCHEDULE_UTC,
   timeZone: TimeZone.ETC_UTC,
 });
-/** Days a manifest-cache object lives; manifests are immutable, so this only bounds the cache's size. */
-export const CACHE_EXPIRATION_DAYS = 30;
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const HANDLER_ENTRY = fileURLToPath(new URL('../lambda/handler.ts', import.meta.url));
@@ -214,20 +219,31 @@ export interface RegistryJanitorProps {
 
 /** The prop that controls each variable the construct sets, for the error when `environment` sets one too. */
 const CONTROLLED_VARIABLES: Readonly<Record<string, string>> = {
-  REGISTRY_URL: 'registryUrl',
-  GC_INSTANCE_ID: 'instanceId',
-  GC_INSTANCE_TAG: 'instanceTag',
-  GC_CONTAINER_NAME: 'containerName',
-  GC_CONFIG_PATH: 'configPath',
-  GC_MODE: 'gcMode',
-  RETENTION_POLICY: 'policy or policyFile',
-  DRY_RUN: 'dryRun',
-  MAX_DELETE_FRACTION: 'maxDeleteFraction',
-  CREDENTIALS_PARAMETER: 'credentialsParameter',
-  CA_PARAMETER: 'caParameter',
-  CACHE_BUCKET: '(the construct creates the cache bucket)',
-  POWERTOOLS_SERVICE_NAME: 'serviceName',
-  POWERTOOLS_METRICS_NAMESPACE: '(fixed: RegistryJanitor)',
+  [ENV.registryUrl]: 'registryUrl',
+  [ENV.instanceId]: 'instanceId',
+  [ENV.instanceTag]: 'instanceTag',
+  [ENV.documentName]: '(the construct creates the SSM document)',
+  [ENV.containerName]: 'containerName',
+  [ENV.configPath]: 'configPath',
+  [ENV.gcMode]: 'gcMode',
+  [ENV.policy]: 'policy or policyFile',
+  [ENV.dryRun]: 'dryRun',
+  [ENV.maxDeleteFraction]: 'maxDeleteFraction',
+  [ENV.credentialsParameter]: 'credentialsParameter',
+  [ENV.caParameter]: 'caParameter',
+  [ENV.cacheBucket]: '(the construct creates the cache bucket)',
+  [ENV.cacheHmacKeyId]: '(the construct creates the cache key)',
+  [ENV.serviceName]: 'serviceName',
+  [ENV.metricsNamespace]: `(fixed: ${METRIC_NAMESPACE})`,
+};
+
+/** The function's parser at synth time names each problem by the prop behind it (`environment.X` for the rest). */
+const PROP_NAMES: ProblemNames = {
+  name: (variable) => CONTROLLED_VARIABLES[variable] ?? `environment.${variable}`,
+  subject: (variable, value) => {
+    const prop = PROP_NAMES.name(variable);
+    return value === undefined ? `${prop}:` : `${prop}: "${value}"`;
+  },
 };
 
 /**
@@ -260,7 +276,7 @@ export class RegistryJanitor extends Construct {
     this.policy = loadPolicy(props);
 
     const serviceName = props.serviceName ?? DEFAULT_SERVICE_NAME;
-    const dryRun = props.dryRun ?? true;
+    const dryRun = props.dryRun ?? DEFAULT_DRY_RUN;
 
     this.logGroup = new LogGroup(this, 'LogGroup', {
       retention: props.logRetention ?? RetentionDays.THREE_MONTHS,
@@ -333,7 +349,7 @@ export class RegistryJanitor extends Construct {
     const environment = buildEnvironment(props, {
       cacheHmacKeyId: this.cacheKey.keyArn,
       gcDocument: this.gcDocument.documentName,
-      policy: this.policy,
+      policyJson: JSON.stringify(this.policy.document),
       dryRun,
       serviceName,
       cacheBucket: this.cacheBucket.bucketName,
@@ -550,13 +566,13 @@ export class RegistryJanitor extends Construct {
       },
       {
         id: 'GcFailures',
-        metric: runMetric('GcFailures'),
+        metric: runMetric(METRICS.gcFailures),
         description:
           'garbage-collect failed or timed out on the registry host; the run log has its output tail.',
       },
       {
         id: 'VerifyFailures',
-        metric: runMetric('VerifyFailures'),
+        metric: runMetric(METRICS.verifyFailures),
         description: 'After the run, a tag the policy keeps no longer resolves: check the registry now.',
       },
       {
@@ -601,7 +617,7 @@ export class RegistryJanitor extends Construct {
     dashboard.addWidgets(
       new SingleValueWidget({
         title: 'Last 30 days',
-        metrics: [daily('TagsDeleted'), daily('ManifestsDeleted'), daily('BytesFreed')],
+        metrics: [daily(METRICS.tagsDeleted), daily(METRICS.manifestsDeleted), daily(METRICS.bytesFreed)],
         period: Duration.days(30),
         width: 24,
       }),
@@ -609,18 +625,18 @@ export class RegistryJanitor extends Construct {
     dashboard.addWidgets(
       new GraphWidget({
         title: 'Tags and manifests deleted',
-        left: [daily('TagsDeleted'), daily('ManifestsDeleted')],
+        left: [daily(METRICS.tagsDeleted), daily(METRICS.manifestsDeleted)],
       }),
-      new GraphWidget({ title: 'Bytes freed', left: [daily('BytesFreed')] }),
+      new GraphWidget({ title: 'Bytes freed', left: [daily(METRICS.bytesFreed)] }),
       new GraphWidget({
         title: 'Duration (seconds)',
-        left: [daily('RunDurationSeconds', 'Maximum'), daily('GcDurationSeconds', 'Maximum')],
+        left: [daily(METRICS.runDuration, 'Maximum'), daily(METRICS.gcDuration, 'Maximum')],
       }),
     );
     dashboard.addWidgets(
       new GraphWidget({
         title: 'Failures',
-        left: [daily('Errors'), daily('GcFailures'), daily('VerifyFailures')],
+        left: [daily(METRICS.errors), daily(METRICS.gcFailures), daily(METRICS.verifyFailures)],
       }),
       new GraphWidget({
         title: 'Function',
@@ -721,42 +737,59 @@ function parameterArn(stack: Stack, name: string): string {
   });
 }
 
-function buildEnvironment(
-  props: RegistryJanitorProps,
-  derived: {
-    policy: Policy;
-    dryRun: boolean;
-    serviceName: string;
-    cacheBucket: string;
-    cacheHmacKeyId: string;
-    gcDocument: string;
-  },
-): Record<string, string> {
+/** What the construct derives before building the environment (tokens for what it creates). */
+interface Derived {
+  readonly policyJson: string;
+  readonly dryRun: boolean;
+  readonly serviceName: string;
+  readonly cacheBucket: string;
+  readonly cacheHmacKeyId: string;
+  readonly gcDocument: string;
+}
+
+/** The function's environment: the variables the props set, merged with `environment`; unset values left out. */
+function environmentOf(props: RegistryJanitorProps, derived: Derived): Record<string, string> {
   const own: Record<string, string | undefined> = {
-    REGISTRY_URL: props.registryUrl.replace(/\/+$/, ''),
-    GC_INSTANCE_ID: props.instanceId,
-    GC_INSTANCE_TAG: props.instanceTag,
-    GC_DOCUMENT_NAME: derived.gcDocument,
-    GC_CONTAINER_NAME: props.containerName,
-    GC_CONFIG_PATH: props.configPath,
-    GC_MODE: props.gcMode,
-    RETENTION_POLICY: JSON.stringify(derived.policy.document),
+    [ENV.registryUrl]: knownRegistryUrl(props.registryUrl),
+    [ENV.instanceId]: props.instanceId,
+    [ENV.instanceTag]: props.instanceTag,
+    [ENV.documentName]: derived.gcDocument,
+    [ENV.containerName]: props.containerName,
+    [ENV.configPath]: props.configPath,
+    [ENV.gcMode]: props.gcMode,
+    [ENV.policy]: derived.policyJson,
     // Always explicit: the safety switch should be visible on the function, not implied by a default.
-    DRY_RUN: String(derived.dryRun),
-    MAX_DELETE_FRACTION: props.maxDeleteFraction === undefined ? undefined : String(props.maxDeleteFraction),
-    CREDENTIALS_PARAMETER: props.credentialsParameter,
-    CA_PARAMETER: props.caParameter,
-    CACHE_BUCKET: derived.cacheBucket,
-    CACHE_HMAC_KEY_ID: derived.cacheHmacKeyId,
-    POWERTOOLS_SERVICE_NAME: derived.serviceName,
-    POWERTOOLS_METRICS_NAMESPACE: METRIC_NAMESPACE,
+    [ENV.dryRun]: String(derived.dryRun),
+    [ENV.maxDeleteFraction]:
+      props.maxDeleteFraction === undefined ? undefined : String(props.maxDeleteFraction),
+    [ENV.credentialsParameter]: props.credentialsParameter,
+    [ENV.caParameter]: props.caParameter,
+    [ENV.cacheBucket]: derived.cacheBucket,
+    [ENV.cacheHmacKeyId]: derived.cacheHmacKeyId,
+    [ENV.serviceName]: derived.serviceName,
+    [ENV.metricsNamespace]: METRIC_NAMESPACE,
     NODE_OPTIONS: '--enable-source-maps',
   };
   const environment: Record<string, string> = {};
   for (const [key, value] of Object.entries({ ...own, ...props.environment })) {
     if (value !== undefined) environment[key] = value;
   }
-  checkWithHandler(environment);
+  return environment;
+}
+
+/** A valid URL in its one spelling (the origin); anything else as given, for the function's parser to report. */
+function knownRegistryUrl(url: string): string {
+  return Token.isUnresolved(url) || registryUrlProblem(url) !== undefined ? url : normalizeRegistryUrl(url);
+}
+
+function buildEnvironment(props: RegistryJanitorProps, derived: Derived): Record<string, string> {
+  const environment = environmentOf(props, derived);
+  const problems = handlerProblems(environment);
+  if (problems.length > 0) {
+    throw new ConfigError(
+      `RegistryJanitor: the function would reject its configuration:\n  - ${problems.join('\n  - ')}`,
+    );
+  }
   const size = Object.entries(environment).reduce(
     (sum, [key, value]) =>
       sum + key.length + (Token.isUnresolved(value) ? TOKEN_SIZE_ESTIMATE : value.length),
@@ -765,91 +798,57 @@ function buildEnvironment(
   if (size > ENVIRONMENT_LIMIT_BYTES) {
     throw new ConfigError(
       `RegistryJanitor: the function's environment would be about ${size} bytes, over Lambda's 4 KB limit; the ` +
-        `retention policy alone is ${environment.RETENTION_POLICY!.length} bytes as JSON. Merge rules that share ` +
+        `retention policy alone is ${derived.policyJson.length} bytes as JSON. Merge rules that share ` +
         `criteria (one rule can list several repository globs) to shorten the policy.`,
     );
   }
   return environment;
 }
 
-/** Valid stand-ins for values only known at deploy time, so the handler's parser can check everything else. */
+/** Valid stand-ins for values only known at deploy time, so the function's parser can check everything else. */
 const DEPLOY_TIME_STANDINS: Readonly<Record<string, string>> = {
-  REGISTRY_URL: 'https://deploy-time.invalid',
-  GC_INSTANCE_ID: 'i-00000000',
-  GC_INSTANCE_TAG: 'Deploy=Time',
-  GC_DOCUMENT_NAME: 'deploy-time-document',
-  CACHE_BUCKET: 'deploy-time-bucket',
-  CACHE_HMAC_KEY_ID: 'arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000',
+  [ENV.registryUrl]: 'https://deploy-time.invalid',
+  [ENV.instanceId]: 'i-00000000',
+  [ENV.instanceTag]: 'Deploy=Time',
+  [ENV.documentName]: 'deploy-time-document',
+  [ENV.cacheBucket]: 'deploy-time-bucket',
+  [ENV.cacheHmacKeyId]: 'arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000',
 };
+/** The props' check runs before the policy is read; the policy is checked on its own (validatePolicy). */
+const STANDIN_POLICY = JSON.stringify({ rules: [{ repositories: ['**'], protect: true }] });
 
 /**
- * Run the function's own loadConfig over the environment, so anything it would reject at run time (e.g. a bad
- * CONCURRENCY in `environment`) fails synth instead, with the handler's message.
+ * Run the function's own parser over the environment, so anything it would reject at run time (a bad instance id,
+ * or a bad CONCURRENCY in `environment`) fails synth instead, with its message naming the prop.
  */
-function checkWithHandler(environment: Readonly<Record<string, string>>): void {
+function handlerProblems(environment: Readonly<Record<string, string>>): readonly string[] {
   const known: Record<string, string> = {};
   for (const [key, value] of Object.entries(environment)) {
     if (!Token.isUnresolved(value)) known[key] = value;
     else if (DEPLOY_TIME_STANDINS[key] !== undefined) known[key] = DEPLOY_TIME_STANDINS[key];
   }
-  try {
-    loadConfig(known);
-  } catch (err) {
-    throw new ConfigError(
-      `RegistryJanitor: the function would reject its configuration: ${errorMessage(err)}`,
-      {
-        cause: err,
-      },
-    );
-  }
+  return checkConfig(known, PROP_NAMES).problems;
 }
 
-/** Throw one ConfigError listing every bad or conflicting prop, each with what to set. */
+/**
+ * Throw one ConfigError listing every bad or conflicting prop, each with what to set: what the function's parser
+ * says about the environment the props make, then the conflicts only the construct can see.
+ */
 function checkProps(props: RegistryJanitorProps): void {
-  const problems: string[] = [];
+  const problems = [
+    ...handlerProblems(
+      environmentOf(props, {
+        policyJson: STANDIN_POLICY,
+        dryRun: props.dryRun ?? DEFAULT_DRY_RUN,
+        serviceName: props.serviceName ?? DEFAULT_SERVICE_NAME,
+        cacheBucket: DEPLOY_TIME_STANDINS[ENV.cacheBucket]!,
+        cacheHmacKeyId: DEPLOY_TIME_STANDINS[ENV.cacheHmacKeyId]!,
+        gcDocument: DEPLOY_TIME_STANDINS[ENV.documentName]!,
+      }),
+    ),
+  ];
   const known = (value: unknown): value is string | number =>
     value !== undefined && !Token.isUnresolved(value);
-
-  if (known(props.registryUrl)) {
-    const problem = registryUrlProblem(props.registryUrl);
-    if (problem) problems.push(`registryUrl: ${problem}`);
-  }
-
-  if (props.instanceId !== undefined && props.instanceTag !== undefined) {
-    problems.push('instanceId and instanceTag are both set: set only one (the id, or a tag Key=Value)');
-  } else if (props.instanceId === undefined && props.instanceTag === undefined) {
-    problems.push(
-      'set instanceId (e.g. i-0123456789abcdef0) or instanceTag (e.g. Role=docker-registry) to name the ' +
-        'registry host where garbage-collect runs',
-    );
-  }
-  if (known(props.instanceId) && !/^(i-[0-9a-f]{8}|i-[0-9a-f]{17}|mi-[0-9a-f]{17})$/.test(props.instanceId)) {
-    problems.push(`instanceId: "${props.instanceId}" is not an instance id like i-0123456789abcdef0`);
-  }
-  if (known(props.instanceTag)) {
-    try {
-      parseInstanceTag(props.instanceTag, 'instanceTag');
-    } catch (err) {
-      problems.push(errorMessage(err));
-    }
-  }
-
-  // Both end up in a shell script on the host: allow only what names and paths need.
-  if (known(props.containerName) && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/.test(props.containerName)) {
-    problems.push(
-      `containerName: "${props.containerName}" is not a container name (letters, digits, _ . -; ` +
-        'see `docker ps --format {{.Names}}` on the host)',
-    );
-  }
-  if (known(props.configPath) && !/^\/[A-Za-z0-9._/-]+$/.test(props.configPath)) {
-    problems.push(
-      `configPath: "${props.configPath}" must be an absolute path inside the container made of letters, ` +
-        'digits and _ . / -, e.g. /etc/docker/registry/config.yml',
-    );
-  }
-  if (known(props.gcMode) && !(GC_MODES as readonly string[]).includes(props.gcMode)) {
-    problems.push(`gcMode: "${String(props.gcMode)}" is not one of ${GC_MODES.join(', ')}`);
-  }
 
   if (props.policy !== undefined && props.policyFile !== undefined) {
     problems.push(
@@ -862,31 +861,12 @@ function checkProps(props: RegistryJanitorProps): void {
   }
 
   if (
-    known(props.maxDeleteFraction) &&
-    !(
-      Number.isFinite(props.maxDeleteFraction) &&
-      props.maxDeleteFraction >= 0 &&
-      props.maxDeleteFraction <= 1
-    )
-  ) {
-    problems.push(`maxDeleteFraction: ${props.maxDeleteFraction} is not a number from 0 to 1, e.g. 0.5`);
-  }
-  if (
     known(props.memorySize) &&
     !(Number.isInteger(props.memorySize) && props.memorySize >= 128 && props.memorySize <= 10240)
   ) {
     problems.push(`memorySize: ${props.memorySize} is not a whole number of MB from 128 to 10240`);
   }
 
-  for (const key of ['credentialsParameter', 'caParameter'] as const) {
-    const name = props[key];
-    if (
-      known(name) &&
-      !/^(arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:parameter\/[A-Za-z0-9_.\-/]+|\/?[A-Za-z0-9_.\-/]+)$/.test(name)
-    ) {
-      problems.push(`${key}: "${name}" is not an SSM parameter name like /registry-janitor/credentials`);
-    }
-  }
   if (props.parameterKey && props.credentialsParameter === undefined && props.caParameter === undefined) {
     problems.push(
       'parameterKey is set but neither credentialsParameter nor caParameter: set the parameter it decrypts, ' +
@@ -915,35 +895,11 @@ function checkProps(props: RegistryJanitorProps): void {
   for (const key of Object.keys(props.environment ?? {})) {
     const prop = CONTROLLED_VARIABLES[key];
     if (prop !== undefined) problems.push(`environment.${key}: set by the construct; use ${prop} instead`);
-    if (/^REGISTRY_(PASSWORD|USERNAME|USER|CREDENTIALS)$/.test(key)) {
-      problems.push(
-        `environment.${key}: registry credentials never go in the function's environment (anyone who can read ` +
-          'the function sees them); store them in an SSM SecureString and set credentialsParameter',
-      );
-    }
   }
 
   if (problems.length > 0) {
     throw new ConfigError(`RegistryJanitor: invalid props:\n  - ${problems.join('\n  - ')}`);
   }
-}
-
-function registryUrlProblem(text: string): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    return `"${text}" is not a URL; give the registry's base URL, e.g. https://registry.internal:5000`;
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:')
-    return `"${text}" must start with https:// or http://`;
-  if (url.username !== '' || url.password !== '') {
-    return 'must not contain credentials; store them in an SSM SecureString and set credentialsParameter';
-  }
-  if (url.pathname !== '/' || url.search !== '' || url.hash !== '') {
-    return `"${text}" must be the registry root without a path or query (the API lives at /v2/), e.g. ${url.origin}`;
-  }
-  return undefined;
 }
 
 function loadPolicy(props: RegistryJanitorProps): Policy {

@@ -12,12 +12,18 @@ import {
   type SendCommandCommandInput,
 } from '@aws-sdk/client-ssm';
 import { ConfigError, GcError, errorMessage } from '../core/errors.ts';
-import { SSM_DOCUMENT_NAME } from '../core/gc-script.ts';
+import {
+  DEFAULT_GC_TIMEOUT_SECONDS,
+  INSTANCE_ID_FORM,
+  MAX_GC_TIMEOUT_SECONDS,
+  SSM_DOCUMENT_NAME,
+  isInstanceId,
+  parseInstanceTag,
+  type SsmTarget,
+} from '../core/contract.ts';
 import type { CommandResult, CommandRunner } from '../core/ports.ts';
 
-/** The registry host: one instance id, or an EC2 tag that must match exactly one managed instance. */
-export type SsmTarget =
-  { readonly instanceId: string } | { readonly tagKey: string; readonly tagValue: string };
+export { parseInstanceTag, type SsmTarget };
 
 export interface SsmCommandRunnerOptions {
   readonly client: SSMClient;
@@ -65,8 +71,6 @@ export interface SsmCommandResult extends CommandResult {
   readonly statusDetails?: string;
 }
 
-const MAX_EXECUTION_TIMEOUT = 172_800;
-const INSTANCE_ID = /^(i|mi)-[0-9a-f]{8,17}$/;
 const TERMINAL = new Set(['Success', 'Failed', 'TimedOut', 'Cancelled']);
 
 /** An SSM client configured from the environment only (region), so AWS_ENDPOINT_URL_SSM can redirect it. */
@@ -78,31 +82,6 @@ export function createSsmClient(): SSMClient {
     );
   }
   return new SSMClient({ region });
-}
-
-/**
- * Parse an EC2 tag given as `Key=Value` (a leading `tag:` is accepted). The value may contain `=`.
- * @param source where the text came from, for the error message (e.g. the variable name).
- */
-export function parseInstanceTag(
-  text: string,
-  source = 'instance tag',
-): { tagKey: string; tagValue: string } {
-  const trimmed = text.trim();
-  const eq = trimmed.indexOf('=');
-  const key = (eq < 0 ? '' : trimmed.slice(0, eq).trim()).replace(/^tag:/, '');
-  const value = eq < 0 ? '' : trimmed.slice(eq + 1).trim();
-  if (!key || !value) {
-    throw new ConfigError(
-      `${source} "${text}" is not Key=Value: give the EC2 tag of the registry host, e.g. Role=docker-registry.`,
-    );
-  }
-  if (key.length > 128 || value.length > 256) {
-    throw new ConfigError(
-      `${source} "${text}" is too long: EC2 tag keys have at most 128 characters, values 256.`,
-    );
-  }
-  return { tagKey: key, tagValue: value };
 }
 
 /**
@@ -146,13 +125,13 @@ export class SsmCommandRunner implements CommandRunner {
           `janitor's GC document (the construct passes it as GC_DOCUMENT_NAME).`,
       );
     }
-    if ('instanceId' in this.target && !INSTANCE_ID.test(this.target.instanceId)) {
-      throw new ConfigError(
-        `"${this.target.instanceId}" is not an EC2 or managed instance id: expected i-0123456789abcdef0 or mi-….`,
-      );
+    if ('instanceId' in this.target && !isInstanceId(this.target.instanceId)) {
+      throw new ConfigError(`"${this.target.instanceId}" is not ${INSTANCE_ID_FORM}.`);
     }
     if ('tagKey' in this.target) parseInstanceTag(`${this.target.tagKey}=${this.target.tagValue}`);
-    this.executionTimeoutSeconds = checkExecutionTimeout(options.executionTimeoutSeconds ?? 3600);
+    this.executionTimeoutSeconds = checkExecutionTimeout(
+      options.executionTimeoutSeconds ?? DEFAULT_GC_TIMEOUT_SECONDS,
+    );
     this.deliveryTimeoutSeconds = options.deliveryTimeoutSeconds ?? 600;
     if (!Number.isInteger(this.deliveryTimeoutSeconds) || this.deliveryTimeoutSeconds < 30) {
       throw new ConfigError(`deliveryTimeoutSeconds must be a whole number of at least 30 (SSM's minimum).`);
@@ -329,9 +308,9 @@ export class SsmCommandRunner implements CommandRunner {
 }
 
 function checkExecutionTimeout(seconds: number): number {
-  if (!Number.isInteger(seconds) || seconds < 1 || seconds > MAX_EXECUTION_TIMEOUT) {
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > MAX_GC_TIMEOUT_SECONDS) {
     throw new ConfigError(
-      `Execution timeout ${seconds} s is out of range: the GC document accepts 1..${MAX_EXECUTION_TIMEOUT} seconds.`,
+      `Execution timeout ${seconds} s is out of range: the GC document accepts 1..${MAX_GC_TIMEOUT_SECONDS} seconds.`,
     );
   }
   return seconds;

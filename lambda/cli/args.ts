@@ -2,6 +2,7 @@
 // the files the flags name.
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { DEFAULT_CONCURRENCY, DEFAULT_MAX_DELETE_FRACTION } from '../core/contract.ts';
 import { ConfigError, errorMessage } from '../core/errors.ts';
 
 export const USAGE = `registry-janitor: keep a Docker registry (CNCF distribution) within its disk.
@@ -20,13 +21,13 @@ Options:
   --json                    print the full plan (and report) as JSON
   --verbose                 list kept tags too, with the reason each is kept
   --out FILE                also write the plan as JSON to FILE
-  --concurrency N           requests in flight (default 64)
+  --concurrency N           requests in flight (default ${DEFAULT_CONCURRENCY})
   --cache FILE              remember manifest facts in FILE between runs (immutable by digest): a repeated
                             run reads only what is new. A missing or unreadable FILE only costs time
   --storage PATH            the registry's storage root (storage.filesystem.rootdirectory, the folder that
                             holds docker/), read-only: untagged history is listed from it and judged by the
                             policy's untagged blocks; without it untagged manifests are left alone
-  --max-delete-fraction F   delete guard: refuse plans deleting more than F of the tags (default 0.5)
+  --max-delete-fraction F   delete guard: refuse plans deleting more than F of the tags (default ${DEFAULT_MAX_DELETE_FRACTION})
   --yes                     do not ask before deleting (required when stdin is not a terminal)
   --username USER           registry user (or REGISTRY_USERNAME)
   --password-stdin          read the password from stdin (or REGISTRY_PASSWORD)

@@ -1,7 +1,7 @@
 // Builds the registry client from the flags and the environment (URL, credentials, TLS, concurrency).
 import { createRegistryClient, type RegistryHttpClient } from '../adapters/registry-client.ts';
 import { ConfigError } from '../core/errors.ts';
-import { DEFAULT_CONCURRENCY } from '../core/ports.ts';
+import { DEFAULT_CONCURRENCY } from '../core/contract.ts';
 import { number, readText, type Values } from './args.ts';
 import type { CliIo } from './io.ts';
 

@@ -3,7 +3,7 @@
 import { LocalCommandRunner } from '../adapters/local-runner.ts';
 import { ConfigError } from '../core/errors.ts';
 import { runGc } from '../core/gc.ts';
-import { GC_MODES, type GcMode } from '../core/gc-script.ts';
+import { DEFAULT_CONTAINER_NAME, DEFAULT_GC_MODE, GC_MODES, isGcMode } from '../core/contract.ts';
 import { formatBytes } from '../core/report.ts';
 import type { CliIo } from './io.ts';
 
@@ -16,13 +16,13 @@ export interface GcFlags {
 }
 
 export async function gcCommand(values: GcFlags, io: CliIo): Promise<number> {
-  const mode = values.mode ?? 'readonly';
-  if (!(GC_MODES as readonly string[]).includes(mode)) {
+  const mode = values.mode ?? DEFAULT_GC_MODE;
+  if (!isGcMode(mode)) {
     throw new ConfigError(`--mode expects one of ${GC_MODES.join(', ')}, got "${mode}"`);
   }
   const result = await runGc(new LocalCommandRunner(), {
-    containerName: values.container ?? 'registry',
-    mode: mode as GcMode,
+    containerName: values.container ?? DEFAULT_CONTAINER_NAME,
+    mode,
     ...(values['config-path'] ? { configPath: values['config-path'] } : {}),
     ...(values['delete-untagged'] ? { deleteUntagged: true } : {}),
   });

@@ -6,6 +6,7 @@ import { assertStorageRoot, filesystemHistory } from '../adapters/history-fs.ts'
 import { openFileCache } from '../adapters/manifest-cache-file.ts';
 import type { HistorySource } from '../core/history.ts';
 import type { RegistryHttpClient } from '../adapters/registry-client.ts';
+import { DEFAULT_MAX_DELETE_FRACTION } from '../core/contract.ts';
 import { ConfigError, errorMessage } from '../core/errors.ts';
 import type { JobOptions } from '../core/job.ts';
 import { runJob } from '../core/job.ts';
@@ -83,7 +84,13 @@ export interface PlanInput {
 
 /** Check the flags and read the policy before any request: each mistake is named with its fix. */
 export function readPlanInput(command: 'plan' | 'apply', values: Values): PlanInput {
-  const maxDeleteFraction = number(values['max-delete-fraction'], '--max-delete-fraction', 0, 1, 0.5);
+  const maxDeleteFraction = number(
+    values['max-delete-fraction'],
+    '--max-delete-fraction',
+    0,
+    1,
+    DEFAULT_MAX_DELETE_FRACTION,
+  );
   if (command === 'plan' && values.plan)
     throw new ConfigError('--plan goes with apply; plan makes a new plan from --policy');
   if (!values.plan && !values.policy)

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pLimit, { type LimitFunction } from 'p-limit';
+import { DEFAULT_MAX_DELETE_FRACTION } from './contract.ts';
 import { errorMessage, RegistryError, SafetyError } from './errors.ts';
 import { MEDIA_TYPES, PLACEHOLDER_ANNOTATION } from './manifest.ts';
 import type { ManifestDeletion, Plan, Report, ReportEntry, RepositoryPlan } from './model.ts';
@@ -85,7 +86,7 @@ export async function applyPlan(
   client: RegistryClient,
   options: ApplyOptions = {},
 ): Promise<Report> {
-  assertApplicable(plan, options.maxDeleteFraction ?? 0.5);
+  assertApplicable(plan, options.maxDeleteFraction ?? DEFAULT_MAX_DELETE_FRACTION);
   const first = repositoriesToChange(plan)[0];
   const probe = first ? await client.probe(first.name) : { deletesEnabled: true, tagDelete: false };
   assertDeletesWork(probe);

@@ -2,17 +2,21 @@
 // script (lambda/gc/registry-gc.sh) reads as SSM_<name> variables, and reads its machine-readable output back.
 // Pure: a CommandRunner (SSM with the janitor's document, or a local sh) runs the script.
 
+import {
+  CONTAINER_NAME,
+  CONTAINER_NAME_FORM,
+  DEFAULT_CONTAINER_NAME,
+  DEFAULT_GC_MODE,
+  GC_MODES,
+  SSM_DOCUMENT_NAME,
+  isGcMode,
+  type GcMode,
+} from './contract.ts';
 import { ConfigError } from './errors.ts';
 
-/**
- * - `readonly`: a stand-in container serves pulls (pushes get 405) while GC runs; falls back to `offline` when the
- *   stand-in cannot start.
- * - `offline`: the registry is stopped while a one-off container runs GC.
- * - `online`: GC runs in the running registry; unsafe while anyone pushes (distribution#3045).
- */
-export type GcMode = 'readonly' | 'offline' | 'online';
+export { CONTAINER_NAME, SSM_DOCUMENT_NAME };
 
-export const GC_MODES: readonly GcMode[] = ['readonly', 'offline', 'online'];
+export { GC_MODES, type GcMode };
 
 export interface GcOptions {
   /** Name (or id) of the registry container. @default 'registry' */
@@ -46,8 +50,8 @@ export interface GcOptions {
  * (storagePath, logDir, lockPath, lockWaitSeconds) have their defaults in the script, the one place they are used.
  */
 export const GC_DEFAULTS = {
-  containerName: 'registry',
-  mode: 'readonly',
+  containerName: DEFAULT_CONTAINER_NAME,
+  mode: DEFAULT_GC_MODE,
 } as const satisfies GcOptions;
 
 /** Prefix of every line the script writes for a machine to read: `registry-janitor: key=value`. */
@@ -108,18 +112,13 @@ export interface GcSummary {
   readonly exitStatus: number | null;
 }
 
-/** A container name as the engine accepts it (`docker ps --format '{{.Names}}'`). */
-export const CONTAINER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$/;
-/** An SSM document name (CreateDocument's rule). */
-export const SSM_DOCUMENT_NAME = /^[a-zA-Z0-9_.-]{3,128}$/;
 // eslint-disable-next-line no-control-regex -- control characters are exactly what is rejected
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
 function checkContainerName(value: unknown): string {
   if (typeof value !== 'string' || !CONTAINER_NAME.test(value)) {
     throw new ConfigError(
-      `gc containerName ${JSON.stringify(value)} is not a container name: use 1-200 letters, digits, "_", "." ` +
-        `or "-", starting with a letter or digit (as in \`docker ps --format '{{.Names}}'\`)`,
+      `gc containerName ${JSON.stringify(value)} is not a container name: use ${CONTAINER_NAME_FORM}`,
     );
   }
   return value;
@@ -170,7 +169,7 @@ export type GcParameters = Readonly<Record<string, string>>;
  */
 export function gcParameters(options: GcOptions = {}): GcParameters {
   const mode: unknown = options.mode ?? GC_DEFAULTS.mode;
-  if (typeof mode !== 'string' || !(GC_MODES as readonly string[]).includes(mode)) {
+  if (!isGcMode(mode)) {
     throw new ConfigError(`gc mode ${JSON.stringify(mode)} is not one of ${GC_MODES.join(', ')}`);
   }
   const inContainer = 'inside the registry container';
@@ -201,7 +200,7 @@ function numberOrNull(value: string | undefined): number | null {
 }
 
 function modeOrNull(value: string | undefined): GcMode | null {
-  return value !== undefined && (GC_MODES as readonly string[]).includes(value) ? (value as GcMode) : null;
+  return isGcMode(value) ? value : null;
 }
 
 function flagOrNull(value: string | undefined): boolean | null {

@@ -1,26 +1,10 @@
 // Parses manifest documents (Docker v2, Docker list, OCI manifest and index, OCI artifacts, legacy schema1)
 // and image configs into the few facts the planner needs: children, blobs, subject, creation time.
+import { MANIFEST_ACCEPT, MEDIA_TYPES } from './contract.ts';
 import { JanitorError } from './errors.ts';
 import type { BlobRef, ChildRef, ManifestInfo, ManifestKind } from './model.ts';
 
-export const MEDIA_TYPES = {
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  schema1Signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
-  schema1: 'application/vnd.docker.distribution.manifest.v1+json',
-} as const;
-
-/** Every manifest type we ask for. The four modern ones are required so nothing is converted or filtered. */
-export const MANIFEST_ACCEPT: readonly string[] = [
-  MEDIA_TYPES.dockerManifest,
-  MEDIA_TYPES.dockerList,
-  MEDIA_TYPES.ociManifest,
-  MEDIA_TYPES.ociIndex,
-  MEDIA_TYPES.schema1Signed,
-  MEDIA_TYPES.schema1,
-];
+export { MANIFEST_ACCEPT, MEDIA_TYPES };
 
 const INDEX_TYPES = new Set<string>([MEDIA_TYPES.dockerList, MEDIA_TYPES.ociIndex]);
 const IMAGE_TYPES = new Set<string>([MEDIA_TYPES.dockerManifest, MEDIA_TYPES.ociManifest]);

@@ -21,8 +21,7 @@ export interface ProbeResult {
 
 export type DeleteOutcome = 'deleted' | 'not-found';
 
-/** Requests in flight (and connections) a registry client allows by default: 64 measured best with `npm run bench` (32: 1.41x). */
-export const DEFAULT_CONCURRENCY = 64;
+export { DEFAULT_CONCURRENCY } from './contract.ts';
 
 export interface RegistryClient {
   /** Base URL, e.g. https://registry.internal:5000 (no trailing slash). */

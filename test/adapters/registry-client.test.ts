@@ -70,11 +70,11 @@ async function caught(promise: Promise<unknown>): Promise<RegistryError> {
 
 describe('options and names', () => {
   it.each([
-    ['not a url', /not a valid URL/],
+    ['not a url', /is not a URL/],
     ['ftp://registry.test', /https:\/\/ or http:\/\//],
-    ['http://registry.test/v2/', /no path/],
-    ['http://registry.test/?x=1', /no path/],
-    ['http://user:pw@registry.test', /must not carry credentials/],
+    ['http://registry.test/v2/', /without a path/],
+    ['http://registry.test/?x=1', /without a path/],
+    ['http://user:pw@registry.test', /must not contain credentials/],
   ])('rejects the registry URL %s', (url, message) => {
     expect(() => createRegistryClient({ url })).toThrow(ConfigError);
     expect(() => createRegistryClient({ url })).toThrow(message);

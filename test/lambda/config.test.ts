@@ -36,6 +36,7 @@ describe('loadConfig', () => {
       },
       policy: expect.anything(),
       dryRun: true,
+      allowManualApply: false,
       maxDeleteFraction: 0.5,
       insecureTls: false,
       concurrency: 64,

@@ -1,5 +1,6 @@
 // Where the registry credentials may go: never over plain http unless the user opts in, never to an http:
 // token realm of an https registry, and to a realm on another host only when that host is allow-listed.
+import { REALM_HOST_FORM, normalizeRealmHost } from '../../core/contract.ts';
 import { AuthError, ConfigError } from '../../core/errors.ts';
 
 export interface CredentialPolicy {
@@ -10,19 +11,11 @@ export interface CredentialPolicy {
   readonly allowInsecureHttp: boolean;
 }
 
-const HOST_RE =
-  /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::\d{1,5})?$/;
-
 /** Lower-cased, checked allow-list entries; a URL or a path is refused with the form to use. */
 export function normaliseRealmHosts(hosts: readonly string[] | undefined): string[] {
   return (hosts ?? []).map((raw) => {
-    const host = raw.trim().toLowerCase();
-    if (!HOST_RE.test(host)) {
-      throw new ConfigError(
-        `token realm host "${raw}" is not a host name: give it as host or host:port (e.g. auth.internal or ` +
-          'auth.internal:5001), without a scheme or path',
-      );
-    }
+    const host = normalizeRealmHost(raw);
+    if (host === undefined) throw new ConfigError(`token realm host "${raw}" is not ${REALM_HOST_FORM}`);
     return host;
   });
 }

@@ -1,6 +1,6 @@
 // The manifest endpoints (/v2/<name>/manifests/<reference>): GET and HEAD with the full Accept list and their
 // type and digest checks (REGISTRY-FACTS §2), DELETE and its answers (§3), and PUT (2.8's tag placeholders).
-import { MANIFEST_ACCEPT, MEDIA_TYPES } from '../../core/manifest.ts';
+import { MANIFEST_ACCEPT, SCHEMA1_MEDIA_TYPES } from '../../core/contract.ts';
 import { RegistryError } from '../../core/errors.ts';
 import type { DeleteOutcome, FetchedManifest } from '../../core/ports.ts';
 import { deleteRefusal, isRegistry404, registryError, unexpected } from './errors.ts';
@@ -17,7 +17,7 @@ import { MAX_ERROR_BYTES, MAX_MANIFEST_BYTES, type Answer } from './transport.ts
 
 const ACCEPT_MANIFESTS = MANIFEST_ACCEPT.join(', ');
 const ACCEPTED_TYPES = new Set<string>(MANIFEST_ACCEPT);
-const SCHEMA1_TYPES = new Set<string>([MEDIA_TYPES.schema1Signed, MEDIA_TYPES.schema1]);
+const SCHEMA1_TYPES = new Set<string>(SCHEMA1_MEDIA_TYPES);
 
 function mediaTypeOf(contentType: string | undefined): string {
   return (contentType ?? '').split(';')[0]!.trim().toLowerCase();

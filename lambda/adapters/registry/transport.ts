@@ -2,6 +2,7 @@
 // every body, redirects followed only when asked (and credentials never carried to another origin).
 import { rootCertificates } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
+import { normalizeRegistryUrl, registryUrlProblem } from '../../core/contract.ts';
 import { ConfigError, RegistryError } from '../../core/errors.ts';
 import { tooLarge } from './errors.ts';
 
@@ -149,29 +150,14 @@ export class Transport {
   }
 }
 
-/** The registry's origin, from a URL given as http(s)://host[:port] with nothing else. */
+/** The registry's origin, from a URL given as http(s)://host[:port] with nothing else (the contract's rule). */
 export function validateBaseUrl(raw: string): string {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch (err) {
+  const problem = registryUrlProblem(raw);
+  if (problem?.kind === 'credentials') {
     throw new ConfigError(
-      `registry URL "${raw}" is not a valid URL: give it as https://host[:port], e.g. https://registry.internal:5000`,
-      { cause: err },
+      `registry URL ${problem.message}: pass --username/--password-stdin or REGISTRY_USERNAME/REGISTRY_PASSWORD`,
     );
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new ConfigError(`registry URL "${raw}" must start with https:// or http://`);
-  }
-  if (url.username !== '' || url.password !== '') {
-    throw new ConfigError(
-      `registry URL "${raw}" must not carry credentials: pass --username/--password-stdin or REGISTRY_USERNAME/REGISTRY_PASSWORD`,
-    );
-  }
-  if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '') {
-    throw new ConfigError(
-      `registry URL "${raw}" must have no path or query (the API lives at /v2/ on the host): use ${url.origin}`,
-    );
-  }
-  return url.origin;
+  if (problem) throw new ConfigError(`registry URL "${raw}" ${problem.message}`);
+  return normalizeRegistryUrl(raw);
 }

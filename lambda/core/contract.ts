@@ -1,0 +1,288 @@
+// The function's contract, written once: the environment variables the stack sets and the function reads, their
+// defaults, the rules their values follow, the GC modes, the manifest media types and the metric names.
+// Pure (no undici, no AWS SDK, no CDK), so the construct can check a stack at synth time without loading an adapter.
+import { ConfigError } from './errors.ts';
+
+/** Every environment variable of the function. The construct sets them; lambda/config.ts reads them. */
+export const ENV = {
+  registryUrl: 'REGISTRY_URL',
+  instanceId: 'GC_INSTANCE_ID',
+  instanceTag: 'GC_INSTANCE_TAG',
+  documentName: 'GC_DOCUMENT_NAME',
+  containerName: 'GC_CONTAINER_NAME',
+  configPath: 'GC_CONFIG_PATH',
+  gcMode: 'GC_MODE',
+  deleteUntagged: 'GC_DELETE_UNTAGGED',
+  gcLogGroup: 'GC_LOG_GROUP',
+  gcTimeoutSeconds: 'GC_TIMEOUT_SECONDS',
+  policy: 'RETENTION_POLICY',
+  dryRun: 'DRY_RUN',
+  allowManualApply: 'ALLOW_MANUAL_APPLY',
+  maxDeleteFraction: 'MAX_DELETE_FRACTION',
+  credentialsParameter: 'CREDENTIALS_PARAMETER',
+  caParameter: 'CA_PARAMETER',
+  insecureTls: 'INSECURE_TLS',
+  allowInsecureHttp: 'ALLOW_INSECURE_HTTP',
+  tokenRealmHosts: 'TOKEN_REALM_HOSTS',
+  concurrency: 'CONCURRENCY',
+  maxListPages: 'MAX_LIST_PAGES',
+  maxListEntries: 'MAX_LIST_ENTRIES',
+  cacheBucket: 'CACHE_BUCKET',
+  cacheHmacKeyId: 'CACHE_HMAC_KEY_ID',
+  reportsBucket: 'REPORTS_BUCKET',
+  reportsPrefix: 'REPORTS_PREFIX',
+  serviceName: 'POWERTOOLS_SERVICE_NAME',
+  metricsNamespace: 'POWERTOOLS_METRICS_NAMESPACE',
+} as const;
+
+export type EnvName = (typeof ENV)[keyof typeof ENV];
+
+/** Variables that would put a registry secret in the function's configuration, where anyone with read access sees it. */
+export const SECRET_VARIABLES: readonly string[] = [
+  'REGISTRY_PASSWORD',
+  'REGISTRY_USERNAME',
+  'REGISTRY_USER',
+  'REGISTRY_CREDENTIALS',
+];
+
+// ---- Defaults ----
+
+export const DEFAULT_CONTAINER_NAME = 'registry';
+export const DEFAULT_GC_TIMEOUT_SECONDS = 3600;
+/** SSM Run Command's largest execution timeout. */
+export const MAX_GC_TIMEOUT_SECONDS = 172_800;
+/** Delete guard: a run that would delete more than this share of a registry's tags stops instead. */
+export const DEFAULT_MAX_DELETE_FRACTION = 0.5;
+/** Requests in flight (and connections) a registry client allows by default: 64 measured best with `npm run bench` (32: 1.41x). */
+export const DEFAULT_CONCURRENCY = 64;
+/** The most requests in flight the function takes (CONCURRENCY). */
+export const MAX_CONCURRENCY = 1024;
+/** A fresh deploy only reports; a real run is a deliberate choice. */
+export const DEFAULT_DRY_RUN = true;
+/** A manual invoke may not turn a dry-run stack into a real run unless the stack says so. */
+export const DEFAULT_ALLOW_MANUAL_APPLY = false;
+/** When the scheduled run starts, in UTC: nightly at 03:00 (`cron(0 3 * * ? *)`). */
+export const DEFAULT_SCHEDULE = { minute: '0', hour: '3' } as const;
+/** Days a manifest-cache object lives; manifests are immutable, so this only bounds the cache's size. */
+export const CACHE_EXPIRATION_DAYS = 30;
+/** Where in the bucket the function writes each run's HTML report and JSON plan (`reports/<date>/…`). */
+export const DEFAULT_REPORTS_PREFIX = 'reports/';
+/** Days a run's report stays in the bucket. */
+export const REPORTS_EXPIRATION_DAYS = 90;
+
+// ---- Garbage-collect modes ----
+
+/**
+ * How garbage-collect keeps pushes out while it runs:
+ * - `readonly`: a stand-in container serves pulls (pushes get 405) while GC runs; falls back to `offline` when the
+ *   stand-in cannot start.
+ * - `offline`: the registry is stopped while a one-off container runs GC.
+ * - `online`: GC runs in the running registry; unsafe while anyone pushes (distribution#3045).
+ */
+export const GC_MODES = ['readonly', 'offline', 'online'] as const;
+export type GcMode = (typeof GC_MODES)[number];
+export const DEFAULT_GC_MODE: GcMode = 'readonly';
+
+export function isGcMode(value: unknown): value is GcMode {
+  return typeof value === 'string' && (GC_MODES as readonly string[]).includes(value);
+}
+
+// ---- Metrics ----
+
+/** CloudWatch namespace of the function's EMF metrics (POWERTOOLS_METRICS_NAMESPACE). */
+export const METRIC_NAMESPACE = 'RegistryJanitor';
+/** Default `service` dimension of the metrics and the logger's service name (POWERTOOLS_SERVICE_NAME). */
+export const DEFAULT_SERVICE_NAME = 'registry-janitor';
+/** Metric names (EMF, namespace METRIC_NAMESPACE, dimension `service`); the construct's alarms and dashboard use them. */
+export const METRICS = {
+  tagsDeleted: 'TagsDeleted',
+  manifestsDeleted: 'ManifestsDeleted',
+  bytesFreed: 'BytesFreed',
+  gcDuration: 'GcDurationSeconds',
+  errors: 'Errors',
+  verifyFailures: 'VerifyFailures',
+  gcFailures: 'GcFailures',
+  runDuration: 'RunDurationSeconds',
+} as const;
+
+// ---- Manifest media types ----
+
+export const MEDIA_TYPES = {
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
+  ociIndex: 'application/vnd.oci.image.index.v1+json',
+  schema1Signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
+  schema1: 'application/vnd.docker.distribution.manifest.v1+json',
+} as const;
+
+/** Legacy schema1 types, asked for so 2.8 serves such manifests as stored instead of converting them. */
+export const SCHEMA1_MEDIA_TYPES: readonly string[] = [MEDIA_TYPES.schema1Signed, MEDIA_TYPES.schema1];
+
+/**
+ * Every manifest type we ask for (the Accept header) and accept in an answer. The four modern ones must be named
+ * exactly, or distribution converts or filters (REGISTRY-FACTS §2).
+ */
+export const MANIFEST_ACCEPT: readonly string[] = [
+  MEDIA_TYPES.dockerManifest,
+  MEDIA_TYPES.dockerList,
+  MEDIA_TYPES.ociManifest,
+  MEDIA_TYPES.ociIndex,
+  ...SCHEMA1_MEDIA_TYPES,
+];
+
+// ---- Rules ----
+
+export type RegistryUrlProblem = {
+  readonly kind: 'not-url' | 'scheme' | 'credentials' | 'path';
+  readonly message: string;
+};
+
+/**
+ * The registry's base URL: http(s), no credentials, no path (trailing slashes aside), query or fragment.
+ * Returns what is wrong, phrased to follow the value's name (`REGISTRY_URL="…" <message>`), or undefined.
+ * A URL with credentials is never echoed back: the message says so without repeating the password.
+ */
+export function registryUrlProblem(text: string): RegistryUrlProblem | undefined {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return {
+      kind: 'not-url',
+      message: 'is not a URL: give the registry base URL, e.g. https://registry.internal:5000',
+    };
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    return { kind: 'scheme', message: 'must start with https:// or http://' };
+  }
+  if (url.username !== '' || url.password !== '') {
+    return { kind: 'credentials', message: 'must not contain credentials' };
+  }
+  if (url.pathname.replace(/\/+$/, '') !== '' || url.search !== '' || url.hash !== '') {
+    return {
+      kind: 'path',
+      message: `must be the registry root without a path or query (the API lives at /v2/), e.g. ${url.origin}`,
+    };
+  }
+  return undefined;
+}
+
+/** The one spelling of a valid registry URL: its origin (scheme://host[:port], lower-case, default port dropped). */
+export function normalizeRegistryUrl(text: string): string {
+  return new URL(text).origin;
+}
+
+/**
+ * EC2 instance ids are `i-` and 8 hex digits (before 2016) or 17 (since); hybrid managed nodes are `mi-` and 17.
+ * Nothing else names a host SSM can run a command on.
+ */
+export const INSTANCE_ID = /^(i-[0-9a-f]{8}|i-[0-9a-f]{17}|mi-[0-9a-f]{17})$/;
+export const INSTANCE_ID_FORM = 'an instance id like i-0123456789abcdef0 (or mi-… for a hybrid node)';
+
+export function isInstanceId(value: string): boolean {
+  return INSTANCE_ID.test(value);
+}
+
+/** The registry host: one instance id, or an EC2 tag that must match exactly one managed instance. */
+export type SsmTarget =
+  { readonly instanceId: string } | { readonly tagKey: string; readonly tagValue: string };
+
+/**
+ * Parse an EC2 tag given as `Key=Value` (a leading `tag:` is accepted). The value may contain `=`.
+ * @param source where the text came from, for the error message (e.g. the variable name).
+ */
+export function parseInstanceTag(
+  text: string,
+  source = 'instance tag',
+): { tagKey: string; tagValue: string } {
+  const trimmed = text.trim();
+  const eq = trimmed.indexOf('=');
+  const key = (eq < 0 ? '' : trimmed.slice(0, eq).trim()).replace(/^tag:/, '');
+  const value = eq < 0 ? '' : trimmed.slice(eq + 1).trim();
+  if (!key || !value) {
+    throw new ConfigError(
+      `${source} "${text}" is not Key=Value: give the EC2 tag of the registry host, e.g. Role=docker-registry.`,
+    );
+  }
+  if (key.length > 128 || value.length > 256) {
+    throw new ConfigError(
+      `${source} "${text}" is too long: EC2 tag keys have at most 128 characters, values 256.`,
+    );
+  }
+  return { tagKey: key, tagValue: value };
+}
+
+/**
+ * Docker's container name rule (`[a-zA-Z0-9][a-zA-Z0-9_.-]+`, so at least two characters: `docker run --name a`
+ * is refused), capped at 200 because the name reaches a root shell on the host.
+ */
+export const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{1,199}$/;
+export const CONTAINER_NAME_FORM =
+  '2-200 letters, digits, "_", "." or "-", starting with a letter or digit (as in `docker ps --format {{.Names}}`)';
+
+/**
+ * The registry's config file inside the container, as the function and the SSM document take it: an absolute path
+ * of letters, digits and `_ . / -`, at most 1024 characters.
+ */
+const CONFIG_PATH_BODY = '/[A-Za-z0-9._/-]{1,1023}';
+export const CONFIG_PATH = new RegExp(`^${CONFIG_PATH_BODY}$`);
+export const CONFIG_PATH_FORM =
+  'an absolute path of letters, digits and _ . / - (at most 1024), e.g. /etc/docker/registry/config.yml';
+/** The SSM document's allowedPattern: CONFIG_PATH, or empty (the script finds the file the container started with). */
+export const CONFIG_PATH_PARAMETER_PATTERN = `^(${CONFIG_PATH_BODY})?$`;
+
+/** An SSM document name (CreateDocument's rule). */
+export const SSM_DOCUMENT_NAME = /^[a-zA-Z0-9_.-]{3,128}$/;
+
+export const LOG_GROUP = /^[.\-_/#A-Za-z0-9]{1,512}$/;
+
+/** An SSM parameter name (with or without a leading /) or its ARN. */
+export const PARAMETER_NAME =
+  /^(arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:parameter\/[A-Za-z0-9_.\-/]+|\/?[A-Za-z0-9_.\-/]{1,2048})$/;
+
+export const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+/** A key prefix in the bucket: segments of safe characters, each ending in `/` (e.g. `reports/`). */
+export const BUCKET_PREFIX = /^([A-Za-z0-9!_.*'()-]+\/){1,16}$/;
+
+/** A KMS key as GenerateMac/VerifyMac take it: key or alias ARN, key id, or alias name. */
+export const KMS_KEY_ID =
+  /^(?:arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key|alias)\/[A-Za-z0-9/_-]+|[0-9a-f-]{36}|alias\/[A-Za-z0-9/_-]+)$/;
+
+/** A host (optionally `:port`, IPv6 in brackets) that may serve the token realm besides the registry's own. */
+export const REALM_HOST =
+  /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::\d{1,5})?$/;
+export const REALM_HOST_FORM =
+  'a host name: give it as host or host:port (e.g. auth.internal or auth.internal:5001), without a scheme or path';
+
+/** A realm host in its one spelling (trimmed, lower-case), or undefined when it is not one. */
+export function normalizeRealmHost(raw: string): string | undefined {
+  const host = raw.trim().toLowerCase();
+  return REALM_HOST.test(host) ? host : undefined;
+}
+
+/** TOKEN_REALM_HOSTS: comma-separated, blanks ignored. */
+export function parseHostList(text: string): string[] {
+  return text
+    .split(',')
+    .map((h) => h.trim())
+    .filter((h) => h !== '');
+}
+
+/** A share from 0 to 1 as text (`0.5`, `.25`, `1`). */
+export function parseFraction(text: string): number | undefined {
+  const n = Number(text);
+  return /^\s*(\d+(\.\d*)?|\.\d+)\s*$/.test(text) && n >= 0 && n <= 1 ? n : undefined;
+}
+
+/** A whole number from min to max as text. */
+export function parseWhole(text: string, min: number, max: number): number | undefined {
+  const n = Number(text);
+  return /^\s*\d+\s*$/.test(text) && n >= min && n <= max ? n : undefined;
+}
+
+/** `true` or `false` as text. */
+export function parseBoolean(text: string): boolean | undefined {
+  return text === 'true' ? true : text === 'false' ? false : undefined;
+}
