@@ -36,7 +36,6 @@ describe('loadConfig', () => {
       },
       policy: expect.anything(),
       dryRun: true,
-      allowManualApply: false,
       maxDeleteFraction: 0.5,
       insecureTls: false,
       concurrency: 64,
@@ -96,6 +95,35 @@ describe('loadConfig', () => {
       maxListPages: 50,
       maxListEntries: 5000,
     });
+  });
+
+  it('spells the registry URL one way: its origin', () => {
+    expect(loadConfig({ ...MINIMAL, REGISTRY_URL: 'HTTPS://Registry.Internal:443//' }).registryUrl).toBe(
+      'https://registry.internal',
+    );
+  });
+
+  it('never echoes a registry URL that carries a password', () => {
+    const err = configError(() => loadConfig({ ...MINIMAL, REGISTRY_URL: 'https://u:hunter2@r.internal' }));
+    expect(err.message).toContain('REGISTRY_URL: must not contain credentials');
+    expect(err.message).not.toContain('hunter2');
+  });
+
+  it('lower-cases the token realm hosts, as the registry client compares them', () => {
+    expect(
+      loadConfig({ ...MINIMAL, TOKEN_REALM_HOSTS: 'Auth.Internal, ,auth2:5001' }).tokenRealmHosts,
+    ).toEqual(['auth.internal', 'auth2:5001']);
+  });
+
+  it('writes reports only where REPORTS_BUCKET says, under reports/ unless REPORTS_PREFIX says otherwise', () => {
+    expect(loadConfig(MINIMAL)).not.toHaveProperty('reports');
+    expect(loadConfig({ ...MINIMAL, REPORTS_BUCKET: 'janitor-bucket' }).reports).toEqual({
+      bucket: 'janitor-bucket',
+      prefix: 'reports/',
+    });
+    expect(
+      loadConfig({ ...MINIMAL, REPORTS_BUCKET: 'janitor-bucket', REPORTS_PREFIX: 'janitor/runs/' }).reports,
+    ).toEqual({ bucket: 'janitor-bucket', prefix: 'janitor/runs/' });
   });
 
   it('treats empty variables as unset', () => {
@@ -161,6 +189,16 @@ describe('loadConfig', () => {
     { env: { MAX_LIST_PAGES: '0' }, names: 'MAX_LIST_PAGES="0" is not a whole number from 1 to' },
     { env: { MAX_LIST_ENTRIES: 'lots' }, names: 'MAX_LIST_ENTRIES="lots" is not a whole number' },
     { env: { CACHE_BUCKET: 'Bad_Bucket' }, names: 'CACHE_BUCKET="Bad_Bucket" is not an S3 bucket name' },
+    { env: { ALLOW_MANUAL_APPLY: 'yes' }, names: 'ALLOW_MANUAL_APPLY="yes" is not true or false' },
+    {
+      env: { TOKEN_REALM_HOSTS: 'https://auth.internal' },
+      names: 'TOKEN_REALM_HOSTS="https://auth.internal" is not a host',
+    },
+    { env: { REPORTS_BUCKET: 'Bad_Bucket' }, names: 'REPORTS_BUCKET="Bad_Bucket" is not an S3 bucket name' },
+    {
+      env: { REPORTS_BUCKET: 'b-1', REPORTS_PREFIX: '/reports' },
+      names: 'REPORTS_PREFIX="/reports" is not a key prefix like reports/',
+    },
     {
       env: { REGISTRY_PASSWORD: 'hunter2' },
       names: 'REGISTRY_PASSWORD is set, but registry credentials never come',
