@@ -46,7 +46,8 @@ function runApp(context: Record<string, unknown>, name: string): Promise<Run> {
   });
 }
 
-describe('bin/app.ts', () => {
+// Each case is its own process (node start-up and the CDK's import, and one Lambda bundle): side by side.
+describe.concurrent('bin/app.ts', () => {
   it('synthesizes the README example offline, dry run on', async () => {
     const run = await runApp(README_CONTEXT, 'readme');
     expect(run.stderr).not.toMatch(/Error/);
@@ -65,7 +66,7 @@ describe('bin/app.ts', () => {
     });
   });
 
-  it.concurrent.each([
+  it.each([
     {
       name: 'missing-context',
       context: {},
