@@ -6,9 +6,9 @@ import type { Report } from '../../lambda/core/model.ts';
 import { checkGuard, plan } from '../../lambda/core/planner.ts';
 import { parsePolicy } from '../../lambda/core/policy.ts';
 import { CHART_BARS, renderHtmlReport } from '../../lambda/core/report-html.ts';
-import { formatBytes } from '../../lambda/core/report.ts';
+import { formatBytes, short } from '../../lambda/core/report.ts';
 import { HOSTILE, hostilePlan } from '../support/hostile-plan.ts';
-import { dg, img, inventory, type InventorySpec } from '../support/inventory.ts';
+import { dg, idx, img, inventory, type InventorySpec } from '../support/inventory.ts';
 
 const NOW = new Date('2026-11-28T12:00:00Z');
 const daysAgo = (n: number): string => new Date(NOW.getTime() - n * 86_400_000).toISOString();
@@ -195,5 +195,83 @@ describe('HTML report', () => {
     expect(html).toMatch(/Applied with problems/);
     expect(html).toContain('<span class="badge skipped">skipped</span>');
     expect(html).toContain('<span class="badge failed">1 failed</span>');
+  });
+});
+
+describe('HTML report: untagged history', () => {
+  const policy = parsePolicy(
+    'rules:\n  - repositories: ["**"]\n    keep: { tags: ["main"] }\n    untagged: { deleteAfterDays: 14 }\n',
+    'test',
+  );
+  // `main` is a multi-arch index (its platform images are untagged revisions); two earlier pushes of `main`
+  // are history: one 40 days old goes, one 3 days old stays.
+  const spec: InventorySpec = {
+    manifests: {
+      ix: idx(['c1', 'c2']),
+      c1: img(daysAgo(1), ['l1']),
+      c2: img(daysAgo(1), ['l2']),
+      h1: img(daysAgo(50), ['old-layer']),
+      h2: img(daysAgo(10), ['recent-layer']),
+    },
+    repos: { 'ci/app': { main: 'ix' } },
+    untagged: { 'ci/app': { c1: daysAgo(1), c2: daysAgo(1), h1: daysAgo(40), h2: daysAgo(3) } },
+  };
+  const row = (data: PageData, list: 'k' | 'd', digest: string) => {
+    const r = data.r[0]![list].find((x) => x[1] === short(digest));
+    return r && [r[0], r[1], r[2], data.s[r[3] as number]];
+  };
+
+  it('lists each deleted and kept untagged manifest with its push date and reason, and the totals card', () => {
+    const p = plan(inventory(spec), policy, NOW);
+    const html = renderHtmlReport(p, { maxDeleteFraction: 1 });
+    const data = pageData(html);
+    expect(data.r[0]!.n).toBe('ci/app');
+    expect(data.r[0]!.d).toHaveLength(1);
+    expect(row(data, 'd', dg('h1'))).toEqual([
+      '',
+      short(dg('h1')),
+      daysAgo(40).slice(0, 10),
+      'pushed 40 days ago; nothing that stays references it',
+    ]);
+    expect(row(data, 'k', dg('h2'))).toEqual([
+      '',
+      short(dg('h2')),
+      daysAgo(3).slice(0, 10),
+      'pushed 3 days ago',
+    ]);
+    for (const c of ['c1', 'c2'])
+      expect(row(data, 'k', dg(c))).toEqual([
+        '',
+        short(dg(c)),
+        daysAgo(1).slice(0, 10),
+        'platform image of main',
+      ]);
+    expect(html).toContain(
+      '<div class="card"><div class="label">Untagged history</div><div class="value">delete 1</div>' +
+        '<div class="detail">keep 3 · listed from test</div></div>',
+    );
+    expect(html).toMatch(new RegExp(`Manifests to delete</div><div class="value">1<`));
+  });
+
+  it('says why no untagged manifest is judged when the listing is incomplete, and lists none', () => {
+    const p = plan(
+      inventory({ ...spec, history: { source: 's3://b/p', complete: false, problem: 'listing truncated' } }),
+      policy,
+      NOW,
+    );
+    const html = renderHtmlReport(p, { maxDeleteFraction: 1 });
+    expect(html).toContain(
+      '<div class="card blocked"><div class="label">Untagged history</div><div class="value">not judged</div>' +
+        '<div class="detail">listing truncated</div></div>',
+    );
+    const data = pageData(html);
+    expect(data.r[0]!.d).toEqual([]);
+    expect(data.r[0]!.k.map((k) => k[0])).toEqual(['main']);
+  });
+
+  it('has no untagged card without a listing', () => {
+    const { untagged: _u, ...noListing } = spec;
+    const html = renderHtmlReport(plan(inventory(noListing), policy, NOW), { maxDeleteFraction: 1 });
+    expect(html).not.toContain('Untagged history');
   });
 });
