@@ -1,10 +1,7 @@
 // `registry-janitor plan`: the job as a dry run (no DELETE is sent), printed; and what plan and apply share:
 // the policy or saved plan the flags name, the manifest cache, the scan's progress line.
 import { writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { assertStorageRoot, filesystemHistory } from '../adapters/history-fs.ts';
 import { openFileCache } from '../adapters/manifest-cache-file.ts';
-import type { HistorySource } from '../core/history.ts';
 import type { RegistryHttpClient } from '../adapters/registry-client.ts';
 import { DEFAULT_MAX_DELETE_FRACTION } from '../core/contract.ts';
 import { ConfigError, errorMessage } from '../core/errors.ts';
@@ -15,6 +12,7 @@ import { parsePolicy, type Policy } from '../core/policy.ts';
 import { formatPlan } from '../core/report.ts';
 import { number, readText, type Values } from './args.ts';
 import { buildClient } from './connect.ts';
+import { storageHistory } from './storage.ts';
 import { clearProgress, EXIT, progress, type CliIo } from './io.ts';
 
 /** The job's options from the flags: a policy to plan from, or a saved plan to apply. */
@@ -37,7 +35,7 @@ export async function jobOptionsFrom(
     return { ...base, savedPlan: loadSavedPlan(values.plan!, client.baseUrl), onPlan: writeOut };
   }
   const show = progress(io);
-  const history = values.storage ? await storageHistory(values.storage) : undefined;
+  const history = values.storage ? await storageHistory(values.storage, io.env) : undefined;
   const cache = values.cache
     ? await openFileCache(values.cache, { warn: (m) => void io.stderr.write(`warning: ${m}\n`) })
     : undefined;
@@ -60,19 +58,6 @@ export async function jobOptionsFrom(
       writeOut(thePlan);
     },
   };
-}
-
-/** `--storage PATH`: a filesystem root, checked before the registry is read. */
-async function storageHistory(storage: string): Promise<HistorySource> {
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(storage)) {
-    throw new ConfigError(
-      `--storage ${storage}: only a filesystem path is supported so far (the registry's storage root, e.g. the ` +
-        `host side of the container's /var/lib/registry volume); S3 storage is not listed yet`,
-    );
-  }
-  const root = resolve(process.env.INIT_CWD ?? process.cwd(), storage);
-  await assertStorageRoot(root);
-  return filesystemHistory(root);
 }
 
 /** What plan and apply read before any request: the guard, and the policy (absent: a saved plan). */

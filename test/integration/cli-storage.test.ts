@@ -1,6 +1,6 @@
 // `--storage PATH` through the CLI on a real registry: the plan shows the untagged history it will delete,
-// apply deletes exactly that, and a folder that is not a storage root (or an s3:// URL, not listed yet) is
-// refused before anything is read or deleted.
+// apply deletes exactly that, and a folder that is not a storage root (or a URL that is neither a path nor
+// s3://bucket/prefix) is refused before anything is read or deleted. S3 storage: history-s3.test.ts.
 import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,8 +78,8 @@ describeEachRegistry('registry-janitor --storage', ({ kind }) => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('refuses a folder that is not a storage root, and an s3:// URL, deleting nothing', async () => {
-    for (const storage of [dir, 's3://bucket/prefix']) {
+  it('refuses a folder that is not a storage root, and a URL of another kind, deleting nothing', async () => {
+    for (const storage of [dir, 'gs://bucket/prefix']) {
       const r = await cli([
         'apply',
         '--registry',
@@ -92,7 +92,9 @@ describeEachRegistry('registry-janitor --storage', ({ kind }) => {
       ]);
       expect(r.code).toBe(EXIT.badInput);
       expect(r.err).toMatch(
-        storage === dir ? /expected to find docker\/registry\/v2\/repositories/ : /only a filesystem path/,
+        storage === dir
+          ? /expected to find docker\/registry\/v2\/repositories/
+          : /give the registry's filesystem storage root .* or its S3 storage as s3:\/\/bucket\/rootdirectory/,
       );
     }
     for (const image of pushed) expect(await status(image.digest)).toBe(200);

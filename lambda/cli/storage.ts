@@ -1,0 +1,35 @@
+// `--storage`: where untagged history is listed from, a filesystem storage root or the S3 driver's
+// s3://bucket/rootdirectory, checked before anything is read from the registry.
+import { resolve } from 'node:path';
+import { assertStorageRoot, filesystemHistory } from '../adapters/history-fs.ts';
+import {
+  assertS3StorageRoot,
+  parseS3StorageUrl,
+  s3ClientFromEnv,
+  s3History,
+} from '../adapters/history-s3.ts';
+import { ConfigError } from '../core/errors.ts';
+import type { HistorySource } from '../core/history.ts';
+
+export async function storageHistory(storage: string, env: NodeJS.ProcessEnv): Promise<HistorySource> {
+  if (/^s3:/i.test(storage)) {
+    const location = parseS3StorageUrl(storage);
+    const client = s3ClientFromEnv(env);
+    await assertS3StorageRoot(client, location);
+    const history = s3History(client, location);
+    // The CLI lists once per run; idle keep-alive sockets would otherwise hold the process open.
+    return {
+      source: history.source,
+      list: () => history.list().finally(() => client.destroy()),
+    };
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(storage)) {
+    throw new ConfigError(
+      `--storage ${storage}: give the registry's filesystem storage root (e.g. the host side of the ` +
+        `container's /var/lib/registry volume) or its S3 storage as s3://bucket/rootdirectory`,
+    );
+  }
+  const root = resolve(env.INIT_CWD ?? process.cwd(), storage);
+  await assertStorageRoot(root);
+  return filesystemHistory(root);
+}

@@ -1,0 +1,147 @@
+// A minimal S3 stand-in on 127.0.0.1 (PutObject and ListObjectsV2, path-style, one bucket, objects in memory)
+// holding a copy of a real filesystem registry's storage layout, for listing untagged history from S3.
+// Why not s3rver: its ListObjectsV2 continuation tokens use DES, which Node 20's OpenSSL 3 refuses, so every
+// listing longer than one page fails there with a 500; and it has no multipart upload, so a registry could not
+// write to it anyway. The layout is copied file by file, as the S3 driver lays it out under its rootdirectory.
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join, relative, sep } from 'node:path';
+
+/** The one access key the stand-in accepts (the signature itself is not checked). */
+export const S3_CREDENTIALS = { accessKeyId: 'LOCALS3', secretAccessKey: 'LOCALS3SECRET' } as const;
+
+export interface LocalS3 {
+  readonly endpoint: string;
+  readonly bucket: string;
+  /** The environment the CLI reads to reach it. */
+  readonly env: Record<string, string>;
+  readonly client: S3Client;
+  /** ListObjectsV2 requests served so far. */
+  readonly listRequests: number;
+  /** Copy every file under `root` to `<prefix>/<its path>`; returns the keys written. */
+  copyTree(root: string, prefix: string): Promise<string[]>;
+  /** Set an object's LastModified (real S3 cannot be backdated; this stands in for an old push). */
+  setLastModified(key: string, at: Date): void;
+  close(): Promise<void>;
+}
+
+const xmlEscape = (s: string): string =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+
+function sendError(res: ServerResponse, status: number, code: string, message: string): void {
+  res.writeHead(status, { 'content-type': 'application/xml' });
+  res.end(
+    `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${xmlEscape(message)}</Message></Error>`,
+  );
+}
+
+export async function startLocalS3(bucket = 'registry-data'): Promise<LocalS3> {
+  const objects = new Map<string, { body: Buffer; lastModified: Date }>();
+  let listRequests = 0;
+  const list = (url: URL, res: ServerResponse): void => {
+    listRequests++;
+    const q = url.searchParams;
+    if (q.get('list-type') !== '2') return sendError(res, 400, 'InvalidArgument', 'only list-type=2');
+    const prefix = q.get('prefix') ?? '';
+    const maxKeys = Math.min(1000, Number(q.get('max-keys') ?? '1000'));
+    const token = q.get('continuation-token');
+    const after = token ? Buffer.from(token, 'base64url').toString('utf8') : (q.get('start-after') ?? '');
+    const keys = [...objects.keys()].filter((k) => k.startsWith(prefix) && k > after).sort();
+    const page = keys.slice(0, maxKeys);
+    const truncated = keys.length > page.length;
+    const contents = page
+      .map((k) => {
+        const o = objects.get(k)!;
+        return (
+          `<Contents><Key>${xmlEscape(k)}</Key><LastModified>${o.lastModified.toISOString()}</LastModified>` +
+          `<ETag>"0"</ETag><Size>${o.body.length}</Size><StorageClass>STANDARD</StorageClass></Contents>`
+        );
+      })
+      .join('');
+    res.writeHead(200, { 'content-type': 'application/xml' });
+    res.end(
+      `<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">` +
+        `<Name>${bucket}</Name><Prefix>${xmlEscape(prefix)}</Prefix><KeyCount>${page.length}</KeyCount>` +
+        `<MaxKeys>${maxKeys}</MaxKeys><IsTruncated>${truncated}</IsTruncated>${contents}` +
+        (truncated
+          ? `<NextContinuationToken>${Buffer.from(page.at(-1)!, 'utf8').toString('base64url')}</NextContinuationToken>`
+          : '') +
+        `</ListBucketResult>`,
+    );
+  };
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const url = new URL(req.url ?? '/', 'http://local');
+    const credential = /Credential=([^/,\s]+)\//.exec(req.headers.authorization ?? '')?.[1];
+    if (credential !== S3_CREDENTIALS.accessKeyId) {
+      return sendError(
+        res,
+        403,
+        'InvalidAccessKeyId',
+        'The AWS Access Key Id you provided does not exist in our records.',
+      );
+    }
+    const [, name = '', ...rest] = url.pathname.split('/');
+    if (name !== bucket) return sendError(res, 404, 'NoSuchBucket', 'The specified bucket does not exist');
+    const key = decodeURIComponent(rest.join('/'));
+    if (req.method === 'GET' && key === '') return list(url, res);
+    if (req.method === 'PUT' && key !== '') {
+      objects.set(key, { body: Buffer.concat(chunks), lastModified: new Date() });
+      res.writeHead(200, { etag: '"0"' });
+      return void res.end();
+    }
+    sendError(res, 501, 'NotImplemented', `${req.method ?? ''} ${url.pathname} is not implemented here`);
+  };
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => sendError(res, 500, 'InternalError', String(err)));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const client = new S3Client({
+    endpoint,
+    forcePathStyle: true,
+    region: 'us-east-1',
+    credentials: S3_CREDENTIALS,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+  });
+  const files = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? files(join(dir, e.name)) : e.isFile() ? [join(dir, e.name)] : [],
+    );
+  return {
+    endpoint,
+    bucket,
+    env: {
+      AWS_ENDPOINT_URL_S3: endpoint,
+      AWS_ACCESS_KEY_ID: S3_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: S3_CREDENTIALS.secretAccessKey,
+      AWS_REGION: 'us-east-1',
+    },
+    client,
+    get listRequests() {
+      return listRequests;
+    },
+    async copyTree(root, prefix) {
+      const keys: string[] = [];
+      for (const file of files(root)) {
+        const key = `${prefix ? `${prefix}/` : ''}${relative(root, file).split(sep).join('/')}`;
+        await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: readFileSync(file) }));
+        keys.push(key);
+      }
+      return keys;
+    },
+    setLastModified(key, at) {
+      const o = objects.get(key);
+      if (!o) throw new Error(`no object ${key}`);
+      o.lastModified = at;
+    },
+    async close() {
+      client.destroy();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
