@@ -1,34 +1,10 @@
-// The RegistryJanitor construct: the scheduled Lambda that applies the retention policy to a self-hosted registry
-// and runs garbage-collect on its host over SSM, with least-privilege IAM, a failure queue, alarms and a dashboard.
-import { readFileSync } from 'node:fs';
+// The RegistryJanitor construct: the scheduled Lambda that applies the retention policy to a self-hosted registry and
+// runs garbage-collect on its host over SSM: function, role and grants, bucket, key, document, queue and schedule.
+// Its environment and synth-time check, its monitoring and its cdk-nag acknowledgements live in rooms of their own.
 import { createRequire } from 'node:module';
-import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  ArnFormat,
-  Aws,
-  CfnElement,
-  Duration,
-  RemovalPolicy,
-  Stack,
-  TimeZone,
-  Token,
-  Validations,
-} from 'aws-cdk-lib';
-import {
-  Alarm,
-  AlarmStatusWidget,
-  ComparisonOperator,
-  Dashboard,
-  GraphWidget,
-  type IAlarm,
-  type IMetric,
-  Metric,
-  SingleValueWidget,
-  TextWidget,
-  TreatMissingData,
-} from 'aws-cdk-lib/aws-cloudwatch';
-import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import { ArnFormat, Aws, Duration, RemovalPolicy, Stack, TimeZone } from 'aws-cdk-lib';
+import type { Dashboard, IAlarm } from 'aws-cdk-lib/aws-cloudwatch';
 import type { ISecurityGroup, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
 import {
   AnyPrincipal,
@@ -42,32 +18,29 @@ import { Key, KeySpec, KeyUsage, type IKey } from 'aws-cdk-lib/aws-kms';
 import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
-import { LogGroup, QueryDefinition, QueryString, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
-import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
-import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { checkConfig, type ProblemNames } from '../lambda/config.ts';
 import {
   CACHE_EXPIRATION_DAYS,
   DEFAULT_DRY_RUN,
   DEFAULT_SCHEDULE as DEFAULT_SCHEDULE_UTC,
   DEFAULT_SERVICE_NAME,
-  ENV,
   GC_MODES,
-  METRICS,
   METRIC_NAMESPACE,
-  normalizeRegistryUrl,
   parseInstanceTag,
-  registryUrlProblem,
   type GcMode,
 } from '../lambda/core/contract.ts';
-import { ConfigError, errorMessage } from '../lambda/core/errors.ts';
+import { ConfigError } from '../lambda/core/errors.ts';
+import type { Policy, PolicyDocument } from '../lambda/core/policy.ts';
+import { buildEnvironment, checkProps, loadPolicy } from './function-environment.ts';
 import { GcDocument } from './gc-document.ts';
-import { parsePolicy, validatePolicy, type Policy, type PolicyDocument } from '../lambda/core/policy.ts';
+import { createMonitoring } from './monitoring.ts';
+import { acknowledgeNagFindings } from './nag-acknowledgements.ts';
 
 export { CACHE_EXPIRATION_DAYS, DEFAULT_SERVICE_NAME, GC_MODES, METRIC_NAMESPACE, type GcMode };
 
@@ -80,10 +53,6 @@ export const DEFAULT_SCHEDULE = ScheduleExpression.cron({
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const HANDLER_ENTRY = fileURLToPath(new URL('../lambda/handler.ts', import.meta.url));
 const LOCK_FILE = fileURLToPath(new URL('../package-lock.json', import.meta.url));
-/** Lambda's limit on the total size of a function's environment variables. */
-const ENVIRONMENT_LIMIT_BYTES = 4096;
-/** Size assumed for a value only known at deploy time (a bucket name is at most 63 characters). */
-const TOKEN_SIZE_ESTIMATE = 64;
 
 export interface RegistryJanitorProps {
   /**
@@ -216,35 +185,6 @@ export interface RegistryJanitorProps {
    */
   readonly environment?: Readonly<Record<string, string>>;
 }
-
-/** The prop that controls each variable the construct sets, for the error when `environment` sets one too. */
-const CONTROLLED_VARIABLES: Readonly<Record<string, string>> = {
-  [ENV.registryUrl]: 'registryUrl',
-  [ENV.instanceId]: 'instanceId',
-  [ENV.instanceTag]: 'instanceTag',
-  [ENV.documentName]: '(the construct creates the SSM document)',
-  [ENV.containerName]: 'containerName',
-  [ENV.configPath]: 'configPath',
-  [ENV.gcMode]: 'gcMode',
-  [ENV.policy]: 'policy or policyFile',
-  [ENV.dryRun]: 'dryRun',
-  [ENV.maxDeleteFraction]: 'maxDeleteFraction',
-  [ENV.credentialsParameter]: 'credentialsParameter',
-  [ENV.caParameter]: 'caParameter',
-  [ENV.cacheBucket]: '(the construct creates the cache bucket)',
-  [ENV.cacheHmacKeyId]: '(the construct creates the cache key)',
-  [ENV.serviceName]: 'serviceName',
-  [ENV.metricsNamespace]: `(fixed: ${METRIC_NAMESPACE})`,
-};
-
-/** The function's parser at synth time names each problem by the prop behind it (`environment.X` for the rest). */
-const PROP_NAMES: ProblemNames = {
-  name: (variable) => CONTROLLED_VARIABLES[variable] ?? `environment.${variable}`,
-  subject: (variable, value) => {
-    const prop = PROP_NAMES.name(variable);
-    return value === undefined ? `${prop}:` : `${prop}: "${value}"`;
-  },
-};
 
 /**
  * Cleans a self-hosted Docker registry on a schedule: lists tags, applies the retention policy, deletes what it
@@ -425,22 +365,22 @@ export class RegistryJanitor extends Construct {
       }),
     });
 
-    this.alarmTopic = props.alarmTopic ?? this.createTopic(props.alarmEmail);
-    this.alarms = this.createAlarms(serviceName);
-    this.dashboard = this.createDashboard(serviceName);
+    const monitoring = createMonitoring(
+      this,
+      {
+        fn: this.janitorFunction,
+        failureQueue: this.failureQueue,
+        logGroup: this.logGroup,
+        serviceName,
+        queryName: `${serviceName}/${Stack.of(this).stackName}/${id}/runs`,
+      },
+      { alarmTopic: props.alarmTopic, alarmEmail: props.alarmEmail },
+    );
+    this.alarmTopic = monitoring.alarmTopic;
+    this.alarms = monitoring.alarms;
+    this.dashboard = monitoring.dashboard;
 
-    new QueryDefinition(this, 'PlanQuery', {
-      queryDefinitionName: `${serviceName}/${Stack.of(this).stackName}/${id}/runs`,
-      queryString: new QueryString({
-        fields: ['@timestamp', 'function_request_id', 'level', 'message', '@message'],
-        filterStatements: ['ispresent(level)'],
-        sort: '@timestamp asc',
-        limit: 10000,
-      }),
-      logGroups: [this.logGroup],
-    });
-
-    this.acknowledgeNagFindings(props, schedulerRole);
+    acknowledgeNagFindings(this, props, schedulerRole);
   }
 
   private grantRunCommand(props: RegistryJanitorProps): void {
@@ -541,182 +481,6 @@ export class RegistryJanitor extends Construct {
       }),
     );
   }
-
-  private createTopic(email: string | undefined): Topic {
-    const topic = new Topic(this, 'AlarmTopic', { displayName: 'registry-janitor alarms', enforceSSL: true });
-    if (email !== undefined) topic.addSubscription(new EmailSubscription(email));
-    Validations.of(topic).acknowledge({
-      id: 'AwsSolutions-SNS2',
-      reason:
-        'CloudWatch alarms cannot publish to a topic encrypted with the AWS-managed SNS key, and alarm messages ' +
-        'carry no secrets (alarm names and metric values). Pass alarmTopic to use a topic with your own KMS key.',
-    });
-    return topic;
-  }
-
-  private createAlarms(serviceName: string): IAlarm[] {
-    const fn = this.janitorFunction;
-    const runMetric = (metricName: string) =>
-      janitorMetric(metricName, serviceName, 'Sum', Duration.minutes(5));
-    const specs: { id: string; metric: IMetric; description: string }[] = [
-      {
-        id: 'FunctionErrors',
-        metric: fn.metricErrors({ period: Duration.minutes(5), statistic: 'Sum' }),
-        description: 'The registry-janitor run failed (threw or timed out); its log shows why.',
-      },
-      {
-        id: 'GcFailures',
-        metric: runMetric(METRICS.gcFailures),
-        description:
-          'garbage-collect failed or timed out on the registry host; the run log has its output tail.',
-      },
-      {
-        id: 'VerifyFailures',
-        metric: runMetric(METRICS.verifyFailures),
-        description: 'After the run, a tag the policy keeps no longer resolves: check the registry now.',
-      },
-      {
-        id: 'FailedRuns',
-        metric: this.failureQueue.metricApproximateNumberOfMessagesVisible({
-          period: Duration.minutes(5),
-          statistic: 'Maximum',
-        }),
-        description:
-          'A scheduled run failed, expired while throttled, or could not be delivered; the failure queue holds why.',
-      },
-    ];
-    const action = new SnsAction(this.alarmTopic);
-    return specs.map(({ id, metric, description }) => {
-      const alarm = new Alarm(this, `${id}Alarm`, {
-        metric,
-        threshold: 1,
-        evaluationPeriods: 1,
-        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: TreatMissingData.NOT_BREACHING,
-        alarmDescription: description,
-      });
-      alarm.addAlarmAction(action);
-      return alarm;
-    });
-  }
-
-  private createDashboard(serviceName: string): Dashboard {
-    const daily = (metricName: string, statistic = 'Sum') =>
-      janitorMetric(metricName, serviceName, statistic, Duration.days(1));
-    const fn = this.janitorFunction;
-    const dashboard = new Dashboard(this, 'Dashboard', { defaultInterval: Duration.days(30) });
-    dashboard.addWidgets(
-      new TextWidget({
-        markdown:
-          `## registry-janitor\nMetrics per day, namespace \`${METRIC_NAMESPACE}\`, service \`${serviceName}\`. ` +
-          'A dry run reports what it would delete in the function log.',
-        width: 24,
-        height: 2,
-      }),
-    );
-    dashboard.addWidgets(
-      new SingleValueWidget({
-        title: 'Last 30 days',
-        metrics: [daily(METRICS.tagsDeleted), daily(METRICS.manifestsDeleted), daily(METRICS.bytesFreed)],
-        period: Duration.days(30),
-        width: 24,
-      }),
-    );
-    dashboard.addWidgets(
-      new GraphWidget({
-        title: 'Tags and manifests deleted',
-        left: [daily(METRICS.tagsDeleted), daily(METRICS.manifestsDeleted)],
-      }),
-      new GraphWidget({ title: 'Bytes freed', left: [daily(METRICS.bytesFreed)] }),
-      new GraphWidget({
-        title: 'Duration (seconds)',
-        left: [daily(METRICS.runDuration, 'Maximum'), daily(METRICS.gcDuration, 'Maximum')],
-      }),
-    );
-    dashboard.addWidgets(
-      new GraphWidget({
-        title: 'Failures',
-        left: [daily(METRICS.errors), daily(METRICS.gcFailures), daily(METRICS.verifyFailures)],
-      }),
-      new GraphWidget({
-        title: 'Function',
-        left: [
-          fn.metricInvocations({ period: Duration.days(1) }),
-          fn.metricErrors({ period: Duration.days(1) }),
-          fn.metricThrottles({ period: Duration.days(1) }),
-        ],
-      }),
-      new AlarmStatusWidget({ title: 'Alarms', alarms: [...this.alarms] }),
-    );
-    return dashboard;
-  }
-
-  /** cdk-nag AwsSolutions findings we accept, each with the reason (see test/lib/nag.test.ts). */
-  private acknowledgeNagFindings(props: RegistryJanitorProps, schedulerRole: Role): void {
-    const policy = this.role.node.tryFindChild('DefaultPolicy') ?? this.role;
-    const ack = (id: string, reason: string) => Validations.of(policy).acknowledge({ id, reason });
-    ack(
-      'AwsSolutions-IAM5[Resource::*]',
-      'ssm:GetCommandInvocation, ListCommandInvocations and CancelCommand have no resource-level permissions ' +
-        '(Service Authorization Reference); SendCommand, the one that acts, is scoped to the document and host.',
-    );
-    ack(
-      'AwsSolutions-IAM5[Resource::<' + logicalIdOf(this.cacheBucket) + '.Arn>/*]',
-      'The function gets and puts objects only in its own manifest-cache bucket; it names the cache object at run time.',
-    );
-    if (props.instanceTag !== undefined) {
-      ack(
-        'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*]',
-        'The host is chosen by tag: SendCommand is allowed on instances only under an ssm:resourceTag condition.',
-      );
-    }
-    if (props.vpc) {
-      Validations.of(this.role).acknowledge({
-        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
-        reason:
-          'The AWS-managed policy for Lambda network interfaces in a VPC; its EC2 actions need Resource "*" anyway.',
-      });
-    }
-    Validations.of(schedulerRole).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::<${logicalIdOf(this.janitorFunction)}.Arn>:*]`,
-      reason:
-        'Scheduler may invoke this one function; the :* suffix covers its versions and aliases (grantInvoke).',
-    });
-    Validations.of(this.janitorFunction).acknowledge({
-      id: 'AwsSolutions-L1',
-      reason:
-        'Pinned to nodejs22.x, the line the bundle targets (esbuild node22) and the project is tested on; ' +
-        'moving to a newer runtime is a deliberate, tested change.',
-    });
-    Validations.of(this.cacheBucket).acknowledge({
-      id: 'AwsSolutions-S1',
-      reason:
-        'A cache of immutable manifest facts keyed by digest, rebuilt if lost; access logs would need a second ' +
-        'bucket and carry no audit value. Deletes in the registry are logged by the function itself.',
-    });
-    Validations.of(this.failureQueue).acknowledge({
-      id: 'AwsSolutions-SQS3',
-      reason: 'This queue is itself the dead-letter queue (Lambda on-failure destination and Scheduler DLQ).',
-    });
-  }
-}
-
-/** The logical id cdk-nag names a resource by in its finding ids, e.g. `AwsSolutions-IAM5[Resource::<Id.Arn>/*]`. */
-function logicalIdOf(construct: Construct): string {
-  const child = construct.node.defaultChild;
-  if (!(child instanceof CfnElement))
-    throw new Error(`${construct.node.path} has no CloudFormation resource`);
-  return Stack.of(construct).getLogicalId(child);
-}
-
-function janitorMetric(metricName: string, serviceName: string, statistic: string, period: Duration): Metric {
-  return new Metric({
-    namespace: METRIC_NAMESPACE,
-    metricName,
-    dimensionsMap: { service: serviceName },
-    statistic,
-    period,
-  });
 }
 
 function instanceArn(stack: Stack, id: string): string {
@@ -735,187 +499,6 @@ function parameterArn(stack: Stack, name: string): string {
     resourceName: name.replace(/^\//, ''),
     arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
   });
-}
-
-/** What the construct derives before building the environment (tokens for what it creates). */
-interface Derived {
-  readonly policyJson: string;
-  readonly dryRun: boolean;
-  readonly serviceName: string;
-  readonly cacheBucket: string;
-  readonly cacheHmacKeyId: string;
-  readonly gcDocument: string;
-}
-
-/** The function's environment: the variables the props set, merged with `environment`; unset values left out. */
-function environmentOf(props: RegistryJanitorProps, derived: Derived): Record<string, string> {
-  const own: Record<string, string | undefined> = {
-    [ENV.registryUrl]: knownRegistryUrl(props.registryUrl),
-    [ENV.instanceId]: props.instanceId,
-    [ENV.instanceTag]: props.instanceTag,
-    [ENV.documentName]: derived.gcDocument,
-    [ENV.containerName]: props.containerName,
-    [ENV.configPath]: props.configPath,
-    [ENV.gcMode]: props.gcMode,
-    [ENV.policy]: derived.policyJson,
-    // Always explicit: the safety switch should be visible on the function, not implied by a default.
-    [ENV.dryRun]: String(derived.dryRun),
-    [ENV.maxDeleteFraction]:
-      props.maxDeleteFraction === undefined ? undefined : String(props.maxDeleteFraction),
-    [ENV.credentialsParameter]: props.credentialsParameter,
-    [ENV.caParameter]: props.caParameter,
-    [ENV.cacheBucket]: derived.cacheBucket,
-    [ENV.cacheHmacKeyId]: derived.cacheHmacKeyId,
-    [ENV.serviceName]: derived.serviceName,
-    [ENV.metricsNamespace]: METRIC_NAMESPACE,
-    NODE_OPTIONS: '--enable-source-maps',
-  };
-  const environment: Record<string, string> = {};
-  for (const [key, value] of Object.entries({ ...own, ...props.environment })) {
-    if (value !== undefined) environment[key] = value;
-  }
-  return environment;
-}
-
-/** A valid URL in its one spelling (the origin); anything else as given, for the function's parser to report. */
-function knownRegistryUrl(url: string): string {
-  return Token.isUnresolved(url) || registryUrlProblem(url) !== undefined ? url : normalizeRegistryUrl(url);
-}
-
-function buildEnvironment(props: RegistryJanitorProps, derived: Derived): Record<string, string> {
-  const environment = environmentOf(props, derived);
-  const problems = handlerProblems(environment);
-  if (problems.length > 0) {
-    throw new ConfigError(
-      `RegistryJanitor: the function would reject its configuration:\n  - ${problems.join('\n  - ')}`,
-    );
-  }
-  const size = Object.entries(environment).reduce(
-    (sum, [key, value]) =>
-      sum + key.length + (Token.isUnresolved(value) ? TOKEN_SIZE_ESTIMATE : value.length),
-    0,
-  );
-  if (size > ENVIRONMENT_LIMIT_BYTES) {
-    throw new ConfigError(
-      `RegistryJanitor: the function's environment would be about ${size} bytes, over Lambda's 4 KB limit; the ` +
-        `retention policy alone is ${derived.policyJson.length} bytes as JSON. Merge rules that share ` +
-        `criteria (one rule can list several repository globs) to shorten the policy.`,
-    );
-  }
-  return environment;
-}
-
-/** Valid stand-ins for values only known at deploy time, so the function's parser can check everything else. */
-const DEPLOY_TIME_STANDINS: Readonly<Record<string, string>> = {
-  [ENV.registryUrl]: 'https://deploy-time.invalid',
-  [ENV.instanceId]: 'i-00000000',
-  [ENV.instanceTag]: 'Deploy=Time',
-  [ENV.documentName]: 'deploy-time-document',
-  [ENV.cacheBucket]: 'deploy-time-bucket',
-  [ENV.cacheHmacKeyId]: 'arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000',
-};
-/** The props' check runs before the policy is read; the policy is checked on its own (validatePolicy). */
-const STANDIN_POLICY = JSON.stringify({ rules: [{ repositories: ['**'], protect: true }] });
-
-/**
- * Run the function's own parser over the environment, so anything it would reject at run time (a bad instance id,
- * or a bad CONCURRENCY in `environment`) fails synth instead, with its message naming the prop.
- */
-function handlerProblems(environment: Readonly<Record<string, string>>): readonly string[] {
-  const known: Record<string, string> = {};
-  for (const [key, value] of Object.entries(environment)) {
-    if (!Token.isUnresolved(value)) known[key] = value;
-    else if (DEPLOY_TIME_STANDINS[key] !== undefined) known[key] = DEPLOY_TIME_STANDINS[key];
-  }
-  return checkConfig(known, PROP_NAMES).problems;
-}
-
-/**
- * Throw one ConfigError listing every bad or conflicting prop, each with what to set: what the function's parser
- * says about the environment the props make, then the conflicts only the construct can see.
- */
-function checkProps(props: RegistryJanitorProps): void {
-  const problems = [
-    ...handlerProblems(
-      environmentOf(props, {
-        policyJson: STANDIN_POLICY,
-        dryRun: props.dryRun ?? DEFAULT_DRY_RUN,
-        serviceName: props.serviceName ?? DEFAULT_SERVICE_NAME,
-        cacheBucket: DEPLOY_TIME_STANDINS[ENV.cacheBucket]!,
-        cacheHmacKeyId: DEPLOY_TIME_STANDINS[ENV.cacheHmacKeyId]!,
-        gcDocument: DEPLOY_TIME_STANDINS[ENV.documentName]!,
-      }),
-    ),
-  ];
-  const known = (value: unknown): value is string | number =>
-    value !== undefined && !Token.isUnresolved(value);
-
-  if (props.policy !== undefined && props.policyFile !== undefined) {
-    problems.push(
-      'policy and policyFile are both set: set only one (an object, or the path of a YAML/JSON file)',
-    );
-  } else if (props.policy === undefined && props.policyFile === undefined) {
-    problems.push(
-      'set policyFile (e.g. retention-policy.yaml) or policy (an object) to give the retention policy',
-    );
-  }
-
-  if (
-    known(props.memorySize) &&
-    !(Number.isInteger(props.memorySize) && props.memorySize >= 128 && props.memorySize <= 10240)
-  ) {
-    problems.push(`memorySize: ${props.memorySize} is not a whole number of MB from 128 to 10240`);
-  }
-
-  if (props.parameterKey && props.credentialsParameter === undefined && props.caParameter === undefined) {
-    problems.push(
-      'parameterKey is set but neither credentialsParameter nor caParameter: set the parameter it decrypts, ' +
-        'or remove parameterKey',
-    );
-  }
-
-  if (!props.vpc && (props.vpcSubnets !== undefined || props.securityGroups !== undefined)) {
-    problems.push('vpcSubnets and securityGroups need vpc: set vpc too (or remove them)');
-  }
-
-  if (props.alarmTopic && props.alarmEmail !== undefined) {
-    problems.push(
-      'alarmTopic and alarmEmail are both set: alarmEmail subscribes to the topic this construct creates; ' +
-        'with your own alarmTopic, subscribe the address to it yourself and remove alarmEmail',
-    );
-  }
-  if (known(props.alarmEmail) && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(props.alarmEmail)) {
-    problems.push(`alarmEmail: "${props.alarmEmail}" is not an e-mail address`);
-  }
-
-  if (known(props.serviceName) && !/^[A-Za-z0-9._-]{1,128}$/.test(props.serviceName)) {
-    problems.push(`serviceName: "${props.serviceName}" must be 1-128 letters, digits, _ . -`);
-  }
-
-  for (const key of Object.keys(props.environment ?? {})) {
-    const prop = CONTROLLED_VARIABLES[key];
-    if (prop !== undefined) problems.push(`environment.${key}: set by the construct; use ${prop} instead`);
-  }
-
-  if (problems.length > 0) {
-    throw new ConfigError(`RegistryJanitor: invalid props:\n  - ${problems.join('\n  - ')}`);
-  }
-}
-
-function loadPolicy(props: RegistryJanitorProps): Policy {
-  if (props.policyFile === undefined) return validatePolicy(props.policy, 'policy');
-  const path = resolve(props.policyFile);
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ConfigError(
-      `policyFile: cannot read ${path} (${errorMessage(err)}); give the path of a YAML or JSON retention policy ` +
-        '(relative paths resolve against the directory you run cdk in)',
-      { cause: err },
-    );
-  }
-  return parsePolicy(text, props.policyFile);
 }
 
 function assertLocalEsbuild(): void {

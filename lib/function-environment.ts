@@ -1,0 +1,232 @@
+// The function's environment as the construct builds it from the props, and the synth-time check: the function's own
+// config parser runs over it (problems named by prop), then the conflicts between props that only the construct sees.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Token } from 'aws-cdk-lib';
+import { checkConfig, type ProblemNames } from '../lambda/config.ts';
+import {
+  DEFAULT_DRY_RUN,
+  DEFAULT_SERVICE_NAME,
+  ENV,
+  METRIC_NAMESPACE,
+  normalizeRegistryUrl,
+  registryUrlProblem,
+} from '../lambda/core/contract.ts';
+import { ConfigError, errorMessage } from '../lambda/core/errors.ts';
+import { parsePolicy, validatePolicy, type Policy } from '../lambda/core/policy.ts';
+import type { RegistryJanitorProps } from './registry-janitor.ts';
+
+/** Lambda's limit on the total size of a function's environment variables. */
+const ENVIRONMENT_LIMIT_BYTES = 4096;
+/** Size assumed for a value only known at deploy time (a bucket name is at most 63 characters). */
+const TOKEN_SIZE_ESTIMATE = 64;
+
+/** The prop that controls each variable the construct sets, for the error when `environment` sets one too. */
+const CONTROLLED_VARIABLES: Readonly<Record<string, string>> = {
+  [ENV.registryUrl]: 'registryUrl',
+  [ENV.instanceId]: 'instanceId',
+  [ENV.instanceTag]: 'instanceTag',
+  [ENV.documentName]: '(the construct creates the SSM document)',
+  [ENV.containerName]: 'containerName',
+  [ENV.configPath]: 'configPath',
+  [ENV.gcMode]: 'gcMode',
+  [ENV.policy]: 'policy or policyFile',
+  [ENV.dryRun]: 'dryRun',
+  [ENV.maxDeleteFraction]: 'maxDeleteFraction',
+  [ENV.credentialsParameter]: 'credentialsParameter',
+  [ENV.caParameter]: 'caParameter',
+  [ENV.cacheBucket]: '(the construct creates the cache bucket)',
+  [ENV.cacheHmacKeyId]: '(the construct creates the cache key)',
+  [ENV.serviceName]: 'serviceName',
+  [ENV.metricsNamespace]: `(fixed: ${METRIC_NAMESPACE})`,
+};
+
+/** The function's parser at synth time names each problem by the prop behind it (`environment.X` for the rest). */
+const PROP_NAMES: ProblemNames = {
+  name: (variable) => CONTROLLED_VARIABLES[variable] ?? `environment.${variable}`,
+  subject: (variable, value) => {
+    const prop = PROP_NAMES.name(variable);
+    return value === undefined ? `${prop}:` : `${prop}: "${value}"`;
+  },
+};
+
+/** What the construct derives before building the environment (tokens for what it creates). */
+export interface Derived {
+  readonly policyJson: string;
+  readonly dryRun: boolean;
+  readonly serviceName: string;
+  readonly cacheBucket: string;
+  readonly cacheHmacKeyId: string;
+  readonly gcDocument: string;
+}
+
+/** The function's environment: the variables the props set, merged with `environment`; unset values left out. */
+function environmentOf(props: RegistryJanitorProps, derived: Derived): Record<string, string> {
+  const own: Record<string, string | undefined> = {
+    [ENV.registryUrl]: knownRegistryUrl(props.registryUrl),
+    [ENV.instanceId]: props.instanceId,
+    [ENV.instanceTag]: props.instanceTag,
+    [ENV.documentName]: derived.gcDocument,
+    [ENV.containerName]: props.containerName,
+    [ENV.configPath]: props.configPath,
+    [ENV.gcMode]: props.gcMode,
+    [ENV.policy]: derived.policyJson,
+    // Always explicit: the safety switch should be visible on the function, not implied by a default.
+    [ENV.dryRun]: String(derived.dryRun),
+    [ENV.maxDeleteFraction]:
+      props.maxDeleteFraction === undefined ? undefined : String(props.maxDeleteFraction),
+    [ENV.credentialsParameter]: props.credentialsParameter,
+    [ENV.caParameter]: props.caParameter,
+    [ENV.cacheBucket]: derived.cacheBucket,
+    [ENV.cacheHmacKeyId]: derived.cacheHmacKeyId,
+    [ENV.serviceName]: derived.serviceName,
+    [ENV.metricsNamespace]: METRIC_NAMESPACE,
+    NODE_OPTIONS: '--enable-source-maps',
+  };
+  const environment: Record<string, string> = {};
+  for (const [key, value] of Object.entries({ ...own, ...props.environment })) {
+    if (value !== undefined) environment[key] = value;
+  }
+  return environment;
+}
+
+/** A valid URL in its one spelling (the origin); anything else as given, for the function's parser to report. */
+function knownRegistryUrl(url: string): string {
+  return Token.isUnresolved(url) || registryUrlProblem(url) !== undefined ? url : normalizeRegistryUrl(url);
+}
+
+export function buildEnvironment(props: RegistryJanitorProps, derived: Derived): Record<string, string> {
+  const environment = environmentOf(props, derived);
+  const problems = handlerProblems(environment);
+  if (problems.length > 0) {
+    throw new ConfigError(
+      `RegistryJanitor: the function would reject its configuration:\n  - ${problems.join('\n  - ')}`,
+    );
+  }
+  const size = Object.entries(environment).reduce(
+    (sum, [key, value]) =>
+      sum + key.length + (Token.isUnresolved(value) ? TOKEN_SIZE_ESTIMATE : value.length),
+    0,
+  );
+  if (size > ENVIRONMENT_LIMIT_BYTES) {
+    throw new ConfigError(
+      `RegistryJanitor: the function's environment would be about ${size} bytes, over Lambda's 4 KB limit; the ` +
+        `retention policy alone is ${derived.policyJson.length} bytes as JSON. Merge rules that share ` +
+        `criteria (one rule can list several repository globs) to shorten the policy.`,
+    );
+  }
+  return environment;
+}
+
+/** Valid stand-ins for values only known at deploy time, so the function's parser can check everything else. */
+const DEPLOY_TIME_STANDINS: Readonly<Record<string, string>> = {
+  [ENV.registryUrl]: 'https://deploy-time.invalid',
+  [ENV.instanceId]: 'i-00000000',
+  [ENV.instanceTag]: 'Deploy=Time',
+  [ENV.documentName]: 'deploy-time-document',
+  [ENV.cacheBucket]: 'deploy-time-bucket',
+  [ENV.cacheHmacKeyId]: 'arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000',
+};
+/** The props' check runs before the policy is read; the policy is checked on its own (validatePolicy). */
+const STANDIN_POLICY = JSON.stringify({ rules: [{ repositories: ['**'], protect: true }] });
+
+/**
+ * Run the function's own parser over the environment, so anything it would reject at run time (a bad instance id,
+ * or a bad CONCURRENCY in `environment`) fails synth instead, with its message naming the prop.
+ */
+function handlerProblems(environment: Readonly<Record<string, string>>): readonly string[] {
+  const known: Record<string, string> = {};
+  for (const [key, value] of Object.entries(environment)) {
+    if (!Token.isUnresolved(value)) known[key] = value;
+    else if (DEPLOY_TIME_STANDINS[key] !== undefined) known[key] = DEPLOY_TIME_STANDINS[key];
+  }
+  return checkConfig(known, PROP_NAMES).problems;
+}
+
+/**
+ * Throw one ConfigError listing every bad or conflicting prop, each with what to set: what the function's parser
+ * says about the environment the props make, then the conflicts only the construct can see.
+ */
+export function checkProps(props: RegistryJanitorProps): void {
+  const problems = [
+    ...handlerProblems(
+      environmentOf(props, {
+        policyJson: STANDIN_POLICY,
+        dryRun: props.dryRun ?? DEFAULT_DRY_RUN,
+        serviceName: props.serviceName ?? DEFAULT_SERVICE_NAME,
+        cacheBucket: DEPLOY_TIME_STANDINS[ENV.cacheBucket]!,
+        cacheHmacKeyId: DEPLOY_TIME_STANDINS[ENV.cacheHmacKeyId]!,
+        gcDocument: DEPLOY_TIME_STANDINS[ENV.documentName]!,
+      }),
+    ),
+  ];
+  const known = (value: unknown): value is string | number =>
+    value !== undefined && !Token.isUnresolved(value);
+
+  if (props.policy !== undefined && props.policyFile !== undefined) {
+    problems.push(
+      'policy and policyFile are both set: set only one (an object, or the path of a YAML/JSON file)',
+    );
+  } else if (props.policy === undefined && props.policyFile === undefined) {
+    problems.push(
+      'set policyFile (e.g. retention-policy.yaml) or policy (an object) to give the retention policy',
+    );
+  }
+
+  if (
+    known(props.memorySize) &&
+    !(Number.isInteger(props.memorySize) && props.memorySize >= 128 && props.memorySize <= 10240)
+  ) {
+    problems.push(`memorySize: ${props.memorySize} is not a whole number of MB from 128 to 10240`);
+  }
+
+  if (props.parameterKey && props.credentialsParameter === undefined && props.caParameter === undefined) {
+    problems.push(
+      'parameterKey is set but neither credentialsParameter nor caParameter: set the parameter it decrypts, ' +
+        'or remove parameterKey',
+    );
+  }
+
+  if (!props.vpc && (props.vpcSubnets !== undefined || props.securityGroups !== undefined)) {
+    problems.push('vpcSubnets and securityGroups need vpc: set vpc too (or remove them)');
+  }
+
+  if (props.alarmTopic && props.alarmEmail !== undefined) {
+    problems.push(
+      'alarmTopic and alarmEmail are both set: alarmEmail subscribes to the topic this construct creates; ' +
+        'with your own alarmTopic, subscribe the address to it yourself and remove alarmEmail',
+    );
+  }
+  if (known(props.alarmEmail) && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(props.alarmEmail)) {
+    problems.push(`alarmEmail: "${props.alarmEmail}" is not an e-mail address`);
+  }
+
+  if (known(props.serviceName) && !/^[A-Za-z0-9._-]{1,128}$/.test(props.serviceName)) {
+    problems.push(`serviceName: "${props.serviceName}" must be 1-128 letters, digits, _ . -`);
+  }
+
+  for (const key of Object.keys(props.environment ?? {})) {
+    const prop = CONTROLLED_VARIABLES[key];
+    if (prop !== undefined) problems.push(`environment.${key}: set by the construct; use ${prop} instead`);
+  }
+
+  if (problems.length > 0) {
+    throw new ConfigError(`RegistryJanitor: invalid props:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+export function loadPolicy(props: RegistryJanitorProps): Policy {
+  if (props.policyFile === undefined) return validatePolicy(props.policy, 'policy');
+  const path = resolve(props.policyFile);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(
+      `policyFile: cannot read ${path} (${errorMessage(err)}); give the path of a YAML or JSON retention policy ` +
+        '(relative paths resolve against the directory you run cdk in)',
+      { cause: err },
+    );
+  }
+  return parsePolicy(text, props.policyFile);
+}

@@ -1,0 +1,77 @@
+// The cdk-nag AwsSolutions findings the janitor accepts, each with its reason. test/lib/nag.test.ts checks the
+// stack against AwsSolutions, so a new finding must be reviewed and acknowledged here.
+import { CfnElement, Stack, Validations } from 'aws-cdk-lib';
+import type { Role } from 'aws-cdk-lib/aws-iam';
+import type { Construct } from 'constructs';
+import type { RegistryJanitor, RegistryJanitorProps } from './registry-janitor.ts';
+
+/** cdk-nag AwsSolutions findings we accept, each with the reason (see test/lib/nag.test.ts). */
+export function acknowledgeNagFindings(
+  janitor: RegistryJanitor,
+  props: RegistryJanitorProps,
+  schedulerRole: Role,
+): void {
+  const policy = janitor.role.node.tryFindChild('DefaultPolicy') ?? janitor.role;
+  const ack = (id: string, reason: string) => Validations.of(policy).acknowledge({ id, reason });
+  ack(
+    'AwsSolutions-IAM5[Resource::*]',
+    'ssm:GetCommandInvocation, ListCommandInvocations and CancelCommand have no resource-level permissions ' +
+      '(Service Authorization Reference); SendCommand, the one that acts, is scoped to the document and host.',
+  );
+  ack(
+    'AwsSolutions-IAM5[Resource::<' + logicalIdOf(janitor.cacheBucket) + '.Arn>/*]',
+    'The function gets and puts objects only in its own manifest-cache bucket; it names the cache object at run time.',
+  );
+  if (props.instanceTag !== undefined) {
+    ack(
+      'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*]',
+      'The host is chosen by tag: SendCommand is allowed on instances only under an ssm:resourceTag condition.',
+    );
+  }
+  if (props.vpc) {
+    Validations.of(janitor.role).acknowledge({
+      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
+      reason:
+        'The AWS-managed policy for Lambda network interfaces in a VPC; its EC2 actions need Resource "*" anyway.',
+    });
+  }
+  Validations.of(schedulerRole).acknowledge({
+    id: `AwsSolutions-IAM5[Resource::<${logicalIdOf(janitor.janitorFunction)}.Arn>:*]`,
+    reason:
+      'Scheduler may invoke this one function; the :* suffix covers its versions and aliases (grantInvoke).',
+  });
+  Validations.of(janitor.janitorFunction).acknowledge({
+    id: 'AwsSolutions-L1',
+    reason:
+      'Pinned to nodejs22.x, the line the bundle targets (esbuild node22) and the project is tested on; ' +
+      'moving to a newer runtime is a deliberate, tested change.',
+  });
+  Validations.of(janitor.cacheBucket).acknowledge({
+    id: 'AwsSolutions-S1',
+    reason:
+      'A cache of immutable manifest facts keyed by digest, rebuilt if lost; access logs would need a second ' +
+      'bucket and carry no audit value. Deletes in the registry are logged by the function itself.',
+  });
+  // Only when the janitor made the topic: a topic passed in is the caller's to review.
+  const topic = janitor.node.tryFindChild('AlarmTopic');
+  if (topic) {
+    Validations.of(topic).acknowledge({
+      id: 'AwsSolutions-SNS2',
+      reason:
+        'CloudWatch alarms cannot publish to a topic encrypted with the AWS-managed SNS key, and alarm messages ' +
+        'carry no secrets (alarm names and metric values). Pass alarmTopic to use a topic with your own KMS key.',
+    });
+  }
+  Validations.of(janitor.failureQueue).acknowledge({
+    id: 'AwsSolutions-SQS3',
+    reason: 'This queue is itself the dead-letter queue (Lambda on-failure destination and Scheduler DLQ).',
+  });
+}
+
+/** The logical id cdk-nag names a resource by in its finding ids, e.g. `AwsSolutions-IAM5[Resource::<Id.Arn>/*]`. */
+function logicalIdOf(construct: Construct): string {
+  const child = construct.node.defaultChild;
+  if (!(child instanceof CfnElement))
+    throw new Error(`${construct.node.path} has no CloudFormation resource`);
+  return Stack.of(construct).getLogicalId(child);
+}
