@@ -15,8 +15,9 @@ export function acknowledgeNagFindings(
   const ack = (id: string, reason: string) => Validations.of(policy).acknowledge({ id, reason });
   ack(
     'AwsSolutions-IAM5[Resource::*]',
-    'ssm:GetCommandInvocation, ListCommandInvocations and CancelCommand have no resource-level permissions ' +
-      '(Service Authorization Reference); SendCommand, the one that acts, is scoped to the document and host.',
+    'ssm:GetCommandInvocation, ListCommandInvocations and CancelCommand, and in a VPC ec2:DescribeNetworkInterfaces ' +
+      'and DescribeSubnets, have no resource-level permissions (Service Authorization Reference); SendCommand, the ' +
+      'one that acts, is scoped to the document and host.',
   );
   ack(
     'AwsSolutions-IAM5[Resource::<' + logicalIdOf(janitor.cacheBucket) + '.Arn>/*]',
@@ -29,11 +30,11 @@ export function acknowledgeNagFindings(
     );
   }
   if (props.vpc) {
-    Validations.of(janitor.role).acknowledge({
-      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
-      reason:
-        'The AWS-managed policy for Lambda network interfaces in a VPC; its EC2 actions need Resource "*" anyway.',
-    });
+    ack(
+      'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:network-interface/*]',
+      "Lambda creates and removes the function's network interfaces at run time, so their ids are not known at " +
+        'deploy time; creating one is also limited to the subnets and security groups the function uses.',
+    );
   }
   Validations.of(schedulerRole).acknowledge({
     id: `AwsSolutions-IAM5[Resource::<${logicalIdOf(janitor.janitorFunction)}.Arn>:*]`,

@@ -6,14 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { ArnFormat, Aws, Duration, RemovalPolicy, Stack, TimeZone } from 'aws-cdk-lib';
 import type { Dashboard, IAlarm } from 'aws-cdk-lib/aws-cloudwatch';
 import type { ISecurityGroup, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
-import {
-  AnyPrincipal,
-  Effect,
-  ManagedPolicy,
-  PolicyStatement,
-  Role,
-  ServicePrincipal,
-} from 'aws-cdk-lib/aws-iam';
+import { AnyPrincipal, Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key, KeySpec, KeyUsage, type IKey } from 'aws-cdk-lib/aws-kms';
 import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
@@ -254,11 +247,6 @@ export class RegistryJanitor extends Construct {
       description: `registry-janitor for ${props.registryUrl}`,
     });
     this.logGroup.grantWrite(this.role);
-    if (props.vpc) {
-      this.role.addManagedPolicy(
-        ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaVPCAccessExecutionRole'),
-      );
-    }
 
     // Only the function writes the cache: a Deny for every other principal, whatever their own policies allow.
     this.cacheBucket.addToResourcePolicy(
@@ -334,6 +322,7 @@ export class RegistryJanitor extends Construct {
       },
     });
 
+    if (props.vpc) this.grantNetworkInterfaces(props.vpc, props.vpcSubnets);
     this.grantRunCommand(props);
     this.grantParameters(props);
     this.grantCache();
@@ -381,6 +370,52 @@ export class RegistryJanitor extends Construct {
     this.dashboard = monitoring.dashboard;
 
     acknowledgeNagFindings(this, props, schedulerRole);
+  }
+
+  /**
+   * What Lambda does with the function's role in a VPC: create its network interfaces in the function's subnets with
+   * its security groups, and remove them again. Inline rather than AWSLambdaVPCAccessExecutionRole, which also
+   * allows writing to every log group. Create is scoped to those subnets and groups; the interfaces themselves get
+   * ids only at run time, so the rest is scoped to this account and region. Lambda's developer guide
+   * (configuration-vpc) lists these actions; the managed policy's DescribeSubnets is kept for the checks Lambda makes.
+   */
+  private grantNetworkInterfaces(vpc: IVpc, vpcSubnets: SubnetSelection | undefined): void {
+    const stack = Stack.of(this);
+    const ec2 = (resource: string, resourceName: string) =>
+      stack.formatArn({ service: 'ec2', resource, resourceName });
+    const networkInterfaces = ec2('network-interface', '*');
+    this.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'CreateFunctionNetworkInterfaces',
+        actions: ['ec2:CreateNetworkInterface'],
+        resources: [
+          networkInterfaces,
+          ...vpc.selectSubnets(vpcSubnets).subnetIds.map((id) => ec2('subnet', id)),
+          ...this.janitorFunction.connections.securityGroups.map((g) =>
+            ec2('security-group', g.securityGroupId),
+          ),
+        ],
+      }),
+    );
+    this.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'ManageFunctionNetworkInterfaces',
+        actions: [
+          'ec2:DeleteNetworkInterface',
+          'ec2:AssignPrivateIpAddresses',
+          'ec2:UnassignPrivateIpAddresses',
+        ],
+        resources: [networkInterfaces],
+      }),
+    );
+    this.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'DescribeFunctionNetwork',
+        // No resource-level permissions for EC2 Describe calls.
+        actions: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'],
+        resources: ['*'],
+      }),
+    );
   }
 
   private grantRunCommand(props: RegistryJanitorProps): void {

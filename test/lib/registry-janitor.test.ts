@@ -18,6 +18,7 @@ import { readGcScript } from '../../lambda/gc/registry-gc.ts';
 import { RegistryJanitor, type RegistryJanitorProps } from '../../lib/registry-janitor.ts';
 import {
   allActions,
+  asList,
   createTestApps,
   flatten,
   roleOf,
@@ -483,8 +484,8 @@ describe('RegistryJanitor options', () => {
     ).toEqual(alarms.map(() => [arn]));
   });
 
-  it('runs in the given VPC subnets and security groups, with the VPC access policy', () => {
-    const { template } = synth({}, (stack) => {
+  describe('in a VPC', () => {
+    const inVpc = (stack: Stack): Partial<RegistryJanitorProps> => {
       const vpc = Vpc.fromVpcAttributes(stack, 'Vpc', {
         vpcId: 'vpc-0123456789abcdef0',
         availabilityZones: ['a'],
@@ -494,14 +495,64 @@ describe('RegistryJanitor options', () => {
         vpcSubnets: { subnets: [Subnet.fromSubnetId(stack, 'Subnet', 'subnet-0123456789abcdef0')] },
         securityGroups: [SecurityGroup.fromSecurityGroupId(stack, 'Sg', 'sg-0123456789abcdef0')],
       };
+    };
+    const ENI = 'arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:network-interface/*';
+
+    it('runs in the given subnets and security groups', () => {
+      const { template } = synth({}, inVpc);
+      template.hasResourceProperties('AWS::Lambda::Function', {
+        VpcConfig: { SubnetIds: ['subnet-0123456789abcdef0'], SecurityGroupIds: ['sg-0123456789abcdef0'] },
+      });
     });
-    template.hasResourceProperties('AWS::Lambda::Function', {
-      VpcConfig: { SubnetIds: ['subnet-0123456789abcdef0'], SecurityGroupIds: ['sg-0123456789abcdef0'] },
+
+    it('manages its network interfaces with an inline policy, not AWSLambdaVPCAccessExecutionRole', () => {
+      const { template, statements } = synth({}, inVpc);
+      // The managed policy adds logs:CreateLogGroup/PutLogEvents on every log group.
+      expect(JSON.stringify(template.toJSON())).not.toContain('AWSLambdaVPCAccessExecutionRole');
+      expect(template.toJSON().Resources[roleOf(template)].Properties.ManagedPolicyArns).toBeUndefined();
+      const ec2 = statements.filter((s) => asList(s.Action).some((a) => a.startsWith('ec2:')));
+      expect(ec2.map((s) => ({ Action: asList(s.Action).sort(), Resource: asList(s.Resource) }))).toEqual([
+        {
+          Action: ['ec2:CreateNetworkInterface'],
+          Resource: [
+            ENI,
+            'arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:subnet/subnet-0123456789abcdef0',
+            'arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:security-group/sg-0123456789abcdef0',
+          ],
+        },
+        {
+          Action: [
+            'ec2:AssignPrivateIpAddresses',
+            'ec2:DeleteNetworkInterface',
+            'ec2:UnassignPrivateIpAddresses',
+          ],
+          Resource: [ENI],
+        },
+        // EC2 has no resource-level permissions for Describe calls.
+        { Action: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'], Resource: ['*'] },
+      ]);
+      expect(allActions(statements).filter((a) => a.startsWith('logs:'))).toEqual([
+        'logs:CreateLogStream',
+        'logs:PutLogEvents',
+      ]);
     });
-    const role = flatten(template.toJSON().Resources[roleOf(template)].Properties.ManagedPolicyArns);
-    expect(role).toEqual([
-      'arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole',
-    ]);
+
+    it('scopes network interface creation to the security group it creates when none is given', () => {
+      const { template, statements } = synth({}, (stack) => ({ ...inVpc(stack), securityGroups: undefined }));
+      const groups = Object.keys(template.findResources('AWS::EC2::SecurityGroup'));
+      expect(groups).toHaveLength(1);
+      const create = statements.find((s) => asList(s.Action).includes('ec2:CreateNetworkInterface'))!;
+      expect(asList(create.Resource)).toContain(
+        'arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:security-group/${' +
+          groups[0]! +
+          '.GroupId}',
+      );
+    });
+
+    it('grants no EC2 action outside a VPC', () => {
+      const { statements } = synth();
+      expect(allActions(statements).filter((a) => a.startsWith('ec2:'))).toEqual([]);
+    });
   });
 
   describe('policyFile', () => {
