@@ -7,6 +7,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { KmsCacheMac } from './adapters/cache-mac-kms.ts';
 import { openS3Cache } from './adapters/manifest-cache-s3.ts';
 import { readCredentials, readParameter } from './adapters/parameter-store.ts';
+import { S3ReportStore } from './adapters/report-store.ts';
 import { createRegistryClient } from './adapters/registry-client.ts';
 import { SsmCommandRunner, createSsmClient } from './adapters/ssm-runner.ts';
 import type { JanitorConfig } from './config.ts';
@@ -35,7 +36,7 @@ async function connect(config: JanitorConfig): Promise<LambdaRuntime> {
   // Without its MAC key the cache could be anyone's with s3:PutObject on the bucket, so it is not used at all.
   const keyId = config.cacheHmacKeyId;
   const bucket = keyId === undefined ? undefined : config.cacheBucket;
-  const s3 = bucket === undefined ? undefined : new S3Client({});
+  const s3 = bucket === undefined && config.reports === undefined ? undefined : new S3Client({});
   const mac =
     bucket === undefined || keyId === undefined ? undefined : new KmsCacheMac(new KMSClient({}), keyId);
   // One object per registry host, so a bucket shared by several janitors keeps their caches apart.
@@ -43,6 +44,7 @@ async function connect(config: JanitorConfig): Promise<LambdaRuntime> {
   return {
     registry,
     ...(bucket !== undefined && s3 && mac ? { openCache: () => openS3Cache(s3, bucket, cacheKey, mac) } : {}),
+    ...(config.reports && s3 ? { reports: new S3ReportStore(s3, config.reports) } : {}),
     runner: (context) =>
       new SsmCommandRunner({
         client: ssm,

@@ -12,6 +12,7 @@ import { runJob, type JobResult, type JobStage, type ProbeStep } from './core/jo
 import type { Inventory, Plan, PlanSummary, Report, ScanProblem } from './core/model.ts';
 import type { CommandRunner, RegistryClient, ManifestCache } from './core/ports.ts';
 import { verifyKept, type VerifyResult } from './core/verify.ts';
+import { runIdOf, type ReportStore, type ReportsStep } from './adapters/report-store.ts';
 
 /** The part of Powertools' Logger the job uses (so tests can pass a recorder). */
 export interface JobLogger {
@@ -56,6 +57,8 @@ export interface LambdaJobDeps {
    * means reading everything again, and it cannot change a plan.
    */
   readonly openCache?: () => Promise<SavableCache>;
+  /** Keeps each run's HTML report and JSON plan (in the Lambda, the construct's bucket under reports/). */
+  readonly reports?: ReportStore;
 }
 
 /** A manifest cache that is written back after the inventory. `save` never throws. */
@@ -108,6 +111,8 @@ export interface LambdaRunReport {
   readonly deletions: DeletionStep | null;
   readonly gc: GcStep | null;
   readonly verify: VerifyStep | null;
+  /** Where the run's HTML report and JSON plan went; null without a reports bucket or before a plan was made. */
+  readonly reports: ReportsStep | null;
   /** Measured by garbage-collect (du before and after), else the plan's estimate for what was deleted; 0 without GC. */
   readonly bytesFreed: number;
   readonly durations: {
@@ -137,6 +142,7 @@ interface RunRecord {
   deletions: DeletionStep | null;
   gc: GcStep | null;
   verify: VerifyStep | null;
+  reports: ReportsStep | null;
   bytesFreed: number;
   readonly durations: {
     -readonly [K in Exclude<keyof LambdaRunReport['durations'], 'totalSeconds'>]: number;
@@ -184,6 +190,7 @@ export async function runLambdaJob(
       deletions: null,
       gc: null,
       verify: null,
+      reports: null,
       bytesFreed: 0,
       durations: { probeSeconds: 0, scanAndPlanSeconds: 0, deleteSeconds: 0, gcSeconds: 0, verifySeconds: 0 },
       failures: [],
@@ -204,6 +211,7 @@ export async function runLambdaJob(
 
   try {
     const job = await planAndDelete(run);
+    await storeReports(run, job, started, context.awsRequestId);
     if (run.dryRun) {
       endDryRun(run);
     } else {
@@ -266,6 +274,7 @@ function reportOf(run: RunContext, started: Date): LambdaRunReport {
     deletions: record.deletions,
     gc: record.gc,
     verify: record.verify,
+    reports: record.reports,
     bytesFreed: record.bytesFreed,
     durations: { totalSeconds: seconds(now, started), ...record.durations },
   };
@@ -314,6 +323,27 @@ async function planAndDelete(run: RunContext): Promise<JobResult> {
     // What the inventory learned is worth keeping whatever happens next.
     if (cache) logger.info('manifest cache saved', { entries: cache.size, saved: await cache.save() });
   }
+}
+
+/** The run's HTML report and JSON plan, kept in the bucket: a failure to write them is a warning, never a failed run. */
+async function storeReports(
+  run: RunContext,
+  job: JobResult,
+  started: Date,
+  requestId?: string,
+): Promise<void> {
+  const { deps, config, record } = run;
+  if (!deps.reports) return;
+  const step = await deps.reports.save({
+    runId: runIdOf(started, requestId ?? `local-${started.getTime().toString(36)}`),
+    startedAt: started,
+    plan: job.plan,
+    ...(job.report ? { outcome: job.report } : {}),
+    maxDeleteFraction: config.maxDeleteFraction,
+  });
+  record.reports = step;
+  if (step.status === 'written') deps.logger.info('report', { reports: step });
+  else deps.logger.warn(`report not saved: ${step.error}`, { reports: step });
 }
 
 /** A dry run ends after the plan; an incomplete inventory still fails it (the registry could not be read). */
@@ -557,6 +587,8 @@ export interface LambdaRuntime {
   readonly registry: RegistryClient;
   /** Opens the manifest cache for one invocation, when a cache bucket is configured. */
   readonly openCache?: () => Promise<SavableCache>;
+  /** Keeps each run's report, when a reports bucket is configured. */
+  readonly reports?: ReportStore;
   /** A command runner for one invocation (it stops waiting before the invocation's time runs out). */
   runner(context: InvokeContext): CommandRunner;
 }
@@ -611,6 +643,7 @@ export function createLambdaHandler(
         registry: connected.registry,
         runner: connected.runner(context),
         ...(connected.openCache ? { openCache: connected.openCache } : {}),
+        ...(connected.reports ? { reports: connected.reports } : {}),
         logger,
         metrics,
       },
