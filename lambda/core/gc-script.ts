@@ -34,7 +34,10 @@ export interface GcOptions {
   readonly storagePath?: string;
   /** Directory on the host for the full GC log. @default '/var/log/registry-janitor' */
   readonly logDir?: string;
-  /** Lock file on the host that keeps two runs apart. @default '/var/lock/registry-janitor-gc.lock' */
+  /**
+   * Lock file on the host that keeps two runs apart, in a directory the script's user owns with mode 0700 (created
+   * so when missing; refused when it is a symlink, someone else's or open to others). @default '/run/registry-janitor/lock/gc.lock'
+   */
   readonly lockPath?: string;
   /**
    * How long to wait for the lock before giving up with `lock-busy`. A few seconds cover the guardian of a run that
@@ -69,6 +72,7 @@ export type GcErrorCode =
   | 'lock-busy' // 3
   | 'container-missing' // 4
   | 'container-not-running' // 4
+  | 'helper-foreign' // 4: a container has the helper's name but not the janitor's label
   | 'engine-error' // 1 or 4
   | 'stop-failed' // 5
   | 'helper-failed' // 5

@@ -19,12 +19,15 @@ delete_untagged=${SSM_deleteUntagged-}
 # The host's own settings: not parameters of the SSM document, so the function cannot choose them.
 storage=${SSM_storagePath:-/var/lib/registry}
 log_dir=${SSM_logDir:-/var/log/registry-janitor}
-lock_file=${SSM_lockPath:-/var/lock/registry-janitor-gc.lock}
+lock_file=${SSM_lockPath:-/run/registry-janitor/lock/gc.lock}
 lock_wait=${SSM_lockWaitSeconds:-5}
 tail_lines=15
 # Go template delimiters, spelled so that the two braces never stand together in this text: SSM reads that pair
 # in a document as a parameter reference.
 lb='{''{'
+nl='
+'
+cr=$(printf '\r')
 
 helper="$container-janitor-gc"
 log=''
@@ -61,18 +64,25 @@ note() {
   return 0
 }
 
+# What the guardian needs to undo a run, as key=value lines it reads as data (it never sources them). Only values of
+# this script's own making: the container's name reaches the guardian as its argument, checked like here.
 write_state() {
   [ -n "$tmp" ] || return 0
-  {
-    printf "container='%s'\n" "$container"
-    printf "helper='%s'\n" "$helper"
-    printf 'helper_created=%s\n' "$helper_created"
-    printf 'restore_action=%s\n' "$restore_action"
-  } >"$tmp/state.new" && mv "$tmp/state.new" "$tmp/state"
+  printf 'helper_created=%s\nrestore_action=%s\n' "$helper_created" "$restore_action" >"$tmp/state.new" &&
+    mv "$tmp/state.new" "$tmp/state"
 }
 
 running_state() {
   dk inspect --type container -f "$lb.State.Running}}" "$1" 2>/dev/null
+}
+
+# A container is the janitor's helper only if create_helper labelled it so: one that merely has the helper's name
+# (someone else's, or made in a race with this run) is never removed. One label per line, each as two JSON strings,
+# so no label value can pass for another line.
+is_ours() {
+  # shellcheck disable=SC2016 # a Go template, not shell
+  dk inspect --type container -f "$lb"'range $k, $v := .Config.Labels}}'"$lb"'json $k}} '"$lb"'json $v}}'"$lb"'println}}'"$lb"'end}}' "$1" 2>/dev/null |
+    grep -Fqx "\"registry-janitor.container\" \"$container\""
 }
 
 # Brings the registry back: removes the helper container and starts (or restarts) the original.
@@ -81,12 +91,7 @@ restore() {
     kill "$bg_pid" 2>/dev/null
     bg_pid=''
   fi
-  if [ "$helper_created" = 1 ]; then
-    note "+ docker rm -f $helper"
-    dk rm -f "$helper" >>"$log" 2>&1
-    helper_created=0
-    write_state
-  fi
+  if [ "$helper_created" = 1 ]; then remove_helper; fi
   case $restore_action in
     start)
       note "+ docker start $container"
@@ -157,16 +162,25 @@ run_logged() {
   return "$bg_rc"
 }
 
+# Right after a start or restart the engine can refuse an exec for a moment, so a few tries, a second apart.
 storage_bytes() {
-  du_out=$(dk exec "$1" du -sk "$storage" 2>>"$log") || {
-    echo unknown
-    return 0
-  }
-  kib=${du_out%%[!0-9]*}
-  case $kib in
-    '' | *[!0-9]*) echo unknown ;;
-    *) echo $((kib * 1024)) ;;
-  esac
+  du_try=1
+  while :; do
+    if du_out=$(dk exec "$1" du -sk "$storage" 2>>"$log"); then
+      kib=${du_out%%[!0-9]*}
+      case $kib in
+        '' | *[!0-9]*) note "du in $1 gave no size: $du_out" ;;
+        *)
+          echo $((kib * 1024))
+          return 0
+          ;;
+      esac
+    fi
+    [ "$du_try" -lt 5 ] || break
+    du_try=$((du_try + 1))
+    sleep 1
+  done
+  echo unknown
 }
 
 # Restores the registry if this script dies without doing so: SSM kills the whole process group with SIGKILL on a
@@ -175,11 +189,31 @@ start_guardian() {
   cat >"$tmp/guardian.sh" <<'GUARDIAN'
 main_pid=$1
 state=$2
+container=$3
+case $container in
+  '' | [!A-Za-z0-9]* | *[!A-Za-z0-9_.-]*) exit 2 ;;
+esac
+helper="$container-janitor-gc"
 while kill -0 "$main_pid" 2>/dev/null; do sleep 1 9>&-; done
 [ -f "$state" ] || exit 0
-. "$state"
+# Read as data, never sourced: only these two keys, only these values.
+helper_created=0
+restore_action=none
+while IFS= read -r line; do
+  case $line in
+    helper_created=0 | helper_created=1) helper_created=${line#*=} ;;
+    restore_action=none | restore_action=start | restore_action=restart) restore_action=${line#*=} ;;
+  esac
+done <"$state"
 echo "registry-janitor: guardian: the garbage-collect script (pid $main_pid) died without bringing the registry back; doing it now"
-if [ "$helper_created" = 1 ]; then docker rm -f "$helper" 9>&-; fi
+if [ "$helper_created" = 1 ]; then
+  if docker inspect --type container -f '{''{range $k, $v := .Config.Labels}}{''{json $k}} {''{json $v}}{''{println}}{''{end}}' "$helper" 2>/dev/null 9>&- |
+    grep -Fqx "\"registry-janitor.container\" \"$container\""; then
+    docker rm -f "$helper" 9>&-
+  else
+    echo "registry-janitor: guardian: $helper is not labelled registry-janitor.container=$container; left alone"
+  fi
+fi
 case $restore_action in
   start) docker start "$container" 9>&- ;;
   restart) docker restart "$container" 9>&- ;;
@@ -188,12 +222,122 @@ echo "registry-janitor: guardian: done ($container running: $(docker inspect --t
 rm -rf "${state%/*}"
 GUARDIAN
   if command -v setsid >/dev/null 2>&1; then
-    setsid /bin/sh "$tmp/guardian.sh" "$$" "$tmp/state" </dev/null >>"$log" 2>&1 &
+    setsid /bin/sh "$tmp/guardian.sh" "$$" "$tmp/state" "$container" </dev/null >>"$log" 2>&1 &
   else
     say "warning=setsid not found: if this script is killed (SSM timeout), the registry may stay stopped until the next run"
-    /bin/sh "$tmp/guardian.sh" "$$" "$tmp/state" </dev/null >>"$log" 2>&1 &
+    /bin/sh "$tmp/guardian.sh" "$$" "$tmp/state" "$container" </dev/null >>"$log" 2>&1 &
   fi
   guardian_pid=$!
+}
+
+# Turns a value json_lines wrote back into what it was, in u (printf %b reads the \0ddd escapes; the x keeps a
+# trailing newline from the command substitution).
+unesc() {
+  u=$(printf '%bx' "$1")
+  u=${u%x}
+}
+
+# json_lines DIR TAGS: reads output of a template whose every line is a tag and JSON values (each after one space)
+# and writes DIR/TAG for each tag in TAGS, a line per input line: its values joined by |, each with \, | and control
+# characters written as \0ddd (see unesc), strings unquoted, null empty. A line of another shape, an unknown tag or a
+# missing final `end` line fails (exit 2, the reason on stderr), so nothing is read from output it does not know.
+json_lines() {
+  RJ_OUT=$1 LC_ALL=C awk -v tags="$2" '
+    function fail(why) { printf "line %d: %s\n", NR, why >"/dev/stderr"; failed = 1; exit 2 }
+    function oct(n) { return sprintf("\\0%03o", n) }
+    function hex4(s,   i, n, d) {
+      n = 0
+      for (i = 1; i <= 4; i++) {
+        d = index("0123456789abcdef", tolower(substr(s, i, 1)))
+        if (d == 0) fail("a bad \\u escape")
+        n = n * 16 + d - 1
+      }
+      return n
+    }
+    function utf8(n) {
+      if (n < 128) return (n < 32 || n == 127 || n == 92 || n == 124) ? oct(n) : sprintf("%c", n)
+      if (n < 2048) return oct(192 + int(n / 64)) oct(128 + n % 64)
+      if (n < 65536) return oct(224 + int(n / 4096)) oct(128 + int(n / 64) % 64) oct(128 + n % 64)
+      return oct(240 + int(n / 262144)) oct(128 + int(n / 4096) % 64) oct(128 + int(n / 64) % 64) oct(128 + n % 64)
+    }
+    # The JSON string rest starts with; rest is left with what follows it.
+    function str(   out, c, e, n, lo) {
+      out = ""
+      rest = substr(rest, 2)
+      while (1) {
+        if (rest == "") fail("an unterminated string")
+        c = substr(rest, 1, 1)
+        rest = substr(rest, 2)
+        if (c == "\"") return out
+        if (c == "\\") {
+          e = substr(rest, 1, 1)
+          rest = substr(rest, 2)
+          if (e == "\"" || e == "/") out = out e
+          else if (e == "\\") out = out oct(92)
+          else if (e == "b") out = out oct(8)
+          else if (e == "f") out = out oct(12)
+          else if (e == "n") out = out oct(10)
+          else if (e == "r") out = out oct(13)
+          else if (e == "t") out = out oct(9)
+          else if (e == "u") {
+            n = hex4(rest)
+            rest = substr(rest, 5)
+            if (n == 0) fail("a NUL character")
+            if (n >= 55296 && n < 56320 && substr(rest, 1, 2) == "\\u") {
+              lo = hex4(substr(rest, 3))
+              if (lo >= 56320 && lo < 57344) {
+                n = 65536 + (n - 55296) * 1024 + (lo - 56320)
+                rest = substr(rest, 7)
+              }
+            }
+            if (n >= 55296 && n < 57344) n = 65533
+            out = out utf8(n)
+          } else fail("a bad escape")
+        } else if (index(ctl, c)) fail("a raw control character")
+        else if (c == del) out = out oct(127)
+        else if (c == "|") out = out oct(124)
+        else out = out c
+      }
+    }
+    BEGIN {
+      for (i = 1; i < 32; i++) ctl = ctl sprintf("%c", i)
+      del = sprintf("%c", 127)
+      n = split(tags, t, " ")
+      for (i = 1; i <= n; i++) {
+        ok[t[i]] = 1
+        printf "" >(ENVIRON["RJ_OUT"] "/" t[i])
+      }
+    }
+    done { fail("output after the end line") }
+    {
+      sp = index($0, " ")
+      tag = sp ? substr($0, 1, sp - 1) : $0
+      rest = sp ? substr($0, sp) : ""
+      if (tag == "end" && rest == "") {
+        done = 1
+        next
+      }
+      if (!(tag in ok)) fail("an unexpected line")
+      line = ""
+      first = 1
+      while (rest != "") {
+        if (substr(rest, 1, 1) != " ") fail("values not separated by a space")
+        rest = substr(rest, 2)
+        if (substr(rest, 1, 1) == "\"") v = str()
+        else {
+          sp = index(rest, " ")
+          v = sp ? substr(rest, 1, sp - 1) : rest
+          rest = sp ? substr(rest, sp) : ""
+          if (v == "null") v = ""
+          else if (v !~ /^(true|false|-?[0-9][0-9.eE+-]*)$/) fail("a value that is not a JSON string, number or boolean")
+        }
+        line = first ? v : line "|" v
+        first = 0
+      }
+      print line >(ENVIRON["RJ_OUT"] "/" tag)
+    }
+    END { if (!failed && !done) fail("no end line: the output was cut short") }
+  '
 }
 
 gc_args() {
@@ -222,17 +366,22 @@ create_helper() {
   role=$1
   set -- create --name "$helper" --label "registry-janitor.role=$role" --label "registry-janitor.container=$container" \
     --volumes-from "$container" --env-file "$tmp/env"
-  if [ -n "$user" ]; then set -- "$@" --user "$user"; fi
+  # Values from the container's metadata go in as --flag=value, so none can pass for another flag.
+  if [ -n "$user" ]; then set -- "$@" "--user=$user"; fi
   first_network=''
   case $network_mode in
-    host | none | container:*) set -- "$@" --network "$network_mode" ;;
+    host | none | container:*) set -- "$@" "--network=$network_mode" ;;
     *)
-      if IFS=' ' read -r first_network aliases <"$tmp/networks" && [ -n "$first_network" ]; then
-        set -- "$@" --network "$first_network"
+      if IFS='|' read -r first_network aliases <"$tmp/networks" && [ -n "$first_network" ]; then
+        set -- "$@" "--network=$first_network"
         if [ "$role" = standin ] && ! is_default_network "$first_network"; then
-          set -f
-          for a in $container $aliases; do set -- "$@" --network-alias "$a"; done
-          set +f
+          set -- "$@" "--network-alias=$container"
+          printf '%s\n' "$aliases" | tr '|' '\n' >"$tmp/aliases"
+          while IFS= read -r a; do
+            [ -n "$a" ] || continue
+            unesc "$a"
+            set -- "$@" "--network-alias=$u"
+          done <"$tmp/aliases"
         fi
       fi
       ;;
@@ -249,17 +398,24 @@ create_helper() {
       esac
       set -- "$@" -p "$spec"
     done <"$tmp/ports"
-    image_entrypoint=$(dk image inspect -f "${lb}json .Config.Entrypoint}}" "$image" 2>>"$log")
-    if [ "$entrypoint" != "$image_entrypoint" ]; then
+    mkdir -p "$tmp/image"
+    # shellcheck disable=SC2016 # a Go template, not shell
+    dk image inspect -f "$lb"'range .Config.Entrypoint}}entrypoint '"$lb"'json .}}
+'"$lb"'end}}end' "$image" 2>>"$log" | json_lines "$tmp/image" entrypoint 2>>"$log"
+    if ! cmp -s "$tmp/entrypoint" "$tmp/image/entrypoint"; then
       # Only the first word fits --entrypoint; the rest goes before the command, as the engine would run it.
-      set -- "$@" --entrypoint "$(head -n 1 "$tmp/entrypoint")" "$image"
+      unesc "$(head -n 1 "$tmp/entrypoint")"
+      set -- "$@" "--entrypoint=$u" "$image"
       tail -n +2 "$tmp/entrypoint" >"$tmp/cmd.full"
       cat "$tmp/cmd" >>"$tmp/cmd.full"
     else
       set -- "$@" "$image"
       cp "$tmp/cmd" "$tmp/cmd.full"
     fi
-    while IFS= read -r a; do set -- "$@" "$a"; done <"$tmp/cmd.full"
+    while IFS= read -r a; do
+      unesc "$a"
+      set -- "$@" "$u"
+    done <"$tmp/cmd.full"
   else
     set -- "$@" --entrypoint registry "$image"
     while IFS= read -r a; do set -- "$@" "$a"; done <"$tmp/gc-args"
@@ -269,13 +425,17 @@ create_helper() {
   write_state
   dk "$@" >>"$log" 2>&1 || return 1
   if [ -n "$first_network" ]; then
-    tail -n +2 "$tmp/networks" | while IFS=' ' read -r net aliases; do
+    tail -n +2 "$tmp/networks" | while IFS='|' read -r net aliases; do
       [ -n "$net" ] || continue
       set -- network connect
       if [ "$role" = standin ] && ! is_default_network "$net"; then
-        set -f
-        for a in $container $aliases; do set -- "$@" --alias "$a"; done
-        set +f
+        set -- "$@" "--alias=$container"
+        printf '%s\n' "$aliases" | tr '|' '\n' >"$tmp/aliases"
+        while IFS= read -r a; do
+          [ -n "$a" ] || continue
+          unesc "$a"
+          set -- "$@" "--alias=$u"
+        done <"$tmp/aliases"
       fi
       note "+ docker $* $net $helper"
       dk "$@" "$net" "$helper" >>"$log" 2>&1 || exit 1
@@ -286,8 +446,12 @@ create_helper() {
 
 # Never `rm -v`: the helper shares the registry's volumes.
 remove_helper() {
-  note "+ docker rm -f $helper"
-  dk rm -f "$helper" >>"$log" 2>&1
+  if is_ours "$helper"; then
+    note "+ docker rm -f $helper"
+    dk rm -f "$helper" >>"$log" 2>&1
+  elif dk inspect --type container "$helper" >/dev/null 2>&1; then
+    say "warning=left $helper alone: it is not labelled registry-janitor.container=$container, so it is not the janitor's"
+  fi
   helper_created=0
   write_state
 }
@@ -399,6 +563,7 @@ check_parameters() {
   esac
   for p in "$config" "$storage" "$log_dir" "$lock_file"; do
     case $p in
+      *[[:cntrl:]]*) bad_parameter "a path holds a control character" ;;
       '' | /*) ;;
       *) bad_parameter "'$p' is not an absolute path" ;;
     esac
@@ -408,6 +573,42 @@ check_parameters() {
   esac
 }
 
+lock_problem() {
+  die 2 lock-file "$1; the lock must be a file in a directory owned by this user (uid $(id -u)) with mode 0700 (the default is /run/registry-janitor/lock/gc.lock), set lockPath to one"
+}
+
+# The lock lives in a directory only this user (root, on the host) can enter: a lock file anyone can open is a lock
+# anyone can hold, and a directory anyone can write is one where a symlink makes root create a file elsewhere. mkdir
+# never follows a symlink, and noclobber creates the file with O_EXCL, which does not either.
+open_lock() {
+  lock_dir=${lock_file%/*}
+  [ -n "$lock_dir" ] || lock_dir=/
+  if [ ! -e "$lock_dir" ] && [ ! -L "$lock_dir" ]; then
+    mkdir -p -- "${lock_dir%/*}/" 2>/dev/null
+    mkdir -m 700 -- "$lock_dir" 2>/dev/null
+  fi
+  if [ -L "$lock_dir" ]; then lock_problem "the lock directory $lock_dir is a symbolic link"; fi
+  if [ ! -d "$lock_dir" ]; then lock_problem "cannot create the lock directory $lock_dir"; fi
+  # ls -n: mode, links, numeric owner. A trailing . is an SELinux context; a + (ACL) is refused with the rest.
+  set -f
+  # shellcheck disable=SC2046 # split into fields on purpose
+  set -- $(ls -ldn -- "$lock_dir" 2>/dev/null)
+  set +f
+  if [ "${3-}" != "$(id -u)" ]; then
+    lock_problem "the lock directory $lock_dir belongs to uid ${3-unknown}, not to this user"
+  fi
+  case ${1-} in
+    drwx------ | drwx------.) ;;
+    *) lock_problem "the lock directory $lock_dir has mode ${1-unknown}, not drwx------ (0700)" ;;
+  esac
+  if [ -L "$lock_file" ]; then lock_problem "the lock file $lock_file is a symbolic link"; fi
+  if [ ! -e "$lock_file" ]; then (set -C && : >"$lock_file") 2>/dev/null; fi
+  if [ -L "$lock_file" ] || [ ! -f "$lock_file" ]; then
+    lock_problem "the lock file $lock_file is not a regular file, or cannot be created"
+  fi
+  exec 9>>"$lock_file"
+}
+
 # --- main ---
 
 check_parameters
@@ -415,7 +616,7 @@ command -v docker >/dev/null 2>&1 || die 2 docker-missing "the docker CLI is not
 command -v flock >/dev/null 2>&1 || die 2 flock-missing "flock is not installed; install util-linux (it provides the lock that keeps two runs apart)"
 mkdir -p "$log_dir" 2>/dev/null || die 2 log-dir "cannot create the log directory $log_dir; set logDir to a writable directory"
 log="$log_dir/gc-$container-$(date -u +%Y%m%dT%H%M%SZ)-$$.log"
-if ! : >"$log" 2>/dev/null; then
+if ! (set -C && : >"$log") 2>/dev/null; then
   log=''
   die 2 log-dir "cannot write a log file in $log_dir; set logDir to a writable directory"
 fi
@@ -430,11 +631,7 @@ ls -1t "$log_dir" 2>/dev/null | grep "^gc-$container-[0-9TZ]*-[0-9]*\.log\$" | t
   rm -f "$log_dir/$old"
 done
 
-mkdir -p "$(dirname "$lock_file")" 2>/dev/null
-if ! (: >>"$lock_file") 2>/dev/null; then
-  die 2 lock-file "cannot open the lock file $lock_file; set lockPath to a writable path"
-fi
-exec 9>>"$lock_file"
+open_lock
 if ! flock -w "$lock_wait" 9; then
   die 3 lock-busy "another garbage-collect run holds $lock_file on this host; wait for it to finish (its log is in $log_dir)"
 fi
@@ -444,6 +641,9 @@ start_guardian
 
 # A run killed before it could clean up leaves its helper container; its guardian normally handles that.
 if dk inspect --type container "$helper" >/dev/null 2>&1; then
+  if ! is_ours "$helper"; then
+    die 4 helper-foreign "a container named $helper exists, but it is not labelled registry-janitor.container=$container, so it is not the janitor's and was left alone; rename or remove it (docker rm $helper), then run again"
+  fi
   remove_helper
   say "warning=removed $helper, left behind by an interrupted run"
   if [ "$(running_state "$container")" = false ]; then
@@ -453,16 +653,18 @@ if dk inspect --type container "$helper" >/dev/null 2>&1; then
   fi
 fi
 
-# One inspect for all the script needs, split into files by the marker lines.
+# One inspect for all the script needs. Each value is a json of its own, which the engine writes with quotes,
+# backslashes and control characters escaped, so no value can end its line or start another: every line is a tag of
+# this template's and the values it names, read as such by json_lines. Nothing from here is ever run or sourced.
 # shellcheck disable=SC2016 # a Go template, not shell
-inspect_template=''"$lb"'.State.Running}}|'"$lb"'.State.Status}}|'"$lb"'.Image}}|'"$lb"'.HostConfig.NetworkMode}}|'"$lb"'.HostConfig.PublishAllPorts}}|'"$lb"'.Config.User}}|'"$lb"'json .Config.Entrypoint}}
-@@rj:cmd@@
-'"$lb"'range .Config.Cmd}}'"$lb"'println .}}'"$lb"'end}}@@rj:entrypoint@@
-'"$lb"'range .Config.Entrypoint}}'"$lb"'println .}}'"$lb"'end}}@@rj:env.all@@
-'"$lb"'range .Config.Env}}'"$lb"'println .}}'"$lb"'end}}@@rj:labels.all@@
-'"$lb"'range $k, $v := .Config.Labels}}'"$lb"'$k}}='"$lb"'$v}}'"$lb"'println}}'"$lb"'end}}@@rj:ports@@
-'"$lb"'range $p, $b := .HostConfig.PortBindings}}'"$lb"'range $b}}'"$lb"'$p}}|'"$lb"'.HostIp}}|'"$lb"'.HostPort}}'"$lb"'println}}'"$lb"'end}}'"$lb"'end}}@@rj:networks@@
-'"$lb"'range $n, $e := .NetworkSettings.Networks}}'"$lb"'$n}}'"$lb"'range $e.Aliases}} '"$lb"'.}}'"$lb"'end}}'"$lb"'println}}'"$lb"'end}}@@rj:end@@'
+inspect_template='facts '"$lb"'json .State.Running}} '"$lb"'json .State.Status}} '"$lb"'json .Image}} '"$lb"'json .HostConfig.NetworkMode}} '"$lb"'json .HostConfig.PublishAllPorts}} '"$lb"'json .Config.User}}
+'"$lb"'range .Config.Cmd}}cmd '"$lb"'json .}}
+'"$lb"'end}}'"$lb"'range .Config.Entrypoint}}entrypoint '"$lb"'json .}}
+'"$lb"'end}}'"$lb"'range .Config.Env}}env '"$lb"'json .}}
+'"$lb"'end}}'"$lb"'range $k, $v := .Config.Labels}}label '"$lb"'json $k}} '"$lb"'json $v}}
+'"$lb"'end}}'"$lb"'range $p, $b := .HostConfig.PortBindings}}'"$lb"'range $b}}port '"$lb"'json $p}} '"$lb"'json .HostIp}} '"$lb"'json .HostPort}}
+'"$lb"'end}}'"$lb"'end}}'"$lb"'range $n, $e := .NetworkSettings.Networks}}network '"$lb"'json $n}}'"$lb"'range $e.Aliases}} '"$lb"'json .}}'"$lb"'end}}
+'"$lb"'end}}end'
 if ! dk inspect --type container -f "$inspect_template" "$container" >"$tmp/inspect" 2>"$tmp/inspect.err"; then
   inspect_err=$(head -n 3 "$tmp/inspect.err")
   case $inspect_err in
@@ -471,17 +673,115 @@ if ! dk inspect --type container -f "$inspect_template" "$container" >"$tmp/insp
     *) die 4 engine-error "docker inspect $container failed: $inspect_err" ;;
   esac
 fi
-awk -v d="$tmp" '
-  NR == 1 { print > (d "/facts"); next }
-  /^@@rj:[a-z.]+@@$/ { f = d "/" substr($0, 6, length($0) - 7); printf "" > f; next }
-  { print > f }
-' "$tmp/inspect"
-IFS='|' read -r is_running state image network_mode publish_all user entrypoint <"$tmp/facts"
+mkdir "$tmp/c"
+if ! json_lines "$tmp/c" 'facts cmd entrypoint env label port network' <"$tmp/inspect" 2>"$tmp/inspect.err"; then
+  die 4 engine-error "docker inspect $container gave output this script cannot read ($(head -n 1 "$tmp/inspect.err")); nothing was changed"
+fi
+inspect_refused() {
+  die 4 engine-error "docker inspect $container gave $1 that this script will not pass on; nothing was changed"
+}
+
+IFS='|' read -r is_running state image network_mode publish_all user <"$tmp/c/facts"
+unesc "$state"
+case $u in
+  '' | *[!a-z]*) state=unknown ;;
+  *) state=$u ;;
+esac
+raw=$image
+unesc "$raw"
+image=$u
+case $image in
+  -* | *[!A-Za-z0-9_.:/@-]*) inspect_refused "the image reference $raw" ;;
+esac
+raw=$network_mode
+unesc "$raw"
+network_mode=$u
+case $network_mode in
+  -* | *[!A-Za-z0-9_.:-]*) inspect_refused "the network mode $raw" ;;
+esac
+unesc "$user"
+user=$u
+case $is_running/$publish_all in
+  true/true | true/false | false/true | false/false) ;;
+  *) inspect_refused "a state or port setting that is not true or false ($is_running, $publish_all)" ;;
+esac
 if [ "$is_running" != true ]; then
   die 4 container-not-running "container $container is not running (state: $state); start it (docker start $container) and run again"
 fi
-grep -v '^REGISTRY_STORAGE_MAINTENANCE_READONLY=' "$tmp/env.all" >"$tmp/env"
-grep -v '^com\.docker\.compose\.' "$tmp/labels.all" >"$tmp/labels"
+cp "$tmp/c/cmd" "$tmp/cmd"
+cp "$tmp/c/entrypoint" "$tmp/entrypoint"
+
+# The helper gets the environment through an env file (in this script's own 0700 directory; on docker's command line
+# every user of the host could read it), which carries one NAME=value a line, as docker reads it back.
+env_problem=''
+: >"$tmp/env"
+while IFS= read -r e; do
+  unesc "$e"
+  case $u in
+    REGISTRY_STORAGE_MAINTENANCE_READONLY=*) continue ;;
+    # Without "=", docker would fill the value in from this script's own environment.
+    *=*) ;;
+    *) continue ;;
+  esac
+  case ${u%%=*} in
+    '' | '#'* | *[[:space:]]* | *[[:cntrl:]]*) env_problem=${env_problem:-"the name of environment variable ${e%%=*}"} ;;
+  esac
+  case ${u#*=} in
+    *"$nl"* | *"$cr"*) env_problem=${env_problem:-"the value of environment variable ${e%%=*}, a line break"} ;;
+  esac
+  printf '%s\n' "$u" >>"$tmp/env"
+done <"$tmp/c/env"
+
+# Labels go the same way to the stand-in; one a label file cannot carry is left off (labels route, they do not
+# configure the registry).
+: >"$tmp/labels"
+while IFS='|' read -r k v; do
+  unesc "$k"
+  lk=$u
+  unesc "$v"
+  lv=$u
+  case $lk in
+    com.docker.compose.* | registry-janitor.*) continue ;;
+    '' | '#'* | *[[:space:]]* | *[[:cntrl:]]* | *=*) ;;
+    *)
+      case $lv in
+        *"$nl"* | *"$cr"*) ;;
+        *)
+          printf '%s=%s\n' "$lk" "$lv" >>"$tmp/labels"
+          continue
+          ;;
+      esac
+      ;;
+  esac
+  say "warning=label $k of $container is not given to the stand-in: a label file cannot carry its name or value"
+done <"$tmp/c/label"
+
+: >"$tmp/ports"
+while IFS='|' read -r cport hip hport; do
+  case ${cport%%/*} in
+    '' | *[!0-9]*) inspect_refused "the port $cport" ;;
+  esac
+  case ${cport#*/} in
+    tcp | udp | sctp) ;;
+    *) inspect_refused "the port $cport" ;;
+  esac
+  case $hip in
+    *[!0-9A-Fa-f.:]*) inspect_refused "the host address $hip of port $cport" ;;
+  esac
+  case $hport in
+    *[!0-9-]*) inspect_refused "the host port $hport of port $cport" ;;
+  esac
+  printf '%s|%s|%s\n' "$cport" "$hip" "$hport" >>"$tmp/ports"
+done <"$tmp/c/port"
+
+: >"$tmp/networks"
+while IFS='|' read -r net aliases; do
+  unesc "$net"
+  case $u in
+    '' | [!A-Za-z0-9]* | *[!A-Za-z0-9_.-]*) inspect_refused "the network name $net" ;;
+  esac
+  printf '%s|%s\n' "$u" "$aliases" >>"$tmp/networks"
+done <"$tmp/c/network"
 
 version_out=$(dk exec "$container" registry --version 2>&1 | head -n 1)
 version=${version_out##* }
@@ -496,9 +796,14 @@ esac
 say "version=$version"
 
 if [ -z "$config" ]; then
-  cmd_last=$(tail -n 1 "$tmp/cmd")
-  case $cmd_last in
-    /*.yml | /*.yaml) config=$cmd_last ;;
+  unesc "$(tail -n 1 "$tmp/cmd")"
+  case $u in
+    /*.yml | /*.yaml)
+      case $u in
+        *[[:cntrl:]]*) die 2 refused "the command of $container names a configuration file whose path holds a control character; set the config path" ;;
+      esac
+      config=$u
+      ;;
     *) if [ "$major" -ge 3 ]; then config=/etc/distribution/config.yml; else config=/etc/docker/registry/config.yml; fi ;;
   esac
 fi
@@ -534,6 +839,9 @@ if [ "$dry_run" = 1 ]; then
 fi
 
 [ -n "$image" ] || die 1 engine-error "docker inspect $container did not give its image (see $log)"
+if [ "$mode" != online ] && [ -n "$env_problem" ]; then
+  die 2 refused "$env_problem cannot be given to the garbage-collect container: an env file has no room for it, and docker's command line would show it to every user of this host; use mode online, or give the registry that setting another way (a file)"
+fi
 
 case $mode in
   readonly)

@@ -2,10 +2,23 @@
 // runner, and the script itself run under dash (and bash) against a fake `docker` that records every call.
 
 import { spawn } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  chown,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 import { ConfigError, GcError } from '../../lambda/core/errors.ts';
@@ -328,7 +341,8 @@ describe('runGc', () => {
 // A fake docker CLI: containers are directories under $SHIM_STATE/c; every call is appended to $SHIM_STATE/calls.
 const DOCKER_SHIM = String.raw`#!/bin/sh
 S=$SHIM_STATE
-{ for a in "$@"; do printf '[%s]' "$a"; done; echo; } >>"$S/calls"
+# One line per call: a newline in an argument is written as \n.
+{ for a in "$@"; do printf '[%s]' "$a"; done | awk 'NR > 1 { printf "\\n" } { printf "%s", $0 }'; echo; } >>"$S/calls"
 gc() {
   if [ -e "$S/gc-block" ]; then
     : >"$S/gc-started"
@@ -351,26 +365,21 @@ case $verb in
     if [ ! -d "$d" ]; then echo "Error: No such container: $1" >&2; exit 1; fi
     case $fmt in
       '') echo '[{}]' ;;
-      *'@@rj:cmd@@'*)
-        running=$(cat "$d/running")
-        if [ "$running" = true ]; then state=running; else state=exited; fi
-        echo "$running|$state|sha256:feed|bridge|false||[\"/entrypoint.sh\"]"
-        echo '@@rj:cmd@@'
-        cat "$d/cmd"
-        printf '@@rj:entrypoint@@\n/entrypoint.sh\n@@rj:env.all@@\n'
-        printf 'PATH=/bin\nREGISTRY_STORAGE_DELETE_ENABLED=true\nREGISTRY_STORAGE_MAINTENANCE_READONLY={"enabled":false}\n'
-        printf '@@rj:labels.all@@\ncom.docker.compose.project=x\ntraefik.enable=true\n'
-        printf '@@rj:ports@@\n5000/tcp|127.0.0.1|5000\n@@rj:networks@@\n'
-        cat "$d/networks"
-        echo '@@rj:end@@' ;;
-      *State.Running*) cat "$d/running" ;;
-      *) echo "shim: unknown format $fmt" >&2; exit 1 ;;
+      '{{.State.Running}}') cat "$d/running" ;;
+      # Any other template is rendered over the container's inspect JSON, as the docker CLI does.
+      *) node "$GO_TEMPLATE" "$fmt" "$d/inspect.json" "$(cat "$d/running")" ;;
     esac ;;
-  image) echo '["/entrypoint.sh"]' ;;
+  image) node "$GO_TEMPLATE" "$3" "$S/image.json" ;;
   exec)
     name=$1
     shift
     if [ "$(cat "$S/c/$name/running" 2>/dev/null)" != true ]; then echo "Error: $name is not running" >&2; exit 1; fi
+    # The engine refusing the first exec after a start (seen on podman).
+    if [ "$1" = du ] && [ -e "$S/c/$name/just-started" ]; then
+      rm "$S/c/$name/just-started"
+      echo "Error: OCI runtime exec failed: container is restarting" >&2
+      exit 126
+    fi
     case $1 in
       registry) if [ "$2" = --version ]; then cat "$S/version"; else gc "$@"; fi ;;
       du) printf '%s\t%s\n' "$(cat "$S/kib")" "$3" ;;
@@ -379,15 +388,26 @@ case $verb in
   create)
     name=
     label_file=
+    labels=
     prev=
     for a in "$@"; do
       if [ "$prev" = --name ]; then name=$a; fi
       if [ "$prev" = --env-file ]; then env_file=$a; fi
       if [ "$prev" = --label-file ]; then label_file=$a; fi
+      # The script's own labels (plain words): enough JSON for the fake's inspect.
+      if [ "$prev" = --label ]; then labels="$labels,$(printf '%s' "$a" | sed 's/^\([^=]*\)=\(.*\)$/"\1":"\2"/')"; fi
       prev=$a
     done
+    if [ -e "$S/squat" ]; then
+      # Someone else takes the helper's name just before the script does.
+      mkdir -p "$S/c/$name"
+      echo '{"Config":{"Labels":{"owner":"someone else"}}}' >"$S/c/$name/inspect.json"
+      echo true >"$S/c/$name/running"
+    fi
+    if [ -d "$S/c/$name" ]; then echo "Error: the container name $name is already in use" >&2; exit 1; fi
     if [ -e "$S/fail-create" ]; then echo "Error: create failed" >&2; exit 1; fi
     mkdir -p "$S/c/$name"
+    printf '{"Config":{"Labels":{%s}}}\n' "$(printf '%s' "$labels" | cut -c 2-)" >"$S/c/$name/inspect.json"
     cp "$env_file" "$S/created-env"
     if [ -n "$label_file" ]; then cp "$label_file" "$S/created-labels"; fi
     echo false >"$S/c/$name/running"
@@ -403,15 +423,21 @@ case $verb in
     if [ -e "$S/fail-start-$1" ]; then echo "Error: cannot listen on the TCP port: address already in use" >&2; exit 1; fi
     if [ ! -d "$S/c/$1" ]; then echo "Error: No such container: $1" >&2; exit 1; fi
     echo true >"$S/c/$1/running"
+    if [ -e "$S/du-flaky" ]; then : >"$S/c/$1/just-started"; fi
     echo "$1" ;;
   stop) echo false >"$S/c/$1/running"; echo "$1" ;;
-  restart) echo true >"$S/c/$1/running"; echo "$1" ;;
+  restart)
+    echo true >"$S/c/$1/running"
+    if [ -e "$S/du-flaky" ]; then : >"$S/c/$1/just-started"; fi
+    echo "$1" ;;
   rm) if [ "$1" = -f ]; then shift; fi; rm -rf "$S/c/$1"; echo "$1" ;;
   logs) echo 'configuration error' ;;
   network) exit 0 ;;
   *) echo "shim: unexpected docker $verb" >&2; exit 1 ;;
 esac
 `;
+
+const GO_TEMPLATE = fileURLToPath(new URL('../support/go-template.js', import.meta.url));
 
 const GC_OUTPUT_28 = `app
 app: marking manifest sha256:aaa
@@ -434,7 +460,66 @@ interface ShimSetup {
   readonly failStartOriginal?: boolean;
   readonly noConfig?: boolean;
   readonly leftoverHelper?: boolean;
+  /** The leftover helper carries no janitor label: someone else's container with the helper's name. */
+  readonly foreignLeftover?: boolean;
+  /** Someone else creates a container with the helper's name just before the script creates its own. */
+  readonly squat?: boolean;
+  /** The first `du` exec after each start or restart fails, as the engine sometimes does. */
+  readonly duFlaky?: boolean;
   readonly blockGc?: boolean;
+  /** Changes to the registry container's `docker inspect` document. */
+  readonly inspect?: (doc: InspectDoc) => void;
+}
+
+interface InspectDoc {
+  Image: string;
+  Config: {
+    User: string;
+    Cmd: string[];
+    Entrypoint: string[] | null;
+    Env: string[];
+    Labels: Record<string, string>;
+  };
+  HostConfig: {
+    NetworkMode: string;
+    PublishAllPorts: boolean;
+    PortBindings: Record<string, { HostIp: string; HostPort: string }[] | null>;
+  };
+  NetworkSettings: { Networks: Record<string, { Aliases: string[] | null }> };
+}
+
+/** The registry container as `docker inspect` shows it; networks as lines of `name alias…`. */
+function inspectDoc(cmd: string, networks: string): InspectDoc {
+  return {
+    Image: 'sha256:feed',
+    Config: {
+      User: '',
+      Cmd: cmd.split('\n').filter((l) => l !== ''),
+      Entrypoint: ['/entrypoint.sh'],
+      Env: [
+        'PATH=/bin',
+        'REGISTRY_STORAGE_DELETE_ENABLED=true',
+        'REGISTRY_STORAGE_MAINTENANCE_READONLY={"enabled":false}',
+      ],
+      Labels: { 'com.docker.compose.project': 'x', 'traefik.enable': 'true' },
+    },
+    HostConfig: {
+      NetworkMode: 'bridge',
+      PublishAllPorts: false,
+      PortBindings: { '5000/tcp': [{ HostIp: '127.0.0.1', HostPort: '5000' }] },
+    },
+    NetworkSettings: {
+      Networks: Object.fromEntries(
+        networks
+          .split('\n')
+          .filter((l) => l !== '')
+          .map((l) => {
+            const [name, ...aliases] = l.split(' ');
+            return [name!, { Aliases: aliases.length > 0 ? aliases : null }];
+          }),
+      ),
+    },
+  };
 }
 
 interface ShimRun {
@@ -450,6 +535,8 @@ interface ShimRun {
 interface Shim {
   readonly dir: string;
   readonly state: string;
+  /** Its PATH directory, holding the fake docker. */
+  readonly bin: string;
   prepare(setup: ShimSetup): Promise<void>;
   runnerEnv(): Record<string, string>;
   gcOptions(options: GcOptions): GcOptions;
@@ -478,9 +565,16 @@ async function createShim(): Promise<Shim> {
     if (setup.exists !== false) {
       await mkdir(join(state, 'c', 'reg'), { recursive: true });
       await writeFile(join(state, 'c', 'reg', 'running'), setup.running === false ? 'false\n' : 'true\n');
-      await writeFile(join(state, 'c', 'reg', 'cmd'), setup.cmd ?? '/etc/docker/registry/config.yml\n');
-      await writeFile(join(state, 'c', 'reg', 'networks'), setup.networks ?? 'bridge\n');
+      const doc = inspectDoc(setup.cmd ?? '/etc/docker/registry/config.yml\n', setup.networks ?? 'bridge\n');
+      setup.inspect?.(doc);
+      await writeFile(join(state, 'c', 'reg', 'inspect.json'), JSON.stringify(doc));
     }
+    await writeFile(
+      join(state, 'image.json'),
+      JSON.stringify({ Config: { Entrypoint: ['/entrypoint.sh'] } }),
+    );
+    if (setup.duFlaky) await writeFile(join(state, 'du-flaky'), '');
+    if (setup.squat) await writeFile(join(state, 'squat'), '');
     if (setup.failStartStandin) await writeFile(join(state, 'fail-start-reg-janitor-gc'), '');
     if (setup.failStartOriginal) await writeFile(join(state, 'fail-start-reg'), '');
     if (setup.failCreate) await writeFile(join(state, 'fail-create'), '');
@@ -489,12 +583,21 @@ async function createShim(): Promise<Shim> {
     if (setup.leftoverHelper) {
       await mkdir(join(state, 'c', 'reg-janitor-gc'));
       await writeFile(join(state, 'c', 'reg-janitor-gc', 'running'), 'true\n');
-      if (setup.exists !== false) await writeFile(join(state, 'c', 'reg', 'running'), 'false\n');
+      const labels = setup.foreignLeftover
+        ? { owner: 'someone else' }
+        : { 'registry-janitor.role': 'standin', 'registry-janitor.container': 'reg' };
+      await writeFile(
+        join(state, 'c', 'reg-janitor-gc', 'inspect.json'),
+        JSON.stringify({ Config: { Labels: labels } }),
+      );
+      if (setup.exists !== false && !setup.foreignLeftover) {
+        await writeFile(join(state, 'c', 'reg', 'running'), 'false\n');
+      }
     }
   }
 
   function runnerEnv(): Record<string, string> {
-    return { SHIM_STATE: state, PATH: `${bin}${delimiter}${process.env.PATH ?? ''}` };
+    return { SHIM_STATE: state, GO_TEMPLATE, PATH: `${bin}${delimiter}${process.env.PATH ?? ''}` };
   }
 
   function gcOptions(options: GcOptions): GcOptions {
@@ -506,7 +609,12 @@ async function createShim(): Promise<Shim> {
     const calls = raw
       .split('\n')
       .filter((l) => l !== '')
-      .map((l) => l.slice(1, -1).split(']['));
+      .map((l) =>
+        l
+          .slice(1, -1)
+          .split('][')
+          .map((a) => a.replace(/\\n/g, '\n')),
+      );
     const actions: string[] = [];
     for (const call of calls) {
       const [verb, ...args] = call;
@@ -542,6 +650,7 @@ async function createShim(): Promise<Shim> {
   return {
     dir,
     state,
+    bin,
     prepare,
     runnerEnv,
     gcOptions,
@@ -644,8 +753,7 @@ describe.concurrent('the GC script under dash against a fake docker', () => {
           'reg',
           '-p',
           '127.0.0.1:5000:5000/tcp',
-          '--network',
-          'bridge',
+          '--network=bridge',
         ]),
       );
       expect(create.slice(-2)).toEqual(['sha256:feed', '/etc/docker/registry/config.yml']);
@@ -661,14 +769,14 @@ describe.concurrent('the GC script under dash against a fake docker', () => {
     );
     expect(run.result.status).toBe('Success');
     const create = run.calls.find((c) => c[0] === 'create')!;
-    expect(create.join(' ')).toContain('--network backend --network-alias reg --network-alias reg-alias');
+    expect(create.join(' ')).toContain(
+      '--network=backend --network-alias=reg --network-alias=reg-alias --network-alias=abc123',
+    );
     expect(run.calls).toContainEqual([
       'network',
       'connect',
-      '--alias',
-      'reg',
-      '--alias',
-      'web',
+      '--alias=reg',
+      '--alias=web',
       'frontend',
       'reg-janitor-gc',
     ]);
@@ -831,6 +939,225 @@ describe.concurrent('the GC script under dash against a fake docker', () => {
       'removed reg-janitor-gc, left behind by an interrupted run',
       'started reg again: an interrupted run had left it stopped',
     ]);
+  });
+
+  shimIt(
+    'leaves a container that has the helper name but not the janitor label alone, and says so',
+    async ({ shim }) => {
+      const run = await shim.runShim({ leftoverHelper: true, foreignLeftover: true }, { mode: 'online' });
+      expect(run.result.exitCode).toBe(4);
+      expect(run.summary.errorCode).toBe('helper-foreign');
+      expect(run.summary.error).toMatch(
+        /a container named reg-janitor-gc exists, but it is not labelled registry-janitor.container=reg.*rename or remove it/,
+      );
+      expect(run.actions).toEqual([]);
+      expect(await run.running('reg-janitor-gc')).toBe('true');
+    },
+  );
+
+  shimIt('never removes a container that takes the helper name during the run', async ({ shim }) => {
+    const run = await shim.runShim({ squat: true }, { mode: 'readonly' });
+    expect(run.summary.errorCode).toBe('helper-failed');
+    expect(run.actions.filter((a) => a.startsWith('rm '))).toEqual([]);
+    expect(run.summary.warnings).toContain(
+      "left reg-janitor-gc alone: it is not labelled registry-janitor.container=reg, so it is not the janitor's",
+    );
+    expect(await run.running('reg-janitor-gc')).toBe('true');
+    expect(await run.running('reg')).toBe('true');
+  });
+
+  shimIt.for(['offline', 'online'] as const)(
+    'measures the storage after a %s run even when the first exec after the start fails',
+    async (mode, { shim }) => {
+      const run = await shim.runShim({ duFlaky: true }, { mode });
+      expect(run.result.status).toBe('Success');
+      expect(run.summary).toMatchObject({ bytesBefore: 102400, bytesAfter: 40960, bytesFreed: 61440 });
+      const du = run.calls.filter((c) => c[0] === 'exec' && c[2] === 'du');
+      expect(du).toHaveLength(3);
+      const log = await readFile(run.summary.logFile!, 'utf8');
+      expect(log).toContain('container is restarting');
+    },
+  );
+
+  describe('the lock', () => {
+    async function lockRun(shim: Shim, lockPath: string): Promise<ShimRun> {
+      return shim.runShim({}, { mode: 'online', lockPath });
+    }
+    function expectRefused(run: ShimRun, message: RegExp): void {
+      expect(run.result.exitCode).toBe(2);
+      expect(run.summary.errorCode).toBe('lock-file');
+      expect(run.summary.error).toMatch(message);
+      expect(run.summary.error).toMatch(/set lockPath to one/);
+      expect(run.actions).toEqual([]);
+    }
+
+    shimIt('is created in a new 0700 directory', async ({ shim }) => {
+      const lockPath = join(shim.dir, 'run', 'registry-janitor', 'gc.lock');
+      const run = await lockRun(shim, lockPath);
+      expect(run.result.status).toBe('Success');
+      expect((await stat(join(shim.dir, 'run', 'registry-janitor'))).mode & 0o777).toBe(0o700);
+      expect((await lstat(lockPath)).isFile()).toBe(true);
+    });
+
+    shimIt('refuses a lock file that is a symlink, and creates nothing where it points', async ({ shim }) => {
+      await mkdir(join(shim.dir, 'locks'), { mode: 0o700 });
+      await mkdir(join(shim.dir, 'elsewhere'));
+      await symlink(join(shim.dir, 'elsewhere', 'planted'), join(shim.dir, 'locks', 'gc.lock'));
+      const run = await lockRun(shim, join(shim.dir, 'locks', 'gc.lock'));
+      expectRefused(run, /the lock file .*\/locks\/gc.lock is a symbolic link/);
+      expect(existsSync(join(shim.dir, 'elsewhere', 'planted'))).toBe(false);
+    });
+
+    shimIt('refuses a lock directory that is a symlink', async ({ shim }) => {
+      await mkdir(join(shim.dir, 'real'), { mode: 0o700 });
+      await symlink(join(shim.dir, 'real'), join(shim.dir, 'locks'));
+      const run = await lockRun(shim, join(shim.dir, 'locks', 'gc.lock'));
+      expectRefused(run, /the lock directory .*\/locks is a symbolic link/);
+      expect(existsSync(join(shim.dir, 'real', 'gc.lock'))).toBe(false);
+    });
+
+    shimIt.for([
+      [0o755, 'drwxr-xr-x'],
+      [0o777, 'drwxrwxrwx'],
+      [0o1777, 'drwxrwxrwt'],
+    ] as const)('refuses a lock directory with mode %o', async ([mode, shown], { shim }) => {
+      await mkdir(join(shim.dir, 'locks'));
+      await chmod(join(shim.dir, 'locks'), mode);
+      const run = await lockRun(shim, join(shim.dir, 'locks', 'gc.lock'));
+      expectRefused(
+        run,
+        new RegExp(`the lock directory .*/locks has mode ${shown}, not drwx------ \\(0700\\)`),
+      );
+      expect(existsSync(join(shim.dir, 'locks', 'gc.lock'))).toBe(false);
+    });
+
+    shimIt('refuses a lock directory that belongs to another user', async ({ shim }) => {
+      await mkdir(join(shim.dir, 'locks'), { mode: 0o700 });
+      let other: number;
+      if (process.getuid?.() === 0) {
+        other = 65534;
+        await chown(join(shim.dir, 'locks'), other, other);
+      } else {
+        // Not root: the script is told it runs as another user, which makes the directory someone else's.
+        other = process.getuid?.() ?? 0;
+        await writeFile(join(shim.bin, 'id'), `#!/bin/sh\necho ${other + 1}\n`, { mode: 0o755 });
+      }
+      const run = await lockRun(shim, join(shim.dir, 'locks', 'gc.lock'));
+      expectRefused(run, new RegExp(`the lock directory .*/locks belongs to uid ${other}, not to this user`));
+    });
+  });
+
+  describe('container metadata', () => {
+    const PWNED = (shim: Shim): string => join(shim.dir, 'pwned');
+    /** Shell that would leave a file behind if anything ran it. */
+    const payload = (shim: Shim): string =>
+      `$(touch ${PWNED(shim)}-a) \`touch ${PWNED(shim)}-b\` '; touch ${PWNED(shim)}-c; '"`;
+
+    shimIt(
+      'passes hostile values to the stand-in as exactly the values they are, and runs none of them',
+      async ({ shim }) => {
+        const hostileEnv = `QUOTED=it's "${payload(shim)}" a|b \\ <&> é\u2028`;
+        const run = await shim.runShim(
+          {
+            inspect: (doc) => {
+              doc.Config.Env.push(hostileEnv);
+              doc.Config.Labels.hostile = `v ${payload(shim)} | "q"`;
+              // Would rewrite the ports of the old script's marker-split output.
+              doc.Config.Labels.multi = 'a\n@@rj:ports@@\n1.2.3.4|9|9';
+              doc.Config.Cmd = [`--flag=a\nb ${payload(shim)}`, '/etc/docker/registry/config.yml'];
+              doc.NetworkSettings.Networks = { backend: { Aliases: [`x ${payload(shim)}`] } };
+              doc.Config.User = '1000:1000';
+            },
+          },
+          { mode: 'readonly' },
+        );
+        expect(run.result.status).toBe('Success');
+        expect(await readFile(join(shim.state, 'created-env'), 'utf8')).toBe(
+          `PATH=/bin\nREGISTRY_STORAGE_DELETE_ENABLED=true\n${hostileEnv}\n`,
+        );
+        expect(await readFile(join(shim.state, 'created-labels'), 'utf8')).toBe(
+          `hostile=v ${payload(shim)} | "q"\ntraefik.enable=true\n`,
+        );
+        expect(run.summary.warnings).toContain(
+          'label multi of reg is not given to the stand-in: a label file cannot carry its name or value',
+        );
+        const create = run.calls.find((c) => c[0] === 'create')!;
+        expect(create).toEqual(
+          expect.arrayContaining([
+            '--user=1000:1000',
+            '--network=backend',
+            `--network-alias=x ${payload(shim)}`,
+          ]),
+        );
+        expect(create.filter((a) => a.startsWith('-p'))).toEqual(['-p']);
+        expect(create[create.indexOf('-p') + 1]).toBe('127.0.0.1:5000:5000/tcp');
+        expect(create.slice(-3)).toEqual([
+          'sha256:feed',
+          `--flag=a\nb ${payload(shim)}`,
+          '/etc/docker/registry/config.yml',
+        ]);
+        expect(
+          existsSync(`${PWNED(shim)}-a`) || existsSync(`${PWNED(shim)}-b`) || existsSync(`${PWNED(shim)}-c`),
+        ).toBe(false);
+      },
+    );
+
+    shimIt.for<[string, (doc: InspectDoc) => void, string, RegExp]>([
+      [
+        'an environment value with a line break (the stand-in cannot be given it)',
+        (doc) => doc.Config.Env.push('TLS_KEY=-----BEGIN KEY-----\n@@rj:state@@\nabc'),
+        'refused',
+        /the value of environment variable TLS_KEY, a line break cannot be given to the garbage-collect container.*use mode online/,
+      ],
+      [
+        'a network name that is no name',
+        (doc) =>
+          (doc.NetworkSettings.Networks = { 'net\n@@rj:state@@\nhelper_created=1': { Aliases: null } }),
+        'engine-error',
+        /docker inspect reg gave the network name net\\0012@@rj:state@@\\0012helper_created=1 that this script will not pass on/,
+      ],
+      [
+        'an image reference that is a flag',
+        (doc) => (doc.Image = '--privileged'),
+        'engine-error',
+        /gave the image reference --privileged that this script will not pass on; nothing was changed/,
+      ],
+    ])('refuses %s before touching the registry', async ([_name, change, code, message], { shim }) => {
+      const run = await shim.runShim({ inspect: change }, { mode: 'readonly' });
+      expect(run.result.status).toBe('Failed');
+      expect(run.summary.errorCode).toBe(code);
+      expect(run.summary.error).toMatch(message);
+      expect(run.actions).toEqual([]);
+      expect(await run.running('reg')).toBe('true');
+    });
+
+    shimIt('gives the root guardian nothing from the container to run', async ({ shim }) => {
+      // The old script split one free-text inspect into files by marker lines; this value wrote the state file the
+      // guardian sources after a SIGKILL.
+      const hostile = `X=1\n@@rj:state@@\ntouch ${PWNED(shim)}\nhelper_created=0`;
+      await shim.prepare({ blockGc: true, inspect: (doc) => doc.Config.Env.push(hostile) });
+      const script = join(shim.dir, 'gc.sh');
+      await writeFile(script, readGcScript());
+      const parameters = parameterEnvironment(gcParameters(shim.gcOptions({ mode: 'online', dryRun: true })));
+      const child = spawn('dash', [script], {
+        detached: true,
+        stdio: 'ignore',
+        env: { ...process.env, ...shim.runnerEnv(), ...parameters },
+      });
+      const exited = new Promise((resolve) => child.on('exit', resolve));
+      await waitFor(() => existsSync(join(shim.state, 'gc-started')));
+      process.kill(-child.pid!, 'SIGKILL');
+      await exited;
+      const logs = join(shim.dir, 'logs');
+      await waitFor(async () => {
+        for (const f of await readdir(logs)) {
+          if ((await readFile(join(logs, f), 'utf8')).includes('guardian: done')) return true;
+        }
+        return false;
+      });
+      expect(existsSync(PWNED(shim))).toBe(false);
+      expect(await readFile(join(shim.state, 'c', 'reg', 'running'), 'utf8')).toBe('true\n');
+    });
   });
 
   shimIt('says why when the log directory cannot be written', async ({ shim }) => {
