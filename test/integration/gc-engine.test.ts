@@ -6,6 +6,7 @@
 
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { Server } from 'node:net';
@@ -476,6 +477,33 @@ describeEachRegistry('garbage-collect', ({ kind }) => {
       await pauses.release('gc');
       summaryOf(await pending);
       await expectRestored(f);
+    });
+
+    it('readonly gives the stand-in hostile environment and label values exactly, and runs none of them', async () => {
+      const pwned = join(work, 'pwned');
+      const hostile = `$(touch ${pwned}-a) \`touch ${pwned}-b\` '; touch ${pwned}-c; '" a|b \\ é <&>`;
+      const f = await fixture(['-e', `RJ_HOSTILE=${hostile}`, '--label', `rj.hostile=${hostile}`]);
+      const pending = runGc(runner(['gc']), options(f, { mode: 'readonly' }));
+      await pauses.reached('gc');
+
+      const standIn = `${f.registry.name}-janitor-gc`;
+      const env = JSON.parse(
+        await dockerOk(engine, 'inspect', '-f', '{{json .Config.Env}}', standIn),
+      ) as string[];
+      expect(env).toContain(`RJ_HOSTILE=${hostile}`);
+      const labels = JSON.parse(
+        await dockerOk(engine, 'inspect', '-f', '{{json .Config.Labels}}', standIn),
+      ) as Record<string, string>;
+      expect(labels).toMatchObject({
+        'rj.hostile': hostile,
+        'registry-janitor.role': 'standin',
+        'registry-janitor.container': f.registry.name,
+      });
+
+      await pauses.release('gc');
+      await expectCollected(f, summaryOf(await pending));
+      await expectRestored(f);
+      for (const suffix of ['a', 'b', 'c']) expect(existsSync(`${pwned}-${suffix}`)).toBe(false);
     });
   });
 });
