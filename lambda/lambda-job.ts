@@ -385,6 +385,18 @@ function recordDeletions(run: RunContext, deleted: Report): void {
       ),
     });
   }
+  // A skipped repository is one the re-check before deleting refused (it changed, or the plan would delete
+  // what stays): nothing was deleted there, and the run says so by failing.
+  const skipped = deleted.skippedRepositories;
+  if (skipped.length > 0 && deleted.stopped === undefined) {
+    record.failures.push({
+      stage: 'deletes',
+      error: new JanitorError(
+        `${skipped.length} ${skipped.length === 1 ? 'repository was' : 'repositories were'} skipped, nothing ` +
+          `deleted there, e.g. ${skipped[0]!.name}: ${skipped[0]!.reason}`,
+      ),
+    });
+  }
 }
 
 async function collectGarbageStep(run: RunContext, deleted: Report): Promise<void> {

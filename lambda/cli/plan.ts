@@ -31,11 +31,13 @@ export async function jobOptionsFrom(
     dryRun: input.command === 'plan',
     maxDeleteFraction: input.maxDeleteFraction,
   };
+  const history = values.storage ? await storageHistory(values.storage, io.env) : undefined;
   if (!input.policy) {
-    return { ...base, savedPlan: loadSavedPlan(values.plan!, client.baseUrl), onPlan: writeOut };
+    // The listing lets the live re-check see the untagged history that stays before a saved plan deletes any.
+    const savedPlan = loadSavedPlan(values.plan!, client.baseUrl);
+    return { ...base, savedPlan, ...(history ? { history } : {}), onPlan: writeOut };
   }
   const show = progress(io);
-  const history = values.storage ? await storageHistory(values.storage, io.env) : undefined;
   const cache = values.cache
     ? await openFileCache(values.cache, { warn: (m) => void io.stderr.write(`warning: ${m}\n`) })
     : undefined;

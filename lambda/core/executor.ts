@@ -6,7 +6,8 @@ import pLimit, { type LimitFunction } from 'p-limit';
 import { DEFAULT_MAX_DELETE_FRACTION } from './contract.ts';
 import { errorMessage, RegistryError, SafetyError } from './errors.ts';
 import { MEDIA_TYPES, PLACEHOLDER_ANNOTATION } from './manifest.ts';
-import type { ManifestDeletion, Plan, Report, ReportEntry, RepositoryPlan } from './model.ts';
+import { factsOf, liveConflicts, rereadForCheck, type LiveFacts } from './live-check.ts';
+import type { Inventory, ManifestDeletion, Plan, Report, ReportEntry, RepositoryPlan } from './model.ts';
 import { checkGuard } from './planner.ts';
 import type { ProbeResult, RegistryClient } from './ports.ts';
 
@@ -24,11 +25,18 @@ export interface DeleteOptions {
     deleted: number;
   }) => void;
   readonly now?: () => Date;
+  /**
+   * Stops the run: once aborted no new DELETE (or placeholder PUT) is sent, those in flight finish, and what was
+   * not started is reported as skipped with the abort's reason (a string), which becomes the report's `stopped`.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export interface ApplyOptions extends DeleteOptions {
   /** Refuse plans deleting more than this share of their tags. Default 0.5. */
   readonly maxDeleteFraction?: number;
+  /** What the live re-check reads; default: the repositories the plan changes, read again now. */
+  readonly inventory?: Inventory;
 }
 
 /** Whether a plan may be applied: complete, and within the delete guard. Computed once per run. */
@@ -90,19 +98,24 @@ export async function applyPlan(
   const first = repositoriesToChange(plan)[0];
   const probe = first ? await client.probe(first.name) : { deletesEnabled: true, tagDelete: false };
   assertDeletesWork(probe);
-  return deletePlan(plan, client, probe, options);
+  const inventory = options.inventory ?? (await rereadForCheck(client, plan));
+  return deletePlan(plan, client, probe, inventory, options);
 }
 
 /**
  * Carry out a plan the caller has checked (assertApplicable) on a registry whose deletes work (the probe): per
- * repository, re-check what the plan was based on, then delete in dependency order.
+ * repository, re-check what the plan was based on and derive again what stays (from `inventory`, read in this
+ * run, and the tags as they are now: core/live-check.ts), then delete in dependency order.
  */
 export async function deletePlan(
   plan: Plan,
   client: RegistryClient,
   probe: ProbeResult,
+  inventory: Inventory,
   options: DeleteOptions = {},
 ): Promise<Report> {
+  const facts = factsOf(inventory);
+  const signal = options.signal;
   const now = options.now ?? (() => new Date());
   const startedAt = now().toISOString();
   const work = repositoriesToChange(plan);
@@ -116,7 +129,9 @@ export async function deletePlan(
     await Promise.all(
       work.map((repo) =>
         limit(async () => {
-          const reason = await recheck(client, repo);
+          const reason = signal?.aborted
+            ? `not started: ${stopReason(signal)}`
+            : await recheck(client, repo, facts(repo.name));
           if (reason) {
             skipped.push({ name: repo.name, reason });
             entries.push({
@@ -127,7 +142,7 @@ export async function deletePlan(
               reason,
             });
           } else {
-            const result = await applyRepository(client, repo, probe, options.deleteConcurrency ?? 8);
+            const result = await applyRepository(client, repo, probe, options.deleteConcurrency ?? 8, signal);
             entries.push(...result);
             if (!result.some((e) => e.outcome === 'failed' || e.outcome === 'skipped'))
               bytes += repo.bytesFreed;
@@ -152,48 +167,67 @@ export async function deletePlan(
     skippedRepositories: skipped,
     failures: entries.filter((e) => e.outcome === 'failed'),
     entries,
+    ...(signal?.aborted ? { stopped: stopReason(signal) } : {}),
   };
 }
 
+function stopReason(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  return typeof reason === 'string'
+    ? reason
+    : reason instanceof Error
+      ? reason.message
+      : 'the run was stopped';
+}
+
 /**
- * Right before deleting: the tag list must be the one planned, and every tag the plan keeps or untags must
- * still point where it did. Anything else means someone pushed meanwhile: skip the repository.
+ * Right before deleting: the tag list must be the one planned, every tag must still point where it did (anything
+ * else means someone pushed meanwhile), and nothing that stays may be among the deletions (live-check.ts).
+ * Returns why the repository is skipped, or undefined.
  */
-async function recheck(client: RegistryClient, repo: RepositoryPlan): Promise<string | undefined> {
+async function recheck(
+  client: RegistryClient,
+  repo: RepositoryPlan,
+  facts: LiveFacts,
+): Promise<string | undefined> {
   try {
     const now = new Set(await client.listTags(repo.name));
     const dangling = repo.dangling ?? [];
-    const planned = new Set([
-      ...repo.kept.map((t) => t.tag),
-      ...repo.deleteTags.map((t) => t.tag),
-      ...dangling,
+    const planned = new Map<string, string | null>([
+      ...repo.kept.map((t): [string, string] => [t.tag, t.digest]),
+      ...repo.deleteTags.map((t): [string, string] => [t.tag, t.digest]),
+      ...dangling.map((tag): [string, null] => [tag, null]),
     ]);
     const added = [...now].filter((t) => !planned.has(t));
-    const removed = [...planned].filter((t) => !now.has(t));
+    const removed = [...planned.keys()].filter((t) => !now.has(t));
     if (added.length > 0 || removed.length > 0) {
       const parts = [];
       if (added.length > 0) parts.push(`new tags ${added.slice(0, 5).join(', ')}`);
       if (removed.length > 0) parts.push(`tags gone ${removed.slice(0, 5).join(', ')}`);
       return `the repository changed since planning (${parts.join('; ')}); run again to plan with the new state`;
     }
-    // Untagged deletions need every tag where it was: a tag pushed (or moved) onto a manifest the plan
-    // judged untagged makes it stay, and DELETE by digest would take that tag with it.
-    const untagged = repo.deleteManifests.some((m) => m.role === 'untagged');
-    const mustMatch: { tag: string; digest: string | null }[] = [
-      ...repo.kept.map((t) => ({ tag: t.tag, digest: t.digest })),
-      ...repo.deleteTags.filter((t) => untagged || t.method === 'tag-only'),
-      // A dangling tag that resolves again was pushed meanwhile.
-      ...dangling.map((tag) => ({ tag, digest: null })),
-    ];
+    // Every tag, resolved now: a tag pushed (or moved) onto a manifest the plan deletes makes it stay, and a
+    // dangling tag that resolves again was pushed meanwhile.
     const limit = pLimit(16);
-    const moved = await Promise.all(
-      mustMatch.map((t) =>
-        limit(async () => ((await client.headManifest(repo.name, t.tag)) === t.digest ? undefined : t.tag)),
+    const live = new Map<string, string | null>();
+    await Promise.all(
+      [...now].map((tag) =>
+        limit(async () => {
+          live.set(tag, await client.headManifest(repo.name, tag));
+        }),
       ),
     );
-    const changed = moved.filter((t): t is string => t !== undefined);
+    const changed = [...planned].filter(([tag, digest]) => live.get(tag) !== digest).map(([tag]) => tag);
     if (changed.length > 0) {
       return `tag(s) ${changed.slice(0, 5).join(', ')} now point elsewhere than when planned; run again to plan with the new state`;
+    }
+    const conflicts = liveConflicts(repo, live, facts);
+    if (conflicts.length > 0) {
+      const more = conflicts.length > 3 ? ` (and ${conflicts.length - 3} more)` : '';
+      return (
+        `the live re-check found the plan deleting what stays: ${conflicts.slice(0, 3).join('; ')}${more}; nothing ` +
+        'was deleted here. Plan again from the policy (a saved plan must be applied as it was written)'
+      );
     }
     return undefined;
   } catch (err) {
@@ -206,6 +240,7 @@ async function applyRepository(
   repo: RepositoryPlan,
   probe: ProbeResult,
   concurrency: number,
+  signal: AbortSignal | undefined,
 ): Promise<ReportEntry[]> {
   const limit = pLimit(concurrency);
   const entries: ReportEntry[] = [];
@@ -215,7 +250,7 @@ async function applyRepository(
     ...repo.deleteTags.filter((t) => t.method === 'tag-only').map((t) => ({ tag: t.tag, dangling: false })),
     ...danglingToRemove(repo).map((tag) => ({ tag, dangling: true })),
   ];
-  entries.push(...(await removeTags(client, repo.name, removals, probe, limit)));
+  entries.push(...(await removeTags(client, repo.name, removals, probe, limit, signal)));
 
   // Manifests, level by level: a deletion starts only when everything it depends on is gone.
   const outcome = new Map<string, ReportEntry['outcome']>();
@@ -223,6 +258,7 @@ async function applyRepository(
     const results = await Promise.all(
       level.map((m) =>
         limit(async (): Promise<ReportEntry> => {
+          if (signal?.aborted) return entry(repo.name, m, 'skipped', `not started: ${stopReason(signal)}`);
           const blocked = m.after.filter((d) => outcome.has(d) && !isGone(outcome.get(d)!));
           if (blocked.length > 0) {
             return entry(
@@ -348,7 +384,10 @@ async function removeTags(
   removals: readonly TagRemoval[],
   probe: ProbeResult,
   limit: LimitFunction,
+  signal?: AbortSignal,
 ): Promise<ReportEntry[]> {
+  const stopped = (r: TagRemoval): ReportEntry | undefined =>
+    signal?.aborted ? result(r, 'skipped', `not started: ${stopReason(signal)}`) : undefined;
   const result = (r: TagRemoval, outcome: ReportEntry['outcome'], reason?: string): ReportEntry => {
     const why = r.dangling ? 'its manifest was already gone' : undefined;
     const text = [why, reason].filter(Boolean).join('; ');
@@ -365,6 +404,8 @@ async function removeTags(
     return Promise.all(
       removals.map((r) =>
         limit(async () => {
+          const skip = stopped(r);
+          if (skip) return skip;
           try {
             const d = await client.deleteManifest(repository, r.tag);
             return result(r, d === 'deleted' ? 'deleted' : 'already-gone');
@@ -381,6 +422,8 @@ async function removeTags(
   const placed = await Promise.all(
     removals.map((r) =>
       limit(async () => {
+        const skip = stopped(r);
+        if (skip) return skip;
         const body = placeholderBody(repository, r.tag);
         try {
           return { r, body, digest: await client.putManifest(repository, r.tag, MEDIA_TYPES.ociIndex, body) };

@@ -12,6 +12,7 @@ import {
   type DeleteOptions,
 } from './executor.ts';
 import { SafetyError } from './errors.ts';
+import { rereadForCheck } from './live-check.ts';
 import { plan as makePlan } from './planner.ts';
 import { ruleFor, type Policy } from './policy.ts';
 import type { HistorySource } from './history.ts';
@@ -46,6 +47,8 @@ interface JobBase {
   /** Asked after the checks, before the first DELETE, when there is something to change; false deletes nothing. */
   readonly confirm?: (plan: Plan) => Promise<boolean>;
   readonly onApplyProgress?: DeleteOptions['onProgress'];
+  /** Stops the deletes: no new DELETE once aborted (DeleteOptions.signal). */
+  readonly signal?: AbortSignal;
 }
 
 /** Plan from the policy against the registry as it is now. */
@@ -62,13 +65,15 @@ export interface PlanningJob extends JobBase {
 /** Apply a plan made earlier (`plan --json`). */
 export interface SavedPlanJob extends JobBase {
   readonly savedPlan: Plan;
+  /** A storage listing: what the live re-check needs before a saved plan may delete untagged history. */
+  readonly history?: HistorySource;
 }
 
 export type JobOptions = PlanningJob | SavedPlanJob;
 
 export interface JobResult {
   readonly probe: ProbeStep;
-  /** Absent when a saved plan was applied. */
+  /** The inventory planned from; for a saved plan, the re-read of the repositories it changes (when it got that far). */
   readonly inventory?: Inventory;
   readonly plan: Plan;
   readonly applicable: Applicability;
@@ -126,11 +131,17 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
     return { ...result, probe, outcome: 'declined' };
   }
 
+  // Safety is derived again from the registry before anything is deleted, whatever a saved plan says: a saved
+  // plan's repositories are read again now (a plan made in this run has its inventory, read moments ago).
+  const live =
+    inventory ??
+    (await rereadForCheck(client, thePlan, saved ? (options as SavedPlanJob).history : undefined));
   options.onStage?.('deletes');
-  const report = await deletePlan(thePlan, client, probe.status === 'done' ? probe : NO_TAG_DELETE, {
+  const report = await deletePlan(thePlan, client, probe.status === 'done' ? probe : NO_TAG_DELETE, live, {
     ...(options.onApplyProgress ? { onProgress: options.onApplyProgress } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
   });
-  return { ...result, probe, outcome: 'applied', report };
+  return { ...result, inventory: live, probe, outcome: 'applied', report };
 }
 
 /** Only reached with nothing to delete (no probe was needed). */

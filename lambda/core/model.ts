@@ -256,4 +256,9 @@ export interface Report {
   readonly skippedRepositories: readonly { readonly name: string; readonly reason: string }[];
   readonly failures: readonly ReportEntry[];
   readonly entries: readonly ReportEntry[];
+  /**
+   * Why the run stopped before the end of its plan (a signal, the Lambda's time-out). What it did not start is
+   * reported as skipped; what is not reported deleted was not. Absent when the plan was carried out to the end.
+   */
+  readonly stopped?: string;
 }

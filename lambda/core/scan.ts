@@ -36,6 +36,8 @@ export interface ScanProgress {
 export interface ScanOptions {
   /** The policy decides which repositories need image ages (config reads); without it every one does. */
   readonly policy?: Policy;
+  /** False: read no image age at all (a re-read for the live safety check needs what stays, not why). */
+  readonly ages?: boolean;
   /** Only scan repositories matching one of these globs (narrows a run). */
   readonly repositories?: readonly string[];
   /** Repositories scanned at once (HTTP requests are bounded by the client). Default 16. */
@@ -164,6 +166,7 @@ class Scanner {
 
   /** Ages are needed only where a rule judges by age; protected and unmatched repositories skip config reads. */
   private needsAge(repository: string): boolean {
+    if (this.options.ages === false) return false;
     if (!this.options.policy) return true;
     const rule = ruleFor(this.options.policy, repository);
     return (

@@ -7,6 +7,7 @@ import { applyPlan } from '../../lambda/core/executor.ts';
 import { plan } from '../../lambda/core/planner.ts';
 import { parsePolicy } from '../../lambda/core/policy.ts';
 import type { DeleteOutcome, FetchedManifest, ProbeResult, RegistryClient } from '../../lambda/core/ports.ts';
+import type { Inventory } from '../../lambda/core/model.ts';
 import { dg, img, inventory } from '../support/inventory.ts';
 
 const NOW = new Date('2026-11-28T12:00:00Z');
@@ -65,7 +66,7 @@ class V3Registry implements RegistryClient {
   }
 }
 
-function setUp(): { registry: V3Registry; planned: ReturnType<typeof plan> } {
+function setUp(): { registry: V3Registry; planned: ReturnType<typeof plan>; inventory: Inventory } {
   // new (kept by name; its alias build-2 goes as a tag only), old (deleted with old and old-alias), a dangling tag.
   const inv = inventory({
     manifests: { new: img('2026-11-20T00:00:00Z'), old: img('2026-01-01T00:00:00Z') },
@@ -81,18 +82,22 @@ function setUp(): { registry: V3Registry; planned: ReturnType<typeof plan> } {
     ['old-alias', dg('old')],
     ['gone', dg('vanished')],
   ]);
-  return { registry: new V3Registry(tags, new Set([dg('new'), dg('old')])), planned };
+  return {
+    registry: new V3Registry(tags, new Set([dg('new'), dg('old')])),
+    planned,
+    inventory: withDangling,
+  };
 }
 
 describe('apply on a registry that deletes tags (v3)', () => {
   it('removes shared and dangling tags with DELETE by tag, never a placeholder, and keeps the image', async () => {
-    const { registry, planned } = setUp();
+    const { registry, planned, inventory: inv } = setUp();
     expect(planned.repositories[0]!.deleteTags.map((t) => [t.tag, t.method])).toEqual([
       ['build-2', 'tag-only'],
       ['old', 'manifest'],
       ['old-alias', 'manifest'],
     ]);
-    const report = await applyPlan(planned, registry, { maxDeleteFraction: 1 });
+    const report = await applyPlan(planned, registry, { maxDeleteFraction: 1, inventory: inv });
     expect(report.failures).toEqual([]);
     expect(registry.calls).not.toContain('PUT');
     expect(registry.calls).toEqual(
@@ -104,9 +109,9 @@ describe('apply on a registry that deletes tags (v3)', () => {
   });
 
   it('a digest delete answering 500 after removing the manifest: the tags it left are deleted by tag', async () => {
-    const { registry, planned } = setUp();
+    const { registry, planned, inventory: inv } = setUp();
     registry.failHalfway.add(dg('old'));
-    const report = await applyPlan(planned, registry, { maxDeleteFraction: 1 });
+    const report = await applyPlan(planned, registry, { maxDeleteFraction: 1, inventory: inv });
     expect(report.failures).toEqual([]);
     expect(report.entries).toContainEqual(
       expect.objectContaining({
@@ -122,7 +127,7 @@ describe('apply on a registry that deletes tags (v3)', () => {
   });
 
   it('never deletes a left tag that resolves again (pushed meanwhile)', async () => {
-    const { registry, planned } = setUp();
+    const { registry, planned, inventory: inv } = setUp();
     registry.failHalfway.add(dg('old'));
     const original = registry.deleteManifest.bind(registry);
     registry.deleteManifest = async (repository, reference) => {
@@ -133,7 +138,7 @@ describe('apply on a registry that deletes tags (v3)', () => {
       });
       return r;
     };
-    const report = await applyPlan(planned, registry, { maxDeleteFraction: 1 });
+    const report = await applyPlan(planned, registry, { maxDeleteFraction: 1, inventory: inv });
     expect(report.failures).toEqual([]);
     expect(registry.calls).not.toContain('DELETE old');
     expect(registry.calls).toContain('DELETE old-alias');
