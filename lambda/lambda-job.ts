@@ -53,6 +53,12 @@ export interface LambdaJobDeps {
   /** Wait before the n-th retry is n times this. @default 2000 */
   readonly verifyRetryDelayMs?: number;
   /**
+   * Time kept back at the end of the invocation: this long before the function would time out, no new DELETE is
+   * sent, garbage-collect is skipped and the partial report is logged. @default 60000 (a DELETE in flight may
+   * take the client's whole timeout, and the report and metrics must still go out)
+   */
+  readonly deadlineMarginMs?: number;
+  /**
    * Opens the manifest cache (an S3 object in the Lambda). It never throws: a missing or unreadable cache only
    * means reading everything again, and it cannot change a plan.
    */
@@ -82,7 +88,10 @@ export interface PlanStep extends PlanSummary {
 export type DeletionStep = Omit<Report, 'entries'> & { readonly entries: number };
 
 export type GcStep =
-  | { readonly status: 'skipped'; readonly reason: 'dry-run' | 'skip-gc' | 'nothing-deleted' }
+  | {
+      readonly status: 'skipped';
+      readonly reason: 'dry-run' | 'skip-gc' | 'nothing-deleted' | 'out-of-time';
+    }
   | { readonly status: 'Success'; readonly commandId?: string; readonly summary: GcSummary }
   | { readonly status: 'InProgress'; readonly commandId?: string }
   | {
@@ -159,6 +168,7 @@ interface RunContext {
   readonly repositories: readonly string[] | null;
   readonly now: () => Date;
   readonly record: RunRecord;
+  readonly context: InvokeContext;
 }
 
 /**
@@ -183,6 +193,7 @@ export async function runLambdaJob(
     dryRun: settings.dryRun,
     repositories: settings.repositories,
     now,
+    context,
     record: {
       stage: 'probe',
       probe: { status: 'skipped', reason: 'not reached' },
@@ -216,8 +227,12 @@ export async function runLambdaJob(
       endDryRun(run);
     } else {
       recordDeletions(run, job.report!);
-      await collectGarbageStep(run, job.report!);
-      await verifyStep(run, job);
+      if (job.report!.stopped === undefined) {
+        await collectGarbageStep(run, job.report!);
+        await verifyStep(run, job);
+      } else {
+        stoppedStep(run, job.report!.stopped);
+      }
       metrics.addMetric(METRICS.bytesFreed, MetricUnit.Bytes, run.record.bytesFreed);
       throwFailures(run);
     }
@@ -290,6 +305,8 @@ async function planAndDelete(run: RunContext): Promise<JobResult> {
   let planned: Date | undefined;
   const cache = deps.openCache ? await deps.openCache() : undefined;
   if (cache) logger.info('manifest cache', { entries: cache.size });
+  const stop = new AbortController();
+  let deadline: NodeJS.Timeout | undefined;
   try {
     const job = await runJob({
       client: deps.registry,
@@ -299,11 +316,13 @@ async function planAndDelete(run: RunContext): Promise<JobResult> {
       dryRun: run.dryRun,
       maxDeleteFraction: config.maxDeleteFraction,
       ...(run.repositories ? { repositories: run.repositories } : {}),
+      signal: stop.signal,
       onStage: (stage) => {
         if (stage === 'inventory') {
           record.durations.probeSeconds = seconds(now, t);
           t = now();
         }
+        if (stage === 'deletes') deadline = stopNearDeadline(run, stop);
         record.stage = stage;
       },
       onProbe: (probe) => {
@@ -320,6 +339,7 @@ async function planAndDelete(run: RunContext): Promise<JobResult> {
     if (planned) record.durations.deleteSeconds = seconds(now, planned);
     return job;
   } finally {
+    clearTimeout(deadline);
     // What the inventory learned is worth keeping whatever happens next.
     if (cache) logger.info('manifest cache saved', { entries: cache.size, saved: await cache.save() });
   }
@@ -344,6 +364,36 @@ async function storeReports(
   record.reports = step;
   if (step.status === 'written') deps.logger.info('report', { reports: step });
   else deps.logger.warn(`report not saved: ${step.error}`, { reports: step });
+}
+
+/** Out of time during the deletes: no garbage-collect (it would not finish either), no verify, and a failed run. */
+function stoppedStep(run: RunContext, reason: string): void {
+  const { record, deps } = run;
+  record.gc = { status: 'skipped', reason: 'out-of-time' };
+  record.verify = { status: 'skipped', reason: `stopped before the end of the plan: ${reason}` };
+  deps.logger.warn('deletes stopped before the end of the plan', { reason, deletions: record.deletions });
+  record.failures.push({
+    stage: 'deletes',
+    error: new JanitorError(
+      `the deletes stopped before the end of the plan (${reason}); what the report lists as deleted was ` +
+        'deleted and nothing else; garbage-collect was skipped. The next run plans the rest; if this repeats, ' +
+        'raise the function timeout or narrow the run with a "repositories" payload',
+    ),
+  });
+}
+
+/** Abort the deletes `margin` before the invocation would time out (at once when that is already past). */
+function stopNearDeadline(run: RunContext, stop: AbortController): NodeJS.Timeout | undefined {
+  const margin = run.deps.deadlineMarginMs ?? 60_000;
+  const left = run.context.getRemainingTimeInMillis() - margin;
+  const reason =
+    `the function was about to time out (the last ${Math.round(margin / 1000)} s of the invocation are kept ` +
+    'for the report)';
+  if (left <= 0) {
+    stop.abort(reason);
+    return undefined;
+  }
+  return setTimeout(() => stop.abort(reason), left);
 }
 
 /** A dry run ends after the plan; an incomplete inventory still fails it (the registry could not be read). */

@@ -7,17 +7,25 @@ import { formatPlan, formatReport } from '../core/report.ts';
 import type { Values } from './args.ts';
 import { buildClient } from './connect.ts';
 import { clearProgress, EXIT, progress, type CliIo } from './io.ts';
+import { interruptOnSignals } from './interrupt.ts';
 import { jobOptionsFrom, readPlanInput } from './plan.ts';
 
 export async function applyCommand(values: Values, io: CliIo): Promise<number> {
   const input = readPlanInput('apply', values);
   const client = await buildClient(values, io, true);
+  const interrupt = interruptOnSignals(io);
   try {
     const options = await jobOptionsFrom(input, values, io, client);
-    const show = progress(io);
+    const progressLine = progress(io);
+    // Once stopping, the report is printed next: no progress line may be drawn under it.
+    const show = progressLine && ((line: string) => void (interrupt.signal.aborted || progressLine(line)));
     let nothingToDelete = false;
     const job = await runJob({
       ...options,
+      signal: interrupt.signal,
+      onStage: (stage) => {
+        if (stage === 'deletes') interrupt.deletesBegin();
+      },
       onPlan: async (thePlan, applicable) => {
         await options.onPlan?.(thePlan, applicable);
         if (!values.json) io.stdout.write(formatPlan(thePlan, { verbose: values.verbose ?? false }));
@@ -53,6 +61,15 @@ export async function applyCommand(values: Values, io: CliIo): Promise<number> {
     io.stdout.write(
       values.json ? JSON.stringify({ plan: thePlan, report }, null, 2) + '\n' : formatReport(report),
     );
+    if (report.stopped !== undefined) {
+      io.stderr.write(
+        `Stopped (${report.stopped}): what is reported deleted was deleted, nothing else was. To finish, ` +
+          (values.plan
+            ? 'make a new plan and apply it (the saved plan no longer matches the registry).\n'
+            : 'run apply again.\n'),
+      );
+      return EXIT.interrupted;
+    }
     if (!values.json) {
       io.stdout.write(
         'Space is freed when garbage-collect runs on the registry host (registry-janitor gc, or the Lambda).\n',
@@ -60,6 +77,7 @@ export async function applyCommand(values: Values, io: CliIo): Promise<number> {
     }
     return report.failures.length > 0 || report.skippedRepositories.length > 0 ? EXIT.failed : EXIT.ok;
   } finally {
+    interrupt.dispose();
     await client.close();
   }
 }

@@ -7,7 +7,8 @@ export interface CliIo {
   readonly env: Readonly<Record<string, string | undefined>>;
 }
 
-export const EXIT = { ok: 0, failed: 1, badInput: 2, refused: 3 } as const;
+/** `interrupted`: 128 + SIGINT, as shells report a process stopped by Ctrl-C. */
+export const EXIT = { ok: 0, failed: 1, badInput: 2, refused: 3, interrupted: 130 } as const;
 
 /** A progress line redrawn in place on a terminal, at most five times a second; nothing otherwise. */
 export function progress(io: CliIo): ((line: string) => void) | undefined {

@@ -196,6 +196,14 @@ export function formatReport(report: Report): string {
     );
   }
   const skippedManifests = report.entries.filter((e) => e.outcome === 'skipped' && e.target !== 'repository');
-  for (const e of skippedManifests) lines.push(`  skipped ${e.repository} ${e.reference}: ${e.reason ?? ''}`);
+  // A stopped run leaves the rest of its plan unstarted: one line for all of it, not one per manifest.
+  const unstarted = skippedManifests.filter(
+    (e) => report.stopped !== undefined && e.reason?.startsWith('not started'),
+  );
+  for (const e of skippedManifests)
+    if (!unstarted.includes(e)) lines.push(`  skipped ${e.repository} ${e.reference}: ${e.reason ?? ''}`);
+  if (report.stopped !== undefined) {
+    lines.push(`  stopped (${report.stopped}): ${unstarted.length} deletion(s) not started`);
+  }
   return lines.join('\n') + '\n';
 }

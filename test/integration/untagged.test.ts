@@ -8,7 +8,7 @@ import { filesystemHistory } from '../../lambda/adapters/history-fs.ts';
 import { createRegistryClient, type RegistryHttpClient } from '../../lambda/adapters/registry-client.ts';
 import { applyPlan } from '../../lambda/core/executor.ts';
 import { REPOSITORIES_PATH, REVISIONS_PATH } from '../../lambda/core/history.ts';
-import type { Plan, RepositoryPlan } from '../../lambda/core/model.ts';
+import type { Inventory, Plan, RepositoryPlan } from '../../lambda/core/model.ts';
 import { plan as makePlan } from '../../lambda/core/planner.ts';
 import { parsePolicy } from '../../lambda/core/policy.ts';
 import { scanRegistry } from '../../lambda/core/scan.ts';
@@ -49,6 +49,7 @@ describeEachRegistry('untagged history (filesystem storage)', ({ kind }) => {
   const now = new Date();
   const d: Record<string, PushedImage | { digest: string; mediaType: string; size: number }> = {};
   let planned: Plan;
+  let scanned: Inventory;
 
   /** Back-date a revision's push, as if it had been pushed `days` ago. */
   const pushedDaysAgo = (repo: string, digest: string, days: number): void => {
@@ -117,6 +118,7 @@ describeEachRegistry('untagged history (filesystem storage)', ({ kind }) => {
 
     client = createRegistryClient({ url: registry.url });
     const inventory = await scanRegistry(client, { policy, history: filesystemHistory(registry.storageDir) });
+    scanned = inventory;
     planned = makePlan(inventory, policy, now);
   });
 
@@ -159,7 +161,8 @@ describeEachRegistry('untagged history (filesystem storage)', ({ kind }) => {
   });
 
   it('deletes the history by digest, and after garbage-collect and a restart everything kept is served', async () => {
-    const report = await applyPlan(planned, client);
+    // The inventory planned from, listing included: without a listing no untagged manifest may be deleted.
+    const report = await applyPlan(planned, client, { inventory: scanned });
     expect(report.failures).toEqual([]);
     expect(report.manifestsDeleted).toBe(3);
 
@@ -199,7 +202,7 @@ describeEachRegistry('untagged history (filesystem storage)', ({ kind }) => {
       })
     ).text();
     await pushManifest(t, 'ci/late', 'hotfix', old.mediaType, body);
-    const report = await applyPlan(p, client);
+    const report = await applyPlan(p, client, { inventory: inv });
     expect(report.skippedRepositories.map((s) => s.name)).toEqual(['ci/late']);
     expect(await status('ci/late', 'hotfix')).toBe(200);
     expect(await status('ci/late', old.digest)).toBe(200);
