@@ -242,11 +242,13 @@ describe('runJob applying a saved plan', () => {
     return { registry, plan: JSON.parse(JSON.stringify(planned.plan)) as Plan };
   }
 
-  it('reads no inventory, and probes where the plan deletes, after the guard', async () => {
+  it('reads again only the repositories it changes (no ages), and probes where the plan deletes, after the guard', async () => {
     const { registry, plan } = await savedPlan();
     const { options, stages, probes } = job(registry, { savedPlan: plan });
     const result = await runJob(options);
-    expect(result.inventory).toBeUndefined();
+    // The live re-check's inventory: what stays is derived from the registry, not from the plan file.
+    expect(result.inventory?.repositories.map((r) => r.name)).toEqual(['team/app']);
+    expect(registry.callsOf('getBlob')).toEqual([]);
     expect(probes[0]).toMatchObject({ status: 'skipped' });
     expect(probes[1]).toEqual({
       status: 'done',
@@ -255,7 +257,7 @@ describe('runJob applying a saved plan', () => {
       tagDelete: false,
     });
     expect(stages).toEqual(['probe', 'guard', 'probe', 'deletes']);
-    expect(registry.callsOf('listRepositories')).toEqual([]);
+    expect(registry.callsOf('listRepositories')).toHaveLength(1);
     expect(result).toMatchObject({ outcome: 'applied', report: { tagsDeleted: 2, manifestsDeleted: 2 } });
     expect(Object.keys(registry.tagsOf('team/app'))).toEqual(['v3', 'v4']);
   });
