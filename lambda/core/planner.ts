@@ -303,9 +303,18 @@ function untaggedSection(
   repo: RepositoryInventory,
   manifests: ReadonlyMap<string, ManifestInfo>,
 ): NonNullable<RepositoryPlan['untagged']> {
+  // The first kept tag reaching each digest, in one walk: a digest already claimed was walked below already.
   const byTag = new Map<string, string>();
+  const stack: string[] = [];
   for (const t of keptTags) {
-    for (const d of closure([t.digest], manifests, repo)) if (!byTag.has(d)) byTag.set(d, t.tag);
+    stack.push(t.digest);
+    while (stack.length > 0) {
+      const d = stack.pop()!;
+      if (byTag.has(d)) continue;
+      byTag.set(d, t.tag);
+      for (const c of manifests.get(d)?.children ?? [])
+        if (!repo.missing.includes(c.digest)) stack.push(c.digest);
+    }
   }
   const holders = new Map<string, string>();
   for (const [digest] of decided) {
@@ -482,9 +491,13 @@ function orderDeletions(
     role: 'root' | 'untagged' | 'referrer',
     childRole: 'child' | 'referrer',
   ): void => {
-    roots.sort(
-      (a, b) => Number(kindOf(b) === 'index') - Number(kindOf(a) === 'index') || compareStrings(a, b),
-    );
+    // Indexes first, each part by digest; the kind is looked up once per root, not per comparison.
+    const indexes: string[] = [];
+    const images: string[] = [];
+    for (const d of roots) (kindOf(d) === 'index' ? indexes : images).push(d);
+    indexes.sort(compareStrings);
+    images.sort(compareStrings);
+    roots = indexes.length === 0 ? images : [...indexes, ...images];
     for (const d of roots) {
       seen.add(d);
       out.push({
@@ -560,33 +573,36 @@ function orderDeletions(
  * across the whole registry). Each freed blob is counted once, in the first repository that frees it.
  */
 function estimateBytesFreed(inventory: Inventory, drafts: readonly Draft[]): Map<string, number> {
-  const retainedBlobs = new Set<string>();
+  // One set: blobs a staying manifest holds, then each freed blob once it is counted (so it is not again).
+  const taken = new Set<string>();
   for (const d of drafts) {
-    for (const digest of d.retained)
-      forEachBlob(inventory.manifests.get(digest), (b) => retainedBlobs.add(b));
+    for (const digest of d.retained) {
+      const info = inventory.manifests.get(digest);
+      if (!info) continue;
+      taken.add(info.digest);
+      for (const l of info.layers) taken.add(l.digest);
+      if (info.config) taken.add(info.config.digest);
+    }
   }
-  const counted = new Set<string>();
+  const claim = (digest: string, size: number): number => {
+    if (taken.has(digest)) return 0;
+    taken.add(digest);
+    return size;
+  };
   const out = new Map<string, number>();
   for (const d of drafts) {
     let bytes = 0;
     for (const m of d.plan.deleteManifests) {
-      forEachBlob(inventory.manifests.get(m.digest), (b, size) => {
-        if (retainedBlobs.has(b) || counted.has(b)) return;
-        counted.add(b);
-        bytes += size;
-      });
+      // The manifest itself, its layers and its config: what garbage-collect frees when nothing else uses them.
+      const info = inventory.manifests.get(m.digest);
+      if (!info) continue;
+      bytes += claim(info.digest, info.size);
+      for (const l of info.layers) bytes += claim(l.digest, l.size);
+      if (info.config) bytes += claim(info.config.digest, info.config.size);
     }
     out.set(d.plan.name, bytes);
   }
   return out;
-}
-
-/** The manifest itself, its layers and its config: what garbage-collect frees when nothing else uses them. */
-function forEachBlob(info: ManifestInfo | undefined, f: (digest: string, size: number) => void): void {
-  if (!info) return;
-  f(info.digest, info.size);
-  for (const l of info.layers) f(l.digest, l.size);
-  if (info.config) f(info.config.digest, info.config.size);
 }
 
 /**
