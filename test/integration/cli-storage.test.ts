@@ -4,26 +4,13 @@
 import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { EXIT, main } from '../../lambda/cli/main.ts';
+import { EXIT } from '../../lambda/cli/main.ts';
 import { REPOSITORIES_PATH, REVISIONS_PATH } from '../../lambda/core/history.ts';
 import type { LocalRegistry } from '../../lambda/demo/local-registry.ts';
 import { pushImage, type PushedImage } from '../../lambda/demo/seed.ts';
+import { cli } from '../support/cli.ts';
 import { describeEachRegistry, startRegistry } from '../support/registry-kind.ts';
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const stdin = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => (out += d.toString()));
-  stderr.on('data', (d: Buffer) => (err += d.toString()));
-  stdin.end('');
-  const code = await main(args, { stdout, stderr, stdin, env: {} });
-  return { code, out, err };
-}
 
 describeEachRegistry('registry-janitor --storage', ({ kind }) => {
   let registry: LocalRegistry;

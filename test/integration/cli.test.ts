@@ -3,9 +3,8 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { EXIT, main } from '../../lambda/cli/main.ts';
+import { EXIT } from '../../lambda/cli/main.ts';
 import type { Plan } from '../../lambda/core/model.ts';
 import {
   containerState,
@@ -17,6 +16,7 @@ import {
 } from '../support/container-engine.ts';
 import { htpasswdAuthConfig, writeHtpasswd } from '../support/htpasswd.ts';
 import { freePort, type LocalRegistry } from '../../lambda/demo/local-registry.ts';
+import { cli } from '../support/cli.ts';
 import { describeEachRegistry, startRegistry } from '../support/registry-kind.ts';
 import { SCENARIO_POLICY, seedScenario, type Scenario } from '../../lambda/demo/scenario.ts';
 import { MEDIA, pushImage, pushIndex } from '../../lambda/demo/seed.ts';
@@ -26,19 +26,6 @@ const GC_LOG_DIR = '/var/log/registry-janitor';
 const dir = mkdtempSync(join(tmpdir(), 'rj-cli-'));
 const policyFile = join(dir, 'policy.yaml');
 writeFileSync(policyFile, SCENARIO_POLICY);
-
-async function cli(args: string[], options: { env?: Record<string, string>; stdin?: string } = {}) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const stdin = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => (out += d.toString()));
-  stderr.on('data', (d: Buffer) => (err += d.toString()));
-  stdin.end(options.stdin ?? '');
-  const code = await main(args, { stdout, stderr, stdin, env: options.env ?? {} });
-  return { code, out, err };
-}
 
 async function allTags(url: string, headers: Record<string, string> = {}): Promise<Record<string, string[]>> {
   const cat = (await (await fetch(`${url}/v2/_catalog`, { headers })).json()) as { repositories: string[] };

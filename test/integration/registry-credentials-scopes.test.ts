@@ -3,10 +3,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXIT, main } from '../../lambda/cli/main.ts';
+import { EXIT } from '../../lambda/cli/main.ts';
 import type { Plan } from '../../lambda/core/model.ts';
+import { cli } from '../support/cli.ts';
 import { htpasswdAuthConfig, writeHtpasswd } from '../support/htpasswd.ts';
 import { startLocalRegistry, type LocalRegistry } from '../../lambda/demo/local-registry.ts';
 import { SCENARIO_POLICY, seedScenario } from '../../lambda/demo/scenario.ts';
@@ -22,19 +22,6 @@ const users = {
     ],
   },
 };
-
-async function cli(args: string[], stdin = ''): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const input = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => (out += d.toString()));
-  stderr.on('data', (d: Buffer) => (err += d.toString()));
-  input.end(stdin);
-  const code = await main(args, { stdout, stderr, stdin: input, env: {} });
-  return { code, out, err };
-}
 
 describe('token scopes and credentials against a real registry (distribution 2.8)', () => {
   let dir: string;
@@ -96,7 +83,7 @@ describe('token scopes and credentials against a real registry (distribution 2.8
     const from = tokens.requests.length;
     const r = await cli(
       ['plan', '--registry', registry.url, '--policy', policyFile, '--allow-insecure-http', ...login],
-      `${PASSWORD}\n`,
+      { stdin: `${PASSWORD}\n` },
     );
     expect(r.err).toBe('');
     expect(r.code).toBe(EXIT.ok);
@@ -118,7 +105,7 @@ describe('token scopes and credentials against a real registry (distribution 2.8
         '--allow-insecure-http',
         ...login,
       ],
-      `${PASSWORD}\n`,
+      { stdin: `${PASSWORD}\n` },
     );
     expect(planned.code).toBe(EXIT.ok);
     const plan = JSON.parse(planned.out) as Plan;
@@ -145,7 +132,7 @@ describe('token scopes and credentials against a real registry (distribution 2.8
         '--allow-insecure-http',
         ...login,
       ],
-      `${PASSWORD}\n`,
+      { stdin: `${PASSWORD}\n` },
     );
     expect(r.code).toBe(EXIT.ok);
     const scopes = asked(from);
@@ -164,14 +151,16 @@ describe('token scopes and credentials against a real registry (distribution 2.8
       policyFile,
       '--allow-insecure-http',
     ];
-    const refused = await cli([...args, ...login], `${PASSWORD}\n`);
+    const refused = await cli([...args, ...login], { stdin: `${PASSWORD}\n` });
     expect(refused.code).not.toBe(EXIT.ok);
     expect(refused.out + refused.err).toMatch(
       /on host 127\.0\.0\.2, not the registry's own .*--token-realm-host 127\.0\.0\.2/,
     );
     expect(otherHostTokens.requests).toEqual([]);
 
-    const allowed = await cli([...args, '--token-realm-host', '127.0.0.2', ...login], `${PASSWORD}\n`);
+    const allowed = await cli([...args, '--token-realm-host', '127.0.0.2', ...login], {
+      stdin: `${PASSWORD}\n`,
+    });
     expect(allowed.err).toBe('');
     expect(allowed.code).toBe(EXIT.ok);
     expect(otherHostTokens.requests.length).toBeGreaterThan(0);
@@ -180,10 +169,10 @@ describe('token scopes and credentials against a real registry (distribution 2.8
 
   it('htpasswd over plain http: refused with the fix unless --allow-insecure-http', async () => {
     const args = ['plan', '--registry', htpasswdRegistry.url, '--policy', policyFile, ...login];
-    const refused = await cli(args, `${PASSWORD}\n`);
+    const refused = await cli(args, { stdin: `${PASSWORD}\n` });
     expect(refused.code).toBe(EXIT.badInput);
     expect(refused.err).toMatch(/plain http.*use an https:\/\/ registry URL, or.*--allow-insecure-http/);
-    const allowed = await cli([...args, '--allow-insecure-http'], `${PASSWORD}\n`);
+    const allowed = await cli([...args, '--allow-insecure-http'], { stdin: `${PASSWORD}\n` });
     expect(allowed.err).toBe('');
     expect(allowed.code).toBe(EXIT.ok);
   });
