@@ -11,7 +11,11 @@ import { S3ReportStore } from './adapters/report-store.ts';
 import { createRegistryClient } from './adapters/registry-client.ts';
 import { SsmCommandRunner, createSsmClient } from './adapters/ssm-runner.ts';
 import type { JanitorConfig } from './config.ts';
-import { DEFAULT_SERVICE_NAME as SERVICE_NAME, METRIC_NAMESPACE as NAMESPACE } from './core/contract.ts';
+import {
+  DEFAULT_SERVICE_NAME as SERVICE_NAME,
+  MANIFEST_CACHE_PREFIX,
+  METRIC_NAMESPACE as NAMESPACE,
+} from './core/contract.ts';
 import { createLambdaHandler, type LambdaRuntime } from './lambda-job.ts';
 
 /** Secrets come from Parameter Store only; the SSM client has no fixed endpoint, so AWS_ENDPOINT_URL_SSM applies. */
@@ -40,7 +44,7 @@ async function connect(config: JanitorConfig): Promise<LambdaRuntime> {
   const mac =
     bucket === undefined || keyId === undefined ? undefined : new KmsCacheMac(new KMSClient({}), keyId);
   // One object per registry host, so a bucket shared by several janitors keeps their caches apart.
-  const cacheKey = `manifest-cache/${new URL(config.registryUrl).host.replace(/[^A-Za-z0-9.-]/g, '_')}.json`;
+  const cacheKey = `${MANIFEST_CACHE_PREFIX}${new URL(config.registryUrl).host.replace(/[^A-Za-z0-9.-]/g, '_')}.json`;
   return {
     registry,
     ...(bucket !== undefined && s3 && mac ? { openCache: () => openS3Cache(s3, bucket, cacheKey, mac) } : {}),

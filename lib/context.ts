@@ -8,7 +8,10 @@ import {
   DEFAULT_MAX_DELETE_FRACTION,
   GC_MODES,
   isGcMode,
+  normalizeRealmHost,
   parseBoolean,
+  parseHostList,
+  REALM_HOST_FORM,
   parseFraction,
   type GcMode,
 } from '../lambda/core/contract.ts';
@@ -35,6 +38,12 @@ export interface AppSettings {
   readonly subnetIds?: readonly string[];
   readonly securityGroupIds?: readonly string[];
   readonly alarmEmail?: string;
+  /** A manual invoke may ask for a real run on a dry-run stack. */
+  readonly allowManualApply?: boolean;
+  /** Hosts besides the registry's whose token realm may get the credentials. */
+  readonly tokenRealmHosts?: readonly string[];
+  /** Send the credentials to a plain-http registry URL. */
+  readonly allowInsecureHttp?: boolean;
 }
 
 /** Every context key the app reads. */
@@ -56,6 +65,9 @@ export const CONTEXT_KEYS = [
   'subnetIds',
   'securityGroupIds',
   'alarmEmail',
+  'allowManualApply',
+  'tokenRealmHosts',
+  'allowInsecureHttp',
 ] as const;
 
 export const EXAMPLE_DEPLOY =
@@ -175,6 +187,21 @@ export function parseAppContext(
   const caParameter = text('caParameter');
   const parameterKeyArn = text('parameterKeyArn');
   const alarmEmail = text('alarmEmail');
+  const optionalFlag = (key: string): boolean | undefined =>
+    text(key) === undefined ? undefined : flag(key, false);
+  const allowManualApply = optionalFlag('allowManualApply');
+  const allowInsecureHttp = optionalFlag('allowInsecureHttp');
+  const realmHostsValue = context.tokenRealmHosts;
+  const realmHostItems = Array.isArray(realmHostsValue)
+    ? realmHostsValue.map(String)
+    : parseHostList(text('tokenRealmHosts') ?? '');
+  const tokenRealmHosts = realmHostItems.map((h) => normalizeRealmHost(h) ?? h);
+  const badHosts = realmHostItems.filter((h) => normalizeRealmHost(h) === undefined);
+  if (badHosts.length > 0) {
+    problems.push(
+      `tokenRealmHosts: ${badHosts.map((h) => `"${h}"`).join(', ')} not ${REALM_HOST_FORM} (comma-separated)`,
+    );
+  }
   if (
     parameterKeyArn !== undefined &&
     !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/.test(parameterKeyArn)
@@ -207,5 +234,8 @@ export function parseAppContext(
     subnetIds,
     securityGroupIds,
     alarmEmail,
+    allowManualApply,
+    tokenRealmHosts: tokenRealmHosts.length > 0 ? tokenRealmHosts : undefined,
+    allowInsecureHttp,
   };
 }

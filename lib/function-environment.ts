@@ -5,7 +5,9 @@ import { resolve } from 'node:path';
 import { Token } from 'aws-cdk-lib';
 import { checkConfig, type ProblemNames } from '../lambda/config.ts';
 import {
+  DEFAULT_ALLOW_MANUAL_APPLY,
   DEFAULT_DRY_RUN,
+  DEFAULT_REPORTS_PREFIX,
   DEFAULT_SERVICE_NAME,
   ENV,
   METRIC_NAMESPACE,
@@ -37,6 +39,11 @@ const CONTROLLED_VARIABLES: Readonly<Record<string, string>> = {
   [ENV.caParameter]: 'caParameter',
   [ENV.cacheBucket]: '(the construct creates the cache bucket)',
   [ENV.cacheHmacKeyId]: '(the construct creates the cache key)',
+  [ENV.reportsBucket]: '(the construct creates the bucket)',
+  [ENV.reportsPrefix]: `(fixed: ${DEFAULT_REPORTS_PREFIX})`,
+  [ENV.allowManualApply]: 'allowManualApply',
+  [ENV.tokenRealmHosts]: 'tokenRealmHosts',
+  [ENV.allowInsecureHttp]: 'allowInsecureHttp',
   [ENV.serviceName]: 'serviceName',
   [ENV.metricsNamespace]: `(fixed: ${METRIC_NAMESPACE})`,
 };
@@ -73,12 +80,18 @@ function environmentOf(props: RegistryJanitorProps, derived: Derived): Record<st
     [ENV.policy]: derived.policyJson,
     // Always explicit: the safety switch should be visible on the function, not implied by a default.
     [ENV.dryRun]: String(derived.dryRun),
+    [ENV.allowManualApply]: String(props.allowManualApply ?? DEFAULT_ALLOW_MANUAL_APPLY),
     [ENV.maxDeleteFraction]:
       props.maxDeleteFraction === undefined ? undefined : String(props.maxDeleteFraction),
     [ENV.credentialsParameter]: props.credentialsParameter,
     [ENV.caParameter]: props.caParameter,
     [ENV.cacheBucket]: derived.cacheBucket,
     [ENV.cacheHmacKeyId]: derived.cacheHmacKeyId,
+    [ENV.reportsBucket]: derived.cacheBucket,
+    [ENV.reportsPrefix]: DEFAULT_REPORTS_PREFIX,
+    [ENV.tokenRealmHosts]: props.tokenRealmHosts?.join(','),
+    [ENV.allowInsecureHttp]:
+      props.allowInsecureHttp === undefined ? undefined : String(props.allowInsecureHttp),
     [ENV.serviceName]: derived.serviceName,
     [ENV.metricsNamespace]: METRIC_NAMESPACE,
     NODE_OPTIONS: '--enable-source-maps',
@@ -125,6 +138,7 @@ const DEPLOY_TIME_STANDINS: Readonly<Record<string, string>> = {
   [ENV.instanceTag]: 'Deploy=Time',
   [ENV.documentName]: 'deploy-time-document',
   [ENV.cacheBucket]: 'deploy-time-bucket',
+  [ENV.reportsBucket]: 'deploy-time-bucket',
   [ENV.cacheHmacKeyId]: 'arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000',
 };
 /** The props' check runs before the policy is read; the policy is checked on its own (validatePolicy). */

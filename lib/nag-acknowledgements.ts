@@ -3,6 +3,7 @@
 import { CfnElement, Stack, Validations } from 'aws-cdk-lib';
 import type { Role } from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
+import { DEFAULT_REPORTS_PREFIX, MANIFEST_CACHE_PREFIX } from '../lambda/core/contract.ts';
 import type { RegistryJanitor, RegistryJanitorProps } from './registry-janitor.ts';
 
 /** cdk-nag AwsSolutions findings we accept, each with the reason (see test/lib/nag.test.ts). */
@@ -19,9 +20,14 @@ export function acknowledgeNagFindings(
       'and DescribeSubnets, have no resource-level permissions (Service Authorization Reference); SendCommand, the ' +
       'one that acts, is scoped to the document and host.',
   );
+  const bucket = logicalIdOf(janitor.cacheBucket);
   ack(
-    'AwsSolutions-IAM5[Resource::<' + logicalIdOf(janitor.cacheBucket) + '.Arn>/*]',
-    'The function gets and puts objects only in its own manifest-cache bucket; it names the cache object at run time.',
+    `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${MANIFEST_CACHE_PREFIX}*]`,
+    "The function gets and puts objects only under its own bucket's cache prefix; it names the cache object at run time.",
+  );
+  ack(
+    `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${DEFAULT_REPORTS_PREFIX}*]`,
+    "The function only puts objects under its own bucket's reports prefix; each run's report gets a new key (its date).",
   );
   if (props.instanceTag !== undefined) {
     ack(

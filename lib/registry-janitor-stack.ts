@@ -45,6 +45,9 @@ export class RegistryJanitorStack extends Stack {
         s.parameterKeyArn === undefined ? undefined : Key.fromKeyArn(this, 'ParameterKey', s.parameterKeyArn),
       ...network,
       alarmEmail: s.alarmEmail,
+      allowManualApply: s.allowManualApply,
+      tokenRealmHosts: s.tokenRealmHosts,
+      allowInsecureHttp: s.allowInsecureHttp,
     });
 
     // What the README's next steps need: the function to invoke, the log to read, where alarms and failures go.
@@ -54,6 +57,10 @@ export class RegistryJanitorStack extends Stack {
     new CfnOutput(this, 'AlarmTopicArn', { value: j.alarmTopic.topicArn });
     new CfnOutput(this, 'FailedRunsQueueUrl', { value: j.failureQueue.queueUrl });
     new CfnOutput(this, 'ManifestCacheBucket', { value: j.cacheBucket.bucketName });
+    new CfnOutput(this, 'ReportsLocation', {
+      value: j.reportsLocation,
+      description: "Each run's HTML report and JSON plan, under <date>/ (kept 90 days)",
+    });
     new CfnOutput(this, 'DashboardUrl', {
       value:
         `https://${this.region}.console.aws.amazon.com/cloudwatch/home?region=${this.region}` +

@@ -21,6 +21,9 @@ import { Construct } from 'constructs';
 import {
   CACHE_EXPIRATION_DAYS,
   DEFAULT_DRY_RUN,
+  DEFAULT_REPORTS_PREFIX,
+  MANIFEST_CACHE_PREFIX,
+  REPORTS_EXPIRATION_DAYS,
   DEFAULT_SCHEDULE as DEFAULT_SCHEDULE_UTC,
   DEFAULT_SERVICE_NAME,
   GC_MODES,
@@ -172,6 +175,25 @@ export interface RegistryJanitorProps {
    */
   readonly serviceName?: string;
   /**
+   * Let a manual invoke ask for a real run (`{"dryRun": false}`) although the stack is a dry run. Without it such a
+   * payload is refused and deletes nothing; a payload can always make a run safer (dry run, skip GC, fewer
+   * repositories).
+   * @default false
+   */
+  readonly allowManualApply?: boolean;
+  /**
+   * Hosts other than the registry's (`host` or `host:port`) whose token realm may receive the registry credentials.
+   * A realm on any other host is refused, and an `http:` realm is always refused for an https registry.
+   * @default - only the registry's own host
+   */
+  readonly tokenRealmHosts?: readonly string[];
+  /**
+   * Send the registry credentials to a plain-http registry URL (a network you trust). Without it, credentials with
+   * an `http://` registryUrl fail the run with an error saying so.
+   * @default false
+   */
+  readonly allowInsecureHttp?: boolean;
+  /**
    * More environment variables for the function (e.g. `CONCURRENCY`, `GC_TIMEOUT_SECONDS`), merged with the ones
    * this construct sets. A variable that a prop controls must be set through that prop.
    * @default - none
@@ -192,8 +214,13 @@ export class RegistryJanitor extends Construct {
   public readonly schedule: Schedule;
   /** Failed and dropped runs (async invocations that failed, expired, or could not be delivered). */
   public readonly failureQueue: Queue;
-  /** The manifest cache (facts about immutable manifests, kept between runs). */
+  /**
+   * The janitor's bucket: the manifest cache (facts about immutable manifests, kept between runs) under
+   * `manifest-cache/`, and each run's HTML report and JSON plan under `reports/<date>/`.
+   */
   public readonly cacheBucket: Bucket;
+  /** Where the function writes its reports, `s3://<bucket>/reports/` (kept 90 days). */
+  public readonly reportsLocation: string;
   /** HMAC key that signs the manifest cache, so nothing but the function can change what it reads back. */
   public readonly cacheKey: Key;
   public readonly alarmTopic: ITopic;
@@ -232,8 +259,15 @@ export class RegistryJanitor extends Construct {
       versioned: true,
       lifecycleRules: [
         {
+          prefix: MANIFEST_CACHE_PREFIX,
           expiration: Duration.days(CACHE_EXPIRATION_DAYS),
           noncurrentVersionExpiration: Duration.days(CACHE_EXPIRATION_DAYS),
+          abortIncompleteMultipartUploadAfter: Duration.days(1),
+        },
+        {
+          prefix: DEFAULT_REPORTS_PREFIX,
+          expiration: Duration.days(REPORTS_EXPIRATION_DAYS),
+          noncurrentVersionExpiration: Duration.days(1),
           abortIncompleteMultipartUploadAfter: Duration.days(1),
         },
       ],
@@ -273,6 +307,7 @@ export class RegistryJanitor extends Construct {
       removalPolicy: RemovalPolicy.DESTROY,
     });
 
+    this.reportsLocation = `s3://${this.cacheBucket.bucketName}/${DEFAULT_REPORTS_PREFIX}`;
     this.gcDocument = new GcDocument(this, 'GcDocument');
     const environment = buildEnvironment(props, {
       cacheHmacKeyId: this.cacheKey.keyArn,
@@ -497,7 +532,15 @@ export class RegistryJanitor extends Construct {
       new PolicyStatement({
         sid: 'UseManifestCache',
         actions: ['s3:GetObject', 's3:PutObject'],
-        resources: [this.cacheBucket.arnForObjects('*')],
+        resources: [this.cacheBucket.arnForObjects(`${MANIFEST_CACHE_PREFIX}*`)],
+      }),
+    );
+    // Reports are written once and read by people (or a presigned URL), never by the function.
+    this.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'WriteRunReports',
+        actions: ['s3:PutObject'],
+        resources: [this.cacheBucket.arnForObjects(`${DEFAULT_REPORTS_PREFIX}*`)],
       }),
     );
     this.role.addToPrincipalPolicy(

@@ -63,6 +63,8 @@ export const DEFAULT_DRY_RUN = true;
 export const DEFAULT_ALLOW_MANUAL_APPLY = false;
 /** When the scheduled run starts, in UTC: nightly at 03:00 (`cron(0 3 * * ? *)`). */
 export const DEFAULT_SCHEDULE = { minute: '0', hour: '3' } as const;
+/** Where in the bucket the function keeps its manifest cache. */
+export const MANIFEST_CACHE_PREFIX = 'manifest-cache/';
 /** Days a manifest-cache object lives; manifests are immutable, so this only bounds the cache's size. */
 export const CACHE_EXPIRATION_DAYS = 30;
 /** Where in the bucket the function writes each run's HTML report and JSON plan (`reports/<date>/…`). */

@@ -66,6 +66,34 @@ describe.concurrent('bin/app.ts', () => {
     });
   });
 
+  it('passes the switches given with -c to the function', async () => {
+    const run = await runApp(
+      {
+        ...README_CONTEXT,
+        allowManualApply: 'true',
+        tokenRealmHosts: 'auth.internal',
+        allowInsecureHttp: 'true',
+      },
+      'switches',
+    );
+    expect(run.code).toBe(0);
+    const template = JSON.parse(readFileSync(join(run.outdir, 'RegistryJanitor.template.json'), 'utf8')) as {
+      Resources: Record<
+        string,
+        { Type: string; Properties: { Environment?: { Variables: Record<string, unknown> } } }
+      >;
+      Outputs: Record<string, unknown>;
+    };
+    const fn = Object.values(template.Resources).find((r) => r.Type === 'AWS::Lambda::Function')!;
+    expect(fn.Properties.Environment!.Variables).toMatchObject({
+      ALLOW_MANUAL_APPLY: 'true',
+      TOKEN_REALM_HOSTS: 'auth.internal',
+      ALLOW_INSECURE_HTTP: 'true',
+      REPORTS_PREFIX: 'reports/',
+    });
+    expect(template.Outputs).toHaveProperty('ReportsLocation');
+  });
+
   it.each([
     {
       name: 'missing-context',

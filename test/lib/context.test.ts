@@ -82,6 +82,45 @@ describe('parseAppContext', () => {
     expect(parse({ ...README, dryRun }).dryRun).toBe(expected);
   });
 
+  it('reads the credential and manual-apply switches, from -c strings or cdk.json values', () => {
+    expect(
+      parse({
+        ...README,
+        allowManualApply: 'true',
+        tokenRealmHosts: 'Auth.Internal, auth2.internal:5001',
+        allowInsecureHttp: 'false',
+      }),
+    ).toMatchObject({
+      allowManualApply: true,
+      tokenRealmHosts: ['auth.internal', 'auth2.internal:5001'],
+      allowInsecureHttp: false,
+    });
+    expect(
+      parse({
+        ...README,
+        allowManualApply: false,
+        tokenRealmHosts: ['auth.internal'],
+        allowInsecureHttp: true,
+      }),
+    ).toMatchObject({
+      allowManualApply: false,
+      tokenRealmHosts: ['auth.internal'],
+      allowInsecureHttp: true,
+    });
+    expect(parse(README)).not.toHaveProperty('allowManualApply', expect.anything());
+  });
+
+  it.each([
+    { context: { allowManualApply: 'yes' }, why: /allowManualApply: "yes" is not true or false/ },
+    { context: { allowInsecureHttp: '1' }, why: /allowInsecureHttp: "1" is not true or false/ },
+    {
+      context: { tokenRealmHosts: 'https://auth.internal,ok.internal' },
+      why: /tokenRealmHosts: "https:\/\/auth\.internal" not a host name: give it as host or host:port/,
+    },
+  ])('refuses $context', ({ context, why }) => {
+    expect(() => parse({ ...README, ...context })).toThrow(why);
+  });
+
   it('ignores context it does not own (CDK feature flags and the like)', () => {
     expect(() =>
       parse({
@@ -112,6 +151,9 @@ describe('parseAppContext', () => {
         'subnetIds',
         'securityGroupIds',
         'alarmEmail',
+        'allowManualApply',
+        'tokenRealmHosts',
+        'allowInsecureHttp',
       ].sort(),
     );
   });

@@ -252,7 +252,7 @@ describe('token realm hosts: host or host:port, lower-cased', () => {
     { host: 'https://auth.internal', spelled: null },
     { host: 'auth.internal/token', spelled: null },
     { host: '-auth', spelled: null },
-  ])('$host → $spelled in the config and the client', ({ host, spelled }) => {
+  ])('$host → $spelled in the construct, the config, the context and the client', ({ host, spelled }) => {
     let configHosts: unknown = null;
     const config = accepts(() => {
       configHosts = loadConfig({ ...ENV, TOKEN_REALM_HOSTS: host }).tokenRealmHosts;
@@ -261,8 +261,17 @@ describe('token realm hosts: host or host:port, lower-cased', () => {
     const client = accepts(() => {
       clientHosts = normaliseRealmHosts([host]);
     });
+    const construct = accepts(() => janitor({ tokenRealmHosts: [host] }));
+    const context = accepts(() =>
+      parseAppContext({ ...CONTEXT, tokenRealmHosts: host }, { defaultPolicyFile: 'x' }),
+    );
     const valid = spelled !== null;
-    expect({ config, client }).toEqual({ config: valid, client: valid });
+    expect({ construct, config, context, client }).toEqual({
+      construct: valid,
+      config: valid,
+      context: valid,
+      client: valid,
+    });
     if (valid)
       expect({ configHosts, clientHosts }).toEqual({ configHosts: [spelled], clientHosts: [spelled] });
   });

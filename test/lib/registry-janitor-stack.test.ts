@@ -2,14 +2,14 @@
 // the schedule and network settings, and the VPC lookup that needs an account.
 import { fileURLToPath } from 'node:url';
 import type { App } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../lambda/config.ts';
 import { ConfigError } from '../../lambda/core/errors.ts';
 import { parseAppContext } from '../../lib/context.ts';
 import { RegistryJanitorStack } from '../../lib/registry-janitor-stack.ts';
 import { assetHashSerializer } from '../support/cdk-snapshot.ts';
-import { createTestApps, roleOf, statementsOf } from '../support/cfn-template.ts';
+import { createTestApps, flatten, roleOf, statementsOf } from '../support/cfn-template.ts';
 
 expect.addSnapshotSerializer(assetHashSerializer);
 
@@ -51,10 +51,11 @@ describe('RegistryJanitorStack from the README context', () => {
     const fn = Object.values(template.findResources('AWS::Lambda::Function'))[0] as {
       Properties: { Environment: { Variables: Record<string, string> } };
     };
-    // CACHE_BUCKET, CACHE_HMAC_KEY_ID and GC_DOCUMENT_NAME are Refs until deploy time.
+    // CACHE_BUCKET, REPORTS_BUCKET, CACHE_HMAC_KEY_ID and GC_DOCUMENT_NAME are Refs until deploy time.
     const config = loadConfig({
       ...fn.Properties.Environment.Variables,
       CACHE_BUCKET: 'registry-janitor-cache',
+      REPORTS_BUCKET: 'registry-janitor-cache',
       CACHE_HMAC_KEY_ID: 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
       GC_DOCUMENT_NAME: 'RegistryJanitor-JanitorGcDocument-AbC123',
     });
@@ -63,6 +64,8 @@ describe('RegistryJanitorStack from the README context', () => {
       dryRun: true,
       maxDeleteFraction: 0.5,
       cacheBucket: 'registry-janitor-cache',
+      reports: { bucket: 'registry-janitor-cache', prefix: 'reports/' },
+      allowManualApply: false,
       cacheHmacKeyId: 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
       gc: { target: { instanceId: 'i-0123456789abcdef0' }, mode: 'readonly', containerName: 'registry' },
     });
@@ -77,7 +80,11 @@ describe('RegistryJanitorStack from the README context', () => {
       'FunctionName',
       'LogGroupName',
       'ManifestCacheBucket',
+      'ReportsLocation',
     ]);
+    expect(flatten(template.toJSON().Outputs.ReportsLocation.Value)).toMatch(
+      /^s3:\/\/\$\{JanitorManifestCache[0-9A-F]+\}\/reports\/$/,
+    );
   });
 
   it('is environment-agnostic, so it synthesizes without credentials', () => {
@@ -88,6 +95,26 @@ describe('RegistryJanitorStack from the README context', () => {
 });
 
 describe('RegistryJanitorStack settings', () => {
+  it('passes the manual-apply and credential switches from context to the function', () => {
+    const template = Template.fromStack(
+      stackFrom({
+        ...README_CONTEXT,
+        allowManualApply: 'true',
+        tokenRealmHosts: 'auth.internal,auth2.internal:5001',
+        allowInsecureHttp: 'true',
+      }),
+    );
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          ALLOW_MANUAL_APPLY: 'true',
+          TOKEN_REALM_HOSTS: 'auth.internal,auth2.internal:5001',
+          ALLOW_INSECURE_HTTP: 'true',
+        }),
+      },
+    });
+  });
+
   it('turns the schedule context into a typed UTC cron', () => {
     const template = Template.fromStack(stackFrom({ ...README_CONTEXT, schedule: 'cron(30 1 ? * SUN *)' }));
     template.hasResourceProperties('AWS::Scheduler::Schedule', {

@@ -107,8 +107,11 @@ describe('RegistryJanitor with defaults', () => {
           GC_DOCUMENT_NAME: { Ref: document },
           RETENTION_POLICY: JSON.stringify(POLICY),
           DRY_RUN: 'true',
+          ALLOW_MANUAL_APPLY: 'false',
           CACHE_BUCKET: { Ref: bucket },
           CACHE_HMAC_KEY_ID: { 'Fn::GetAtt': [key, 'Arn'] },
+          REPORTS_BUCKET: { Ref: bucket },
+          REPORTS_PREFIX: 'reports/',
           POWERTOOLS_SERVICE_NAME: 'registry-janitor',
           POWERTOOLS_METRICS_NAMESPACE: 'RegistryJanitor',
           NODE_OPTIONS: '--enable-source-maps',
@@ -259,7 +262,7 @@ describe('RegistryJanitor with defaults', () => {
     expect(role.Properties.ManagedPolicyArns).toBeUndefined();
   });
 
-  it('keeps the manifest cache private, encrypted, TLS-only and expiring after 30 days', () => {
+  it('keeps the manifest cache private, encrypted, TLS-only and expiring after 30 days, reports after 90', () => {
     template.hasResource('AWS::S3::Bucket', {
       DeletionPolicy: 'Retain',
       Properties: {
@@ -273,7 +276,10 @@ describe('RegistryJanitor with defaults', () => {
           RestrictPublicBuckets: true,
         },
         LifecycleConfiguration: {
-          Rules: [Match.objectLike({ ExpirationInDays: 30, Status: 'Enabled' })],
+          Rules: [
+            Match.objectLike({ Prefix: 'manifest-cache/', ExpirationInDays: 30, Status: 'Enabled' }),
+            Match.objectLike({ Prefix: 'reports/', ExpirationInDays: 90, Status: 'Enabled' }),
+          ],
         },
       },
     });
@@ -286,11 +292,23 @@ describe('RegistryJanitor with defaults', () => {
     });
     // No custom resource to empty the bucket on delete.
     template.resourceCountIs('Custom::S3AutoDeleteObjects', 0);
-    const cache = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('s3:')));
-    expect(cache.map((s) => s.Resource)).toEqual([
-      expect.stringMatching(/^\$\{JanitorManifestCache[0-9A-F]+\.Arn\}\/\*$/),
-      expect.stringMatching(/^\$\{JanitorManifestCache[0-9A-F]+\.Arn\}$/),
+    const s3 = statements.filter((s) => [s.Action].flat().some((a) => a.startsWith('s3:')));
+    expect(s3.map((s) => ({ Action: s.Action, Resource: s.Resource }))).toEqual([
+      {
+        Action: ['s3:GetObject', 's3:PutObject'],
+        Resource: expect.stringMatching(/^\$\{JanitorManifestCache[0-9A-F]+\.Arn\}\/manifest-cache\/\*$/),
+      },
+      // The reports: written, never read or deleted by the function.
+      {
+        Action: 's3:PutObject',
+        Resource: expect.stringMatching(/^\$\{JanitorManifestCache[0-9A-F]+\.Arn\}\/reports\/\*$/),
+      },
+      {
+        Action: 's3:ListBucket',
+        Resource: expect.stringMatching(/^\$\{JanitorManifestCache[0-9A-F]+\.Arn\}$/),
+      },
     ]);
+    expect(janitor.reportsLocation).toMatch(/^s3:\/\/\$\{Token\[TOKEN\.\d+\]\}\/reports\/$/);
   });
 
   it('alarms on function errors, GC failures, verify failures and failed runs, all to the topic', () => {
@@ -464,6 +482,23 @@ describe('RegistryJanitor options', () => {
       MetricName: 'GcFailures',
       Dimensions: [{ Name: 'service', Value: 'registry-eu' }],
     });
+  });
+
+  it('passes the manual-apply and credential switches to the function', () => {
+    const { template } = synth({
+      allowManualApply: true,
+      tokenRealmHosts: ['auth.internal', 'Auth2.Internal:5001'],
+      allowInsecureHttp: true,
+    });
+    expect(functionEnvironment(template)).toMatchObject({
+      ALLOW_MANUAL_APPLY: 'true',
+      TOKEN_REALM_HOSTS: 'auth.internal,Auth2.Internal:5001',
+      ALLOW_INSECURE_HTTP: 'true',
+    });
+    const defaults = functionEnvironment(synth().template);
+    expect(defaults).toMatchObject({ ALLOW_MANUAL_APPLY: 'false' });
+    expect(defaults).not.toHaveProperty('TOKEN_REALM_HOSTS');
+    expect(defaults).not.toHaveProperty('ALLOW_INSECURE_HTTP');
   });
 
   it('subscribes alarmEmail to the new topic', () => {
@@ -709,6 +744,21 @@ describe('RegistryJanitor bad props', () => {
       name: 'a bad service name',
       props: { serviceName: 'registry janitor' },
       why: /serviceName: "registry janitor" must be 1-128/,
+    },
+    {
+      name: 'a token realm given as a URL',
+      props: { tokenRealmHosts: ['https://auth.internal/token'] },
+      why: /tokenRealmHosts: "https:\/\/auth\.internal\/token" is not a host name: give it as host or host:port/,
+    },
+    {
+      name: 'the manual-apply switch set through environment',
+      props: { environment: { ALLOW_MANUAL_APPLY: 'true' } },
+      why: /environment\.ALLOW_MANUAL_APPLY: set by the construct; use allowManualApply instead/,
+    },
+    {
+      name: 'the reports location set through environment',
+      props: { environment: { REPORTS_PREFIX: 'elsewhere/' } },
+      why: /environment\.REPORTS_PREFIX: set by the construct/,
     },
   ])('fails on $name', ({ props, why, withTopic }) => {
     const attempt = () =>
