@@ -4,6 +4,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { compileGlob, GlobSyntaxError, type Glob } from './glob.ts';
 import { PolicyError } from './errors.ts';
+import { closest } from './suggest.ts';
 
 const wholeNumber = (what: string) =>
   z
@@ -104,8 +105,8 @@ export function parsePolicy(text: string, source = 'policy'): Policy {
   try {
     raw = parseYaml(text, { uniqueKeys: true, prettyErrors: true });
   } catch (err) {
-    const detail = err instanceof YAMLParseError ? err.message.split('\n')[0] : String(err);
-    throw new PolicyError(`${source}: not valid YAML or JSON: ${detail}`, { cause: err });
+    if (!(err instanceof YAMLParseError)) throw err;
+    throw new PolicyError(yamlError(err, text, source), { cause: err });
   }
   if (raw === null || raw === undefined) {
     throw new PolicyError(
@@ -115,11 +116,40 @@ export function parsePolicy(text: string, source = 'policy'): Policy {
   return validatePolicy(raw, source);
 }
 
+/** A YAML syntax error as `file:line:col: what`, then the offending line with a caret under the column. */
+function yamlError(err: YAMLParseError, text: string, source: string): string {
+  // The library's message ends with " at line L, column C:" and its own excerpt; ours replaces both.
+  const what = (err.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+  const pos = err.linePos?.[0];
+  if (!pos) return `${source}: not valid YAML or JSON: ${what}`;
+  const line = text.split(/\r?\n/)[pos.line - 1] ?? '';
+  const gutter = `${pos.line} | `;
+  return (
+    `${source}:${pos.line}:${pos.col}: not valid YAML or JSON: ${what}\n` +
+    `  ${gutter}${line}\n` +
+    `  ${' '.repeat(gutter.length - 2)}| ${' '.repeat(Math.max(0, pos.col - 1))}^`
+  );
+}
+
 /** Validate an already-parsed policy object (e.g. from the CDK construct's props or a Lambda env var). */
 export function validatePolicy(raw: unknown, source = 'policy'): Policy {
   const result = policySchema.safeParse(raw);
   if (!result.success) {
-    const lines = result.error.issues.map((issue) => `${source}: ${describeIssue(issue)}`);
+    const { issues } = result.error;
+    // A misspelt required field is said once, as the unknown field with its fix, not also as a missing one.
+    const guessed = new Set(
+      issues.flatMap((i) =>
+        i.code === 'unrecognized_keys'
+          ? i.keys.flatMap((k) => {
+              const guess = closest(k, knownFields(formatPath(i.path)));
+              return guess ? [formatPath([...i.path, guess])] : [];
+            })
+          : [],
+      ),
+    );
+    const lines = issues
+      .filter((i) => !(i.code === 'invalid_type' && guessed.has(formatPath(i.path))))
+      .map((issue) => `${source}: ${describeIssue(issue, raw)}`);
     throw new PolicyError(lines.join('\n'));
   }
   const document = result.data;
@@ -205,13 +235,37 @@ function formatPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
+function knownFields(path: string): readonly string[] {
+  const kind =
+    path === '' ? '' : path.endsWith('.keep') ? 'keep' : path.endsWith('.untagged') ? 'untagged' : 'rule';
+  return KNOWN_FIELDS[kind] ?? [];
+}
+
+function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
+  let v = raw;
+  for (const part of path) {
+    if (typeof v !== 'object' || v === null) return undefined;
+    v = (v as Record<PropertyKey, unknown>)[part];
+  }
+  return v;
+}
+
+function describeIssue(issue: z.core.$ZodIssue, raw: unknown): string {
   const path = formatPath(issue.path);
   const where = path === '' ? '(top level)' : path;
+  if (issue.code === 'invalid_type' && (issue.expected === 'number' || issue.expected === 'boolean')) {
+    const value = valueAt(raw, issue.path);
+    if (typeof value === 'string') {
+      // YAML reads `newest: "5"` as text: the number is right, the quotes are not.
+      const field = String(issue.path[issue.path.length - 1]);
+      return (
+        `${where}: ${issue.message}, but ${JSON.stringify(value)} is a quoted string; ` +
+        `write ${field}: ${value} without quotes`
+      );
+    }
+  }
   if (issue.code === 'unrecognized_keys') {
-    const kind =
-      path === '' ? '' : path.endsWith('.keep') ? 'keep' : path.endsWith('.untagged') ? 'untagged' : 'rule';
-    const known = KNOWN_FIELDS[kind] ?? [];
+    const known = knownFields(path);
     return issue.keys
       .map((key) => {
         const guess = closest(key, known);
@@ -221,33 +275,6 @@ function describeIssue(issue: z.core.$ZodIssue): string {
       .join('\n');
   }
   return `${where}: ${issue.message}`;
-}
-
-function closest(word: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const c of candidates) {
-    const d = editDistance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestDistance) {
-      best = c;
-      bestDistance = d;
-    }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length]!;
 }
 
 /** The first rule whose repository globs match, or undefined (the repository is left untouched). */

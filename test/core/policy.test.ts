@@ -109,8 +109,12 @@ describe('parsePolicy', () => {
 
   it.each([
     ['an empty file', '', 'p.yaml: the file is empty'],
-    ['broken YAML', 'rules: [', 'p.yaml: not valid YAML or JSON'],
-    ['duplicate keys', 'rules: []\nrules: []', 'p.yaml: not valid YAML or JSON'],
+    ['broken YAML', 'rules: [', /^p\.yaml:\d+:\d+: not valid YAML or JSON/],
+    [
+      'duplicate keys',
+      'rules: []\nrules: []',
+      /^p\.yaml:2:1: not valid YAML or JSON: Map keys must be unique/,
+    ],
     ['no rules', 'rules: []', 'p.yaml: rules: expected at least one rule'],
     ['a list at the top', '- a', 'expected a mapping with a "rules" list'],
     [
@@ -163,5 +167,35 @@ describe('globs', () => {
     expect(ruleFor(p, 'legacy/x/y')?.index).toBe(0);
     expect(ruleFor(p, 'team2/api')?.index).toBe(1);
     expect(ruleFor(p, 'team3/api')).toBeUndefined();
+  });
+
+  it('shows a YAML syntax error at its line, with a caret under the column and no dangling colon', () => {
+    const text = 'rules:\n  - repositories: ["a/**"\n    keep:\n      newest: 5\n';
+    const message = (() => {
+      try {
+        parsePolicy(text, 'p.yaml');
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return '';
+    })();
+    const [head, shown, caret] = message.split('\n');
+    expect(head).toMatch(/^p\.yaml:3:5: not valid YAML or JSON: Flow sequence .*end with a \]$/);
+    expect(shown).toBe('  3 |     keep:');
+    expect(caret).toBe('    |     ^');
+  });
+
+  it('says that a quoted number is a string', () => {
+    const text = 'rules:\n  - repositories: ["a/**"]\n    keep:\n      newest: "5"\n';
+    expect(() => parsePolicy(text, 'p.yaml')).toThrow(
+      'p.yaml: rules[0].keep.newest: expected a whole number >= 0, but "5" is a quoted string; write newest: 5 without quotes',
+    );
+  });
+
+  it('suggests "repositories" for a misspelt "repository", and says it once', () => {
+    const text = 'rules:\n  - repository: ["a/**"]\n    keep: { newest: 5 }\n';
+    expect(() => parsePolicy(text, 'p.yaml')).toThrow(
+      /^p\.yaml: rules\[0\]: unknown field "repository"; did you mean "repositories"\? known fields are repositories, protect, keep, untagged$/,
+    );
   });
 });
