@@ -422,7 +422,7 @@ function keepByAge(
     const shown =
       unknown.slice(0, 10).join(', ') + (unknown.length > 10 ? `, … (${unknown.length} in all)` : '');
     warnings.push(
-      `kept ${unknown.length} tag(s) whose image has no usable creation time (missing, unparseable or before 2000, ` +
+      `kept ${unknown.length === 1 ? '1 tag' : `${unknown.length} tags`} whose image has no usable creation time (missing, unparseable or before 2000, ` +
         `as reproducible builds stamp 1970): ${shown}`,
     );
   }
@@ -613,12 +613,13 @@ export function checkGuard(p: Plan, maxFraction: number): { ok: true } | { ok: f
   const s = p.summary;
   const manifestFraction = s.manifests ? s.manifestsDeleted / s.manifests : 0;
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+  const raise = (x: number) => Math.min(1, Math.ceil(x * 100) / 100);
   const refuse = (what: string, fraction: number) => ({
     ok: false as const,
     message:
       `the plan deletes ${what} (${pct(fraction)}), more than ` +
       `the guard allows (${pct(maxFraction)}). Read the plan; if it is what you want, raise the guard ` +
-      `(--max-delete-fraction ${Math.min(1, Math.ceil(fraction * 100) / 100)} or MAX_DELETE_FRACTION).`,
+      `(--max-delete-fraction ${raise(fraction)} on the CLI, -c maxDeleteFraction=${raise(fraction)} for the stack).`,
   });
   if (s.deleteFraction > maxFraction && s.deleteFraction >= manifestFraction)
     return refuse(`${s.tagsDeleted} of ${s.tags} tags`, s.deleteFraction);

@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import type { KeepReason, Plan, Report, ReportEntry, RepositoryPlan, ScanProblem } from './model.ts';
 import { checkGuard } from './planner.ts';
 import { PAGE_CSS, PAGE_SCRIPT } from './report-html-page.ts';
-import { day, formatBytes, plural, short, untaggedReason } from './report.ts';
+import { formatBytes, keptInOrder, plural, short, tagDate, untaggedReason } from './report.ts';
 
 export interface HtmlReportOptions {
   /** The delete guard the run applies (the CLI's --max-delete-fraction, the Lambda's maxDeleteFraction). */
@@ -333,7 +333,7 @@ function repositoryData(
     row(
       t.tag,
       short(t.digest),
-      day(t.created),
+      tagDate(repo, t.created),
       t.method === 'tag-only'
         ? `tag only: its image stays for ${sharedWith.get(t.digest) ?? 'a kept index that uses it'}`
         : t.referrer
@@ -365,11 +365,11 @@ function repositoryData(
       ),
     );
   }
-  const k: Row[] = repo.kept.map((t) =>
+  const k: Row[] = keptInOrder(repo.kept).map((t) =>
     row(
       t.tag,
       short(t.digest),
-      day(t.created),
+      tagDate(repo, t.created),
       t.reasons.map((x) => keepReason(x, repo)).join('; '),
       undefined,
     ),

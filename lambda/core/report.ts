@@ -1,6 +1,7 @@
 // Human-readable renderings of a plan and a report, for the CLI and the logs. The JSON documents are the
 // complete record; these show every deletion and summarise what stays.
-import type { Plan, Report, RepositoryPlan, UntaggedDecision } from './model.ts';
+import { createdMillis } from './manifest.ts';
+import type { KeptTag, Plan, Report, RepositoryPlan, UntaggedDecision } from './model.ts';
 
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -16,16 +17,44 @@ export function formatBytes(n: number): string {
 export const plural = (n: number, word: string, many = `${word}s`): string => `${n} ${n === 1 ? word : many}`;
 export const short = (digest: string): string =>
   digest.replace(/^(sha256:)?([0-9a-f]{12})[0-9a-f]*$/, 'sha256:$2');
-export const day = (created: string | undefined): string => (created ? created.slice(0, 10) : 'no date');
 
-export function formatPlan(plan: Plan, options: { verbose?: boolean } = {}): string {
+/** Whether the repository's rule judged tags by age: only then was a missing date looked for. */
+function agesRead(repo: RepositoryPlan): boolean {
+  // Under an age rule a tag without a usable date is always kept as unknown-age, so the reasons tell.
+  return repo.kept.some((k) =>
+    k.reasons.some((r) => r.startsWith('newest:') || r === 'younger-than-days' || r === 'unknown-age'),
+  );
+}
+
+/**
+ * A tag's date as the plan shows it: the day, or why there is none. Protected and unmatched repositories and
+ * name-only rules never read image configs, so there a missing date was not read rather than absent.
+ */
+export function tagDate(repo: RepositoryPlan, created: string | undefined): string {
+  if (createdMillis(created) !== undefined) return created!.slice(0, 10);
+  if (created !== undefined) return 'no usable date';
+  if (repo.action === 'protected') return 'not read (protected)';
+  if (repo.action === 'untouched') return 'not read (no rule)';
+  return agesRead(repo) ? 'no usable date' : 'not read (name-only rule)';
+}
+
+/** Kept tags newest first, then in natural order (r5 before r10); tags without a usable date last. */
+export function keptInOrder(kept: readonly KeptTag[]): KeptTag[] {
+  const ms = (k: KeptTag): number => createdMillis(k.created) ?? -Infinity;
+  return [...kept].sort((a, b) => ms(b) - ms(a) || NATURAL.compare(a.tag, b.tag));
+}
+
+const NATURAL = new Intl.Collator('en', { numeric: true });
+
+/**
+ * The plan as text. `errors: false` leaves the errors out (the CLI prints them to stderr with formatPlanErrors);
+ * a plan with no repository and errors is then empty.
+ */
+export function formatPlan(plan: Plan, options: { verbose?: boolean; errors?: boolean } = {}): string {
+  const errors = options.errors ?? true;
   if (plan.repositories.length === 0 && plan.errors.length > 0) {
     // Nothing could be listed: the errors are the whole story.
-    return (
-      `No plan for ${plan.registry}: the registry could not be read.\n` +
-      plan.errors.map((e) => `  ${e.repository ? `${e.repository}: ` : ''}${e.message}`).join('\n') +
-      '\n'
-    );
+    return errors ? formatPlanErrors(plan) : '';
   }
   const lines: string[] = [];
   lines.push(
@@ -40,8 +69,9 @@ export function formatPlan(plan: Plan, options: { verbose?: boolean } = {}): str
       ? ''
       : ` (${s.untaggedDeleted} of them untagged history; ${s.untaggedKept ?? 0} untagged kept)`;
   lines.push(
-    `Summary: ${s.repositories} repositories, ${s.tags} tags: ${s.tagsKept} kept, ${s.tagsDeleted} to delete ` +
-      `(${(s.deleteFraction * 100).toFixed(1)}%), ${s.manifestsDeleted} manifests to delete${history}, about ` +
+    `Summary: ${plural(s.repositories, 'repository', 'repositories')}, ${plural(s.tags, 'tag')}: ${s.tagsKept} kept, ` +
+      `${s.tagsDeleted} to delete (${(s.deleteFraction * 100).toFixed(1)}%), ` +
+      `${plural(s.manifestsDeleted, 'manifest')} to delete${history}, about ` +
       `${formatBytes(s.bytesFreed)} freed after garbage-collect.`,
   );
   if (plan.history) {
@@ -59,14 +89,20 @@ export function formatPlan(plan: Plan, options: { verbose?: boolean } = {}): str
         `  ${w.repository ? `${w.repository}: ` : ''}${w.reference ? `${w.reference}: ` : ''}${w.message}`,
       );
   }
-  if (plan.errors.length > 0) {
-    lines.push('', `Errors (${plan.errors.length}): the plan is incomplete and will not be applied:`);
-    for (const e of plan.errors)
-      lines.push(
-        `  ${e.repository ? `${e.repository}: ` : ''}${e.reference ? `${e.reference}: ` : ''}${e.message}`,
-      );
-  }
+  if (errors && plan.errors.length > 0) lines.push('', formatPlanErrors(plan).trimEnd());
   return lines.join('\n') + '\n';
+}
+
+/** The plan's errors (why it is incomplete), or '' when there are none. */
+export function formatPlanErrors(plan: Plan): string {
+  if (plan.errors.length === 0) return '';
+  const list = plan.errors.map(
+    (e) => `  ${e.repository ? `${e.repository}: ` : ''}${e.reference ? `${e.reference}: ` : ''}${e.message}`,
+  );
+  if (plan.repositories.length === 0) {
+    return `No plan for ${plan.registry}: the registry could not be read.\n${list.join('\n')}\n`;
+  }
+  return `Errors (${plan.errors.length}): the plan is incomplete and will not be applied:\n${list.join('\n')}\n`;
 }
 
 /** Why an untagged manifest stays or goes, in words. */
@@ -106,7 +142,7 @@ function formatRepository(repo: RepositoryPlan, verbose: boolean, now: number): 
       ? `${repo.name}: no rule matches; ${plural(repo.kept.length, 'tag')} left untouched`
       : repo.action === 'protected'
         ? `${repo.name}: protected by rule #${repo.rule}; ${plural(repo.kept.length, 'tag')} kept`
-        : `${repo.name}: rule #${repo.rule}; keep ${repo.kept.length}, delete ${plural(repo.deleteTags.length, 'tag')} and ` +
+        : `${repo.name}: rule #${repo.rule}; keep ${plural(repo.kept.length, 'tag')}, delete ${plural(repo.deleteTags.length, 'tag')} and ` +
           `${plural(repo.deleteManifests.length, 'manifest')}, about ${formatBytes(repo.bytesFreed)} freed`;
   const lines = [head];
   const untagged = repo.untagged;
@@ -120,17 +156,13 @@ function formatRepository(repo: RepositoryPlan, verbose: boolean, now: number): 
   }
   if (repo.action === 'cleaned' || verbose) {
     if (verbose) {
-      for (const k of repo.kept) {
+      for (const k of keptInOrder(repo.kept)) {
         lines.push(
-          `  keep    ${k.tag.padEnd(28)} ${short(k.digest)}  ${day(k.created).padEnd(10)}  ${k.reasons.join(', ')}`,
+          `  keep    ${k.tag.padEnd(28)} ${short(k.digest)}  ${tagDate(repo, k.created).padEnd(10)}  ${k.reasons.join(', ')}`,
         );
       }
     } else if (repo.kept.length > 0) {
-      const counts = new Map<string, number>();
-      for (const k of repo.kept) for (const r of k.reasons) counts.set(r, (counts.get(r) ?? 0) + 1);
-      lines.push(
-        `  keep    ${[...counts].map(([r, n]) => `${n} × ${r}`).join(', ')}  (--verbose lists them)`,
-      );
+      lines.push(`  keep    ${keptSummary(repo.kept)}  (--verbose lists them)`);
     }
     const sharedWith = new Map(repo.kept.map((k) => [k.digest, k.tag]));
     for (const t of repo.deleteTags) {
@@ -140,7 +172,9 @@ function formatRepository(repo: RepositoryPlan, verbose: boolean, now: number): 
           : t.referrer
             ? 'referrer of a deleted image'
             : 'with its manifest';
-      lines.push(`  DELETE  ${t.tag.padEnd(28)} ${short(t.digest)}  ${day(t.created).padEnd(10)}  ${how}`);
+      lines.push(
+        `  DELETE  ${t.tag.padEnd(28)} ${short(t.digest)}  ${tagDate(repo, t.created).padEnd(10)}  ${how}`,
+      );
     }
     for (const m of repo.deleteManifests.filter((d) => d.role !== 'root' && d.role !== 'untagged')) {
       lines.push(`  DELETE  ${`(${m.role} ${m.kind})`.padEnd(28)} ${short(m.digest)}`);
@@ -170,6 +204,20 @@ function formatRepository(repo: RepositoryPlan, verbose: boolean, now: number): 
   return lines;
 }
 
+/**
+ * Why the kept tags stay, apart from their count (the repository's line counts each tag once): a tag kept for
+ * several reasons is counted under each, so the reasons can add up to more than the tags.
+ */
+export function keptSummary(kept: readonly KeptTag[]): string {
+  const counts = new Map<string, number>();
+  for (const k of kept) for (const r of k.reasons) counts.set(r, (counts.get(r) ?? 0) + 1);
+  const several = kept.some((k) => k.reasons.length > 1);
+  return (
+    `why${several ? ' (a tag can have several reasons)' : ''}: ` +
+    [...counts].map(([r, n]) => `${n} × ${r}`).join(', ')
+  );
+}
+
 function countReasons(kept: readonly UntaggedDecision[], now: number): string {
   const counts = new Map<string, number>();
   for (const u of kept) {
@@ -186,7 +234,7 @@ function countReasons(kept: readonly UntaggedDecision[], now: number): string {
 
 export function formatReport(report: Report): string {
   const lines = [
-    `Deleted ${report.tagsDeleted} tags and ${report.manifestsDeleted} manifests on ${report.registry} ` +
+    `Deleted ${plural(report.tagsDeleted, 'tag')} and ${plural(report.manifestsDeleted, 'manifest')} on ${report.registry} ` +
       `(about ${formatBytes(report.bytesFreedEstimate)} to free on the next garbage-collect).`,
   ];
   for (const s of report.skippedRepositories) lines.push(`  skipped ${s.name}: ${s.reason}`);
