@@ -1,7 +1,5 @@
 // `npm run demo`: the whole job on an embedded registry. Starts docker-registry on a free loopback port with a
 // temp dir, seeds a small realistic set, shows the plan, applies it, garbage-collects, and compares disk use.
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { createRegistryClient } from '../lambda/adapters/registry-client.ts';
 import { DEFAULT_MAX_DELETE_FRACTION } from '../lambda/config.ts';
 import { runJob } from '../lambda/core/job.ts';
@@ -32,11 +30,9 @@ const client = createRegistryClient({ url: registry.url });
 try {
   out(`Started docker-registry at ${registry.url} (storage ${registry.storageDir}).`);
   await seedScenario(registry, { layerSize: 256 * 1024 });
-  const policyPath = join(registry.storageDir, '..', `demo-policy-${registry.port}.yaml`);
-  writeFileSync(policyPath, SCENARIO_POLICY);
   out(`Seeded 5 repositories: Docker and OCI images on shared base layers, multi-arch indexes, aliases,`);
   out(`signatures, a 1970-stamped reproducible build, a protected and an unmatched repository.\n`);
-  out(`Policy (${policyPath}):\n${SCENARIO_POLICY}`);
+  out(`Policy (the same format as retention-policy.yaml):\n${SCENARIO_POLICY}`);
 
   const policy = parsePolicy(SCENARIO_POLICY, 'demo policy');
   const before = registry.diskUsage();

@@ -1,52 +1,65 @@
 // `registry-janitor apply`: the job for real: plan (or a saved plan), show it, check it, confirm, delete, report.
 import { createInterface } from 'node:readline/promises';
-import { repositoriesToChange } from '../core/executor.ts';
+import { SafetyError } from '../core/errors.ts';
+import { repositoriesToChange, type Applicability } from '../core/executor.ts';
 import { runJob } from '../core/job.ts';
 import type { Plan } from '../core/model.ts';
-import { formatPlan, formatReport } from '../core/report.ts';
+import { formatReport, plural } from '../core/report.ts';
 import type { Values } from './args.ts';
 import { buildClient } from './connect.ts';
-import { clearProgress, EXIT, progress, type CliIo } from './io.ts';
+import { EXIT, progress, type CliIo } from './io.ts';
 import { interruptOnSignals } from './interrupt.ts';
-import { jobOptionsFrom, readPlanInput } from './plan.ts';
+import { jobOptionsFrom, printPlan, readPlanInput, writeHtml } from './plan.ts';
 
 export async function applyCommand(values: Values, io: CliIo): Promise<number> {
-  const input = readPlanInput('apply', values);
+  const input = readPlanInput('apply', values, io);
   const client = await buildClient(values, io, true);
+  // The plan as checked: what --html shows when the run stops before deleting.
+  let planned: { plan: Plan; applicable: Applicability } | undefined;
+  const deleting = progress(io, 'deleting', 'repositories');
   const interrupt = interruptOnSignals(io);
   try {
     const options = await jobOptionsFrom(input, values, io, client);
-    const progressLine = progress(io);
-    // Once stopping, the report is printed next: no progress line may be drawn under it.
-    const show = progressLine && ((line: string) => void (interrupt.signal.aborted || progressLine(line)));
     let nothingToDelete = false;
-    const job = await runJob({
-      ...options,
-      signal: interrupt.signal,
-      onStage: (stage) => {
-        if (stage === 'deletes') interrupt.deletesBegin();
-      },
-      onPlan: async (thePlan, applicable) => {
-        await options.onPlan?.(thePlan, applicable);
-        if (!values.json) io.stdout.write(formatPlan(thePlan, { verbose: values.verbose ?? false }));
-      },
-      confirm: async (thePlan) => {
-        if (repositoriesToChange(thePlan).length === 0) {
-          nothingToDelete = true;
-          return false;
-        }
-        return confirm(thePlan, values, io);
-      },
-      ...(show
-        ? {
-            onApplyProgress: (p) =>
-              show(
-                `deleting: ${p.repositoriesDone}/${p.repositoriesTotal} repositories, ${p.deleted} deleted`,
-              ),
+    let job;
+    try {
+      job = await runJob({
+        ...options,
+        signal: interrupt.signal,
+        onStage: (stage) => {
+          if (stage === 'deletes') interrupt.deletesBegin();
+        },
+        onPlan: async (thePlan, applicable) => {
+          await options.onPlan?.(thePlan, applicable);
+          planned = { plan: thePlan, applicable };
+          // An incomplete plan's errors come once, in the refusal below.
+          if (!values.json) printPlan(thePlan, values, io, applicable.complete);
+        },
+        confirm: async (thePlan) => {
+          if (repositoriesToChange(thePlan).length === 0) {
+            nothingToDelete = true;
+            return false;
           }
-        : {}),
-    });
+          return confirm(thePlan, values, io);
+        },
+        // Once stopping, the report is printed next: the line is ended and not drawn again.
+        onApplyProgress: (p) =>
+          interrupt.signal.aborted
+            ? deleting.finish()
+            : deleting.update(p.repositoriesDone, p.repositoriesTotal, `${p.deleted} deleted`),
+      });
+    } catch (err) {
+      if (planned) writeHtml(planned.plan, undefined, input, values, io);
+      // An incomplete plan is a failed read, as `plan` says with exit 1; the guard's refusal stays exit 3.
+      if (err instanceof SafetyError && planned && !planned.applicable.complete) {
+        io.stderr.write(`error: ${err.message}\n`);
+        return EXIT.failed;
+      }
+      throw err;
+    }
+    deleting.finish();
     const thePlan = job.plan;
+    writeHtml(thePlan, job.report, input, values, io);
     if (nothingToDelete || (job.outcome === 'applied' && repositoriesToChange(thePlan).length === 0)) {
       if (values.json) io.stdout.write(JSON.stringify({ plan: thePlan, report: null }, null, 2) + '\n');
       else io.stdout.write('Nothing to delete.\n');
@@ -57,7 +70,6 @@ export async function applyCommand(values: Values, io: CliIo): Promise<number> {
       return values.yes || io.stdin.isTTY ? EXIT.ok : EXIT.refused;
     }
     const report = job.report!;
-    if (show) clearProgress(io);
     io.stdout.write(
       values.json ? JSON.stringify({ plan: thePlan, report }, null, 2) + '\n' : formatReport(report),
     );
@@ -77,6 +89,7 @@ export async function applyCommand(values: Values, io: CliIo): Promise<number> {
     }
     return report.failures.length > 0 || report.skippedRepositories.length > 0 ? EXIT.failed : EXIT.ok;
   } finally {
+    deleting.finish();
     interrupt.dispose();
     await client.close();
   }
@@ -85,17 +98,14 @@ export async function applyCommand(values: Values, io: CliIo): Promise<number> {
 async function confirm(thePlan: Plan, values: Values, io: CliIo): Promise<boolean> {
   if (values.yes) return true;
   const s = thePlan.summary;
+  const what = `${plural(s.tagsDeleted, 'tag')} and ${plural(s.manifestsDeleted, 'manifest')}`;
   if (!io.stdin.isTTY) {
-    io.stderr.write(
-      `refused: apply deletes ${s.tagsDeleted} tags and ${s.manifestsDeleted} manifests; without a terminal to ask, pass --yes to confirm.\n`,
-    );
+    io.stderr.write(`refused: apply deletes ${what}; without a terminal to ask, pass --yes to confirm.\n`);
     return false;
   }
   const rl = createInterface({ input: io.stdin, output: io.stderr });
   try {
-    const answer = await rl.question(
-      `Delete ${s.tagsDeleted} tags and ${s.manifestsDeleted} manifests from ${thePlan.registry}? [y/N] `,
-    );
+    const answer = await rl.question(`Delete ${what} from ${thePlan.registry}? [y/N] `);
     return /^y(es)?$/i.test(answer.trim());
   } finally {
     rl.close();

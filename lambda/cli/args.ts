@@ -2,33 +2,43 @@
 // the files the flags name.
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { DEFAULT_CONCURRENCY, DEFAULT_MAX_DELETE_FRACTION } from '../core/contract.ts';
+import {
+  DEFAULT_CONCURRENCY,
+  DEFAULT_CONTAINER_NAME,
+  DEFAULT_GC_MODE,
+  DEFAULT_MAX_DELETE_FRACTION,
+  MAX_CONCURRENCY,
+} from '../core/contract.ts';
 import { ConfigError, errorMessage } from '../core/errors.ts';
+import { closest } from '../core/suggest.ts';
 
 export const USAGE = `registry-janitor: keep a Docker registry (CNCF distribution) within its disk.
 
 Usage:
   registry-janitor plan  --registry URL --policy FILE [options]   show what would be deleted; deletes nothing
   registry-janitor apply --registry URL --policy FILE [options]   plan, show, confirm, delete
-  registry-janitor apply --registry URL --plan PLAN.json [options] apply a plan saved with plan --json
-  registry-janitor gc    --container NAME [--mode readonly|offline|online] [--config-path P] [--delete-untagged]
-                                                                  run garbage-collect on this host's registry container
+  registry-janitor apply --registry URL --plan FILE [options]     apply a plan saved with plan --out FILE
+  registry-janitor gc    --container NAME [options]               garbage-collect this host's registry container
+                                                                  (registry-janitor gc --help for its options)
 
 Options:
   --registry URL            registry base URL, e.g. https://registry.internal:5000 (or REGISTRY_URL)
   --policy FILE             retention policy, YAML or JSON (see README)
+  --plan FILE               apply: the plan saved with plan --out FILE, applied exactly as saved
   --repositories GLOB       only these repositories (repeatable), e.g. "team1/**"
   --json                    print the full plan (and report) as JSON
   --verbose                 list kept tags too, with the reason each is kept
-  --out FILE                also write the plan as JSON to FILE
-  --concurrency N           requests in flight (default ${DEFAULT_CONCURRENCY})
+  --out FILE                also write the plan as JSON to FILE (for apply --plan FILE)
+  --html FILE               also write the plan (apply: and its outcome) as one self-contained HTML page
+  --concurrency N           requests in flight, a whole number from 1 to ${MAX_CONCURRENCY} (default ${DEFAULT_CONCURRENCY})
   --cache FILE              remember manifest facts in FILE between runs (immutable by digest): a repeated
                             run reads only what is new. A missing or unreadable FILE only costs time
   --storage PATH            the registry's storage root (storage.filesystem.rootdirectory, the folder that
-                            holds docker/), read-only: untagged history is listed from it and judged by the
-                            policy's untagged blocks; without it untagged manifests are left alone
+                            holds docker/, or s3://BUCKET/ROOTDIRECTORY), read-only: untagged history is listed
+                            from it and judged by the policy's untagged blocks; without it untagged manifests
+                            are left alone
   --max-delete-fraction F   delete guard: refuse plans deleting more than F of the tags (default ${DEFAULT_MAX_DELETE_FRACTION})
-  --yes                     do not ask before deleting (required when stdin is not a terminal)
+  --yes, -y                 do not ask before deleting (required when stdin is not a terminal)
   --username USER           registry user (or REGISTRY_USERNAME)
   --password-stdin          read the password from stdin (or REGISTRY_PASSWORD)
   --ca-file FILE            PEM bundle of CAs to trust for the registry's TLS certificate
@@ -40,8 +50,34 @@ Options:
   --max-list-entries N      most entries one catalog or tag listing may hold (default 1000000)
   -h, --help                this help
 
+Relative paths (--policy, --plan, --out, --html, --cache, --storage, --ca-file) are taken from the directory
+the command was run from (under npm run, the one npm was started in).
+
 Exit codes: 0 done, 1 failed, 2 bad input, 3 refused by a safety guard (incomplete plan, delete guard,
-deletes disabled on the registry).
+deletes disabled on the registry, no confirmation).
+`;
+
+export const GC_USAGE = `registry-janitor gc: garbage-collect the registry container on this host (e.g. from cron), with the
+same script the Lambda sends over SSM. Run it as a user that may run docker (or podman).
+
+Usage:
+  registry-janitor gc [--container NAME] [--mode MODE] [--config-path PATH] [--delete-untagged] [--json]
+
+Options:
+  --container NAME     the registry container's name or id (default ${DEFAULT_CONTAINER_NAME})
+  --mode MODE          what happens to the registry meanwhile (default ${DEFAULT_GC_MODE}):
+                         readonly  pulls are served by a read-only stand-in container, pushes wait
+                         offline   the registry is stopped while a one-off container collects
+                         online    collect in the running registry: only safe when nobody pushes
+  --config-path PATH   the registry's config file inside the container (default: the .yml/.yaml file the
+                       container was started with, else /etc/distribution/config.yml on v3 and
+                       /etc/docker/registry/config.yml on 2.x)
+  --delete-untagged    also delete manifests no tag points at (default off; v3 only: refused on 2.8, where it
+                       breaks multi-arch images)
+  --json               print the result as JSON
+  -h, --help           this help
+
+Exit codes: 0 done, 1 failed, 2 bad input.
 `;
 
 export const OPTIONS = {
@@ -52,6 +88,7 @@ export const OPTIONS = {
   json: { type: 'boolean' },
   verbose: { type: 'boolean' },
   out: { type: 'string' },
+  html: { type: 'string' },
   concurrency: { type: 'string' },
   cache: { type: 'string' },
   storage: { type: 'string' },
@@ -76,10 +113,70 @@ export type Values = ReturnType<
   typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>
 >['values'];
 
-/** Parse argv; throws (node's own message) on an unknown flag or a missing value. */
+export const COMMANDS = ['plan', 'apply', 'gc', 'help'] as const;
+
+/**
+ * Parse argv. Every mistake is a ConfigError that names the flag and the fix: an unknown flag (with the closest
+ * known one), a flag without its value, a value given to a switch, an argument after the command.
+ */
 export function parseCommandLine(argv: readonly string[]): { values: Values; positionals: string[] } {
-  return parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  // Not strict: node's own messages ("ambiguous" for `--concurrency -1`) are replaced by ours below.
+  const { values, positionals, tokens } = parseArgs({
+    args: [...argv],
+    options: OPTIONS,
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+  });
+  const names = Object.keys(OPTIONS);
+  for (const token of tokens) {
+    if (token.kind !== 'option') continue;
+    const spec = (OPTIONS as Record<string, { type: 'string' | 'boolean' } | undefined>)[token.name];
+    if (spec === undefined) {
+      const guess = token.rawName.startsWith('--') ? closest(token.name, names) : undefined;
+      throw new ConfigError(
+        `unknown option ${token.rawName}${guess ? `; did you mean --${guess}?` : ''} (see --help)`,
+      );
+    }
+    const flag = `--${token.name}`;
+    if (spec.type === 'string') {
+      // `--policy --json`: node would take "--json" as the file; a negative number stays a value.
+      if (token.value === undefined || (!token.inlineValue && /^--?[a-z]/i.test(token.value))) {
+        throw new ConfigError(`${flag} needs a value, e.g. ${flag} ${example(token.name)}`);
+      }
+    } else if (token.value !== undefined) {
+      throw new ConfigError(`${flag} is a switch and takes no value; drop "=${token.value}"`);
+    }
+  }
+  // `help gc` names a topic; every other command takes flags only.
+  const extra = positionals.slice(positionals[0] === 'help' ? 2 : 1);
+  if (extra.length > 0) {
+    const command = positionals[0] ?? '';
+    throw new ConfigError(
+      `unexpected argument${extra.length === 1 ? '' : 's'} ${extra.map((a) => `"${a}"`).join(' ')} after ` +
+        `"${command}": ${command} takes flags only. A glob must be quoted (--repositories 'team1/**'), or the ` +
+        `shell expands it into file names; repeat the flag for several values`,
+    );
+  }
+  return { values: values as Values, positionals };
 }
+
+const EXAMPLES: Record<string, string> = {
+  registry: 'https://registry.internal:5000',
+  repositories: "'team1/**'",
+  concurrency: String(DEFAULT_CONCURRENCY),
+  'max-delete-fraction': String(DEFAULT_MAX_DELETE_FRACTION),
+  'max-list-pages': '10000',
+  'max-list-entries': '1000000',
+  username: 'USER',
+  'token-realm-host': 'HOST',
+  container: DEFAULT_CONTAINER_NAME,
+  mode: DEFAULT_GC_MODE,
+  storage: 'PATH',
+  'config-path': 'PATH',
+};
+
+const example = (name: string): string => EXAMPLES[name] ?? 'FILE';
 
 export function readText(path: string, what: string): string {
   try {
@@ -89,17 +186,21 @@ export function readText(path: string, what: string): string {
   }
 }
 
+/** A numeric flag's value, checked against its bounds; `whole` refuses fractions. */
 export function number(
   value: string | undefined,
   flag: string,
   min: number,
   max: number,
   fallback: number,
+  whole = false,
 ): number {
   if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < min || n > max) {
-    throw new ConfigError(`${flag} expects a number from ${min} to ${max}, got "${value}"`);
+  const n = value.trim() === '' ? NaN : Number(value);
+  if (!Number.isFinite(n) || n < min || n > max || (whole && !Number.isInteger(n))) {
+    throw new ConfigError(
+      `${flag} expects ${whole ? 'a whole number' : 'a number'} from ${min} to ${max}, got "${value}"`,
+    );
   }
   return n;
 }

@@ -1,9 +1,9 @@
 // Builds the registry client from the flags and the environment (URL, credentials, TLS, concurrency).
 import { createRegistryClient, type RegistryHttpClient } from '../adapters/registry-client.ts';
 import { ConfigError } from '../core/errors.ts';
-import { DEFAULT_CONCURRENCY } from '../core/contract.ts';
+import { DEFAULT_CONCURRENCY, MAX_CONCURRENCY } from '../core/contract.ts';
 import { number, readText, type Values } from './args.ts';
-import type { CliIo } from './io.ts';
+import { userPath, type CliIo } from './io.ts';
 
 async function readStdin(stdin: NodeJS.ReadableStream): Promise<string> {
   const chunks: Buffer[] = [];
@@ -42,14 +42,23 @@ export async function buildClient(
   return createRegistryClient({
     url,
     ...(username !== undefined && password !== undefined ? { username, password } : {}),
-    ...(values['ca-file'] ? { caPem: readText(values['ca-file'], 'the CA file') } : {}),
+    ...(values['ca-file'] ? { caPem: readText(userPath(io, values['ca-file']), 'the CA file') } : {}),
     ...(values.insecure ? { insecure: true } : {}),
-    concurrency: number(values.concurrency, '--concurrency', 1, 512, DEFAULT_CONCURRENCY),
+    concurrency: number(values.concurrency, '--concurrency', 1, MAX_CONCURRENCY, DEFAULT_CONCURRENCY, true),
     actions: forDelete ? 'pull,delete' : 'pull',
     ...(values['allow-insecure-http'] ? { allowInsecureHttp: true } : {}),
     ...(values['token-realm-host'] ? { tokenRealmHosts: values['token-realm-host'] } : {}),
     ...(values['max-list-pages'] !== undefined
-      ? { maxListPages: number(values['max-list-pages'], '--max-list-pages', 1, Number.MAX_SAFE_INTEGER, 0) }
+      ? {
+          maxListPages: number(
+            values['max-list-pages'],
+            '--max-list-pages',
+            1,
+            Number.MAX_SAFE_INTEGER,
+            0,
+            true,
+          ),
+        }
       : {}),
     ...(values['max-list-entries'] !== undefined
       ? {
@@ -59,6 +68,7 @@ export async function buildClient(
             1,
             Number.MAX_SAFE_INTEGER,
             0,
+            true,
           ),
         }
       : {}),

@@ -1,7 +1,7 @@
 // Ctrl-C (or SIGTERM) during apply: the first signal stops the deletes (no new DELETE, those in flight finish) so
 // the report can say exactly what was done; before the deletes, and on a second signal, the process exits at once.
 import type { CliIo } from './io.ts';
-import { clearProgress, EXIT } from './io.ts';
+import { EXIT, finishProgress } from './io.ts';
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
 
@@ -21,7 +21,7 @@ export function interruptOnSignals(
   const controller = new AbortController();
   let deleting = false;
   const handler = (name: NodeJS.Signals): void => {
-    clearProgress(io);
+    finishProgress(io);
     if (controller.signal.aborted || !deleting) {
       io.stderr.write(
         controller.signal.aborted

@@ -1,10 +1,11 @@
 // The command-line interface: the same job as the Lambda, run from a workstation or the registry host.
 // Exit codes: 0 done, 1 failed, 2 bad input, 3 refused by a safety guard.
 import { ConfigError, errorMessage, JanitorError, PolicyError, SafetyError } from '../core/errors.ts';
-import { parseCommandLine, USAGE, type Values } from './args.ts';
+import { closest } from '../core/suggest.ts';
+import { COMMANDS, GC_USAGE, parseCommandLine, USAGE, type Values } from './args.ts';
 import { applyCommand } from './apply.ts';
 import { gcCommand } from './gc.ts';
-import { EXIT, type CliIo } from './io.ts';
+import { EXIT, finishProgress, type CliIo } from './io.ts';
 import { planCommand } from './plan.ts';
 
 export { EXIT, type CliIo } from './io.ts';
@@ -15,12 +16,13 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   try {
     ({ values, positionals } = parseCommandLine(argv));
   } catch (err) {
-    io.stderr.write(`error: ${errorMessage(err)}\n\n${USAGE}`);
-    return EXIT.badInput;
+    // The message names the flag and the fix; the whole usage would bury it.
+    return reportError(err, io);
   }
   const command = positionals[0];
   if (values.help || command === undefined || command === 'help') {
-    io.stdout.write(USAGE);
+    const topic = command === 'help' ? positionals[1] : command;
+    io.stdout.write(topic === 'gc' ? GC_USAGE : USAGE);
     return command === undefined && !values.help ? EXIT.badInput : EXIT.ok;
   }
   try {
@@ -31,8 +33,12 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         return await applyCommand(values, io);
       case 'gc':
         return await gcCommand(values, io);
-      default:
-        throw new ConfigError(`unknown command "${command}"; use plan, apply or gc (see --help)`);
+      default: {
+        const guess = closest(command, COMMANDS);
+        throw new ConfigError(
+          `unknown command "${command}"${guess ? ` (did you mean "${guess}"?)` : ''}; use plan, apply or gc (see --help)`,
+        );
+      }
     }
   } catch (err) {
     return reportError(err, io);
@@ -41,6 +47,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
 
 /** An error as the user sees it, and its exit code. */
 export function reportError(err: unknown, io: CliIo): number {
+  finishProgress(io);
   const message = errorMessage(err);
   if (err instanceof ConfigError || err instanceof PolicyError) {
     io.stderr.write(`error: ${message}\n`);

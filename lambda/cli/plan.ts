@@ -1,19 +1,21 @@
 // `registry-janitor plan`: the job as a dry run (no DELETE is sent), printed; and what plan and apply share:
-// the policy or saved plan the flags name, the manifest cache, the scan's progress line.
+// the policy or saved plan the flags name, the manifest cache, the scan's progress line, the files written.
 import { writeFileSync } from 'node:fs';
 import { openFileCache } from '../adapters/manifest-cache-file.ts';
 import type { RegistryHttpClient } from '../adapters/registry-client.ts';
 import { DEFAULT_MAX_DELETE_FRACTION } from '../core/contract.ts';
 import { ConfigError, errorMessage } from '../core/errors.ts';
+import { compileGlob, GlobSyntaxError } from '../core/glob.ts';
 import type { JobOptions } from '../core/job.ts';
 import { runJob } from '../core/job.ts';
-import type { Plan } from '../core/model.ts';
+import type { Plan, Report } from '../core/model.ts';
 import { parsePolicy, type Policy } from '../core/policy.ts';
-import { formatPlan } from '../core/report.ts';
+import { renderHtmlReport } from '../core/report-html.ts';
+import { formatPlan, formatPlanErrors, plural } from '../core/report.ts';
 import { number, readText, type Values } from './args.ts';
 import { buildClient } from './connect.ts';
+import { EXIT, progress, userPath, type CliIo } from './io.ts';
 import { storageHistory } from './storage.ts';
-import { clearProgress, EXIT, progress, type CliIo } from './io.ts';
 
 /** The job's options from the flags: a policy to plan from, or a saved plan to apply. */
 export async function jobOptionsFrom(
@@ -22,9 +24,6 @@ export async function jobOptionsFrom(
   io: CliIo,
   client: RegistryHttpClient,
 ): Promise<JobOptions> {
-  const writeOut = (thePlan: Plan): void => {
-    if (values.out) writeFileSync(values.out, JSON.stringify(thePlan, null, 2) + '\n');
-  };
   const base = {
     client,
     now: new Date(),
@@ -34,12 +33,19 @@ export async function jobOptionsFrom(
   const history = values.storage ? await storageHistory(values.storage, io.env) : undefined;
   if (!input.policy) {
     // The listing lets the live re-check see the untagged history that stays before a saved plan deletes any.
-    const savedPlan = loadSavedPlan(values.plan!, client.baseUrl);
-    return { ...base, savedPlan, ...(history ? { history } : {}), onPlan: writeOut };
+    const savedPlan = loadSavedPlan(userPath(io, values.plan!), client.baseUrl);
+    return {
+      ...base,
+      savedPlan,
+      ...(history ? { history } : {}),
+      onPlan: (thePlan) => writeOut(thePlan, values, io),
+    };
   }
-  const show = progress(io);
+  const scanning = progress(io, 'scanning', 'repositories');
   const cache = values.cache
-    ? await openFileCache(values.cache, { warn: (m) => void io.stderr.write(`warning: ${m}\n`) })
+    ? await openFileCache(userPath(io, values.cache), {
+        warn: (m) => void io.stderr.write(`warning: ${m}\n`),
+      })
     : undefined;
   return {
     ...base,
@@ -47,19 +53,68 @@ export async function jobOptionsFrom(
     ...(cache ? { cache } : {}),
     ...(history ? { history } : {}),
     ...(values.repositories ? { repositories: values.repositories } : {}),
-    ...(show
-      ? {
-          onScanProgress: (p) =>
-            show(`scanned ${p.repositoriesDone}/${p.repositoriesTotal} repositories, ${p.tagsSeen} tags`),
-        }
-      : {}),
+    onScanProgress: (p) =>
+      scanning.update(p.repositoriesDone, p.repositoriesTotal, plural(p.tagsSeen, 'tag')),
     onPlan: async (thePlan) => {
-      clearProgress(io);
+      scanning.finish();
+      checkRepositoriesMatched(thePlan, values.repositories, io);
       // What the inventory learned is kept whatever apply does next.
       await cache?.save();
-      writeOut(thePlan);
+      writeOut(thePlan, values, io);
     },
   };
+}
+
+/** `--out FILE`: the plan as JSON, for `apply --plan FILE`. */
+function writeOut(thePlan: Plan, values: Values, io: CliIo): void {
+  if (!values.out) return;
+  const path = userPath(io, values.out);
+  writeFile(path, JSON.stringify(thePlan, null, 2) + '\n', 'the plan');
+  io.stderr.write(`Wrote the plan (JSON) to ${path}\n`);
+}
+
+/** `--html FILE`: the plan, and after apply its outcome, as one self-contained page. */
+export function writeHtml(
+  thePlan: Plan,
+  report: Report | undefined,
+  input: PlanInput,
+  values: Values,
+  io: CliIo,
+): void {
+  if (!values.html) return;
+  const path = userPath(io, values.html);
+  const html = renderHtmlReport(thePlan, {
+    maxDeleteFraction: input.maxDeleteFraction,
+    ...(report ? { report } : {}),
+  });
+  writeFile(path, html, 'the HTML report');
+  io.stderr.write(`Wrote the HTML ${report ? 'report' : 'plan'} to ${path}\n`);
+}
+
+function writeFile(path: string, text: string, what: string): void {
+  try {
+    writeFileSync(path, text);
+  } catch (err) {
+    throw new ConfigError(`cannot write ${what} to ${path}: ${errorMessage(err)}`, { cause: err });
+  }
+}
+
+/**
+ * A --repositories glob that matched nothing is almost always a namespace written without its `/**`. Said
+ * before anything is deleted; when no glob matched at all there is nothing to do and the run stops.
+ */
+function checkRepositoriesMatched(thePlan: Plan, globs: readonly string[] | undefined, io: CliIo): void {
+  if (!globs || !thePlan.complete) return;
+  const names = thePlan.repositories.map((r) => r.name);
+  const unmatched = globs.filter((g) => !names.some((n) => compileGlob(g, true).test(n)));
+  if (unmatched.length === 0) return;
+  const hint = (g: string): string =>
+    /[*?[]/.test(g)
+      ? ''
+      : `; for the repositories under it, use --repositories '${g.replace(/\/+$/, '')}/**'`;
+  const lines = unmatched.map((g) => `--repositories ${g} matched no repository in the catalog${hint(g)}`);
+  if (unmatched.length === globs.length) throw new ConfigError(lines.join('\n'));
+  for (const line of lines) io.stderr.write(`warning: ${line}\n`);
 }
 
 /** What plan and apply read before any request: the guard, and the policy (absent: a saved plan). */
@@ -70,7 +125,7 @@ export interface PlanInput {
 }
 
 /** Check the flags and read the policy before any request: each mistake is named with its fix. */
-export function readPlanInput(command: 'plan' | 'apply', values: Values): PlanInput {
+export function readPlanInput(command: 'plan' | 'apply', values: Values, io: CliIo): PlanInput {
   const maxDeleteFraction = number(
     values['max-delete-fraction'],
     '--max-delete-fraction',
@@ -82,24 +137,42 @@ export function readPlanInput(command: 'plan' | 'apply', values: Values): PlanIn
     throw new ConfigError('--plan goes with apply; plan makes a new plan from --policy');
   if (!values.plan && !values.policy)
     throw new ConfigError('--policy FILE is required (see the README for the format)');
+  for (const glob of values.repositories ?? []) {
+    try {
+      compileGlob(glob, true);
+    } catch (err) {
+      if (!(err instanceof GlobSyntaxError)) throw err;
+      throw new ConfigError(`--repositories ${glob}: not a valid glob: ${err.message}`, { cause: err });
+    }
+  }
   const policy = values.policy
-    ? parsePolicy(readText(values.policy, 'the policy file'), values.policy)
+    ? parsePolicy(readText(userPath(io, values.policy), 'the policy file'), values.policy)
     : undefined;
   // A saved plan is applied as saved; a policy given with it is only checked.
   return { command, maxDeleteFraction, ...(policy && !values.plan ? { policy } : {}) };
 }
 
+/** The plan as text on stdout, its errors on stderr. */
+export function printPlan(thePlan: Plan, values: Values, io: CliIo, withErrors = true): void {
+  io.stdout.write(formatPlan(thePlan, { verbose: values.verbose ?? false, errors: false }));
+  if (withErrors) io.stderr.write(formatPlanErrors(thePlan));
+}
+
 export async function planCommand(values: Values, io: CliIo): Promise<number> {
-  const input = readPlanInput('plan', values);
+  const input = readPlanInput('plan', values, io);
   const client = await buildClient(values, io, false);
   try {
-    const { plan: thePlan } = await runJob(await jobOptionsFrom(input, values, io, client));
-    io.stdout.write(
-      values.json
-        ? JSON.stringify(thePlan, null, 2) + '\n'
-        : formatPlan(thePlan, { verbose: values.verbose ?? false }),
-    );
-    return thePlan.complete ? EXIT.ok : EXIT.failed;
+    const { plan: thePlan, applicable } = await runJob(await jobOptionsFrom(input, values, io, client));
+    if (values.json) io.stdout.write(JSON.stringify(thePlan, null, 2) + '\n');
+    else printPlan(thePlan, values, io);
+    writeHtml(thePlan, undefined, input, values, io);
+    if (!thePlan.complete) return EXIT.failed;
+    // Said before anyone runs apply, with the same exit code apply would give.
+    if (!applicable.guard.ok) {
+      io.stderr.write(`warning: apply will refuse this plan (delete guard): ${applicable.guard.message}\n`);
+      return EXIT.refused;
+    }
+    return EXIT.ok;
   } finally {
     await client.close();
   }
@@ -111,9 +184,7 @@ function loadSavedPlan(path: string, registry: string): Plan {
     parsed = JSON.parse(readText(path, 'the plan file'));
   } catch (err) {
     if (err instanceof ConfigError) throw err;
-    throw new ConfigError(
-      `${path} is not a plan: ${errorMessage(err)}. Make one with: plan --json --out ${path}`,
-    );
+    throw new ConfigError(`${path} is not a plan: ${errorMessage(err)}. Make one with: plan --out ${path}`);
   }
   const p = parsed as Partial<Plan>;
   if (
@@ -123,7 +194,7 @@ function loadSavedPlan(path: string, registry: string): Plan {
     typeof p.summary !== 'object' ||
     typeof p.complete !== 'boolean'
   ) {
-    throw new ConfigError(`${path} is not a plan made by registry-janitor plan --json`);
+    throw new ConfigError(`${path} is not a plan made by registry-janitor plan --out FILE`);
   }
   if (p.registry !== registry) {
     throw new ConfigError(

@@ -99,7 +99,7 @@ describeEachRegistry('registry-janitor --storage', ({ kind }) => {
 
     const applied = await cli(['apply', '--registry', registry.url, '--policy', policy, ...storage, '--yes']);
     expect(applied.code, applied.out + applied.err).toBe(EXIT.ok);
-    expect(applied.out).toContain('Deleted 0 tags and 1 manifests');
+    expect(applied.out).toContain('Deleted 0 tags and 1 manifest on');
     expect(await status(pushed[0]!.digest)).toBe(404);
     expect(await status(pushed[1]!.digest)).toBe(200);
     expect(await status('main')).toBe(200);

@@ -27,6 +27,9 @@ const dir = mkdtempSync(join(tmpdir(), 'rj-cli-'));
 const policyFile = join(dir, 'policy.yaml');
 writeFileSync(policyFile, SCENARIO_POLICY);
 
+/** The terminal's erase-line sequence, made readable for the assertions. */
+const clear = (text: string): string => text.replaceAll('\x1b[K', '<clear>');
+
 async function allTags(url: string, headers: Record<string, string> = {}): Promise<Record<string, string[]>> {
   const cat = (await (await fetch(`${url}/v2/_catalog`, { headers })).json()) as { repositories: string[] };
   const out: Record<string, string[]> = {};
@@ -74,6 +77,85 @@ describeEachRegistry('the CLI', ({ kind }) => {
       );
     });
 
+    it('plan warns when apply would refuse it (delete guard), naming the flag and the stack context', async () => {
+      const r = await cli([
+        'plan',
+        '--registry',
+        registry.url,
+        '--policy',
+        policyFile,
+        '--max-delete-fraction',
+        '0.2',
+      ]);
+      expect(r.code).toBe(EXIT.refused);
+      expect(r.out).toMatch(/Summary: 5 repositories, 26 tags/);
+      expect(r.err).toMatch(
+        /^warning: apply will refuse this plan \(delete guard\): the plan deletes 11 of 26 tags \(42\.3%\)/,
+      );
+      expect(r.err).toContain('--max-delete-fraction 0.43');
+      expect(r.err).toContain('-c maxDeleteFraction=0.43');
+      expect(r.err).not.toContain('MAX_DELETE_FRACTION');
+    });
+
+    it('--out and --html are written relative to where the user ran the command (INIT_CWD), and say where', async () => {
+      const userDir = mkdtempSync(join(tmpdir(), 'rj-cli-user-'));
+      const r = await cli(
+        [
+          'plan',
+          '--registry',
+          registry.url,
+          '--policy',
+          policyFile,
+          '--out',
+          'plan.json',
+          '--html',
+          'plan.html',
+        ],
+        { env: { INIT_CWD: userDir } },
+      );
+      expect(r.code, r.err).toBe(EXIT.ok);
+      expect(r.err).toContain(`Wrote the plan (JSON) to ${join(userDir, 'plan.json')}\n`);
+      expect(r.err).toContain(`Wrote the HTML plan to ${join(userDir, 'plan.html')}\n`);
+      const saved = JSON.parse(readFileSync(join(userDir, 'plan.json'), 'utf8')) as Plan;
+      expect(saved.summary.tagsDeleted).toBe(11);
+      const html = readFileSync(join(userDir, 'plan.html'), 'utf8');
+      expect(html).toContain(`<title>Cleanup plan for ${registry.url}</title>`);
+      for (const repo of saved.repositories) expect(html).toContain(JSON.stringify(repo.name));
+      rmSync(userDir, { recursive: true, force: true });
+    });
+
+    it('--repositories matching nothing says so and suggests the glob, from plan and apply alike', async () => {
+      const before = await allTags(registry.url);
+      for (const command of ['plan', 'apply']) {
+        const r = await cli([
+          command,
+          '--registry',
+          registry.url,
+          '--policy',
+          policyFile,
+          '--repositories',
+          'team2',
+          '--yes',
+        ]);
+        expect(r.code).toBe(EXIT.badInput);
+        expect(r.err).toContain(
+          "error: --repositories team2 matched no repository in the catalog; for the repositories under it, use --repositories 'team2/**'",
+        );
+      }
+      expect(await allTags(registry.url)).toEqual(before);
+    });
+
+    it('on a terminal the scan shows a progress line ended by a newline; elsewhere nothing', async () => {
+      const tty = await cli(['plan', '--registry', registry.url, '--policy', policyFile], { tty: true });
+      expect(tty.code).toBe(EXIT.ok);
+      expect(clear(tty.err)).toMatch(/^\r<clear>scanning \d+\/5 repositories, /);
+      expect(clear(tty.err)).toMatch(
+        /\r<clear>scanning 5\/5 repositories, \d+ tags, [\d.]+ repositories\/s, done in \d+:\d\d\n$/,
+      );
+      const plain = await cli(['plan', '--registry', registry.url, '--policy', policyFile]);
+      expect(plain.err).toBe('');
+    });
+
     it.each([
       [
         'an unknown policy field',
@@ -112,7 +194,7 @@ describeEachRegistry('the CLI', ({ kind }) => {
         /--max-delete-fraction expects a number from 0 to 1/,
       ],
       [['frobnicate'], /unknown command "frobnicate"/],
-      [['plan', '--bogus'], /Unknown option '--bogus'/],
+      [['plan', '--bogus'], /unknown option --bogus/],
     ])('bad flags %j exit 2', async (args, message) => {
       const r = await cli(args);
       expect(r.code).toBe(EXIT.badInput);
@@ -140,8 +222,9 @@ describeEachRegistry('the CLI', ({ kind }) => {
       ]);
       expect(r.code).toBe(EXIT.refused);
       expect(r.err).toMatch(
-        /refused: refusing to apply: the plan deletes 11 of 26 tags \(42\.3%\).*--max-delete-fraction 0\.43/,
+        /refused: refusing to apply: the plan deletes 11 of 26 tags \(42\.3%\).*--max-delete-fraction 0\.43.*-c maxDeleteFraction=0\.43/,
       );
+      expect(r.err).not.toContain('MAX_DELETE_FRACTION');
     });
 
     it('a saved plan for another registry is refused', async () => {
@@ -174,12 +257,46 @@ describeEachRegistry('the CLI', ({ kind }) => {
   });
 
   describe('CLI failures that change nothing', () => {
-    it('an unreachable registry exits 1 with a message naming the URL', async () => {
+    it('an unreachable registry: plan and apply both exit 1, the error on stderr naming the URL', async () => {
       const port = await freePort();
-      const r = await cli(['plan', '--registry', `http://127.0.0.1:${port}`, '--policy', policyFile]);
-      expect(r.code).toBe(EXIT.failed);
-      expect(r.out + r.err).toMatch(new RegExp(`127\\.0\\.0\\.1:${port}`));
-      expect(r.out).toMatch(/could not be read[\s\S]*is the registry running and the URL right\?/);
+      for (const command of ['plan', 'apply']) {
+        const r = await cli([
+          command,
+          '--registry',
+          `http://127.0.0.1:${port}`,
+          '--policy',
+          policyFile,
+          '--yes',
+        ]);
+        expect([command, r.code]).toEqual([command, EXIT.failed]);
+        expect(r.out).toBe('');
+        expect(r.err).toMatch(new RegExp(`127\\.0\\.0\\.1:${port}`));
+        expect(r.err).toMatch(/is the registry running and the URL right\?/);
+      }
+    });
+
+    it('apply --html writes the plan and its outcome; on a terminal the deletes show a progress line', async () => {
+      const registry = await startRegistry(kind);
+      const userDir = mkdtempSync(join(tmpdir(), 'rj-cli-user-'));
+      try {
+        await seedScenario(registry);
+        const r = await cli(
+          ['apply', '--registry', registry.url, '--policy', policyFile, '--yes', '--html', 'report.html'],
+          { env: { INIT_CWD: userDir }, tty: true },
+        );
+        expect(r.code, r.err).toBe(EXIT.ok);
+        expect(r.out).toMatch(/Deleted 11 tags and 9 manifests/);
+        expect(clear(r.err)).toMatch(/\r<clear>deleting 3\/3 repositories, \d+ deleted, .*done in \d+:\d\d\n/);
+        expect(r.err).toContain(`Wrote the HTML report to ${join(userDir, 'report.html')}\n`);
+        const html = readFileSync(join(userDir, 'report.html'), 'utf8');
+        expect(html).toContain(`<title>Cleanup report for ${registry.url}</title>`);
+        expect(html).toContain('Applied: deleted 11 tags and 9 manifests');
+        for (const repo of ['team1/api', 'team1/web', 'team2/repro', 'legacy/tool', 'misc/untouched'])
+          expect(html).toContain(JSON.stringify(repo));
+      } finally {
+        rmSync(userDir, { recursive: true, force: true });
+        await registry.dispose();
+      }
     });
 
     it('a registry that wants credentials: 401 without them, works with them from the environment', async () => {

@@ -136,7 +136,8 @@ describe('pagination of a hostile registry', () => {
       stdin.end('');
       const args = ['apply', '--registry', h.url, '--policy', policy, '--yes', '--max-list-pages', '20'];
       const code = await main(args, { stdout, stderr, stdin, env: {} });
-      expect(code).toBe(EXIT.refused);
+      // An incomplete plan is a failed read: exit 1, as plan gives.
+      expect(code).toBe(EXIT.failed);
       expect(text).toMatch(/more than 20 pages.*--max-list-pages N/);
       // The probe's catalog read (which then skips the probe) and the inventory's each stop at the cap.
       expect(h.pages()).toBe(40);

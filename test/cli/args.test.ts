@@ -1,0 +1,96 @@
+// The command line as a new user meets it, before any request: one bound for --concurrency, a "did you mean"
+// for a misspelt flag or command, no stray arguments, gc's own help, and a README that lists every flag.
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { GC_USAGE, USAGE } from '../../lambda/cli/args.ts';
+import { EXIT, main } from '../../lambda/cli/main.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'rj-args-'));
+const policy = join(dir, 'policy.yaml');
+writeFileSync(policy, 'rules:\n  - repositories: ["**"]\n    keep: { newest: 1 }\n');
+/** Nothing listens there: every case below must stop before a request. */
+const NOWHERE = 'http://127.0.0.1:9';
+
+async function cli(args: string[]) {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  const stdin = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (d: Buffer) => (out += d.toString()));
+  stderr.on('data', (d: Buffer) => (err += d.toString()));
+  stdin.end('');
+  const code = await main(args, { stdout, stderr, stdin, env: {} });
+  return { code, out, err };
+}
+
+describe('the command line', () => {
+  it.each(['0', '1.5', '-1', '1025', 'many'])(
+    '--concurrency %s: one bound, one line, no usage',
+    async (value) => {
+      const r = await cli(['plan', '--registry', NOWHERE, '--policy', policy, '--concurrency', value]);
+      expect(r.code).toBe(EXIT.badInput);
+      expect(r.err).toBe(`error: --concurrency expects a whole number from 1 to 1024, got "${value}"\n`);
+      expect(r.out).toBe('');
+    },
+  );
+
+  it('an unknown flag gets a "did you mean" and no usage', async () => {
+    const r = await cli(['plan', '--registry', NOWHERE, '--polcy', policy]);
+    expect(r.code).toBe(EXIT.badInput);
+    expect(r.err).toBe('error: unknown option --polcy; did you mean --policy? (see --help)\n');
+  });
+
+  it('an unknown command gets a "did you mean"', async () => {
+    const r = await cli(['aply', '--registry', NOWHERE, '--policy', policy]);
+    expect(r.code).toBe(EXIT.badInput);
+    expect(r.err).toMatch(/^error: unknown command "aply" \(did you mean "apply"\?\)/);
+  });
+
+  it.each([
+    [['plan', '--registry', NOWHERE, '--policy', policy, 'team1/a', 'team1/b'], /"team1\/a" "team1\/b"/],
+    [['apply', 'now', '--registry', NOWHERE, '--policy', policy], /"now" after "apply"/],
+  ])('refuses extra arguments %j', async (args, what) => {
+    const r = await cli(args);
+    expect(r.code).toBe(EXIT.badInput);
+    expect(r.err).toMatch(/^error: unexpected arguments? /);
+    expect(r.err).toMatch(what);
+  });
+
+  it('a flag without its value says so, instead of taking the next flag as the value', async () => {
+    const r = await cli(['plan', '--registry', NOWHERE, '--policy', '--json']);
+    expect(r.code).toBe(EXIT.badInput);
+    expect(r.err).toBe('error: --policy needs a value, e.g. --policy FILE\n');
+  });
+
+  it('gc --help documents each of its flags with the default', async () => {
+    for (const args of [
+      ['gc', '--help'],
+      ['help', 'gc'],
+    ]) {
+      const r = await cli(args);
+      expect(r.code).toBe(EXIT.ok);
+      expect(r.out).toBe(GC_USAGE);
+    }
+    expect(GC_USAGE).toMatch(/--container NAME .*\(default registry\)/);
+    expect(GC_USAGE).toMatch(/--mode MODE .*\(default readonly\)/);
+    expect(GC_USAGE).toMatch(
+      /--config-path PATH .*\(default: the \.yml\/\.yaml file the\s+container was started with/,
+    );
+    expect(GC_USAGE).toMatch(/--delete-untagged .*\(default off; v3 only/);
+  });
+
+  it("the README's CLI reference lists every flag --help lists, and both save plans with plan --out", () => {
+    const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const reference = readme.slice(readme.indexOf('### CLI reference'), readme.indexOf('## Deploy to AWS'));
+    const flags = new Set([...`${USAGE}${GC_USAGE}`.matchAll(/(?<![\w-])--[a-z][a-z-]+/g)].map((m) => m[0]));
+    expect(flags.size).toBeGreaterThan(20);
+    for (const flag of flags) expect([flag, reference.includes(`\`${flag}`)]).toEqual([flag, true]);
+    expect(USAGE).toContain('apply a plan saved with plan --out FILE');
+    expect(reference).toContain('apply a plan saved with `plan --out FILE`');
+    expect(`${USAGE}${reference}`).not.toMatch(/saved with `?plan --json/);
+  });
+});
