@@ -286,7 +286,9 @@ describeEachRegistry('the CLI', ({ kind }) => {
         );
         expect(r.code, r.err).toBe(EXIT.ok);
         expect(r.out).toMatch(/Deleted 11 tags and 9 manifests/);
-        expect(clear(r.err)).toMatch(/\r<clear>deleting 3\/3 repositories, \d+ deleted, .*done in \d+:\d\d\n/);
+        expect(clear(r.err)).toMatch(
+          /\r<clear>deleting 3\/3 repositories, \d+ deleted, .*done in \d+:\d\d\n/,
+        );
         expect(r.err).toContain(`Wrote the HTML report to ${join(userDir, 'report.html')}\n`);
         const html = readFileSync(join(userDir, 'report.html'), 'utf8');
         expect(html).toContain(`<title>Cleanup report for ${registry.url}</title>`);
