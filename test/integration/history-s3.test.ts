@@ -225,7 +225,7 @@ describeEachRegistry('untagged history listed from S3', ({ kind }) => {
       s3.env,
     );
     expect(applied.code, applied.out + applied.err).toBe(EXIT.ok);
-    expect(applied.out).toContain('Deleted 0 tags and 1 manifests');
+    expect(applied.out).toContain('Deleted 0 tags and 1 manifest on');
     expect(await status('ci/app', app[0]!.digest)).toBe(404);
     expect(await status('ci/app', app[1]!.digest)).toBe(200);
     expect(await status('ci/app', 'main')).toBe(200);
