@@ -492,16 +492,36 @@ async function dropPlaceholder(
   }
 }
 
-/** Group deletions into waves: each after all the deletions it depends on (earlier in plan order). */
-function levels(deletions: readonly ManifestDeletion[]): ManifestDeletion[][] {
-  const position = new Map(deletions.map((m, i) => [m.digest, i]));
-  const level = new Map<string, number>();
-  const out: ManifestDeletion[][] = [];
+/**
+ * Group deletions into waves: each after every deletion it depends on (`after`), wherever the plan lists it.
+ * A dependency cycle cannot come from content digests; if a plan holds one anyway, its members go last, in plan
+ * order, rather than never.
+ */
+export function levels(deletions: readonly ManifestDeletion[]): ManifestDeletion[][] {
+  const index = new Map(deletions.map((m, i) => [m.digest, i]));
+  const waiting = deletions.map(() => 0);
+  const dependents: number[][] = deletions.map(() => []);
   deletions.forEach((m, i) => {
-    const deps = m.after.filter((d) => (position.get(d) ?? Infinity) < i);
-    const l = deps.reduce((max, d) => Math.max(max, (level.get(d) ?? 0) + 1), 0);
-    level.set(m.digest, l);
-    (out[l] ??= []).push(m);
+    for (const d of new Set(m.after)) {
+      const j = index.get(d);
+      if (j === undefined || j === i) continue;
+      waiting[i]!++;
+      dependents[j]!.push(i);
+    }
   });
-  return out.filter((l) => l.length > 0);
+  const out: ManifestDeletion[][] = [];
+  const placed = new Set<number>();
+  let wave = deletions.flatMap((_, i) => (waiting[i] === 0 ? [i] : []));
+  while (wave.length > 0) {
+    out.push(wave.map((i) => deletions[i]!));
+    const next: number[] = [];
+    for (const i of wave) {
+      placed.add(i);
+      for (const k of dependents[i]!) if (--waiting[k]! === 0) next.push(k);
+    }
+    wave = next.sort((x, y) => x - y);
+  }
+  const cyclic = deletions.filter((_, i) => !placed.has(i));
+  if (cyclic.length > 0) out.push(cyclic);
+  return out;
 }

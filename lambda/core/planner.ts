@@ -186,12 +186,17 @@ function planRepository(
   // signature of a kept SBOM is kept too. Without a listing, a subject pushed without a tag cannot be judged,
   // so its referrers stay.
   const untracked = new Set(history ? EMPTY : repo.untaggedSubjects);
-  let pending = referrers;
+  // A manifest whose `subject` stays stays too, whatever its tag is called (a signature pushed under an
+  // ordinary tag, an index with a subject): the same rule the live re-check applies before deleting.
+  let pending = [
+    ...referrers,
+    ...ordinary.filter((t) => !reasons.has(t.tag) && manifests.get(t.digest)?.subject),
+  ];
   for (let changed = true; changed;) {
     changed = false;
     const still: TagRef[] = [];
     for (const r of pending) {
-      const subject = referrerSubject(r.tag)!;
+      const subject = referrerSubject(r.tag) ?? manifests.get(r.digest)!.subject!;
       if (kept.has(subject) || untracked.has(subject)) {
         keep(r.tag, kept.has(subject) ? 'subject-kept' : 'referrer-subject-untracked');
         for (const d of closure([r.digest], manifests, repo)) kept.add(d);

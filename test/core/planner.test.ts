@@ -319,6 +319,47 @@ describe('referrers', () => {
   });
 });
 
+// Found by the planner's property tests: a manifest with a `subject` under an ordinary tag (a signature pushed
+// as `app:signed`, an index with a subject) was judged by its tag alone and deleted while its subject stayed,
+// which the live re-check then refused on every run.
+describe('a manifest with a subject under an ordinary tag', () => {
+  const spec: InventorySpec = {
+    manifests: {
+      keep: img(daysAgo(1)),
+      drop: img(daysAgo(30)),
+      sigOfKept: art('keep'),
+      old: img(daysAgo(40)),
+      sigOfDropped: art('old'),
+      indexOnKept: idx(['drop'], { subject: 'keep' }),
+    },
+    repos: {
+      app: {
+        v2: 'keep',
+        v1: 'drop',
+        v0: 'old',
+        'signed-v2': 'sigOfKept',
+        'signed-v1': 'sigOfDropped',
+        bundle: 'indexOnKept',
+      },
+    },
+  };
+  const r = repoPlan(plan(inventory(spec), policy('{ tags: ["v2"] }'), NOW));
+
+  it.each([
+    ['a signature of a kept image', 'signed-v2'],
+    ['an index whose subject is kept', 'bundle'],
+  ])('stays with its subject: %s', (_n, tag) => {
+    expect(r.kept.find((k) => k.tag === tag)?.reasons).toEqual(['subject-kept']);
+  });
+
+  it('keeps what such a manifest reaches, and goes with a deleted subject', () => {
+    expect(deletedTags(r)).toEqual(['signed-v1', 'v0', 'v1']);
+    // The kept index reaches `drop`: its tag goes, its manifest stays. `old` goes, and its signature after it.
+    expect(deletedDigests(r).sort()).toEqual([dg('old'), dg('sigOfDropped')].sort());
+    expect(r.deleteManifests.find((m) => m.digest === dg('sigOfDropped'))?.after).toEqual([dg('old')]);
+  });
+});
+
 describe('leftovers of an interrupted run', () => {
   it('removes a tag still pointing at a 2.8 placeholder, whatever the keep criteria say', () => {
     const inv = inventory({ manifests: { a: img(daysAgo(1)) }, repos: { app: { a: 'a', 'build-9': 'a' } } });
