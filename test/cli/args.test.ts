@@ -3,29 +3,16 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { GC_USAGE, USAGE } from '../../lambda/cli/args.ts';
-import { EXIT, main } from '../../lambda/cli/main.ts';
+import { EXIT } from '../../lambda/cli/main.ts';
+import { cli } from '../support/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'rj-args-'));
 const policy = join(dir, 'policy.yaml');
 writeFileSync(policy, 'rules:\n  - repositories: ["**"]\n    keep: { newest: 1 }\n');
 /** Nothing listens there: every case below must stop before a request. */
 const NOWHERE = 'http://127.0.0.1:9';
-
-async function cli(args: string[]) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const stdin = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => (out += d.toString()));
-  stderr.on('data', (d: Buffer) => (err += d.toString()));
-  stdin.end('');
-  const code = await main(args, { stdout, stderr, stdin, env: {} });
-  return { code, out, err };
-}
 
 describe('the command line', () => {
   it.each(['0', '1.5', '-1', '1025', 'many'])(

@@ -2,14 +2,13 @@
 // plan and apply through the CLI with --storage s3://bucket/prefix against that real registry. The listing is
 // paginated and capped; a partial listing deletes no untagged manifest and says why; a malformed URL, a missing
 // bucket, wrong credentials or a prefix holding no registry are refused before anything is deleted.
-import { PassThrough } from 'node:stream';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { s3ClientFromEnv, s3History } from '../../lambda/adapters/history-s3.ts';
 import { createRegistryClient } from '../../lambda/adapters/registry-client.ts';
-import { EXIT, main } from '../../lambda/cli/main.ts';
+import { EXIT } from '../../lambda/cli/main.ts';
 import { REPOSITORIES_PATH, REVISIONS_PATH } from '../../lambda/core/history.ts';
 import { runJob } from '../../lambda/core/job.ts';
 import { parsePolicy } from '../../lambda/core/policy.ts';
@@ -17,22 +16,7 @@ import type { LocalRegistry } from '../../lambda/demo/local-registry.ts';
 import { pushImage, type PushedImage } from '../../lambda/demo/seed.ts';
 import { startLocalS3, type LocalS3 } from '../support/local-s3.ts';
 import { describeEachRegistry, startRegistry } from '../support/registry-kind.ts';
-
-async function cli(
-  args: string[],
-  env: Record<string, string>,
-): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const stdin = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => (out += d.toString()));
-  stderr.on('data', (d: Buffer) => (err += d.toString()));
-  stdin.end('');
-  const code = await main(args, { stdout, stderr, stdin, env });
-  return { code, out, err };
-}
+import { cli } from '../support/cli.ts';
 
 const POLICY =
   'rules:\n  - repositories: ["**"]\n    keep: { tags: ["main"] }\n    untagged: { deleteAfterDays: 14 }\n';
@@ -147,7 +131,7 @@ describeEachRegistry('untagged history listed from S3', ({ kind }) => {
     for (const [url, env, message] of cases) {
       const r = await cli(
         ['apply', '--registry', registry.url, '--policy', policy, '--storage', url, '--yes'],
-        env,
+        { env },
       );
       expect(r.code, `${url}: ${r.out}${r.err}`).toBe(EXIT.badInput);
       expect(r.err, url).toMatch(message);
@@ -200,7 +184,7 @@ describeEachRegistry('untagged history listed from S3', ({ kind }) => {
         '--max-delete-fraction',
         '0.2',
       ],
-      s3.env,
+      { env: s3.env },
     );
     expect(r.code, r.out + r.err).toBe(EXIT.refused);
     expect(r.err).toMatch(/the plan deletes 1 of 4 manifests \(25\.0%\)/);
@@ -210,7 +194,7 @@ describeEachRegistry('untagged history listed from S3', ({ kind }) => {
   it('plan shows the untagged history it would delete; apply deletes exactly that', async () => {
     const planned = await cli(
       ['plan', '--registry', registry.url, '--policy', policy, '--storage', storage],
-      s3.env,
+      { env: s3.env },
     );
     expect(planned.code, planned.err).toBe(EXIT.ok);
     expect(planned.out).toContain(`DELETE  (untagged image)`);
@@ -222,7 +206,7 @@ describeEachRegistry('untagged history listed from S3', ({ kind }) => {
 
     const applied = await cli(
       ['apply', '--registry', registry.url, '--policy', policy, '--storage', storage, '--yes'],
-      s3.env,
+      { env: s3.env },
     );
     expect(applied.code, applied.out + applied.err).toBe(EXIT.ok);
     expect(applied.out).toContain('Deleted 0 tags and 1 manifest on');

@@ -4,28 +4,15 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { EXIT, main } from '../../lambda/cli/main.ts';
+import { EXIT } from '../../lambda/cli/main.ts';
 import type { Plan, RepositoryPlan } from '../../lambda/core/model.ts';
 import type { LocalRegistry } from '../../lambda/demo/local-registry.ts';
 import { pushImage, pushIndex, type PushedImage } from '../../lambda/demo/seed.ts';
 import { describeEachRegistry, startRegistry } from '../support/registry-kind.ts';
+import { cli } from '../support/cli.ts';
 
 const POLICY = 'rules:\n  - repositories: ["**"]\n    keep: { newest: 1 }\n';
-
-async function cli(args: string[]) {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  const stdin = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (d: Buffer) => (out += d.toString()));
-  stderr.on('data', (d: Buffer) => (err += d.toString()));
-  stdin.end('');
-  const code = await main(args, { stdout, stderr, stdin, env: {} });
-  return { code, out, err };
-}
 
 async function served(url: string, repo: string, reference: string): Promise<boolean> {
   const res = await fetch(`${url}/v2/${repo}/manifests/${reference}`, {
