@@ -16,6 +16,7 @@ import {
   DEFAULT_GC_TIMEOUT_SECONDS,
   DEFAULT_MAX_DELETE_FRACTION,
   DEFAULT_REPORTS_PREFIX,
+  DEFAULT_STORAGE,
   ENV,
   GC_MODES,
   INSTANCE_ID_FORM,
@@ -35,10 +36,12 @@ import {
   parseFraction,
   parseHostList,
   parseInstanceTag,
+  parseStorageSetting,
   parseWhole,
   registryUrlProblem,
   type GcMode,
   type SsmTarget,
+  type StorageSetting,
 } from './core/contract.ts';
 import { ConfigError, errorMessage } from './core/errors.ts';
 import { compileGlob } from './core/glob.ts';
@@ -101,6 +104,13 @@ export interface JanitorConfig {
    * The prefix ends in `/` (default `reports/`).
    */
   readonly reports?: { readonly bucket: string; readonly prefix: string };
+  /**
+   * Where untagged history is listed from (HISTORY_STORAGE; default `container`: inside the registry container over
+   * SSM). A listing that fails deletes no untagged manifest that run; tag deletes go ahead.
+   */
+  readonly history: StorageSetting;
+  /** The bucket a container listing is uploaded to (HISTORY_LISTING_BUCKET, the construct's). */
+  readonly listingBucket?: string;
 }
 
 /**
@@ -281,6 +291,15 @@ export function checkConfig(
       `is not a key prefix like ${DEFAULT_REPORTS_PREFIX} (segments of letters, digits and !_.*'()-, each ending in /)`,
     ) ?? DEFAULT_REPORTS_PREFIX;
 
+  let history: StorageSetting = { kind: DEFAULT_STORAGE };
+  const storageText = get(ENV.storage);
+  if (storageText !== undefined) {
+    const parsed = parseStorageSetting(storageText);
+    if ('problem' in parsed) problems.push(`${subject(ENV.storage, storageText)} ${parsed.problem}`);
+    else history = parsed.setting;
+  }
+  const listingBucket = matching(ENV.listingBucket, BUCKET_NAME, 'is not an S3 bucket name');
+
   if (problems.length > 0) return { problems };
   return {
     problems,
@@ -311,6 +330,8 @@ export function checkConfig(
       ...(maxListEntries !== undefined ? { maxListEntries } : {}),
       ...(cacheHmacKeyId !== undefined ? { cacheHmacKeyId } : {}),
       ...(reportsBucket !== undefined ? { reports: { bucket: reportsBucket, prefix: reportsPrefix } } : {}),
+      history,
+      ...(listingBucket !== undefined ? { listingBucket } : {}),
     },
   };
 }

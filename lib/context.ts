@@ -13,6 +13,7 @@ import {
   parseHostList,
   REALM_HOST_FORM,
   parseFraction,
+  parseStorageSetting,
   type GcMode,
 } from '../lambda/core/contract.ts';
 
@@ -44,6 +45,8 @@ export interface AppSettings {
   readonly tokenRealmHosts?: readonly string[];
   /** Send the credentials to a plain-http registry URL. */
   readonly allowInsecureHttp?: boolean;
+  /** Where untagged history is listed from: `container`, `s3://bucket/prefix` or `none`. */
+  readonly storage?: string;
 }
 
 /** Every context key the app reads. */
@@ -68,6 +71,7 @@ export const CONTEXT_KEYS = [
   'allowManualApply',
   'tokenRealmHosts',
   'allowInsecureHttp',
+  'storage',
 ] as const;
 
 export const EXAMPLE_DEPLOY =
@@ -212,6 +216,12 @@ export function parseAppContext(
     );
   }
 
+  const storage = text('storage');
+  if (storage !== undefined) {
+    const parsed = parseStorageSetting(storage);
+    if ('problem' in parsed) problems.push(`storage: "${storage}" ${parsed.problem}`);
+  }
+
   if (problems.length > 0) {
     throw new ConfigError(`Cannot build the stack from the CDK context:\n  - ${problems.join('\n  - ')}`);
   }
@@ -237,5 +247,6 @@ export function parseAppContext(
     allowManualApply,
     tokenRealmHosts: tokenRealmHosts.length > 0 ? tokenRealmHosts : undefined,
     allowInsecureHttp,
+    storage,
   };
 }

@@ -9,10 +9,13 @@ import {
   DEFAULT_DRY_RUN,
   DEFAULT_REPORTS_PREFIX,
   DEFAULT_SERVICE_NAME,
+  DEFAULT_STORAGE,
   ENV,
   METRIC_NAMESPACE,
   normalizeRegistryUrl,
+  parseStorageSetting,
   registryUrlProblem,
+  type StorageSetting,
 } from '../lambda/core/contract.ts';
 import { ConfigError, errorMessage } from '../lambda/core/errors.ts';
 import { parsePolicy, validatePolicy, type Policy } from '../lambda/core/policy.ts';
@@ -45,6 +48,8 @@ const CONTROLLED_VARIABLES: Readonly<Record<string, string>> = {
   [ENV.tokenRealmHosts]: 'tokenRealmHosts',
   [ENV.allowInsecureHttp]: 'allowInsecureHttp',
   [ENV.serviceName]: 'serviceName',
+  [ENV.storage]: 'storage',
+  [ENV.listingBucket]: '(the construct creates the bucket)',
   [ENV.metricsNamespace]: `(fixed: ${METRIC_NAMESPACE})`,
 };
 
@@ -94,6 +99,9 @@ function environmentOf(props: RegistryJanitorProps, derived: Derived): Record<st
       props.allowInsecureHttp === undefined ? undefined : String(props.allowInsecureHttp),
     [ENV.serviceName]: derived.serviceName,
     [ENV.metricsNamespace]: METRIC_NAMESPACE,
+    // Always explicit, like DRY_RUN: where untagged history comes from decides what a run may delete.
+    [ENV.storage]: props.storage ?? DEFAULT_STORAGE,
+    [ENV.listingBucket]: storageSettingOf(props).kind === 'container' ? derived.cacheBucket : undefined,
     NODE_OPTIONS: '--enable-source-maps',
   };
   const environment: Record<string, string> = {};
@@ -139,6 +147,7 @@ const DEPLOY_TIME_STANDINS: Readonly<Record<string, string>> = {
   [ENV.documentName]: 'deploy-time-document',
   [ENV.cacheBucket]: 'deploy-time-bucket',
   [ENV.reportsBucket]: 'deploy-time-bucket',
+  [ENV.listingBucket]: 'deploy-time-bucket',
   [ENV.cacheHmacKeyId]: 'arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000000',
 };
 /** The props' check runs before the policy is read; the policy is checked on its own (validatePolicy). */
@@ -176,6 +185,13 @@ export function checkProps(props: RegistryJanitorProps): void {
   ];
   const known = (value: unknown): value is string | number =>
     value !== undefined && !Token.isUnresolved(value);
+
+  if (props.storage !== undefined && Token.isUnresolved(props.storage)) {
+    problems.push(
+      'storage: must be known at synth time (the function is granted read access to exactly that storage): give ' +
+        'container, s3://bucket/rootdirectory or none as a plain string',
+    );
+  }
 
   if (props.policy !== undefined && props.policyFile !== undefined) {
     problems.push(
@@ -243,4 +259,14 @@ export function loadPolicy(props: RegistryJanitorProps): Policy {
     );
   }
   return parsePolicy(text, props.policyFile);
+}
+
+/**
+ * The `storage` prop as the function reads it (the default `container` when unset). Only for props checkProps
+ * accepted; an unparseable value falls back to `none`, which grants nothing.
+ */
+export function storageSettingOf(props: Pick<RegistryJanitorProps, 'storage'>): StorageSetting {
+  if (props.storage === undefined || Token.isUnresolved(props.storage)) return { kind: DEFAULT_STORAGE };
+  const parsed = parseStorageSetting(props.storage);
+  return 'setting' in parsed ? parsed.setting : { kind: 'none' };
 }

@@ -3,7 +3,12 @@
 import { CfnElement, Stack, Validations } from 'aws-cdk-lib';
 import type { Role } from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
-import { DEFAULT_REPORTS_PREFIX, MANIFEST_CACHE_PREFIX } from '../lambda/core/contract.ts';
+import {
+  DEFAULT_REPORTS_PREFIX,
+  HISTORY_LISTING_PREFIX,
+  MANIFEST_CACHE_PREFIX,
+} from '../lambda/core/contract.ts';
+import { storageSettingOf } from './function-environment.ts';
 import type { RegistryJanitor, RegistryJanitorProps } from './registry-janitor.ts';
 
 /** cdk-nag AwsSolutions findings we accept, each with the reason (see test/lib/nag.test.ts). */
@@ -29,6 +34,13 @@ export function acknowledgeNagFindings(
     `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${DEFAULT_REPORTS_PREFIX}*]`,
     "The function only puts objects under its own bucket's reports prefix; each run's report gets a new key (its date).",
   );
+  if (storageSettingOf(props).kind === 'container') {
+    ack(
+      `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${HISTORY_LISTING_PREFIX}*]`,
+      "The function signs the registry host's upload of each run's storage listing (a presigned PUT for one new " +
+        "key under its own bucket's listing prefix, valid 10 minutes) and reads it back; the key is made per run.",
+    );
+  }
   if (props.instanceTag !== undefined) {
     ack(
       'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*]',

@@ -48,6 +48,7 @@ export class RegistryJanitorStack extends Stack {
       allowManualApply: s.allowManualApply,
       tokenRealmHosts: s.tokenRealmHosts,
       allowInsecureHttp: s.allowInsecureHttp,
+      storage: s.storage,
     });
 
     // What the README's next steps need: the function to invoke, the log to read, where alarms and failures go.

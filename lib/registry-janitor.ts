@@ -22,6 +22,8 @@ import {
   CACHE_EXPIRATION_DAYS,
   DEFAULT_DRY_RUN,
   DEFAULT_REPORTS_PREFIX,
+  HISTORY_LISTING_EXPIRATION_DAYS,
+  HISTORY_LISTING_PREFIX,
   MANIFEST_CACHE_PREFIX,
   REPORTS_EXPIRATION_DAYS,
   DEFAULT_SCHEDULE as DEFAULT_SCHEDULE_UTC,
@@ -31,9 +33,10 @@ import {
   parseInstanceTag,
   type GcMode,
 } from '../lambda/core/contract.ts';
+import { s3RepositoriesPrefix } from '../lambda/core/history.ts';
 import { ConfigError } from '../lambda/core/errors.ts';
 import type { Policy, PolicyDocument } from '../lambda/core/policy.ts';
-import { buildEnvironment, checkProps, loadPolicy } from './function-environment.ts';
+import { buildEnvironment, checkProps, loadPolicy, storageSettingOf } from './function-environment.ts';
 import { GcDocument } from './gc-document.ts';
 import { createMonitoring } from './monitoring.ts';
 import { acknowledgeNagFindings } from './nag-acknowledgements.ts';
@@ -194,6 +197,20 @@ export interface RegistryJanitorProps {
    */
   readonly allowInsecureHttp?: boolean;
   /**
+   * Where untagged history (the manifests no tag points at) is listed from, so that rules with
+   * `untagged: { deleteAfterDays: N }` can delete it and nothing a staying untagged manifest references is deleted:
+   * - `container`: the registry's filesystem storage, listed read-only inside the registry container through this
+   *   construct's SSM document (the host needs `curl` or `wget`; the listing comes back gzip'd through a presigned
+   *   PUT URL valid for one key under `history-listing/` in the construct's bucket, for 10 minutes);
+   * - `s3://BUCKET/ROOTDIRECTORY`: the registry's S3 storage (the driver's bucket and rootdirectory), listed with
+   *   ListObjectsV2; the function gets `s3:ListBucket` on that bucket for that prefix only;
+   * - `none`: no listing; untagged manifests are left alone.
+   * A listing that fails or is partial deletes no untagged manifest that run (the plan says why); tag deletes go
+   * ahead.
+   * @default 'container'
+   */
+  readonly storage?: string;
+  /**
    * More environment variables for the function (e.g. `CONCURRENCY`, `GC_TIMEOUT_SECONDS`), merged with the ones
    * this construct sets. A variable that a prop controls must be set through that prop.
    * @default - none
@@ -267,6 +284,12 @@ export class RegistryJanitor extends Construct {
         {
           prefix: DEFAULT_REPORTS_PREFIX,
           expiration: Duration.days(REPORTS_EXPIRATION_DAYS),
+          noncurrentVersionExpiration: Duration.days(1),
+          abortIncompleteMultipartUploadAfter: Duration.days(1),
+        },
+        {
+          prefix: HISTORY_LISTING_PREFIX,
+          expiration: Duration.days(HISTORY_LISTING_EXPIRATION_DAYS),
           noncurrentVersionExpiration: Duration.days(1),
           abortIncompleteMultipartUploadAfter: Duration.days(1),
         },
@@ -361,6 +384,7 @@ export class RegistryJanitor extends Construct {
     this.grantRunCommand(props);
     this.grantParameters(props);
     this.grantCache();
+    this.grantHistoryListing(props);
 
     // Our own role rather than the stack-wide one Scheduler targets share, so its grants stay with this janitor.
     const schedulerRole = new Role(this, 'SchedulerRole', {
@@ -558,6 +582,41 @@ export class RegistryJanitor extends Construct {
         resources: [this.cacheKey.keyArn],
       }),
     );
+  }
+
+  /**
+   * Read access to exactly where untagged history is listed from. A container listing: the function signs the
+   * host's upload (a presigned PUT for one key under history-listing/, so the host needs no AWS permission of its
+   * own) and reads it back. An S3 storage: ListBucket on the registry's bucket for its repositories prefix only
+   * (the listing reads keys and their LastModified, never an object).
+   */
+  private grantHistoryListing(props: RegistryJanitorProps): void {
+    const storage = storageSettingOf(props);
+    if (storage.kind === 'container') {
+      this.role.addToPrincipalPolicy(
+        new PolicyStatement({
+          sid: 'ReceiveHistoryListing',
+          actions: ['s3:PutObject', 's3:GetObject'],
+          resources: [this.cacheBucket.arnForObjects(`${HISTORY_LISTING_PREFIX}*`)],
+        }),
+      );
+    } else if (storage.kind === 's3') {
+      this.role.addToPrincipalPolicy(
+        new PolicyStatement({
+          sid: 'ListRegistryStorage',
+          actions: ['s3:ListBucket'],
+          resources: [
+            Stack.of(this).formatArn({
+              service: 's3',
+              region: '',
+              account: '',
+              resource: storage.location.bucket,
+            }),
+          ],
+          conditions: { StringLike: { 's3:prefix': `${s3RepositoriesPrefix(storage.location)}*` } },
+        }),
+      );
+    }
   }
 }
 

@@ -9,20 +9,19 @@ import {
 } from '@aws-sdk/client-s3';
 import { ConfigError, HistoryError, errorMessage } from '../core/errors.ts';
 import {
-  REPOSITORIES_PATH,
   RESERVED_PREFIX,
   REVISION_HEX,
   REVISIONS_PATH,
+  parseS3StorageUrl,
+  s3RepositoriesPrefix,
+  s3StorageUrl,
   type HistoryListing,
   type HistorySource,
+  type S3StorageLocation,
 } from '../core/history.ts';
 import type { Revision } from '../core/model.ts';
 
-/** Where a registry's S3 storage lives: the bucket and the driver's `rootdirectory` (no leading or trailing /). */
-export interface S3StorageLocation {
-  readonly bucket: string;
-  readonly prefix: string;
-}
+export { parseS3StorageUrl, s3StorageUrl, type S3StorageLocation };
 
 /**
  * Caps on one listing, as the registry client caps its catalog and tag listings: a bucket that never stops
@@ -39,47 +38,7 @@ export interface S3HistoryOptions {
   readonly pageSize?: number;
 }
 
-// Bucket names as S3 allows them for new buckets (3–63 of a-z 0-9 . -, starting and ending alphanumeric).
-const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
-// A prefix segment: anything printable but a slash (the driver takes any rootdirectory); no empty segments.
-const PREFIX_SEGMENT = /^[^\s/\\?#]+$/;
-
-const USAGE =
-  'give the S3 driver\'s bucket and rootdirectory as s3://BUCKET/ROOTDIRECTORY (e.g. s3://registry-data/registry, or s3://registry-data when rootdirectory is "/")';
-
-/** Parse `s3://bucket/prefix`; anything else is refused with what was wrong. */
-export function parseS3StorageUrl(url: string): S3StorageLocation {
-  const bad = (why: string): ConfigError => new ConfigError(`--storage ${url}: ${why}; ${USAGE}`);
-  const m = /^s3:\/\/([^/]*)(?:\/(.*))?$/.exec(url);
-  if (!m) throw bad('not an s3:// URL');
-  const bucket = m[1]!;
-  if (bucket === '') throw bad('the bucket name is missing');
-  if (!BUCKET.test(bucket) || bucket.includes('..')) {
-    throw bad(`"${bucket}" is not a valid bucket name (3 to 63 of a-z, 0-9, "." and "-")`);
-  }
-  const rest = (m[2] ?? '').replace(/\/+$/, '');
-  if (rest === '') return { bucket, prefix: '' };
-  const segments = rest.split('/');
-  for (const s of segments) {
-    if (!PREFIX_SEGMENT.test(s)) {
-      throw bad(
-        s === ''
-          ? 'the prefix has an empty segment ("//")'
-          : `the prefix segment "${s}" has a space, "?", "#" or "\\" in it`,
-      );
-    }
-  }
-  return { bucket, prefix: segments.join('/') };
-}
-
-export function s3StorageUrl(location: S3StorageLocation): string {
-  return `s3://${location.bucket}${location.prefix ? `/${location.prefix}` : ''}`;
-}
-
-/** The key prefix every repository sits under. */
-function repositoriesPrefix(location: S3StorageLocation): string {
-  return `${location.prefix ? `${location.prefix}/` : ''}${REPOSITORIES_PATH}/`;
-}
+const repositoriesPrefix = s3RepositoriesPrefix;
 
 /**
  * An S3 client from the usual AWS environment (credentials chain, AWS_REGION, and AWS_ENDPOINT_URL_S3 or

@@ -2,6 +2,7 @@
 // defaults, the rules their values follow, the GC modes, the manifest media types and the metric names.
 // Pure (no undici, no AWS SDK, no CDK), so the construct can check a stack at synth time without loading an adapter.
 import { ConfigError } from './errors.ts';
+import { S3_STORAGE_USAGE, s3StorageUrlProblem, type S3StorageLocation } from './history.ts';
 
 /** Every environment variable of the function. The construct sets them; lambda/config.ts reads them. */
 export const ENV = {
@@ -31,6 +32,8 @@ export const ENV = {
   cacheHmacKeyId: 'CACHE_HMAC_KEY_ID',
   reportsBucket: 'REPORTS_BUCKET',
   reportsPrefix: 'REPORTS_PREFIX',
+  storage: 'HISTORY_STORAGE',
+  listingBucket: 'HISTORY_LISTING_BUCKET',
   serviceName: 'POWERTOOLS_SERVICE_NAME',
   metricsNamespace: 'POWERTOOLS_METRICS_NAMESPACE',
 } as const;
@@ -71,6 +74,60 @@ export const CACHE_EXPIRATION_DAYS = 30;
 export const DEFAULT_REPORTS_PREFIX = 'reports/';
 /** Days a run's report stays in the bucket. */
 export const REPORTS_EXPIRATION_DAYS = 90;
+
+// ---- Untagged history: where the function lists it ----
+
+/**
+ * The construct's `storage` setting (HISTORY_STORAGE in the function), written once:
+ * - `container` (the default): the registry's filesystem storage, listed read-only inside the registry container on
+ *   the host through the janitor's SSM document (`find` and `stat` there; gzip'd back to the construct's bucket);
+ * - `s3://BUCKET/ROOTDIRECTORY`: the registry's S3 storage, listed with ListObjectsV2;
+ * - `none`: no listing; untagged history is left alone.
+ */
+export const STORAGE_CONTAINER = 'container';
+export const STORAGE_NONE = 'none';
+export const DEFAULT_STORAGE = STORAGE_CONTAINER;
+export type StorageSetting =
+  | { readonly kind: 'container' }
+  | { readonly kind: 's3'; readonly location: S3StorageLocation }
+  | { readonly kind: 'none' };
+export const STORAGE_FORM =
+  `${STORAGE_CONTAINER} (the default: filesystem storage, listed inside the registry container over SSM), ` +
+  `s3://BUCKET/ROOTDIRECTORY (the S3 driver's bucket and rootdirectory) or ${STORAGE_NONE} (no listing)`;
+
+/** The `storage` setting from text; what is wrong with it, phrased to follow the value, otherwise. */
+export function parseStorageSetting(
+  text: string,
+): { readonly setting: StorageSetting } | { readonly problem: string } {
+  const value = text.trim();
+  if (value === STORAGE_CONTAINER) return { setting: { kind: 'container' } };
+  if (value === STORAGE_NONE) return { setting: { kind: 'none' } };
+  if (/^s3:/i.test(value)) {
+    const parsed = s3StorageUrlProblem(value);
+    return 'problem' in parsed
+      ? { problem: `${parsed.problem}; ${S3_STORAGE_USAGE}` }
+      : { setting: { kind: 's3', location: parsed.location } };
+  }
+  return { problem: `is not one of ${STORAGE_FORM}` };
+}
+
+/** Where in the construct's bucket the registry host uploads each container listing (gzip'd), one key per run. */
+export const HISTORY_LISTING_PREFIX = 'history-listing/';
+/** Days a listing stays in the bucket: it is read once, by the run that asked for it. */
+export const HISTORY_LISTING_EXPIRATION_DAYS = 1;
+/** Seconds the presigned PUT URL the host uploads the listing with stays valid. */
+export const HISTORY_LISTING_URL_SECONDS = 600;
+/** Seconds the listing command may run on the host. */
+export const HISTORY_LISTING_TIMEOUT_SECONDS = 600;
+/**
+ * The SSM document's allowedPattern for the upload URL: empty (garbage-collect) or an http(s) URL of characters
+ * that need no quoting (a presigned S3 URL is percent-encoded), at most 4096.
+ */
+export const UPLOAD_URL_PARAMETER_PATTERN =
+  "^(https?://[A-Za-z0-9.:\\[\\]-]+/[A-Za-z0-9._~:/?#@!$&'()*+,;=%-]{0,4000})?$";
+/** What the janitor's SSM document runs: garbage-collect, or the read-only listing of untagged history. */
+export const SCRIPT_ACTIONS = ['gc', 'list'] as const;
+export type ScriptAction = (typeof SCRIPT_ACTIONS)[number];
 
 // ---- Garbage-collect modes ----
 

@@ -1,5 +1,6 @@
 // Untagged history: the port a storage listing comes through, and the layout distribution keeps in every
 // storage driver (filesystem and S3 alike), written once for the filesystem and S3 listers.
+import { ConfigError } from './errors.ts';
 import type { Revision } from './model.ts';
 
 /** Every revision each repository holds, as the registry's storage lists it. */
@@ -27,3 +28,60 @@ export const REVISION_HEX = /^[a-f0-9]{64}$/;
 
 /** Folders distribution keeps inside a repository; anything else there is a nested repository. */
 export const RESERVED_PREFIX = '_';
+
+/** Where a registry's S3 storage lives: the bucket and the driver's `rootdirectory` (no leading or trailing /). */
+export interface S3StorageLocation {
+  readonly bucket: string;
+  readonly prefix: string;
+}
+
+// Bucket names as S3 allows them for new buckets (3–63 of a-z 0-9 . -, starting and ending alphanumeric).
+const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+// A prefix segment: anything printable but a slash (the driver takes any rootdirectory); no empty segments.
+const PREFIX_SEGMENT = /^[^\s/\\?#]+$/;
+
+export const S3_STORAGE_USAGE =
+  'give the S3 driver\'s bucket and rootdirectory as s3://BUCKET/ROOTDIRECTORY (e.g. s3://registry-data/registry, or s3://registry-data when rootdirectory is "/")';
+
+/** What is wrong with an `s3://bucket/prefix` URL (phrased to follow it), or its location. */
+export function s3StorageUrlProblem(
+  url: string,
+): { readonly location: S3StorageLocation } | { readonly problem: string } {
+  const m = /^s3:\/\/([^/]*)(?:\/(.*))?$/.exec(url);
+  if (!m) return { problem: 'not an s3:// URL' };
+  const bucket = m[1]!;
+  if (bucket === '') return { problem: 'the bucket name is missing' };
+  if (!BUCKET.test(bucket) || bucket.includes('..')) {
+    return { problem: `"${bucket}" is not a valid bucket name (3 to 63 of a-z, 0-9, "." and "-")` };
+  }
+  const rest = (m[2] ?? '').replace(/\/+$/, '');
+  if (rest === '') return { location: { bucket, prefix: '' } };
+  const segments = rest.split('/');
+  for (const s of segments) {
+    if (!PREFIX_SEGMENT.test(s)) {
+      return {
+        problem:
+          s === ''
+            ? 'the prefix has an empty segment ("//")'
+            : `the prefix segment "${s}" has a space, "?", "#" or "\\" in it`,
+      };
+    }
+  }
+  return { location: { bucket, prefix: segments.join('/') } };
+}
+
+/** Parse `s3://bucket/prefix` (the CLI's `--storage`); anything else is refused with what was wrong. */
+export function parseS3StorageUrl(url: string, source = '--storage'): S3StorageLocation {
+  const parsed = s3StorageUrlProblem(url);
+  if ('problem' in parsed) throw new ConfigError(`${source} ${url}: ${parsed.problem}; ${S3_STORAGE_USAGE}`);
+  return parsed.location;
+}
+
+export function s3StorageUrl(location: S3StorageLocation): string {
+  return `s3://${location.bucket}${location.prefix ? `/${location.prefix}` : ''}`;
+}
+
+/** The key prefix every repository sits under in an S3 storage (what s3:ListBucket is granted on). */
+export function s3RepositoriesPrefix(location: S3StorageLocation): string {
+  return `${location.prefix ? `${location.prefix}/` : ''}${REPOSITORIES_PATH}/`;
+}

@@ -42,6 +42,7 @@ describe('loadConfig', () => {
       allowInsecureHttp: false,
       allowManualApply: false,
       tokenRealmHosts: [],
+      history: { kind: 'container' },
     });
     expect(config.policy.document).toEqual(JSON.parse(POLICY));
   });
@@ -126,6 +127,28 @@ describe('loadConfig', () => {
     ).toEqual({ bucket: 'janitor-bucket', prefix: 'janitor/runs/' });
   });
 
+  it.each([
+    { value: undefined, history: { kind: 'container' } },
+    { value: 'container', history: { kind: 'container' } },
+    { value: 'none', history: { kind: 'none' } },
+    {
+      value: 's3://registry-data/registry/',
+      history: { kind: 's3', location: { bucket: 'registry-data', prefix: 'registry' } },
+    },
+    {
+      value: 's3://registry-data',
+      history: { kind: 's3', location: { bucket: 'registry-data', prefix: '' } },
+    },
+  ])('reads HISTORY_STORAGE=$value as where untagged history is listed from', ({ value, history }) => {
+    const config = loadConfig({
+      ...MINIMAL,
+      ...(value === undefined ? {} : { HISTORY_STORAGE: value }),
+      HISTORY_LISTING_BUCKET: 'janitor-bucket',
+    });
+    expect(config.history).toEqual(history);
+    expect(config.listingBucket).toBe('janitor-bucket');
+  });
+
   it('treats empty variables as unset', () => {
     const config = loadConfig({ ...MINIMAL, DRY_RUN: '', GC_MODE: '  ', CONCURRENCY: '' });
     expect(config.dryRun).toBe(true);
@@ -195,6 +218,18 @@ describe('loadConfig', () => {
       names: 'TOKEN_REALM_HOSTS="https://auth.internal" is not a host',
     },
     { env: { REPORTS_BUCKET: 'Bad_Bucket' }, names: 'REPORTS_BUCKET="Bad_Bucket" is not an S3 bucket name' },
+    {
+      env: { HISTORY_STORAGE: 'filesystem' },
+      names: 'HISTORY_STORAGE="filesystem" is not one of container (the default',
+    },
+    {
+      env: { HISTORY_STORAGE: 's3://registry-data//x' },
+      names: 'HISTORY_STORAGE="s3://registry-data//x" the prefix has an empty segment ("//")',
+    },
+    {
+      env: { HISTORY_LISTING_BUCKET: 'Bad_Bucket' },
+      names: 'HISTORY_LISTING_BUCKET="Bad_Bucket" is not an S3 bucket name',
+    },
     {
       env: { REPORTS_BUCKET: 'b-1', REPORTS_PREFIX: '/reports' },
       names: 'REPORTS_PREFIX="/reports" is not a key prefix like reports/',

@@ -121,6 +121,14 @@ describe('parseAppContext', () => {
     expect(() => parse({ ...README, ...context })).toThrow(why);
   });
 
+  it.each(['container', 'none', 's3://registry-data/registry', 's3://registry-data'])(
+    'takes storage=%s as given, for the construct to parse once',
+    (storage) => {
+      expect(parse({ ...README, storage }).storage).toBe(storage);
+      expect(parse(README).storage).toBeUndefined();
+    },
+  );
+
   it('ignores context it does not own (CDK feature flags and the like)', () => {
     expect(() =>
       parse({
@@ -154,6 +162,7 @@ describe('parseAppContext', () => {
         'allowManualApply',
         'tokenRealmHosts',
         'allowInsecureHttp',
+        'storage',
       ].sort(),
     );
   });
@@ -184,6 +193,16 @@ describe('parseAppContext', () => {
       name: 'a bad gcMode',
       context: { ...README, gcMode: 'fast' },
       why: /gcMode: "fast" is not one of readonly, offline, online/,
+    },
+    {
+      name: 'a storage that is a host path',
+      context: { ...README, storage: '/var/lib/registry' },
+      why: /storage: "\/var\/lib\/registry" is not one of container \(the default: .*\), s3:\/\/BUCKET\/ROOTDIRECTORY .* or none \(no listing\)/,
+    },
+    {
+      name: 'an s3 storage without a bucket',
+      context: { ...README, storage: 's3:///registry' },
+      why: /storage: "s3:\/\/\/registry" the bucket name is missing; give the S3 driver's bucket and rootdirectory as s3:\/\/BUCKET\/ROOTDIRECTORY/,
     },
     {
       name: 'a bad dryRun',

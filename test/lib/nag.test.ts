@@ -34,6 +34,8 @@ const ALWAYS = [
   'AwsSolutions-SNS2',
   'AwsSolutions-SQS3',
 ];
+/** The default storage setting (container): the host's listing comes back under history-listing/. */
+const CONTAINER_LISTING = ['AwsSolutions-IAM5[Resource::<JanitorManifestCache.Arn>/history-listing/*]'];
 const WITH_TAG_AND_VPC = [
   'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*]',
   'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:network-interface/*]',
@@ -70,12 +72,18 @@ function acknowledgements(stack: Stack): Map<string, string> {
 }
 
 describe.each([
-  { name: 'the README deploy', context: README_CONTEXT, expected: ALWAYS },
+  { name: 'the README deploy', context: README_CONTEXT, expected: [...ALWAYS, ...CONTAINER_LISTING] },
   {
     name: 'a tag target in a VPC with parameters and a key',
     context: FULL_CONTEXT,
-    expected: [...ALWAYS, ...WITH_TAG_AND_VPC],
+    expected: [...ALWAYS, ...WITH_TAG_AND_VPC, ...CONTAINER_LISTING],
   },
+  {
+    name: 'an S3 storage (ListBucket on the bucket itself, for one prefix)',
+    context: { ...README_CONTEXT, storage: 's3://registry-data/registry' },
+    expected: ALWAYS,
+  },
+  { name: 'no listing', context: { ...README_CONTEXT, storage: 'none' }, expected: ALWAYS },
 ])('AwsSolutionsChecks on $name', ({ context, expected }) => {
   let stack: Stack;
   let findings: string[];

@@ -56,6 +56,7 @@ describe('RegistryJanitorStack from the README context', () => {
       ...fn.Properties.Environment.Variables,
       CACHE_BUCKET: 'registry-janitor-cache',
       REPORTS_BUCKET: 'registry-janitor-cache',
+      HISTORY_LISTING_BUCKET: 'registry-janitor-cache',
       CACHE_HMAC_KEY_ID: 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
       GC_DOCUMENT_NAME: 'RegistryJanitor-JanitorGcDocument-AbC123',
     });
@@ -65,6 +66,8 @@ describe('RegistryJanitorStack from the README context', () => {
       maxDeleteFraction: 0.5,
       cacheBucket: 'registry-janitor-cache',
       reports: { bucket: 'registry-janitor-cache', prefix: 'reports/' },
+      history: { kind: 'container' },
+      listingBucket: 'registry-janitor-cache',
       allowManualApply: false,
       cacheHmacKeyId: 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab',
       gc: { target: { instanceId: 'i-0123456789abcdef0' }, mode: 'readonly', containerName: 'registry' },

@@ -112,6 +112,8 @@ describe('RegistryJanitor with defaults', () => {
           CACHE_HMAC_KEY_ID: { 'Fn::GetAtt': [key, 'Arn'] },
           REPORTS_BUCKET: { Ref: bucket },
           REPORTS_PREFIX: 'reports/',
+          HISTORY_STORAGE: 'container',
+          HISTORY_LISTING_BUCKET: { Ref: bucket },
           POWERTOOLS_SERVICE_NAME: 'registry-janitor',
           POWERTOOLS_METRICS_NAMESPACE: 'RegistryJanitor',
           NODE_OPTIONS: '--enable-source-maps',
@@ -279,6 +281,7 @@ describe('RegistryJanitor with defaults', () => {
           Rules: [
             Match.objectLike({ Prefix: 'manifest-cache/', ExpirationInDays: 30, Status: 'Enabled' }),
             Match.objectLike({ Prefix: 'reports/', ExpirationInDays: 90, Status: 'Enabled' }),
+            Match.objectLike({ Prefix: 'history-listing/', ExpirationInDays: 1, Status: 'Enabled' }),
           ],
         },
       },
@@ -306,6 +309,11 @@ describe('RegistryJanitor with defaults', () => {
       {
         Action: 's3:ListBucket',
         Resource: expect.stringMatching(/^\$\{JanitorManifestCache[0-9A-F]+\.Arn\}$/),
+      },
+      // The container listing: the function signs the host's upload of one key and reads it back.
+      {
+        Action: ['s3:PutObject', 's3:GetObject'],
+        Resource: expect.stringMatching(/^\$\{JanitorManifestCache[0-9A-F]+\.Arn\}\/history-listing\/\*$/),
       },
     ]);
     expect(janitor.reportsLocation).toMatch(/^s3:\/\/\$\{Token\[TOKEN\.\d+\]\}\/reports\/$/);
@@ -501,6 +509,69 @@ describe('RegistryJanitor options', () => {
     expect(defaults).not.toHaveProperty('ALLOW_INSECURE_HTTP');
   });
 
+  describe('storage: where untagged history is listed from', () => {
+    const historyStatements = (statements: Statement[]) =>
+      statements.filter(
+        (s) =>
+          s.Sid === 'ListRegistryStorage' ||
+          s.Sid === 'ReceiveHistoryListing' ||
+          asList(s.Resource).some((r) => String(r).includes('history-listing')),
+      );
+
+    it('container (the default): the function may put and get only under history-listing/ of its own bucket', () => {
+      const { template, statements } = synth();
+      expect(functionEnvironment(template)).toMatchObject({
+        HISTORY_STORAGE: 'container',
+        HISTORY_LISTING_BUCKET: { Ref: expect.stringMatching(/^JanitorManifestCache/) as unknown },
+      });
+      const found = historyStatements(statements);
+      expect(found).toEqual([
+        {
+          Sid: 'ReceiveHistoryListing',
+          Effect: 'Allow',
+          Action: ['s3:PutObject', 's3:GetObject'],
+          Resource: expect.stringMatching(/^\$\{JanitorManifestCache[0-9A-F]+\.Arn\}\/history-listing\/\*$/),
+        },
+      ]);
+    });
+
+    it('s3://bucket/prefix: ListBucket on that bucket, only for its repositories prefix, and no object access', () => {
+      const { template, statements } = synth({ storage: 's3://registry-data/registry/root/' });
+      const env = functionEnvironment(template);
+      expect(env).toMatchObject({ HISTORY_STORAGE: 's3://registry-data/registry/root/' });
+      expect(env).not.toHaveProperty('HISTORY_LISTING_BUCKET');
+      const found = historyStatements(statements);
+      expect(found).toEqual([
+        {
+          Sid: 'ListRegistryStorage',
+          Effect: 'Allow',
+          Action: 's3:ListBucket',
+          Resource: 'arn:${AWS::Partition}:s3:::registry-data',
+          Condition: { StringLike: { 's3:prefix': 'registry/root/docker/registry/v2/repositories/*' } },
+        },
+      ]);
+      // Nothing else in that bucket: no GetObject, PutObject or ListBucket without the condition.
+      const onRegistryBucket = statements.filter((s) =>
+        asList(s.Resource).some((r) => String(r).includes('registry-data')),
+      );
+      expect(onRegistryBucket).toEqual(found);
+    });
+
+    it('s3://bucket (rootdirectory "/"): the condition is the repositories prefix at the top', () => {
+      const { statements } = synth({ storage: 's3://registry-data' });
+      expect(historyStatements(statements)[0]?.Condition).toEqual({
+        StringLike: { 's3:prefix': 'docker/registry/v2/repositories/*' },
+      });
+    });
+
+    it('none: no listing and no grant for one', () => {
+      const { template, statements } = synth({ storage: 'none' });
+      expect(functionEnvironment(template)).toMatchObject({ HISTORY_STORAGE: 'none' });
+      expect(functionEnvironment(template)).not.toHaveProperty('HISTORY_LISTING_BUCKET');
+      expect(historyStatements(statements)).toEqual([]);
+    });
+  });
+
   it('subscribes alarmEmail to the new topic', () => {
     const { template } = synth({ alarmEmail: 'ops@example.com' });
     template.hasResourceProperties('AWS::SNS::Subscription', {
@@ -636,6 +707,16 @@ describe('RegistryJanitor bad props', () => {
       name: 'no host',
       props: { instanceId: undefined },
       why: /set instanceId \(e\.g\. i-0123456789abcdef0\) or instanceTag/,
+    },
+    {
+      name: 'a storage that is none of the three forms',
+      props: { storage: '/var/lib/registry' },
+      why: /storage: "\/var\/lib\/registry" is not one of container .*, s3:\/\/BUCKET\/ROOTDIRECTORY .* or none/,
+    },
+    {
+      name: 'a malformed s3 storage',
+      props: { storage: 's3://Bad_Bucket/x' },
+      why: /storage: "s3:\/\/Bad_Bucket\/x" "Bad_Bucket" is not a valid bucket name/,
     },
     {
       name: 'two hosts',
