@@ -11,7 +11,8 @@ import type { Applicability } from './core/executor.ts';
 import { runJob, type JobResult, type JobStage, type ProbeStep } from './core/job.ts';
 import type { Inventory, Plan, PlanSummary, Report, ScanProblem } from './core/model.ts';
 import type { CommandRunner, RegistryClient, ManifestCache } from './core/ports.ts';
-import { verifyKept, type VerifyResult } from './core/verify.ts';
+import type { VerifyResult } from './core/verify.ts';
+import { verifyStep as verifyKeptStep } from './core/steps.ts';
 import { runIdOf, type ReportStore, type ReportsStep } from './adapters/report-store.ts';
 
 /** The part of Powertools' Logger the job uses (so tests can pass a recorder). */
@@ -560,21 +561,18 @@ async function verifyWithRetry(
   plan: Plan,
   inventory: Inventory,
 ): Promise<Extract<VerifyStep, { attempts: number }>> {
-  const attempts = Math.max(1, deps.verifyAttempts ?? 4);
-  const delayMs = deps.verifyRetryDelayMs ?? 2000;
-  const sleep = deps.sleep ?? defaultSleep;
-  for (let attempt = 1; ; attempt += 1) {
-    const result = await verifyKept(plan, inventory, deps.registry);
-    if (result.problems.length === 0) return { status: 'ok', attempts: attempt, ...result };
-    if (attempt >= attempts) return { status: 'failed', attempts: attempt, ...result };
+  return verifyKeptStep(deps.registry, plan, inventory, {
+    ...(deps.verifyAttempts !== undefined ? { attempts: deps.verifyAttempts } : {}),
+    ...(deps.verifyRetryDelayMs !== undefined ? { retryDelayMs: deps.verifyRetryDelayMs } : {}),
+    sleep: deps.sleep ?? defaultSleep,
     // Right after garbage-collect the registry may still be starting: look again before calling it broken.
-    deps.logger.warn('verify: problems found, looking again', {
-      attempt,
-      problems: result.problems.slice(0, 10),
-      problemCount: result.problems.length,
-    });
-    await sleep(delayMs * attempt);
-  }
+    onRetry: (attempt, problems) =>
+      deps.logger.warn('verify: problems found, looking again', {
+        attempt,
+        problems: problems.slice(0, 10),
+        problemCount: problems.length,
+      }),
+  });
 }
 
 function planStepOf(plan: Plan, applicable: Applicability): PlanStep {

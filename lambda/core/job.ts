@@ -1,34 +1,29 @@
 // The run the Lambda, the CLI and the demo share, as steps with one owner each: probe (real runs only) →
 // inventory → plan → guard → confirm → deletes. Garbage-collect and verify are the callers' own.
-import { compileGlob } from './glob.ts';
 import type { Inventory, Plan, Report } from './model.ts';
 import {
   assertDeletesWork,
   checkApplicable,
-  deletePlan,
   refusal,
   repositoriesToChange,
   type Applicability,
   type DeleteOptions,
 } from './executor.ts';
 import { SafetyError } from './errors.ts';
-import { rereadForCheck } from './live-check.ts';
-import { plan as makePlan } from './planner.ts';
-import { ruleFor, type Policy } from './policy.ts';
+import type { Policy } from './policy.ts';
 import type { HistorySource } from './history.ts';
-import type { ManifestCache, ProbeResult, RegistryClient } from './ports.ts';
-import { scanRegistry, type ScanProgress } from './scan.ts';
+import type { ManifestCache, RegistryClient } from './ports.ts';
+import type { ScanProgress } from './scan.ts';
+import {
+  applyStep,
+  inventoryStep,
+  planStep,
+  probeFirstCleanable,
+  probeStepOf,
+  type ProbeStep,
+} from './steps.ts';
 
-/** What the delete probe found. */
-export type ProbeStep =
-  | {
-      readonly status: 'done';
-      readonly repository: string;
-      readonly deletesEnabled: boolean;
-      readonly tagDelete: boolean;
-      readonly problem?: string;
-    }
-  | { readonly status: 'skipped'; readonly reason: string };
+export type { ProbeStep };
 
 /** The step a job is in, for callers that report where a run failed. */
 export type JobStage = 'probe' | 'inventory' | 'guard' | 'deletes';
@@ -98,21 +93,22 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
 
   let inventory: Inventory | undefined;
   let thePlan: Plan;
+  let applicable: Applicability;
   if (saved) {
     thePlan = saved;
+    applicable = checkApplicable(saved, options.maxDeleteFraction);
   } else {
     options.onStage?.('inventory');
     const o = options as PlanningJob;
-    inventory = await scanRegistry(client, {
+    inventory = await inventoryStep(client, {
       policy: o.policy,
       ...(o.repositories ? { repositories: o.repositories } : {}),
       ...(o.cache ? { cache: o.cache } : {}),
       ...(o.history ? { history: o.history } : {}),
       ...(o.onScanProgress ? { onProgress: o.onScanProgress } : {}),
     });
-    thePlan = makePlan(inventory, o.policy, options.now);
+    ({ plan: thePlan, applicable } = planStep(inventory, o.policy, options.now, options.maxDeleteFraction));
   }
-  const applicable = checkApplicable(thePlan, options.maxDeleteFraction);
   await options.onPlan?.(thePlan, applicable);
   const result = { probe, ...(inventory ? { inventory } : {}), plan: thePlan, applicable };
   if (options.dryRun) return { ...result, outcome: 'dry-run' };
@@ -133,31 +129,25 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
 
   // Safety is derived again from the registry before anything is deleted, whatever a saved plan says: a saved
   // plan's repositories are read again now (a plan made in this run has its inventory, read moments ago).
-  const live =
-    inventory ??
-    (await rereadForCheck(client, thePlan, saved ? (options as SavedPlanJob).history : undefined));
+  const history = saved ? (options as SavedPlanJob).history : undefined;
   options.onStage?.('deletes');
-  const report = await deletePlan(thePlan, client, probe.status === 'done' ? probe : NO_TAG_DELETE, live, {
+  const { live, report } = await applyStep(client, thePlan, {
+    ...(probe.status === 'done' ? { probe } : {}),
+    ...(inventory ? { live: inventory } : {}),
+    ...(history ? { history } : {}),
     ...(options.onApplyProgress ? { onProgress: options.onApplyProgress } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });
   return { ...result, inventory: live, probe, outcome: 'applied', report };
 }
 
-/** Only reached with nothing to delete (no probe was needed). */
-const NO_TAG_DELETE: ProbeResult = { deletesEnabled: true, tagDelete: false };
-
 function reportProbe(probe: ProbeStep, options: JobBase): void {
   options.onProbe?.(probe);
   if (probe.status === 'done') assertDeletesWork(probe);
 }
 
-/**
- * DELETE of the zero digest in the first repository the run may clean (a repository protected or matched by no
- * rule is never deleted from, and a token may not grant delete there).
- */
+/** The catalog as the registry lists it, the first repository the run may clean probed. */
 async function probeCatalog(options: PlanningJob): Promise<ProbeStep> {
-  const filters = options.repositories?.map((g) => compileGlob(g, true));
   let names: string[];
   try {
     names = await options.client.listRepositories();
@@ -166,23 +156,5 @@ async function probeCatalog(options: PlanningJob): Promise<ProbeStep> {
     // DELETE, the probe's included, is sent to a registry whose catalog cannot be read.
     return { status: 'skipped', reason: 'the catalog could not be listed' };
   }
-  const candidate = names.find((name) => {
-    if (filters && !filters.some((f) => f.test(name))) return false;
-    const rule = ruleFor(options.policy, name);
-    return rule !== undefined && !rule.protect;
-  });
-  if (candidate === undefined) {
-    return { status: 'skipped', reason: 'no repository in the catalog is cleaned by the policy' };
-  }
-  return probeStepOf(candidate, await options.client.probe(candidate));
-}
-
-function probeStepOf(repository: string, result: ProbeResult): ProbeStep {
-  return {
-    status: 'done',
-    repository,
-    deletesEnabled: result.deletesEnabled,
-    tagDelete: result.tagDelete,
-    ...(result.problem !== undefined ? { problem: result.problem } : {}),
-  };
+  return probeFirstCleanable(options.client, options.policy, names, options.repositories);
 }

@@ -59,6 +59,16 @@ export interface ScanOptions {
    * yet) and can be judged. Its failure only makes the history incomplete, never the inventory.
    */
   readonly history?: HistorySource;
+  /**
+   * Exactly these repositories, without listing the catalog (a workflow's inventory batch, whose names the
+   * probe listed). `repositories` globs still narrow them.
+   */
+  readonly names?: readonly string[];
+  /**
+   * Stops the scan: once aborted, no repository not yet started is read; each is recorded as a failed read
+   * (with the abort's reason), so the inventory is incomplete and no plan from it deletes anything.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export async function scanRegistry(client: RegistryClient, options: ScanOptions = {}): Promise<Inventory> {
@@ -90,7 +100,7 @@ class Scanner {
     const listing = this.listHistory();
     let names: string[];
     try {
-      names = await this.client.listRepositories();
+      names = this.options.names ? [...this.options.names] : await this.client.listRepositories();
     } catch (err) {
       this.errors.push({ message: `listing repositories failed: ${errorMessage(err)}` });
       names = [];
@@ -104,9 +114,14 @@ class Scanner {
     const limit = pLimit(this.options.repositoryConcurrency ?? 16);
     const repositories = await Promise.all(
       selected.map((name) =>
-        limit(() =>
-          this.scanRepository(name, revisions ? (revisions.repositories.get(name) ?? []) : undefined),
-        ),
+        limit(() => {
+          const signal = this.options.signal;
+          if (signal?.aborted) {
+            this.errors.push({ repository: name, message: `not read: ${String(signal.reason)}` });
+            return { name, tags: [], missing: [], untaggedSubjects: [] } satisfies RepositoryInventory;
+          }
+          return this.scanRepository(name, revisions ? (revisions.repositories.get(name) ?? []) : undefined);
+        }),
       ),
     );
     this.deriveIndexAges();
