@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Installed entry point: runs the TypeScript CLI through tsx's loader, so no build step is needed.
-import { register } from 'tsx/esm/api';
+// Installed entry point (`npx registry-janitor`, `npm run cli`): the CLI's bundle in dist/, built on first use and
+// whenever the sources change, or the TypeScript through tsx when it cannot be built (bin/bundle.js).
+import { runEntry } from './bundle.js';
 
-register();
-await import('./cli.ts');
+await runEntry('cli');
