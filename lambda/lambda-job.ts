@@ -9,10 +9,12 @@ import { GcCommandError, runGc, type GcResult } from './core/gc.ts';
 import type { GcSummary } from './core/gc-script.ts';
 import type { Applicability } from './core/executor.ts';
 import { runJob, type JobResult, type JobStage, type ProbeStep } from './core/job.ts';
-import type { Inventory, Plan, PlanSummary, Report, ScanProblem } from './core/model.ts';
+import type { HistorySource } from './core/history.ts';
+import type { HistoryStatus, Inventory, Plan, PlanSummary, Report, ScanProblem } from './core/model.ts';
 import type { CommandRunner, RegistryClient, ManifestCache } from './core/ports.ts';
 import type { VerifyResult } from './core/verify.ts';
 import { verifyStep as verifyKeptStep } from './core/steps.ts';
+import { untaggedOutcome, type UntaggedOutcome } from './core/untagged-outcome.ts';
 import { runIdOf, type ReportStore, type ReportsStep } from './adapters/report-store.ts';
 
 /** The part of Powertools' Logger the job uses (so tests can pass a recorder). */
@@ -66,6 +68,8 @@ export interface LambdaJobDeps {
   readonly openCache?: () => Promise<SavableCache>;
   /** Keeps each run's HTML report and JSON plan (in the Lambda, the construct's bucket under reports/). */
   readonly reports?: ReportStore;
+  /** Lists the registry's storage, so that untagged history is judged too; without it, it is left alone. */
+  readonly history?: HistorySource;
 }
 
 /** A manifest cache that is written back after the inventory. `save` never throws. */
@@ -83,10 +87,18 @@ export interface PlanStep extends PlanSummary {
   readonly warnings: number;
   /** Whether the delete guard lets this plan through (`MAX_DELETE_FRACTION`). */
   readonly guard: { readonly ok: boolean; readonly message?: string };
+  /** Where untagged history was listed from, and whether the run may act on it; absent without a listing. */
+  readonly history?: HistoryStatus;
 }
 
-/** The delete report without its per-manifest entries (those are in the log). */
-export type DeletionStep = Omit<Report, 'entries'> & { readonly entries: number };
+/**
+ * The delete report without its per-manifest entries (those are in the log); with a complete storage listing,
+ * what became of the untagged history the plan deleted, counted apart.
+ */
+export type DeletionStep = Omit<Report, 'entries'> & {
+  readonly entries: number;
+  readonly untagged?: UntaggedOutcome;
+};
 
 export type GcStep =
   | {
@@ -227,7 +239,7 @@ export async function runLambdaJob(
     if (run.dryRun) {
       endDryRun(run);
     } else {
-      recordDeletions(run, job.report!);
+      recordDeletions(run, job.plan, job.report!);
       if (job.report!.stopped === undefined) {
         await collectGarbageStep(run, job.report!);
         await verifyStep(run, job);
@@ -317,6 +329,7 @@ async function planAndDelete(run: RunContext): Promise<JobResult> {
       dryRun: run.dryRun,
       maxDeleteFraction: config.maxDeleteFraction,
       ...(run.repositories ? { repositories: run.repositories } : {}),
+      ...(deps.history ? { history: deps.history } : {}),
       signal: stop.signal,
       onStage: (stage) => {
         if (stage === 'inventory') {
@@ -335,6 +348,7 @@ async function planAndDelete(run: RunContext): Promise<JobResult> {
         record.durations.scanAndPlanSeconds = seconds(now, t);
         record.plan = planStepOf(plan, applicable);
         logPlan(logger, plan, record.plan);
+        countHistory(deps.metrics, plan);
       },
     });
     if (planned) record.durations.deleteSeconds = seconds(now, planned);
@@ -416,15 +430,35 @@ function endDryRun(run: RunContext): void {
   deps.metrics.addMetric(METRICS.tagsDeleted, MetricUnit.Count, 0);
   deps.metrics.addMetric(METRICS.manifestsDeleted, MetricUnit.Count, 0);
   deps.metrics.addMetric(METRICS.bytesFreed, MetricUnit.Bytes, 0);
+  if (plan.history) countUntaggedDeletions(deps.metrics, undefined);
+}
+
+/**
+ * The plan's side of untagged history, whenever a listing is configured (a dry run's too): whether the listing
+ * worked, and how many untagged manifests the plan deletes (0 when it could not judge them).
+ */
+function countHistory(metrics: JobMetrics, plan: Plan): void {
+  if (!plan.history) return;
+  metrics.addMetric(METRICS.historyListingFailures, MetricUnit.Count, plan.history.complete ? 0 : 1);
+  metrics.addMetric(METRICS.untaggedPlanned, MetricUnit.Count, untaggedOutcome(plan)?.planned ?? 0);
+}
+
+/** What the deletes did to untagged history, apart from the tags; zeros on a dry run or without a judged listing. */
+function countUntaggedDeletions(metrics: JobMetrics, untagged: UntaggedOutcome | undefined): void {
+  metrics.addMetric(METRICS.untaggedDeleted, MetricUnit.Count, untagged?.deleted ?? 0);
+  metrics.addMetric(METRICS.untaggedFailures, MetricUnit.Count, untagged?.failed ?? 0);
+  metrics.addMetric(METRICS.untaggedBytesFreed, MetricUnit.Bytes, untagged?.bytesFreedEstimate ?? 0);
 }
 
 /** The deletes' report: logged per repository, counted, and a failed delete remembered for the end. */
-function recordDeletions(run: RunContext, deleted: Report): void {
+function recordDeletions(run: RunContext, plan: Plan, deleted: Report): void {
   const { record, deps } = run;
-  record.deletions = deletionStepOf(deleted);
-  logDeletions(deps.logger, deleted);
+  const untagged = untaggedOutcome(plan, deleted);
+  record.deletions = deletionStepOf(deleted, untagged);
+  logDeletions(deps.logger, plan, deleted);
   deps.metrics.addMetric(METRICS.tagsDeleted, MetricUnit.Count, deleted.tagsDeleted);
   deps.metrics.addMetric(METRICS.manifestsDeleted, MetricUnit.Count, deleted.manifestsDeleted);
+  if (plan.history) countUntaggedDeletions(deps.metrics, untagged);
   // A failed delete must not skip GC or the check of what the run kept: it fails the run at the end.
   const first = deleted.failures[0];
   if (first) {
@@ -584,12 +618,13 @@ function planStepOf(plan: Plan, applicable: Applicability): PlanStep {
     errors: plan.errors.slice(0, 20),
     warnings: plan.warnings.length,
     guard: guard.ok ? { ok: true } : { ok: false, message: guard.message },
+    ...(plan.history ? { history: plan.history } : {}),
   };
 }
 
-function deletionStepOf(report: Report): DeletionStep {
+function deletionStepOf(report: Report, untagged: UntaggedOutcome | undefined): DeletionStep {
   const { entries, ...rest } = report;
-  return { ...rest, entries: entries.length };
+  return { ...rest, entries: entries.length, ...(untagged ? { untagged } : {}) };
 }
 
 /** The plan, one entry per repository that loses anything: exactly what will be deleted, before it is. */
@@ -599,7 +634,8 @@ function logPlan(logger: JobLogger, plan: Plan, step: PlanStep): void {
     ...(plan.warnings.length > 0 ? { warnings: plan.warnings.slice(0, 50) } : {}),
   });
   for (const repo of plan.repositories) {
-    if (repo.deleteTags.length === 0 && repo.warnings.length === 0) continue;
+    const history = repo.untagged?.deleted ?? [];
+    if (repo.deleteTags.length === 0 && history.length === 0 && repo.warnings.length === 0) continue;
     const tags = repo.deleteTags.map((t) => ({
       tag: t.tag,
       digest: t.digest,
@@ -607,22 +643,40 @@ function logPlan(logger: JobLogger, plan: Plan, step: PlanStep): void {
       ...(t.created !== undefined ? { created: t.created } : {}),
       ...(t.referrer ? { referrer: true } : {}),
     }));
-    const parts = Math.max(1, Math.ceil(tags.length / TAGS_PER_LOG_ENTRY));
+    // Untagged history apart from the tags: each deletion with its push time (the age the policy judged).
+    const untagged = history.map((u) => ({ digest: u.digest, kind: u.kind, pushedAt: u.pushedAt }));
+    const parts = Math.max(
+      1,
+      Math.ceil(tags.length / TAGS_PER_LOG_ENTRY),
+      Math.ceil(untagged.length / TAGS_PER_LOG_ENTRY),
+    );
+    const slice = <T>(list: readonly T[], part: number): T[] =>
+      list.slice(part * TAGS_PER_LOG_ENTRY, (part + 1) * TAGS_PER_LOG_ENTRY);
     for (let part = 0; part < parts; part += 1) {
       logger.info('plan: repository', {
         repository: repo.name,
         rule: repo.rule,
         action: repo.action,
         kept: repo.kept.length,
-        deleteTags: tags.slice(part * TAGS_PER_LOG_ENTRY, (part + 1) * TAGS_PER_LOG_ENTRY),
+        deleteTags: slice(tags, part),
+        ...(repo.untagged ? { deleteUntagged: slice(untagged, part) } : {}),
         ...(parts > 1 ? { part: part + 1, parts } : {}),
         ...(part === 0
           ? {
               deleteManifests: repo.deleteManifests.length,
               childrenAndReferrers: repo.deleteManifests
-                .filter((m) => m.role !== 'root')
+                .filter((m) => m.role === 'child' || m.role === 'referrer')
                 .map((m) => ({ digest: m.digest, role: m.role, kind: m.kind })),
               bytesFreed: repo.bytesFreed,
+              ...(repo.untagged
+                ? {
+                    untagged: {
+                      deleted: history.length,
+                      kept: repo.untagged.kept.length,
+                      bytesFreed: repo.untagged.bytesFreed,
+                    },
+                  }
+                : {}),
               ...(repo.action === 'cleaned' && repo.dangling ? { danglingTags: repo.dangling } : {}),
               warnings: repo.warnings,
             }
@@ -632,13 +686,24 @@ function logPlan(logger: JobLogger, plan: Plan, step: PlanStep): void {
   }
 }
 
-function logDeletions(logger: JobLogger, report: Report): void {
+function logDeletions(logger: JobLogger, plan: Plan, report: Report): void {
   const byRepo = new Map<string, Report['entries'][number][]>();
   for (const e of report.entries) byRepo.set(e.repository, [...(byRepo.get(e.repository) ?? []), e]);
+  const history = new Map(
+    plan.repositories.map((r) => [r.name, new Set((r.untagged?.deleted ?? []).map((u) => u.digest))]),
+  );
   for (const [repository, entries] of byRepo) {
     const bad = entries.some((e) => e.outcome === 'failed' || e.outcome === 'skipped');
-    if (bad) logger.warn('deleted: repository', { repository, entries });
-    else logger.info('deleted: repository', { repository, entries });
+    // Which of the entries were untagged history, so a reader can tell them from the tags' manifests.
+    const untagged = history.get(repository);
+    const marked =
+      untagged && untagged.size > 0
+        ? entries.map((e) =>
+            e.target === 'manifest' && untagged.has(e.reference) ? { ...e, untagged: true } : e,
+          )
+        : entries;
+    if (bad) logger.warn('deleted: repository', { repository, entries: marked });
+    else logger.info('deleted: repository', { repository, entries: marked });
   }
 }
 

@@ -134,7 +134,13 @@ function createDashboard(scope: Construct, watched: Watched, alarms: readonly IA
   dashboard.addWidgets(
     new SingleValueWidget({
       title: 'Last 30 days',
-      metrics: [daily(METRICS.tagsDeleted), daily(METRICS.manifestsDeleted), daily(METRICS.bytesFreed)],
+      metrics: [
+        daily(METRICS.tagsDeleted),
+        daily(METRICS.manifestsDeleted),
+        daily(METRICS.bytesFreed),
+        daily(METRICS.untaggedDeleted),
+        daily(METRICS.untaggedBytesFreed),
+      ],
       period: Duration.days(30),
       width: 24,
     }),
@@ -148,6 +154,21 @@ function createDashboard(scope: Construct, watched: Watched, alarms: readonly IA
     new GraphWidget({
       title: 'Duration (seconds)',
       left: [daily(METRICS.runDuration, 'Maximum'), daily(METRICS.gcDuration, 'Maximum')],
+    }),
+  );
+  // Untagged history apart from the tags (published when a storage listing is configured).
+  dashboard.addWidgets(
+    new GraphWidget({
+      title: 'Untagged history: manifests',
+      left: [daily(METRICS.untaggedPlanned), daily(METRICS.untaggedDeleted), daily(METRICS.untaggedFailures)],
+    }),
+    new GraphWidget({
+      title: 'Untagged history: bytes freed (estimate) of all bytes freed',
+      left: [daily(METRICS.untaggedBytesFreed), daily(METRICS.bytesFreed)],
+    }),
+    new GraphWidget({
+      title: 'Storage listing failed (no untagged delete that run)',
+      left: [daily(METRICS.historyListingFailures)],
     }),
   );
   dashboard.addWidgets(

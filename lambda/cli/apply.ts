@@ -71,7 +71,7 @@ export async function applyCommand(values: Values, io: CliIo): Promise<number> {
     }
     const report = job.report!;
     io.stdout.write(
-      values.json ? JSON.stringify({ plan: thePlan, report }, null, 2) + '\n' : formatReport(report),
+      values.json ? JSON.stringify({ plan: thePlan, report }, null, 2) + '\n' : formatReport(report, thePlan),
     );
     if (report.stopped !== undefined) {
       io.stderr.write(

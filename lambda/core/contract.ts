@@ -162,6 +162,18 @@ export const METRICS = {
   verifyFailures: 'VerifyFailures',
   gcFailures: 'GcFailures',
   runDuration: 'RunDurationSeconds',
+  /**
+   * Untagged history, apart from the tags (published only when a storage listing is configured; ManifestsDeleted
+   * and BytesFreed include it): untagged manifests the plan deletes (dry runs too), deleted, whose DELETE failed,
+   * and the plan's estimate of the bytes they free beyond the tags' deletions (for repositories whose deletes all
+   * went through).
+   */
+  untaggedPlanned: 'UntaggedManifestsPlanned',
+  untaggedDeleted: 'UntaggedManifestsDeleted',
+  untaggedFailures: 'UntaggedDeleteFailures',
+  untaggedBytesFreed: 'UntaggedBytesFreed',
+  /** 1 when the storage listing failed or stopped part-way (no untagged manifest is deleted that run), else 0. */
+  historyListingFailures: 'HistoryListingFailures',
 } as const;
 
 // ---- Manifest media types ----

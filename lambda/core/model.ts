@@ -198,6 +198,8 @@ export interface RepositoryPlan {
   readonly untagged?: {
     readonly deleted: readonly UntaggedDecision[];
     readonly kept: readonly UntaggedDecision[];
+    /** Estimated bytes deleting `deleted` frees on top of what this repository's tag deletions free. */
+    readonly bytesFreed: number;
   };
   readonly bytesFreed: number;
   readonly warnings: readonly string[];
@@ -220,6 +222,8 @@ export interface PlanSummary {
   /** Untagged manifests deleted and kept; present only with a complete storage listing. */
   readonly untaggedDeleted?: number;
   readonly untaggedKept?: number;
+  /** The part of `bytesFreed` that deleting untagged history frees beyond the tags' deletions. */
+  readonly untaggedBytesFreed?: number;
 }
 
 export interface Plan {

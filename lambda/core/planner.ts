@@ -32,10 +32,15 @@ export function plan(inventory: Inventory, policy: Policy, now: Date): Plan {
     planRepository(repo, inventory.manifests, policy, now, history),
   );
   const bytes = estimateBytesFreed(inventory, drafts);
-  const repositories: RepositoryPlan[] = drafts.map((d) => ({
-    ...d.plan,
-    bytesFreed: bytes.get(d.plan.name) ?? 0,
-  }));
+  const repositories: RepositoryPlan[] = drafts.map((d) => {
+    const freed = bytes.get(d.plan.name);
+    const { untagged, ...rest } = d.plan;
+    return {
+      ...rest,
+      ...(untagged ? { untagged: { ...untagged, bytesFreed: freed?.untagged ?? 0 } } : {}),
+      bytesFreed: freed?.all ?? 0,
+    };
+  });
 
   const tags = repositories.reduce((n, r) => n + r.kept.length + r.deleteTags.length, 0);
   const tagsDeleted = repositories.reduce((n, r) => n + r.deleteTags.length, 0);
@@ -69,7 +74,12 @@ export function plan(inventory: Inventory, policy: Policy, now: Date): Plan {
       bytesFreed: repositories.reduce((n, r) => n + r.bytesFreed, 0),
       deleteFraction: tags === 0 ? 0 : tagsDeleted / tags,
       ...(history
-        ? { manifests: drafts.reduce((n, d) => n + (d.manifests ?? 0), 0), untaggedDeleted, untaggedKept }
+        ? {
+            manifests: drafts.reduce((n, d) => n + (d.manifests ?? 0), 0),
+            untaggedDeleted,
+            untaggedKept,
+            untaggedBytesFreed: repositories.reduce((n, r) => n + (r.untagged?.bytesFreed ?? 0), 0),
+          }
         : {}),
     },
     repositories,
@@ -78,7 +88,9 @@ export function plan(inventory: Inventory, policy: Policy, now: Date): Plan {
 }
 
 interface Draft {
-  readonly plan: Omit<RepositoryPlan, 'bytesFreed'>;
+  readonly plan: Omit<RepositoryPlan, 'bytesFreed' | 'untagged'> & {
+    readonly untagged?: Omit<NonNullable<RepositoryPlan['untagged']>, 'bytesFreed'>;
+  };
   /** Digests this repository keeps (tags and everything they reach). */
   readonly retained: ReadonlySet<string>;
   /** With a listing: the manifests it holds (tagged, reached from tags, and untagged history). */
@@ -307,7 +319,7 @@ function untaggedSection(
   keptTags: readonly KeptTag[],
   repo: RepositoryInventory,
   manifests: ReadonlyMap<string, ManifestInfo>,
-): NonNullable<RepositoryPlan['untagged']> {
+): NonNullable<Draft['plan']['untagged']> {
   // The first kept tag reaching each digest, in one walk: a digest already claimed was walked below already.
   const byTag = new Map<string, string>();
   const stack: string[] = [];
@@ -575,9 +587,13 @@ function orderDeletions(
 
 /**
  * A blob is freed only if no manifest that stays, in any repository, references it (garbage-collect marks
- * across the whole registry). Each freed blob is counted once, in the first repository that frees it.
+ * across the whole registry). Each freed blob is counted once, in the first repository that frees it; within a
+ * repository the tags' manifests claim first, so `untagged` is what deleting the history frees on top of them.
  */
-function estimateBytesFreed(inventory: Inventory, drafts: readonly Draft[]): Map<string, number> {
+function estimateBytesFreed(
+  inventory: Inventory,
+  drafts: readonly Draft[],
+): Map<string, { all: number; untagged: number }> {
   // One set: blobs a staying manifest holds, then each freed blob once it is counted (so it is not again).
   const taken = new Set<string>();
   for (const d of drafts) {
@@ -594,18 +610,21 @@ function estimateBytesFreed(inventory: Inventory, drafts: readonly Draft[]): Map
     taken.add(digest);
     return size;
   };
-  const out = new Map<string, number>();
+  const out = new Map<string, { all: number; untagged: number }>();
   for (const d of drafts) {
-    let bytes = 0;
+    let all = 0;
+    let untagged = 0;
     for (const m of d.plan.deleteManifests) {
       // The manifest itself, its layers and its config: what garbage-collect frees when nothing else uses them.
       const info = inventory.manifests.get(m.digest);
       if (!info) continue;
-      bytes += claim(info.digest, info.size);
+      let bytes = claim(info.digest, info.size);
       for (const l of info.layers) bytes += claim(l.digest, l.size);
       if (info.config) bytes += claim(info.config.digest, info.config.size);
+      all += bytes;
+      if (m.role === 'untagged') untagged += bytes;
     }
-    out.set(d.plan.name, bytes);
+    out.set(d.plan.name, { all, untagged });
   }
   return out;
 }

@@ -2,6 +2,7 @@
 // complete record; these show every deletion and summarise what stays.
 import { createdMillis } from './manifest.ts';
 import type { KeptTag, Plan, Report, RepositoryPlan, UntaggedDecision } from './model.ts';
+import { untaggedOutcome } from './untagged-outcome.ts';
 
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -67,7 +68,8 @@ export function formatPlan(plan: Plan, options: { verbose?: boolean; errors?: bo
   const history =
     s.untaggedDeleted === undefined
       ? ''
-      : ` (${s.untaggedDeleted} of them untagged history; ${s.untaggedKept ?? 0} untagged kept)`;
+      : ` (${s.untaggedDeleted} of them untagged history, about ${formatBytes(s.untaggedBytesFreed ?? 0)} of the ` +
+        `space; ${s.untaggedKept ?? 0} untagged kept)`;
   lines.push(
     `Summary: ${plural(s.repositories, 'repository', 'repositories')}, ${plural(s.tags, 'tag')}: ${s.tagsKept} kept, ` +
       `${s.tagsDeleted} to delete (${(s.deleteFraction * 100).toFixed(1)}%), ` +
@@ -232,10 +234,18 @@ function countReasons(kept: readonly UntaggedDecision[], now: number): string {
   return [...counts].map(([r, n]) => `${n} × ${r}`).join(', ');
 }
 
-export function formatReport(report: Report): string {
+/** The apply report; given the plan it came from, it also says how much of it was untagged history. */
+export function formatReport(report: Report, plan?: Plan): string {
+  const untagged = plan ? untaggedOutcome(plan, report) : undefined;
+  const history =
+    untagged === undefined || untagged.planned === 0
+      ? ''
+      : `; ${untagged.deleted} of the manifests untagged history, about ${formatBytes(untagged.bytesFreedEstimate)}` +
+        (untagged.failed > 0 ? `, ${untagged.failed} failed` : '') +
+        (untagged.skipped > 0 ? `, ${untagged.skipped} skipped` : '');
   const lines = [
     `Deleted ${plural(report.tagsDeleted, 'tag')} and ${plural(report.manifestsDeleted, 'manifest')} on ${report.registry} ` +
-      `(about ${formatBytes(report.bytesFreedEstimate)} to free on the next garbage-collect).`,
+      `(about ${formatBytes(report.bytesFreedEstimate)} to free on the next garbage-collect${history}).`,
   ];
   for (const s of report.skippedRepositories) lines.push(`  skipped ${s.name}: ${s.reason}`);
   for (const f of report.failures) {

@@ -229,6 +229,29 @@ describe('untagged history', () => {
     expect(keptReasons(repoPlan(p, 'keep-history/x'))).toEqual({ h2: 'no-untagged-rule' });
   });
 
+  it('counts the bytes history frees apart from the tags: a layer a deleted tag and deleted history share is the tag’s', () => {
+    const spec: InventorySpec = {
+      manifests: {
+        a: img(daysAgo(1), ['base']),
+        b: img(daysAgo(2), ['old', 'shared']),
+        h1: img(daysAgo(90), ['own', 'shared']),
+      },
+      // newest: 1 keeps main (a) and deletes old (b); h1 is expired history.
+      repos: { 'app/web': { main: 'a', old: 'b' } },
+      untagged: { 'app/web': { h1: daysAgo(90) } },
+    };
+    const p = plan(inventory(spec), POLICY, NOW);
+    const r = repoPlan(p, 'app/web');
+    expect(deleted(r)).toEqual(['b', 'h1']);
+    // b: 500 + 100 + old 1000 + shared 1000; h1 on top: 500 + 100 + own 1000 (shared already counted with b).
+    expect(r.bytesFreed).toBe(2600 + 1600);
+    expect(r.untagged?.bytesFreed).toBe(1600);
+    expect(p.summary).toMatchObject({ bytesFreed: 4200, untaggedBytesFreed: 1600, untaggedDeleted: 1 });
+    // Without a listing there is nothing to split.
+    const { untagged: _u, ...blind } = spec;
+    expect(plan(inventory(blind), POLICY, NOW).summary.untaggedBytesFreed).toBeUndefined();
+  });
+
   it.each([
     // Two history revisions of three manifests expire and no tag goes: the tag count alone (0%) lets it through.
     [[40, 30] as [number, number], 0.5, 'the plan deletes 2 of 3 manifests (66.7%)', '0.67'],

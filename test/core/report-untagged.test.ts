@@ -38,7 +38,9 @@ describe('the untagged section of the text plan', () => {
     expect(text).toContain(
       '  untagged: delete 1, keep 2  (1 × platform image of a kept tag, 1 × pushed within the grace; --verbose lists them)',
     );
-    expect(text).toContain('2 manifests to delete (1 of them untagged history; 2 untagged kept)');
+    expect(text).toContain(
+      '2 manifests to delete (1 of them untagged history, about 600 B of the space; 2 untagged kept)',
+    );
     expect(text).toContain('Untagged history listed from test.');
   });
 

@@ -11,6 +11,7 @@ import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { ScheduleExpression } from 'aws-cdk-lib/aws-scheduler';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { METRICS } from '../../lambda/core/contract.ts';
 import { ConfigError, PolicyError } from '../../lambda/core/errors.ts';
 import type { PolicyDocument } from '../../lambda/core/policy.ts';
 import { gcDocumentContent } from '../../lib/gc-document.ts';
@@ -363,16 +364,21 @@ describe('RegistryJanitor with defaults', () => {
     template.resourceCountIs('AWS::SNS::Subscription', 0);
   });
 
-  it('shows the run metrics on a dashboard', () => {
+  it('shows the run metrics on a dashboard, untagged history apart from the tags', () => {
     const dashboards = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
     expect(dashboards).toHaveLength(1);
     const body = JSON.stringify(flatten((dashboards[0] as { Properties: unknown }).Properties));
     for (const metric of [
-      'TagsDeleted',
-      'ManifestsDeleted',
-      'BytesFreed',
-      'RunDurationSeconds',
-      'GcDurationSeconds',
+      METRICS.tagsDeleted,
+      METRICS.manifestsDeleted,
+      METRICS.bytesFreed,
+      METRICS.runDuration,
+      METRICS.gcDuration,
+      METRICS.untaggedPlanned,
+      METRICS.untaggedDeleted,
+      METRICS.untaggedFailures,
+      METRICS.untaggedBytesFreed,
+      METRICS.historyListingFailures,
     ]) {
       expect(body).toContain(`\\"RegistryJanitor\\",\\"${metric}\\",\\"service\\",\\"registry-janitor\\"`);
     }

@@ -184,6 +184,15 @@ export class MemoryRegistry implements RegistryClient {
     );
   }
 
+  public repositoryNames(): string[] {
+    return [...this.repositories.keys()].sort();
+  }
+
+  /** Every manifest the repository holds, tagged or not, by digest (what its storage's revision links list). */
+  public manifestsOf(repository: string): string[] {
+    return [...(this.repositories.get(repository)?.manifests.keys() ?? [])].sort();
+  }
+
   public hasManifest(repository: string, digest: string): boolean {
     return this.repositories.get(repository)?.manifests.has(digest) ?? false;
   }
