@@ -1,5 +1,6 @@
 // `npm run demo`: the whole job on an embedded registry. Starts docker-registry on a free loopback port with a
 // temp dir, seeds a small realistic set, shows the plan, applies it, garbage-collects, and compares disk use.
+import { filesystemHistory } from '../lambda/adapters/history-fs.ts';
 import { createRegistryClient } from '../lambda/adapters/registry-client.ts';
 import { DEFAULT_MAX_DELETE_FRACTION } from '../lambda/config.ts';
 import { runJob } from '../lambda/core/job.ts';
@@ -12,7 +13,7 @@ import {
   REGISTRY_BINARY,
   startLocalRegistry,
 } from '../lambda/demo/local-registry.ts';
-import { SCENARIO_POLICY, seedScenario } from '../lambda/demo/scenario.ts';
+import { SCENARIO_POLICY, seedHistory, seedScenario } from '../lambda/demo/scenario.ts';
 
 const out = (s: string): void => void process.stdout.write(s + '\n');
 
@@ -30,8 +31,13 @@ const client = createRegistryClient({ url: registry.url });
 try {
   out(`Started docker-registry at ${registry.url} (storage ${registry.storageDir}).`);
   await seedScenario(registry, { layerSize: 256 * 1024 });
-  out(`Seeded 5 repositories: Docker and OCI images on shared base layers, multi-arch indexes, aliases,`);
-  out(`signatures, a 1970-stamped reproducible build, a protected and an unmatched repository.\n`);
+  const history = await seedHistory(registry, { layerSize: 256 * 1024 });
+  out(`Seeded 6 repositories: Docker and OCI images on shared base layers, multi-arch indexes, aliases,`);
+  out(`signatures, a 1970-stamped reproducible build, a protected and an unmatched repository, and untagged`);
+  out(
+    `history in ${history.repository} (main pushed 4 times, a multi-arch nightly pushed twice), listed from the ` +
+      `storage as --storage does.\n`,
+  );
   out(`Policy (the same format as retention-policy.yaml):\n${SCENARIO_POLICY}`);
 
   const policy = parsePolicy(SCENARIO_POLICY, 'demo policy');
@@ -43,6 +49,8 @@ try {
     now: new Date(),
     dryRun: false,
     maxDeleteFraction: DEFAULT_MAX_DELETE_FRACTION,
+    // The registry's storage root, as `--storage PATH` gives it: untagged history is listed and judged too.
+    history: filesystemHistory(registry.storageDir),
     onPlan: (p) => {
       out(formatPlan(p));
       out(
@@ -51,7 +59,7 @@ try {
       );
     },
   });
-  out(formatReport(report!));
+  out(formatReport(report!, thePlan));
 
   out('Running docker-registry garbage-collect (registry stopped, as the readonly/offline GC modes do)…');
   await registry.stop();
@@ -66,7 +74,9 @@ try {
       `${verify.blobsChecked} blobs all served${verify.problems.length > 0 ? `; PROBLEMS:\n  ${verify.problems.join('\n  ')}` : '.'}`,
   );
   out(
-    `Disk: ${formatBytes(before)} before, ${formatBytes(after)} after (${formatBytes(before - after)} freed; plan estimated ${formatBytes(thePlan.summary.bytesFreed)}).`,
+    `Disk: ${formatBytes(before)} before, ${formatBytes(after)} after (${formatBytes(before - after)} freed; plan ` +
+      `estimated ${formatBytes(thePlan.summary.bytesFreed)}, ${formatBytes(thePlan.summary.untaggedBytesFreed ?? 0)} ` +
+      `of it untagged history).`,
   );
   out(`\nNext: run the same against your registry, starting with a plan (nothing is deleted):`);
   out(`  npm run cli -- plan --registry https://registry.internal:5000 --policy retention-policy.yaml`);

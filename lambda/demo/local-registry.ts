@@ -2,10 +2,11 @@
 // distribution v3) on 127.0.0.1 with a temp storage dir, for integration tests, the demo and the benchmark. Each
 // instance has its own port, storage and config.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, utimesSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { REPOSITORIES_PATH, REVISIONS_PATH } from '../core/history.ts';
 
 export const REGISTRY_BINARY = process.env.DOCKER_REGISTRY_BIN ?? 'docker-registry';
 
@@ -41,6 +42,11 @@ export interface LocalRegistry {
   dispose(): Promise<void>;
   /** Bytes stored (du -sb of the storage root). */
   diskUsage(): number;
+  /**
+   * Make a manifest look pushed into `repository` at `when`: the registry's revision link's mtime is its push time
+   * (what a storage listing reads), and a push of today cannot be made old any other way.
+   */
+  setPushedAt(repository: string, digest: string, when: Date): void;
 }
 
 export function registryBinaryAvailable(): boolean {
@@ -165,6 +171,11 @@ export async function startLocalRegistry(options: LocalRegistryOptions = {}): Pr
     diskUsage: () => {
       const res = spawnSync('du', ['-sb', storageDir], { encoding: 'utf8' });
       return Number.parseInt(res.stdout.split('\t')[0] ?? '0', 10);
+    },
+    setPushedAt: (repository, digest, when) => {
+      const hex = digest.replace(/^sha256:/, '');
+      const link = join(storageDir, REPOSITORIES_PATH, repository, REVISIONS_PATH, hex, 'link');
+      utimesSync(link, when, when);
     },
   };
 }

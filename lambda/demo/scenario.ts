@@ -1,6 +1,7 @@
 // A realistic registry for integration tests and the demo: Docker and OCI images over shared base layers,
 // multi-arch indexes, tag aliases, signatures, a reproducible (1970) image, a protected and an unmatched
-// repository, and optionally a repository with hundreds of tags (pagination).
+// repository, and optionally a repository with hundreds of tags (pagination); and, on filesystem storage, the
+// untagged history CI pushes leave behind.
 import {
   pushImage,
   pushIndex,
@@ -19,6 +20,8 @@ export const SCENARIO_POLICY = String.raw`rules:
       youngerThanDays: 7
       tags: ["latest", "stable"]
       tagsRegex: ["^v\\d+\\.\\d+\\.\\d+$"]
+    untagged:
+      deleteAfterDays: 14
 `;
 
 export interface Scenario {
@@ -245,4 +248,76 @@ export async function seedScenario(
     deletedDigests['team2/many'] = images.slice(2).map((i) => i.digest);
   }
   return { kept, deleted, deletedDigests, freedLayers, digests };
+}
+
+/** What seedHistory left: the untagged manifests the scenario's policy deletes and keeps, and the layers freed. */
+export interface HistoryScenario {
+  readonly repository: string;
+  /** Untagged manifests pushed longer ago than the grace that nothing staying references: they go. */
+  readonly expired: readonly string[];
+  /** Untagged manifests that stay: pushed within the grace, or the platform images of the tagged index. */
+  readonly kept: readonly string[];
+  /** Layers only the expired history uses: gone after garbage-collect. */
+  readonly freedLayers: readonly string[];
+}
+
+/**
+ * Untagged history, as CI leaves it, in team2/ci: `main` pushed four times (45, 30 and 10 days ago, and today:
+ * the three earlier pushes are untagged now) and a multi-arch `nightly` index pushed twice (40 days ago and
+ * today: the old index and its platform images are untagged). Each push's revision link gets its push time, so
+ * a storage listing sees its age. The scenario's policy deletes history older than 14 days.
+ */
+export async function seedHistory(
+  target: SeedTarget & { setPushedAt(repository: string, digest: string, when: Date): void },
+  options: { now?: Date; layerSize?: number } = {},
+): Promise<HistoryScenario> {
+  const repository = 'team2/ci';
+  const now = options.now ?? new Date();
+  const at = (days: number): Date => new Date(now.getTime() - days * DAY);
+  const size = options.layerSize ?? 4096;
+  const base = { seed: 'base-debian', size: size * 8 };
+  const expired: string[] = [];
+  const kept: string[] = [];
+  const freedLayers: string[] = [];
+
+  for (const [k, days] of [45, 30, 10, 0].entries()) {
+    const image = await pushImage(target, repository, 'main', {
+      created: at(days).toISOString(),
+      layers: [base, { seed: `ci-main-${k}`, size: size * 2 }],
+      label: `team2/ci:main-${k}`,
+    });
+    if (days > 0) target.setPushedAt(repository, image.digest, at(days));
+    if (days > 14) {
+      expired.push(image.digest);
+      freedLayers.push(image.layers[1]!.digest);
+    } else if (days > 0) kept.push(image.digest);
+  }
+
+  for (const [k, days] of [40, 0].entries()) {
+    const children: Descriptor[] = [];
+    const pushed: PushedImage[] = [];
+    for (const architecture of ['amd64', 'arm64']) {
+      const child = await pushImage(target, repository, null, {
+        created: at(days).toISOString(),
+        format: 'oci',
+        architecture,
+        layers: [{ seed: `ci-nightly-${k}-${architecture}`, size }],
+      });
+      pushed.push(child);
+      children.push({
+        mediaType: child.mediaType,
+        digest: child.digest,
+        size: child.size,
+        platform: { architecture, os: 'linux' },
+      });
+    }
+    const index = await pushIndex(target, repository, 'nightly', children);
+    if (days > 0) {
+      for (const d of [...pushed.map((p) => p.digest), index.digest])
+        target.setPushedAt(repository, d, at(days));
+      expired.push(index.digest, ...pushed.map((p) => p.digest));
+      freedLayers.push(...pushed.map((p) => p.layers[0]!.digest));
+    } else kept.push(...pushed.map((p) => p.digest));
+  }
+  return { repository, expired, kept, freedLayers };
 }
