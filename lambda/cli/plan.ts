@@ -14,6 +14,7 @@ import { renderHtmlReport } from '../core/report-html.ts';
 import { formatPlan, formatPlanErrors, plural } from '../core/report.ts';
 import { number, readText, type Values } from './args.ts';
 import { buildClient } from './connect.ts';
+import { interruptOnSignals } from './interrupt.ts';
 import { EXIT, progress, userPath, type CliIo } from './io.ts';
 import { storageHistory } from './storage.ts';
 
@@ -161,6 +162,8 @@ export function printPlan(thePlan: Plan, values: Values, io: CliIo, withErrors =
 export async function planCommand(values: Values, io: CliIo): Promise<number> {
   const input = readPlanInput('plan', values, io);
   const client = await buildClient(values, io, false);
+  // Ctrl-C ends the progress line and exits 130 (plan deletes nothing, so at once).
+  const interrupt = interruptOnSignals(io);
   try {
     const { plan: thePlan, applicable } = await runJob(await jobOptionsFrom(input, values, io, client));
     if (values.json) io.stdout.write(JSON.stringify(thePlan, null, 2) + '\n');
@@ -174,6 +177,7 @@ export async function planCommand(values: Values, io: CliIo): Promise<number> {
     }
     return EXIT.ok;
   } finally {
+    interrupt.dispose();
     await client.close();
   }
 }
