@@ -1,4 +1,4 @@
-// The benchmark (`npm run bench -- --mode plan|apply|cache|memory|history|report`): seeds a local docker-registry once into
+// The benchmark (`npm run bench -- --mode plan|apply|cache|memory|history|report|startup`): seeds a local docker-registry once into
 // .bench/, puts a delay proxy in front of it, and times the planner (and apply) side by side with a minimal
 // client that issues only the requests the work needs. Prints one JSON line per mode. Not part of `npm test`.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -12,13 +12,14 @@ import { build } from 'esbuild';
 import { startLocalRegistry, type LocalRegistry } from '../../lambda/demo/local-registry.ts';
 import { historyBench } from './history-bench.ts';
 import { reportMode } from './report-bench.ts';
+import { startupMode } from './startup-bench.ts';
 import { SEED_VERSION, seedFacts, seedRegistry, type SeedShape } from './seed-bench.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '../..');
 const BENCH_DIR = join(ROOT, '.bench');
 
-const USAGE = `npm run bench -- [--mode plan|apply|cache|memory|history|report] [options]
+const USAGE = `npm run bench -- [--mode plan|apply|cache|memory|history|report|startup] [options]
 
   --mode M              plan (default): age-ordered plan vs the minimal client, through the delay proxy
                         apply: apply deleting about 2/3 of the tags vs the same bare DELETEs, on fresh copies
@@ -30,6 +31,8 @@ const USAGE = `npm run bench -- [--mode plan|apply|cache|memory|history|report] 
   --revisions N         history: revisions per repository (default 500)
                         report: the HTML report of the demo registry and of a synthetic one of the shape, in
                         Debian's chromium: size, render, first paint, load, filter, opening a repository
+                        startup: the CLI's start (--help, and a plan of a tiny local registry) cold (building
+                        its bundle), from the warm bundle, and through tsx; median of --rounds (default 5)
   --repos N             repositories (default 200; memory: 1000)
   --tags N              tags per repository besides latest (default 50; memory: 100)
   --delay-ms D          proxy delay per chunk and direction (default 10, about 20 ms per round trip)
@@ -529,6 +532,13 @@ async function runMode(
         repos: int(values.repos, '--repos', 200),
         revisions: int(values.revisions, '--revisions', 500),
         rounds: int(values.rounds, '--rounds', 3),
+      });
+      break;
+    case 'startup':
+      result = await startupMode({
+        dir: BENCH_DIR,
+        rounds: Math.max(1, int(values.rounds, '--rounds', 5)),
+        say,
       });
       break;
     case 'report':
