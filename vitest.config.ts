@@ -11,7 +11,14 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: ['test/integration/**'] },
+        test: {
+          name: 'unit',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/integration/**'],
+          // Files in a worker share one module graph (the CDK, the AWS SDK and our modules load once per worker,
+          // not once per file): a file that mocks a module or an AWS client puts it back in afterAll.
+          isolate: false,
+        },
       },
       {
         extends: true,

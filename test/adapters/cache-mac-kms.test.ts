@@ -3,7 +3,7 @@
 import { GenerateMacCommand, KMSClient, KMSInvalidMacException, VerifyMacCommand } from '@aws-sdk/client-kms';
 import { mockClient } from 'aws-sdk-client-mock';
 import { createHash } from 'node:crypto';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { KmsCacheMac, macMessage } from '../../lambda/adapters/cache-mac-kms.ts';
 import { CACHE_FORMAT, CACHE_FORMAT_VERSION } from '../../lambda/adapters/manifest-cache-store.ts';
 
@@ -12,6 +12,8 @@ const KEY_ID = 'alias/registry-janitor-cache';
 const MAC = new Uint8Array(32).fill(7);
 const mac = () => new KmsCacheMac(new KMSClient({}), KEY_ID);
 beforeEach(() => kms.reset());
+// The unit tier shares modules between files: put the real client back for the files that follow.
+afterAll(() => kms.restore());
 
 describe('KmsCacheMac', () => {
   it('signs the labelled SHA-256 of the body, whatever its size, with HMAC_SHA_256', async () => {

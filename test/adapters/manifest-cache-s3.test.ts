@@ -19,7 +19,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { KmsCacheMac } from '../../lambda/adapters/cache-mac-kms.ts';
 import { MAC_METADATA_KEY, openS3Cache } from '../../lambda/adapters/manifest-cache-s3.ts';
 import {
@@ -37,6 +37,11 @@ import { dg } from '../support/inventory.ts';
 
 const s3 = mockClient(S3Client);
 const kms = mockClient(KMSClient);
+// The unit tier shares modules between files: put the real clients back for the files that follow.
+afterAll(() => {
+  s3.restore();
+  kms.restore();
+});
 const BUCKET = 'cache-bucket';
 const KEY = 'manifest-cache/registry.json';
 const KEY_ID = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';

@@ -458,8 +458,9 @@ describe('SsmCommandRunner against the SSM stand-in (real SDK)', () => {
   };
 
   it("returns a real script's stdout, stderr and exit code after the invocation becomes visible", async () => {
+    const documentName = document('echo "$GREETING"\necho to-stderr >&2\nexit 0');
     const runner = new SsmCommandRunner({
-      documentName: document('echo "$GREETING"\necho to-stderr >&2\nexit 0'),
+      documentName,
       client: client(),
       target: { instanceId: INSTANCE },
       pollIntervalMs: 100,
@@ -475,7 +476,7 @@ describe('SsmCommandRunner against the SSM stand-in (real SDK)', () => {
     const sent = standIn.requestsFor('SendCommand');
     expect(sent).toHaveLength(1);
     expect(sent[0]!.signed).toBe(true);
-    expect(sent[0]!.input).toMatchObject({ DocumentName: 'Test-Script-1', InstanceIds: [INSTANCE] });
+    expect(sent[0]!.input).toMatchObject({ DocumentName: documentName, InstanceIds: [INSTANCE] });
     expect(result.commandId).toMatch(/^[0-9a-f-]{36}$/);
     // The first polls hit the invisible second and were retried.
     expect(standIn.requestsFor('GetCommandInvocation').length).toBeGreaterThan(1);

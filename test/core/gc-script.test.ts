@@ -18,8 +18,7 @@ import {
 import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { ConfigError, GcError } from '../../lambda/core/errors.ts';
 import { GcCommandError, runGc } from '../../lambda/core/gc.ts';
@@ -28,6 +27,7 @@ import { readGcScript } from '../../lambda/gc/registry-gc.ts';
 import type { GcOptions } from '../../lambda/core/gc-script.ts';
 import type { CommandResult, CommandRunner } from '../../lambda/core/ports.ts';
 import { LocalCommandRunner, parameterEnvironment } from '../../lambda/adapters/local-runner.ts';
+import { startTemplateServer } from '../support/go-template.js';
 
 function run(program: string, args: string[], input?: string): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
@@ -339,8 +339,20 @@ describe('runGc', () => {
 });
 
 // A fake docker CLI: containers are directories under $SHIM_STATE/c; every call is appended to $SHIM_STATE/calls.
+// Templates are rendered by the test's one renderer (startTemplateServer in test/support/go-template.js).
 const DOCKER_SHIM = String.raw`#!/bin/sh
 S=$SHIM_STATE
+render() {
+  r=$S/render.$$
+  mkdir "$r" && mkfifo "$r/out" || exit 1
+  printf '%s' "$1" >"$r/template"
+  printf '%s' "$2" >"$r/file"
+  if [ $# -gt 2 ]; then printf '%s' "$3" >"$r/running"; fi
+  echo "$r" >"$GO_TEMPLATE_REQUESTS"
+  { IFS= read -r rc; if [ "$rc" = 0 ]; then cat; else cat >&2; fi; } <"$r/out"
+  rm -rf "$r"
+  return "$rc"
+}
 # One line per call: a newline in an argument is written as \n.
 { for a in "$@"; do printf '[%s]' "$a"; done | awk 'NR > 1 { printf "\\n" } { printf "%s", $0 }'; echo; } >>"$S/calls"
 gc() {
@@ -367,9 +379,9 @@ case $verb in
       '') echo '[{}]' ;;
       '{{.State.Running}}') cat "$d/running" ;;
       # Any other template is rendered over the container's inspect JSON, as the docker CLI does.
-      *) node "$GO_TEMPLATE" "$fmt" "$d/inspect.json" "$(cat "$d/running")" ;;
+      *) render "$fmt" "$d/inspect.json" "$(cat "$d/running")" ;;
     esac ;;
-  image) node "$GO_TEMPLATE" "$3" "$S/image.json" ;;
+  image) render "$3" "$S/image.json" ;;
   exec)
     name=$1
     shift
@@ -437,7 +449,16 @@ case $verb in
 esac
 `;
 
-const GO_TEMPLATE = fileURLToPath(new URL('../support/go-template.js', import.meta.url));
+let templates: ReturnType<typeof startTemplateServer>;
+let templatesDir: string;
+beforeAll(async () => {
+  templatesDir = await mkdtemp(join(tmpdir(), 'rj-gc-templates-'));
+  templates = startTemplateServer(templatesDir);
+});
+afterAll(async () => {
+  templates.close();
+  await rm(templatesDir, { recursive: true, force: true });
+});
 
 const GC_OUTPUT_28 = `app
 app: marking manifest sha256:aaa
@@ -597,7 +618,11 @@ async function createShim(): Promise<Shim> {
   }
 
   function runnerEnv(): Record<string, string> {
-    return { SHIM_STATE: state, GO_TEMPLATE, PATH: `${bin}${delimiter}${process.env.PATH ?? ''}` };
+    return {
+      SHIM_STATE: state,
+      GO_TEMPLATE_REQUESTS: templates.requests,
+      PATH: `${bin}${delimiter}${process.env.PATH ?? ''}`,
+    };
   }
 
   function gcOptions(options: GcOptions): GcOptions {

@@ -1,37 +1,48 @@
 // The Lambda path of the live re-check: whatever the planner hands the executor, nothing that stays is deleted.
 // The planner is wrapped to plant a kept digest among the deletions (a planner bug, simulated); the run must skip
 // that repository, report it, and fail, while the other repositories are cleaned.
-import { describe, expect, it, vi } from 'vitest';
+// The unit tier shares modules between files (no per-file isolation), so the wrapped planner is mocked with
+// vi.doMock and the job imported afresh after vi.resetModules(), then both undone for the files that follow.
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Plan } from '../../lambda/core/model.ts';
 import type * as Planner from '../../lambda/core/planner.ts';
-import { runLambdaJob } from '../../lambda/lambda-job.ts';
+import type * as LambdaJob from '../../lambda/lambda-job.ts';
 import { configFor, context, recorder, unusedRunner } from '../support/lambda-job.ts';
 import { MemoryRegistry } from '../support/memory-registry.ts';
 
-const planted = vi.hoisted(() => ({ repository: undefined as string | undefined }));
+const planted = { repository: undefined as string | undefined };
+let runLambdaJob: typeof LambdaJob.runLambdaJob;
 
-vi.mock('../../lambda/core/planner.ts', async (importOriginal) => {
-  const original = await importOriginal<typeof Planner>();
-  return {
-    ...original,
-    plan: (...args: Parameters<typeof original.plan>): Plan => {
-      const p = original.plan(...args);
-      return {
-        ...p,
-        repositories: p.repositories.map((r) => {
-          const keptDigest = r.kept[0]?.digest;
-          if (r.name !== planted.repository || keptDigest === undefined) return r;
-          return {
-            ...r,
-            deleteManifests: [
-              ...r.deleteManifests,
-              { digest: keptDigest, role: 'root' as const, kind: 'image' as const, tags: [], after: [] },
-            ],
-          };
-        }),
-      };
-    },
-  };
+beforeAll(async () => {
+  vi.resetModules();
+  vi.doMock('../../lambda/core/planner.ts', async (importOriginal) => {
+    const original = await importOriginal<typeof Planner>();
+    return {
+      ...original,
+      plan: (...args: Parameters<typeof original.plan>): Plan => {
+        const p = original.plan(...args);
+        return {
+          ...p,
+          repositories: p.repositories.map((r) => {
+            const keptDigest = r.kept[0]?.digest;
+            if (r.name !== planted.repository || keptDigest === undefined) return r;
+            return {
+              ...r,
+              deleteManifests: [
+                ...r.deleteManifests,
+                { digest: keptDigest, role: 'root' as const, kind: 'image' as const, tags: [], after: [] },
+              ],
+            };
+          }),
+        };
+      },
+    };
+  });
+  ({ runLambdaJob } = await import('../../lambda/lambda-job.ts'));
+});
+afterAll(() => {
+  vi.doUnmock('../../lambda/core/planner.ts');
+  vi.resetModules();
 });
 
 describe('the Lambda derives safety again before deleting', () => {

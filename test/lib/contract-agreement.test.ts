@@ -41,7 +41,7 @@ const ENV = {
 };
 const CONTEXT = { registryUrl: 'https://registry.internal:5000', instanceId: 'i-0123456789abcdef0' };
 
-const apps = createTestApps();
+const apps = createTestApps({ bundle: false });
 afterAll(() => apps.dispose());
 
 function accepts(fn: () => unknown): boolean {

@@ -41,7 +41,7 @@ const WITH_TAG_AND_VPC = [
   'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:network-interface/*]',
 ];
 
-const apps = createTestApps();
+const apps = createTestApps({ bundle: false });
 afterAll(() => apps.dispose());
 
 function checked(context: Record<string, unknown>): { stack: Stack; findings: string[] } {

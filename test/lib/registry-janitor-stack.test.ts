@@ -16,7 +16,7 @@ expect.addSnapshotSerializer(assetHashSerializer);
 const SHIPPED_POLICY = fileURLToPath(new URL('../../retention-policy.yaml', import.meta.url));
 const README_CONTEXT = { registryUrl: 'https://registry.internal:5000', instanceId: 'i-0123456789abcdef0' };
 
-const apps = createTestApps();
+const apps = createTestApps({ bundle: true });
 afterAll(() => apps.dispose());
 
 function stackFrom(context: Record<string, unknown>, env?: { account?: string; region?: string }) {

@@ -46,7 +46,7 @@ const DOCUMENT_ARN = expect.stringMatching(
 const INSTANCE_ARN =
   'arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/i-0123456789abcdef0';
 
-const apps = createTestApps();
+const apps = createTestApps({ bundle: false });
 afterAll(() => apps.dispose());
 
 function synth(

@@ -71,13 +71,27 @@ export function allActions(statements: readonly Statement[]): string[] {
 
 /**
  * Apps that share one output directory, so the Lambda bundle (cached by the CDK per source, options and output
- * directory) is built once per test file instead of once per stack. Call dispose() in afterAll.
+ * directory) is built at most once per test file instead of once per stack. Call dispose() in afterAll.
+ *
+ * `bundle: false` synthesizes without bundling the function, as `cdk ls` does (the CDK's `aws:cdk:bundling-stacks`
+ * context, empty): the template is the same except for the asset's hash and path. For the files that assert on
+ * roles, alarms and settings; the stack test (its snapshot) and `bin/app.ts`'s test build the real bundle.
  */
-export function createTestApps(): { app: (props?: AppProps) => App; dispose: () => void } {
+export function createTestApps(options: { readonly bundle: boolean }): {
+  app: (props?: AppProps) => App;
+  dispose: () => void;
+} {
   const outdir = mkdtempSync(join(tmpdir(), 'registry-janitor-cdk-'));
+  const noBundling = options.bundle ? {} : { 'aws:cdk:bundling-stacks': [] };
   return {
     // The CDK's built-in template schema check costs seconds per synth; .ci/run's `cdk synth` keeps it on.
-    app: (props: AppProps = {}) => new App({ builtinCloudFormationValidation: false, ...props, outdir }),
+    app: (props: AppProps = {}) =>
+      new App({
+        builtinCloudFormationValidation: false,
+        ...props,
+        context: { ...noBundling, ...props.context },
+        outdir,
+      }),
     dispose: () => rmSync(outdir, { recursive: true, force: true }),
   };
 }

@@ -1,9 +1,16 @@
 // The part of Go's text/template that `docker inspect -f` templates use (fields, variables, range over lists and
 // maps, json, println), so the GC script's fake `docker` can answer any template as the real CLI would, hostile
-// values included. Run as `node go-template.js TEMPLATE FILE.json [RUNNING]` it prints the template over the file.
+// values included. Run as `node go-template.js TEMPLATE FILE.json [RUNNING]` it prints the template over the file;
+// startTemplateServer() answers the same requests from inside the test process, without a node start-up per call.
 
-import { readFileSync } from 'node:fs';
+import { Buffer } from 'node:buffer';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, existsSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { Socket } from 'node:net';
+import { join } from 'node:path';
 import process from 'node:process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 
 /** Go's encoding/json output for a value: map keys sorted, and <, >, &, U+2028, U+2029 escaped as Go does. */
@@ -135,8 +142,8 @@ export function render(template, data) {
   return execute(parse(tokenize(template)), data, { $: data });
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const [template, file, running] = process.argv.slice(2);
+/** What `docker inspect -f TEMPLATE` prints for the container in FILE, its state RUNNING (`true`/`false`) if given. */
+export function renderFile(template, file, running) {
   const data = JSON.parse(readFileSync(file, 'utf8'));
   if (running !== undefined) {
     data.State = {
@@ -145,5 +152,70 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
       Status: running === 'true' ? 'running' : 'exited',
     };
   }
-  process.stdout.write(`${render(template, data)}\n`);
+  return `${render(template, data)}\n`;
+}
+
+/**
+ * Renders for many fake `docker` processes at once. A request is a folder holding the files `template`, `file`
+ * and, if given, `running`, and a FIFO `out`; the client writes the folder's path as one line to `requests` (a
+ * FIFO in DIR) and reads `out`: the exit status on the first line (0, or 1 for a template error), then what
+ * `node go-template.js` would print (on stdout, or its error on stderr).
+ */
+export function startTemplateServer(dir) {
+  const requests = join(dir, 'requests');
+  execFileSync('mkfifo', [requests]);
+  // Read and write: the FIFO then never reaches end-of-file between clients, and opening it never blocks.
+  const socket = new Socket({
+    fd: openSync(requests, constants.O_RDWR | constants.O_NONBLOCK),
+    writable: false,
+  });
+  let pending = '';
+  socket.setEncoding('utf8');
+  socket.on('data', (chunk) => {
+    pending += chunk;
+    for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
+      void answer(pending.slice(0, nl));
+      pending = pending.slice(nl + 1);
+    }
+  });
+  return { requests, close: () => socket.destroy() };
+}
+
+async function answer(request) {
+  let reply;
+  try {
+    const read = (name) => readFile(join(request, name), 'utf8');
+    const running = existsSync(join(request, 'running')) ? await read('running') : undefined;
+    reply = `0\n${renderFile(await read('template'), await read('file'), running)}`;
+  } catch (err) {
+    reply = `1\n${err instanceof Error ? err.message : String(err)}\n`;
+  }
+  // The client opens `out` for reading right after its request; a write end opens once it has.
+  let fd;
+  for (let tries = 0; fd === undefined; tries++) {
+    try {
+      fd = openSync(join(request, 'out'), constants.O_WRONLY | constants.O_NONBLOCK);
+    } catch (err) {
+      if (err.code !== 'ENXIO' || tries > 10_000) return;
+      await sleep(2);
+    }
+  }
+  try {
+    const bytes = Buffer.from(reply);
+    for (let at = 0; at < bytes.length;) {
+      try {
+        at += writeSync(fd, bytes, at);
+      } catch (err) {
+        if (err.code !== 'EAGAIN') throw err;
+        await sleep(2);
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const [template, file, running] = process.argv.slice(2);
+  process.stdout.write(renderFile(template, file, running));
 }
