@@ -6,6 +6,7 @@ import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConfigError, HistoryError, errorMessage } from '../core/errors.ts';
 import {
+  DEFAULT_MAX_HISTORY_ENTRIES,
   REPOSITORIES_PATH,
   RESERVED_PREFIX,
   REVISION_HEX,
@@ -22,8 +23,16 @@ import type { Revision } from '../core/model.ts';
  */
 const STATS_PER_SLICE = 256;
 
-export function filesystemHistory(root: string): HistorySource {
-  return { source: root, list: () => listFilesystemHistory(root) };
+export interface FilesystemHistoryOptions {
+  /**
+   * The most entries (repository folders and revision entries) one listing reads before it stops as partial.
+   * @default DEFAULT_MAX_HISTORY_ENTRIES
+   */
+  readonly maxEntries?: number;
+}
+
+export function filesystemHistory(root: string, options: FilesystemHistoryOptions = {}): HistorySource {
+  return { source: root, list: () => listFilesystemHistory(root, options) };
 }
 
 /** Refuse, before anything is read from the registry, a folder that is not a storage root. */
@@ -38,19 +47,37 @@ export async function assertStorageRoot(root: string): Promise<void> {
   }
 }
 
-export async function listFilesystemHistory(root: string): Promise<HistoryListing> {
+export async function listFilesystemHistory(
+  root: string,
+  options: FilesystemHistoryOptions = {},
+): Promise<HistoryListing> {
   await assertStorageRoot(root);
   const top = join(root, REPOSITORIES_PATH);
   const repositories = new Map<string, readonly Revision[]>();
+  const maxEntries = options.maxEntries ?? DEFAULT_MAX_HISTORY_ENTRIES;
+  let read = 0;
+  // Counted as each folder is read, before anything is kept of it: a storage past the cap stops the listing.
+  const count = (n: number): void => {
+    read += n;
+    if (read > maxEntries) {
+      throw new HistoryError(
+        `listing untagged history in ${root} stopped: more than ${maxEntries} entries (the cap on one listing, ` +
+          '--max-history-entries); the listing is partial',
+      );
+    }
+  };
   const walk = async (dir: string, name: string): Promise<void> => {
     const entries = await readdir(dir, { withFileTypes: true });
+    count(entries.length);
     const tasks: Promise<void>[] = [];
     for (const e of entries) {
       // Symbolic links are never followed: a repository is a real folder in the storage.
       if (!e.isDirectory()) continue;
       if (e.name.startsWith(RESERVED_PREFIX)) {
         if (e.name === '_manifests' && name !== '') {
-          tasks.push(revisionsOf(join(dir, REVISIONS_PATH)).then((r) => void repositories.set(name, r)));
+          tasks.push(
+            revisionsOf(join(dir, REVISIONS_PATH), count).then((r) => void repositories.set(name, r)),
+          );
         }
         continue;
       }
@@ -61,6 +88,7 @@ export async function listFilesystemHistory(root: string): Promise<HistoryListin
   try {
     await walk(top, '');
   } catch (err) {
+    if (err instanceof HistoryError) throw err;
     throw new HistoryError(`listing untagged history in ${root} failed: ${errorMessage(err)}`, {
       cause: err,
     });
@@ -69,7 +97,7 @@ export async function listFilesystemHistory(root: string): Promise<HistoryListin
 }
 
 /** A repository's revisions: `<hex>/link` files; a folder without its link is a deleted revision. */
-async function revisionsOf(dir: string): Promise<Revision[]> {
+async function revisionsOf(dir: string, count: (n: number) => void): Promise<Revision[]> {
   let names: string[];
   try {
     names = await readdir(dir);
@@ -78,6 +106,7 @@ async function revisionsOf(dir: string): Promise<Revision[]> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
+  count(names.length);
   const out: Revision[] = [];
   let stated = 0;
   for (const hex of names.sort()) {

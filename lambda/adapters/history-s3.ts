@@ -9,6 +9,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { ConfigError, HistoryError, errorMessage } from '../core/errors.ts';
 import {
+  DEFAULT_MAX_HISTORY_ENTRIES,
   RESERVED_PREFIX,
   REVISION_HEX,
   REVISIONS_PATH,
@@ -23,16 +24,22 @@ import type { Revision } from '../core/model.ts';
 
 export { parseS3StorageUrl, s3StorageUrl, type S3StorageLocation };
 
+/** Keys in a full ListObjectsV2 page (S3's maximum and default). */
+const S3_PAGE_KEYS = 1000;
+
 /**
- * Caps on one listing, as the registry client caps its catalog and tag listings: a bucket that never stops
- * paginating ends the listing (as incomplete) instead of the run's memory. 10,000 pages of 1,000 keys covers
- * every revision, tag and layer link of a very large registry.
+ * Caps on one listing (core/history.ts, DEFAULT_MAX_HISTORY_ENTRIES): a bucket that never stops paginating ends
+ * the listing (as incomplete) instead of the run's memory. The pages cap follows the keys cap, one page per
+ * 1,000 keys allowed: 10,000 pages of 1,000 keys covers every revision, tag and layer link of a very large
+ * registry.
  */
-export const DEFAULT_MAX_HISTORY_PAGES = 10_000;
-export const DEFAULT_MAX_HISTORY_KEYS = 10_000_000;
+export const DEFAULT_MAX_HISTORY_KEYS = DEFAULT_MAX_HISTORY_ENTRIES;
+export const DEFAULT_MAX_HISTORY_PAGES = Math.ceil(DEFAULT_MAX_HISTORY_KEYS / S3_PAGE_KEYS);
 
 export interface S3HistoryOptions {
+  /** @default Math.ceil(maxKeys / 1000) */
   readonly maxPages?: number;
+  /** @default DEFAULT_MAX_HISTORY_ENTRIES */
   readonly maxKeys?: number;
   /** Keys per ListObjectsV2 page (S3's maximum, 1,000, by default). */
   readonly pageSize?: number;
@@ -125,8 +132,8 @@ export async function listS3History(
   options: S3HistoryOptions = {},
 ): Promise<HistoryListing> {
   const source = s3StorageUrl(location);
-  const maxPages = options.maxPages ?? DEFAULT_MAX_HISTORY_PAGES;
   const maxKeys = options.maxKeys ?? DEFAULT_MAX_HISTORY_KEYS;
+  const maxPages = options.maxPages ?? Math.ceil(maxKeys / S3_PAGE_KEYS);
   const top = repositoriesPrefix(location);
   const marker = `/${REVISIONS_PATH}/`;
   const linkSuffix = '/link';
@@ -160,7 +167,9 @@ export async function listS3History(
     const contents = page.Contents ?? [];
     keys += contents.length;
     if (keys > maxKeys)
-      throw partial(`more than ${maxKeys} keys (the cap on one listing); the listing is partial`);
+      throw partial(
+        `more than ${maxKeys} keys (the cap on one listing, --max-history-entries); the listing is partial`,
+      );
     for (const object of contents) {
       const key = object.Key;
       if (key === undefined || !key.endsWith(linkSuffix)) continue;

@@ -37,6 +37,8 @@ Options:
                             holds docker/, or s3://BUCKET/ROOTDIRECTORY), read-only: untagged history is listed
                             from it and judged by the policy's untagged blocks; without it untagged manifests
                             are left alone
+  --max-history-entries N   most entries one --storage listing may read (S3 keys; repository folders and
+                            revisions on a filesystem) before it stops as partial (default 10000000)
   --max-delete-fraction F   delete guard: refuse plans deleting more than F of the tags (default ${DEFAULT_MAX_DELETE_FRACTION})
   --yes, -y                 do not ask before deleting (required when stdin is not a terminal)
   --username USER           registry user (or REGISTRY_USERNAME)
@@ -102,6 +104,7 @@ export const OPTIONS = {
   'token-realm-host': { type: 'string', multiple: true },
   'max-list-pages': { type: 'string' },
   'max-list-entries': { type: 'string' },
+  'max-history-entries': { type: 'string' },
   container: { type: 'string' },
   mode: { type: 'string' },
   'config-path': { type: 'string' },
@@ -168,6 +171,7 @@ const EXAMPLES: Record<string, string> = {
   'max-delete-fraction': String(DEFAULT_MAX_DELETE_FRACTION),
   'max-list-pages': '10000',
   'max-list-entries': '1000000',
+  'max-history-entries': '10000000',
   username: 'USER',
   'token-realm-host': 'HOST',
   container: DEFAULT_CONTAINER_NAME,

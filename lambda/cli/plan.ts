@@ -31,7 +31,11 @@ export async function jobOptionsFrom(
     dryRun: input.command === 'plan',
     maxDeleteFraction: input.maxDeleteFraction,
   };
-  const history = values.storage ? await storageHistory(values.storage, io.env) : undefined;
+  const maxEntries =
+    values['max-history-entries'] === undefined
+      ? undefined
+      : number(values['max-history-entries'], '--max-history-entries', 1, Number.MAX_SAFE_INTEGER, 0, true);
+  const history = values.storage ? await storageHistory(values.storage, io.env, maxEntries) : undefined;
   if (!input.policy) {
     // The listing lets the live re-check see the untagged history that stays before a saved plan deletes any.
     const savedPlan = loadSavedPlan(userPath(io, values.plan!), client.baseUrl);

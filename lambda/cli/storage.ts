@@ -5,7 +5,15 @@ import { assertStorageRoot, filesystemHistory } from '../adapters/history-fs.ts'
 import { ConfigError } from '../core/errors.ts';
 import type { HistorySource } from '../core/history.ts';
 
-export async function storageHistory(storage: string, env: NodeJS.ProcessEnv): Promise<HistorySource> {
+/**
+ * @param maxEntries the most storage entries the listing may read (`--max-history-entries`; default
+ *   DEFAULT_MAX_HISTORY_ENTRIES): its own cap, not the catalog's, and the same for both kinds of storage.
+ */
+export async function storageHistory(
+  storage: string,
+  env: NodeJS.ProcessEnv,
+  maxEntries?: number,
+): Promise<HistorySource> {
   if (/^s3:/i.test(storage)) {
     // The AWS SDK is loaded only for S3 storage: a plan without it starts that much sooner.
     const { assertS3StorageRoot, parseS3StorageUrl, s3ClientFromEnv, s3History } =
@@ -13,7 +21,7 @@ export async function storageHistory(storage: string, env: NodeJS.ProcessEnv): P
     const location = parseS3StorageUrl(storage);
     const client = s3ClientFromEnv(env);
     await assertS3StorageRoot(client, location);
-    const history = s3History(client, location);
+    const history = s3History(client, location, maxEntries !== undefined ? { maxKeys: maxEntries } : {});
     // The CLI lists once per run; idle keep-alive sockets would otherwise hold the process open.
     return {
       source: history.source,
@@ -28,5 +36,5 @@ export async function storageHistory(storage: string, env: NodeJS.ProcessEnv): P
   }
   const root = resolve(env.INIT_CWD ?? process.cwd(), storage);
   await assertStorageRoot(root);
-  return filesystemHistory(root);
+  return filesystemHistory(root, maxEntries !== undefined ? { maxEntries } : {});
 }

@@ -29,6 +29,16 @@ export const REVISION_HEX = /^[a-f0-9]{64}$/;
 /** Folders distribution keeps inside a repository; anything else there is a nested repository. */
 export const RESERVED_PREFIX = '_';
 
+/**
+ * The most storage entries one listing may read before it stops as partial (then no untagged manifest is
+ * deleted that run): S3 keys, or a filesystem's repository folders and revision entries. A storage that never
+ * ends, or a root far wider than a registry's, ends the listing instead of the run's memory. Its own cap, not the
+ * catalog's: `--max-list-entries` bounds one catalog or tag list of the API, while a storage holds every revision
+ * of every repository (and on S3 their tag and layer links as well). 10 million is a hundred times the largest
+ * registry the bench lists (100,000 revisions).
+ */
+export const DEFAULT_MAX_HISTORY_ENTRIES = 10_000_000;
+
 /** Where a registry's S3 storage lives: the bucket and the driver's `rootdirectory` (no leading or trailing /). */
 export interface S3StorageLocation {
   readonly bucket: string;
