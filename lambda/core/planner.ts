@@ -142,7 +142,7 @@ function planRepository(
   const warnings: string[] = [];
   if (repo.dangling) {
     warnings.push(
-      `${repo.dangling.length} tag(s) whose manifest is already gone are removed: ${repo.dangling.join(', ')}`,
+      `${repo.dangling.length === 1 ? '1 tag whose manifest is already gone is' : `${repo.dangling.length} tags whose manifest is already gone are`} removed: ${repo.dangling.join(', ')}`,
     );
   }
   const reasons = new Map<string, KeepReason[]>();
@@ -161,7 +161,7 @@ function planRepository(
   if (leftovers.length > 0) {
     // An interrupted run removed these tags' images already; finish the job instead of judging them.
     warnings.push(
-      `${leftovers.length} tag(s) still point at a placeholder left by an interrupted run and are removed: ` +
+      `${leftovers.length === 1 ? '1 tag still points' : `${leftovers.length} tags still point`} at a placeholder left by an interrupted run and ${leftovers.length === 1 ? 'is' : 'are'} removed: ` +
         leftovers.map((t) => t.tag).join(', '),
     );
   }

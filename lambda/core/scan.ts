@@ -291,7 +291,7 @@ class Scanner {
       this.warnings.push({
         repository: name,
         message:
-          `${dangling.length} tag(s) are listed but their manifest is gone (a delete that failed halfway, or one ` +
+          `${dangling.length === 1 ? '1 tag is listed but its' : `${dangling.length} tags are listed but their`} manifest is gone (a delete that failed halfway, or one ` +
           `racing this scan): ${dangling.slice(0, 10).join(', ')}${dangling.length > 10 ? ', …' : ''}`,
       });
     }

@@ -199,9 +199,7 @@ describe('scanRegistry', () => {
     expect(inv.warnings).toEqual([
       {
         repository: 'app',
-        message: expect.stringMatching(
-          /^2 tag\(s\) are listed but their manifest is gone.*: gone-1, gone-2$/,
-        ),
+        message: expect.stringMatching(/^2 tags are listed but their manifest is gone.*: gone-1, gone-2$/),
       },
     ]);
     expect(inv.errors).toEqual([]);

@@ -168,7 +168,7 @@ describeEachRegistry('removing tags', ({ kind }) => {
       expect(thePlan.summary.tags).toBe(2);
       expect(formatPlan(thePlan)).toMatch(/DELETE {2}broken .*tag only: its manifest is already gone/);
       expect(thePlan.warnings.map((w) => w.message).join('\n')).toMatch(
-        /1 tag\(s\) are listed but their manifest is gone/,
+        /1 tag is listed but its manifest is gone/,
       );
 
       const report = await applyPlan(thePlan, client, { maxDeleteFraction: 1 });
