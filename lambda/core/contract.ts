@@ -357,3 +357,21 @@ export function parseWhole(text: string, min: number, max: number): number | und
 export function parseBoolean(text: string): boolean | undefined {
   return text === 'true' ? true : text === 'false' ? false : undefined;
 }
+
+// ---- The Step Functions workflow ----
+
+/** Where in the bucket the workflow's steps pass their data (`workflow-runs/<execution name>/…`), kept 7 days. */
+export const WORKFLOW_RUNS_PREFIX = 'workflow-runs/';
+export const WORKFLOW_RUNS_EXPIRATION_DAYS = 7;
+/** The steps the workflow's function runs, one invocation each (the Map states' per batch). */
+export const WORKFLOW_STEPS = ['probe', 'inventory', 'plan', 'apply', 'collect', 'verify', 'report'] as const;
+export type WorkflowStepName = (typeof WORKFLOW_STEPS)[number];
+/** A run id is the execution's name: what Step Functions allows in one (and nothing a key could escape with). */
+export const WORKFLOW_RUN_ID = /^[A-Za-z0-9_-]{1,80}$/;
+/** Batches of the inventory, apply and verify Map states: at most this many tags or repositories each. */
+export const DEFAULT_BATCH_TAGS = 20_000;
+export const DEFAULT_BATCH_REPOSITORIES = 500;
+/** The workflow functions' own variables (the construct sets them from the workflow prop). */
+export const WORKFLOW_ENV = { batchTags: 'BATCH_TAGS', batchRepositories: 'BATCH_REPOSITORIES' } as const;
+/** The error the state machine fails with when another execution is running. */
+export const OVERLAP_ERROR = 'RegistryJanitor.ExecutionOverlap';

@@ -95,6 +95,14 @@ export async function runGc(runner: CommandRunner, options: GcRunOptions = {}): 
       cause: err,
     });
   }
+  return gcResultOf(result, timeoutSeconds);
+}
+
+/**
+ * A finished (or still running) command's result as garbage-collect's outcome: the script's summary, or a
+ * GcCommandError saying why it failed. The single run's runner and the workflow's Step Functions loop share it.
+ */
+export function gcResultOf(result: CommandResult, timeoutSeconds?: number): GcResult {
   if (result.status === 'InProgress') {
     return { status: 'InProgress', commandId: result.commandId };
   }

@@ -1,0 +1,80 @@
+// The Step Functions workflow's entry point: one bundle, deployed as one function per step (each with its own
+// role), each invocation one step of lambda/workflow/workflow-job.ts. Clients are built on the first use and kept
+// while the container lives; the registry (and its credentials) only in the steps that read it.
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { S3Client } from '@aws-sdk/client-s3';
+import { KmsCacheMac } from './adapters/cache-mac-kms.ts';
+import { openS3Cache } from './adapters/manifest-cache-s3.ts';
+import { S3ReportStore } from './adapters/report-store.ts';
+import { S3RunStore } from './adapters/run-store-s3.ts';
+import { createSsmClient } from './adapters/ssm-runner.ts';
+import { loadConfig } from './config.ts';
+import { cacheKeyOf, connectRegistry } from './connect.ts';
+import {
+  DEFAULT_BATCH_REPOSITORIES,
+  DEFAULT_BATCH_TAGS,
+  DEFAULT_SERVICE_NAME as SERVICE_NAME,
+  METRIC_NAMESPACE as NAMESPACE,
+  WORKFLOW_ENV,
+} from './core/contract.ts';
+import { ConfigError, errorMessage } from './core/errors.ts';
+import type { RegistryClient } from './core/ports.ts';
+import type { InvokeContext } from './lambda-job.ts';
+import { runWorkflowStep } from './workflow/workflow-job.ts';
+
+let registry: Promise<RegistryClient> | undefined;
+let logger: Logger | undefined;
+
+const positive = (name: string, fallback: number): number => {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1)
+    throw new ConfigError(`${name}="${raw}" must be a whole number of at least 1`);
+  return n;
+};
+
+export async function handler(event: unknown, context: InvokeContext): Promise<Record<string, unknown>> {
+  logger ??= new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME || SERVICE_NAME });
+  logger.addContext(context as never);
+  const metrics = new Metrics({
+    namespace: process.env.POWERTOOLS_METRICS_NAMESPACE || NAMESPACE,
+    serviceName: process.env.POWERTOOLS_SERVICE_NAME || SERVICE_NAME,
+  });
+  try {
+    const config = loadConfig(process.env);
+    const bucket = config.cacheBucket;
+    if (bucket === undefined) {
+      throw new ConfigError(
+        'CACHE_BUCKET is not set: the workflow keeps what passes between its steps there',
+      );
+    }
+    const s3 = new S3Client({});
+    const keyId = config.cacheHmacKeyId;
+    const mac = keyId === undefined ? undefined : new KmsCacheMac(new KMSClient({}), keyId);
+    return await runWorkflowStep(
+      {
+        config,
+        store: new S3RunStore(s3, bucket),
+        registry: () =>
+          (registry ??= connectRegistry(config, createSsmClient()).catch((err: unknown) => {
+            registry = undefined;
+            throw err;
+          })),
+        logger,
+        metrics,
+        ...(mac ? { openCache: () => openS3Cache(s3, bucket, cacheKeyOf(config), mac) } : {}),
+        ...(config.reports ? { reports: new S3ReportStore(s3, config.reports) } : {}),
+        batchTags: positive(WORKFLOW_ENV.batchTags, DEFAULT_BATCH_TAGS),
+        batchRepositories: positive(WORKFLOW_ENV.batchRepositories, DEFAULT_BATCH_REPOSITORIES),
+      },
+      event,
+      context,
+    );
+  } catch (err) {
+    logger.error(`workflow step failed: ${errorMessage(err)}`, { error: err });
+    throw err;
+  }
+}

@@ -1,0 +1,45 @@
+// Where the workflow's steps leave what the next ones read: one folder per execution in the construct's bucket
+// (`workflow-runs/<execution name>/`), the states passing only the run id and a batch number. Keys are built here
+// from a checked run id, never taken from a payload.
+import { ConfigError } from '../core/errors.ts';
+import { WORKFLOW_RUN_ID, WORKFLOW_RUNS_PREFIX } from '../core/contract.ts';
+
+export interface RunStore {
+  /** The object's text, or undefined when there is none. */
+  get(key: string): Promise<string | undefined>;
+  put(key: string, body: string): Promise<void>;
+}
+
+/** The keys of one run. */
+export function runKeys(runId: string) {
+  if (!WORKFLOW_RUN_ID.test(runId)) {
+    throw new ConfigError(
+      `run id ${JSON.stringify(runId)} is not an execution name (1-80 letters, digits, - and _): start the ` +
+        'state machine with such a --name, or none',
+    );
+  }
+  const base = `${WORKFLOW_RUNS_PREFIX}${runId}/`;
+  return {
+    base,
+    run: `${base}run.json`,
+    history: `${base}history.json`,
+    inventory: (batch: number) => `${base}inventory/${batch}.json`,
+    plan: `${base}plan.json`,
+    planPart: (batch: number) => `${base}plan/${batch}.json`,
+    apply: (batch: number) => `${base}apply/${batch}.json`,
+    deletions: `${base}deletions.json`,
+    verify: (batch: number) => `${base}verify/${batch}.json`,
+  };
+}
+
+/** An in-memory store (tests, and the single run has no need of one). */
+export class MemoryRunStore implements RunStore {
+  public readonly objects = new Map<string, string>();
+  public get(key: string): Promise<string | undefined> {
+    return Promise.resolve(this.objects.get(key));
+  }
+  public put(key: string, body: string): Promise<void> {
+    this.objects.set(key, body);
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,617 @@
+// The workflow's steps, one Lambda invocation each (the Map states' once per batch of repositories), over the same
+// core steps as the single run (core/steps.ts): probe → inventory (per batch) → plan → apply (per batch) → collect →
+// garbage-collect (Step Functions' own SSM loop, no Lambda waits) → verify (per batch) → report. What passes between
+// them is in the run store (S3); the states pass the run id and a batch number, and each step returns a small
+// summary. Safety never comes from the store: the plan is made from this run's inventory parts, and every apply
+// batch reads its repositories again from the registry before deleting (the same live re-check as a saved plan).
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { z } from 'zod';
+import { parseInvokePayload, type JanitorConfig } from '../config.ts';
+import { METRICS, WORKFLOW_STEPS } from '../core/contract.ts';
+import { ConfigError, JanitorError, SafetyError, errorMessage } from '../core/errors.ts';
+import { assertDeletesWork, refusal } from '../core/executor.ts';
+import { GcCommandError, gcResultOf } from '../core/gc.ts';
+import { gcParameters } from '../core/gc-script.ts';
+import type { HistoryListing, HistorySource } from '../core/history.ts';
+import type { Inventory, Plan, Report, Revision, ScanProblem } from '../core/model.ts';
+import type { CommandResult, RegistryClient } from '../core/ports.ts';
+import {
+  applyStep,
+  batchRepositories,
+  changedRepositories,
+  countTags,
+  inventoryFromJson,
+  inventoryStep,
+  inventoryToJson,
+  listSelected,
+  mergeInventories,
+  mergeReports,
+  planFor,
+  planStep,
+  probeFirstCleanable,
+  verifyStep,
+  type ProbeStep,
+  type VerifyOutcome,
+} from '../core/steps.ts';
+import { runIdOf, type ReportStore } from '../adapters/report-store.ts';
+import {
+  runSettings,
+  type InvokeContext,
+  type JobLogger,
+  type JobMetrics,
+  type SavableCache,
+} from '../lambda-job.ts';
+import { runKeys, type RunStore } from './run-store.ts';
+
+export interface WorkflowDeps {
+  readonly config: JanitorConfig;
+  readonly store: RunStore;
+  /** Connects to the registry (reads the credentials) only in the steps that talk to it. */
+  readonly registry: () => Promise<RegistryClient>;
+  readonly logger: JobLogger;
+  readonly metrics: JobMetrics;
+  readonly openCache?: () => Promise<SavableCache>;
+  readonly reports?: ReportStore;
+  /**
+   * The untagged-history listing, where the stack configures one: listed once by the probe step and kept in the
+   * run's folder for the inventory batches; the apply batches list again for their live re-check.
+   */
+  readonly history?: () => HistorySource | undefined;
+  /** @default () => new Date() */
+  readonly now?: () => Date;
+  readonly sleep?: (ms: number) => Promise<void>;
+  readonly verifyAttempts?: number;
+  readonly verifyRetryDelayMs?: number;
+  /** Kept back at the end of an inventory or apply invocation: no new repository is started then. @default 60000 */
+  readonly deadlineMarginMs?: number;
+  /** The Map states' batches. */
+  readonly batchTags: number;
+  readonly batchRepositories: number;
+}
+
+const runId = z.string();
+const batch = z.number().int().min(0).max(100_000);
+/** The GetCommandInvocation fields the report reads (the state passes the whole answer). */
+const invocation = z.looseObject({
+  CommandId: z.string().optional(),
+  Status: z.string().optional(),
+  StatusDetails: z.string().optional(),
+  ResponseCode: z.number().optional(),
+  StandardOutputContent: z.string().optional(),
+  StandardErrorContent: z.string().optional(),
+  ExecutionStartDateTime: z.string().optional(),
+  ExecutionEndDateTime: z.string().optional(),
+});
+const eventSchema = z.discriminatedUnion('step', [
+  z.strictObject({ step: z.literal('probe'), runId, input: z.unknown().optional() }),
+  z.strictObject({ step: z.literal('inventory'), runId, batch }),
+  z.strictObject({ step: z.literal('plan'), runId }),
+  z.strictObject({ step: z.literal('apply'), runId, batch }),
+  z.strictObject({ step: z.literal('collect'), runId }),
+  z.strictObject({ step: z.literal('verify'), runId, batch }),
+  z.strictObject({
+    step: z.literal('report'),
+    runId,
+    gc: z.union([z.strictObject({ skipped: z.string() }), invocation]).optional(),
+  }),
+]);
+export type WorkflowEvent = z.infer<typeof eventSchema>;
+type GcState = Extract<WorkflowEvent, { step: 'report' }>['gc'];
+
+/** What the probe leaves for the rest of the run. */
+interface RunFile {
+  readonly startedAt: string;
+  readonly trigger: 'schedule' | 'manual';
+  readonly dryRun: boolean;
+  readonly skipGc: boolean;
+  readonly repositories: readonly string[] | null;
+  readonly batches: readonly (readonly string[])[];
+  readonly catalogError?: string;
+  readonly probe: ProbeStep;
+  /** Whether history.json holds a listing (absent: none configured, or `historyError`). */
+  readonly history?: { readonly source: string; readonly error?: string };
+}
+
+interface PlanPart {
+  readonly plan: Plan;
+  /** Per repository, the digests an index references that the registry did not have (for verify). */
+  readonly missing: Readonly<Record<string, readonly string[]>>;
+}
+
+/** Runs one step of the workflow. Throws what went wrong; Step Functions fails the state with it. */
+export async function runWorkflowStep(
+  deps: WorkflowDeps,
+  event: unknown,
+  context: InvokeContext,
+): Promise<Record<string, unknown>> {
+  const parsed = eventSchema.safeParse(event);
+  if (!parsed.success) {
+    throw new ConfigError(
+      `not a workflow step: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'event'}: ${i.message}`).join('; ')}. ` +
+        `The state machine sends {"step": one of ${WORKFLOW_STEPS.join(', ')}, "runId": …}; run the whole job ` +
+        'in one invocation with the main function instead',
+    );
+  }
+  const e = parsed.data;
+  const keys = runKeys(e.runId);
+  deps.logger.info(`workflow step ${e.step}`, {
+    step: e.step,
+    runId: e.runId,
+    ...('batch' in e ? { batch: e.batch } : {}),
+  });
+  switch (e.step) {
+    case 'probe':
+      return probe(deps, keys, e.runId, e.input);
+    case 'inventory':
+      return inventory(deps, keys, e.batch, context);
+    case 'plan':
+      return plan(deps, keys, e.runId);
+    case 'apply':
+      return apply(deps, keys, e.batch, context);
+    case 'collect':
+      return collect(deps, keys);
+    case 'verify':
+      return verify(deps, keys, e.batch);
+    case 'report':
+      return report(deps, keys, e.runId, e.gc);
+  }
+}
+
+type Keys = ReturnType<typeof runKeys>;
+
+const indices = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
+async function readJson<T>(store: RunStore, key: string): Promise<T | undefined> {
+  const body = await store.get(key);
+  return body === undefined ? undefined : (JSON.parse(body) as T);
+}
+
+async function mustRead<T>(store: RunStore, key: string, what: string): Promise<T> {
+  const value = await readJson<T>(store, key);
+  if (value === undefined) {
+    throw new JanitorError(
+      `${what} is missing (${key}): the step before did not finish; start a new execution`,
+    );
+  }
+  return value;
+}
+
+/** Probe: the settings, the catalog in batches, the delete probe (real runs) and the history listing. */
+async function probe(deps: WorkflowDeps, keys: Keys, id: string, input: unknown) {
+  const now = deps.now ?? (() => new Date());
+  const overrides = parseInvokePayload(input ?? {});
+  const settings = runSettings(deps.config, overrides);
+  const client = await deps.registry();
+  const selection = await listSelected(client, settings.repositories ?? undefined);
+  let probed: ProbeStep = settings.dryRun
+    ? { status: 'skipped', reason: 'dry run: no DELETE is sent' }
+    : { status: 'skipped', reason: 'the catalog could not be listed' };
+  if (!settings.dryRun && selection.error === undefined) {
+    probed = await probeFirstCleanable(client, deps.config.policy, selection.names);
+  }
+  deps.logger.info('probe', { probe: probed });
+  if (probed.status === 'done') assertDeletesWork(probed);
+
+  const batches = batchRepositories(await countTags(client, selection.names), {
+    maxTags: deps.batchTags,
+    maxRepositories: deps.batchRepositories,
+  });
+  const source = deps.history?.();
+  let history: RunFile['history'];
+  if (source) {
+    try {
+      const listing = await source.list();
+      await deps.store.put(
+        keys.history,
+        JSON.stringify({ source: listing.source, repositories: [...listing.repositories] }),
+      );
+      history = { source: listing.source };
+    } catch (err) {
+      history = { source: source.source, error: errorMessage(err) };
+    }
+  }
+  const run: RunFile = {
+    startedAt: now().toISOString(),
+    trigger: overrides.trigger,
+    dryRun: settings.dryRun,
+    skipGc: overrides.skipGc ?? false,
+    repositories: settings.repositories,
+    batches,
+    ...(selection.error !== undefined ? { catalogError: selection.error } : {}),
+    probe: probed,
+    ...(history ? { history } : {}),
+  };
+  await deps.store.put(keys.run, JSON.stringify(run));
+  deps.logger.info('run started', {
+    runId: id,
+    trigger: run.trigger,
+    dryRun: run.dryRun,
+    registry: deps.config.registryUrl,
+    repositories: run.repositories,
+    batches: batches.length,
+  });
+  return {
+    runId: id,
+    dryRun: run.dryRun,
+    repositories: selection.names.length,
+    batches: indices(batches.length),
+  };
+}
+
+/** The history listing the probe kept, narrowed to one batch's repositories. */
+function storedHistory(store: RunStore, key: string, run: RunFile, names: readonly string[]): HistorySource {
+  const source = run.history!.source;
+  return {
+    source,
+    list: async (): Promise<HistoryListing> => {
+      if (run.history!.error !== undefined) throw new JanitorError(run.history!.error);
+      const raw = await mustRead<{ repositories: [string, Revision[]][] }>(store, key, 'the history listing');
+      const only = new Set(names);
+      return { source, repositories: new Map(raw.repositories.filter(([name]) => only.has(name))) };
+    },
+  };
+}
+
+/** Abort `margin` before the invocation would time out. */
+function deadline(deps: WorkflowDeps, context: InvokeContext): { signal: AbortSignal; clear: () => void } {
+  const stop = new AbortController();
+  const margin = deps.deadlineMarginMs ?? 60_000;
+  const left = context.getRemainingTimeInMillis() - margin;
+  const reason = `the invocation was about to time out (its last ${Math.round(margin / 1000)} s are kept to write its part); lower the batch size`;
+  if (left <= 0) {
+    stop.abort(reason);
+    return { signal: stop.signal, clear: () => undefined };
+  }
+  const timer = setTimeout(() => stop.abort(reason), left);
+  return { signal: stop.signal, clear: () => clearTimeout(timer) };
+}
+
+/** Inventory of one batch, written as its part. */
+async function inventory(deps: WorkflowDeps, keys: Keys, n: number, context: InvokeContext) {
+  const run = await mustRead<RunFile>(deps.store, keys.run, 'the probe step');
+  const names = run.batches[n];
+  if (names === undefined) throw new ConfigError(`batch ${n} is not one of the run's ${run.batches.length}`);
+  const client = await deps.registry();
+  const cache = deps.openCache ? await deps.openCache() : undefined;
+  const stop = deadline(deps, context);
+  try {
+    const part = await inventoryStep(client, {
+      policy: deps.config.policy,
+      names,
+      ...(cache ? { cache } : {}),
+      ...(run.history ? { history: storedHistory(deps.store, keys.history, run, names) } : {}),
+      signal: stop.signal,
+    });
+    await deps.store.put(keys.inventory(n), inventoryToJson(part));
+    const tags = part.repositories.reduce((t, r) => t + r.tags.length, 0);
+    deps.logger.info('inventory batch', {
+      batch: n,
+      repositories: names.length,
+      tags,
+      errors: part.errors.length,
+    });
+    return { batch: n, repositories: names.length, tags, errors: part.errors.length };
+  } finally {
+    stop.clear();
+    if (cache) deps.logger.info('manifest cache saved', { entries: cache.size, saved: await cache.save() });
+  }
+}
+
+/** The one planner over every batch's part: the plan and its report to S3, and whether the run goes on. */
+async function plan(deps: WorkflowDeps, keys: Keys, id: string) {
+  const now = deps.now ?? (() => new Date());
+  const run = await mustRead<RunFile>(deps.store, keys.run, 'the probe step');
+  const parts: Inventory[] = [];
+  const errors: ScanProblem[] = run.catalogError !== undefined ? [{ message: run.catalogError }] : [];
+  for (const n of indices(run.batches.length)) {
+    const body = await deps.store.get(keys.inventory(n));
+    if (body === undefined) {
+      // A batch that failed (after its retries) wrote nothing: what it should have read is unknown.
+      errors.push(
+        ...run.batches[n]!.map((repository) => ({
+          repository,
+          message: `inventory batch ${n} failed: not read (see the execution's failed Inventory iteration)`,
+        })),
+      );
+      continue;
+    }
+    parts.push(inventoryFromJson(body));
+  }
+  const merged = mergeInventories(deps.config.registryUrl, parts, errors);
+  const { plan: thePlan, applicable } = planStep(
+    merged,
+    deps.config.policy,
+    now(),
+    deps.config.maxDeleteFraction,
+  );
+  await deps.store.put(keys.plan, JSON.stringify(thePlan));
+  const missing = new Map(merged.repositories.map((r) => [r.name, r.missing]));
+  for (const [n, names] of run.batches.entries()) {
+    const part: PlanPart = {
+      plan: planFor(thePlan, names),
+      missing: Object.fromEntries(names.map((name) => [name, missing.get(name) ?? []])),
+    };
+    await deps.store.put(keys.planPart(n), JSON.stringify(part));
+  }
+  const reports = deps.reports
+    ? await deps.reports.save({
+        runId: runIdOf(new Date(run.startedAt), id),
+        startedAt: new Date(run.startedAt),
+        plan: thePlan,
+        maxDeleteFraction: deps.config.maxDeleteFraction,
+      })
+    : null;
+  const summary = {
+    complete: thePlan.complete,
+    errors: thePlan.errors.length,
+    ...thePlan.summary,
+    guard: applicable.guard,
+  };
+  deps.logger.info('plan', {
+    plan: summary,
+    ...(thePlan.errors.length > 0 ? { errors: thePlan.errors.slice(0, 20) } : {}),
+  });
+  const base = { runId: id, plan: summary, reports, batches: indices(run.batches.length) };
+  if (run.dryRun) {
+    if (!thePlan.complete) {
+      return { ...base, outcome: 'incomplete', reason: refusal(thePlan, applicable)! };
+    }
+    addZeros(deps);
+    deps.metrics.addMetric(METRICS.errors, MetricUnit.Count, 0);
+    deps.metrics.publishStoredMetrics();
+    return {
+      ...base,
+      outcome: 'dry-run',
+      reason: applicable.guard.ok
+        ? 'dry run: nothing was deleted'
+        : `dry run: nothing was deleted; a real run would refuse this plan: ${applicable.guard.message}`,
+    };
+  }
+  const refused = refusal(thePlan, applicable);
+  if (refused !== undefined) {
+    deps.metrics.addMetric(METRICS.errors, MetricUnit.Count, 1);
+    deps.metrics.publishStoredMetrics();
+    return { ...base, outcome: thePlan.complete ? 'refused' : 'incomplete', reason: refused };
+  }
+  return { ...base, outcome: 'apply', reason: 'the plan is complete and within the delete guard' };
+}
+
+function addZeros(deps: WorkflowDeps): void {
+  deps.metrics.addMetric(METRICS.tagsDeleted, MetricUnit.Count, 0);
+  deps.metrics.addMetric(METRICS.manifestsDeleted, MetricUnit.Count, 0);
+  deps.metrics.addMetric(METRICS.bytesFreed, MetricUnit.Bytes, 0);
+}
+
+/** One batch's deletes, each repository probed and re-read live first. Safe to retry. */
+async function apply(deps: WorkflowDeps, keys: Keys, n: number, context: InvokeContext) {
+  const part = await mustRead<PlanPart>(deps.store, keys.planPart(n), 'the plan step');
+  if (!part.plan.complete) throw new SafetyError('the plan is incomplete: nothing is deleted');
+  const work = changedRepositories(part.plan);
+  let outcome: Report;
+  if (work.length === 0) {
+    outcome = mergeReports(part.plan.registry, [], (deps.now ?? (() => new Date()))().toISOString());
+  } else {
+    const client = await deps.registry();
+    // The probe's answer (tag deletes on v3) from the registry now, not from the run's file.
+    const probed = await client.probe(work[0]!);
+    assertDeletesWork(probed);
+    const source = deps.history?.();
+    const stop = deadline(deps, context);
+    try {
+      outcome = (
+        await applyStep(client, part.plan, {
+          probe: probed,
+          ...(source ? { history: source } : {}),
+          signal: stop.signal,
+        })
+      ).report;
+    } finally {
+      stop.clear();
+    }
+  }
+  await deps.store.put(keys.apply(n), JSON.stringify(outcome));
+  const summary = {
+    batch: n,
+    tagsDeleted: outcome.tagsDeleted,
+    manifestsDeleted: outcome.manifestsDeleted,
+    failures: outcome.failures.length,
+    skippedRepositories: outcome.skippedRepositories.length,
+    ...(outcome.stopped !== undefined ? { stopped: outcome.stopped } : {}),
+  };
+  deps.logger.info('apply batch', summary);
+  for (const entry of outcome.entries.filter((e) => e.outcome === 'failed' || e.outcome === 'skipped'))
+    deps.logger.warn('deleted: entry', { entry });
+  return summary;
+}
+
+/** The deletes of every batch as one report, and what garbage-collect is to run with (or why it is skipped). */
+async function collect(deps: WorkflowDeps, keys: Keys) {
+  const run = await mustRead<RunFile>(deps.store, keys.run, 'the probe step');
+  const reports: Report[] = [];
+  for (const n of indices(run.batches.length)) {
+    reports.push(await mustRead<Report>(deps.store, keys.apply(n), `apply batch ${n}'s report`));
+  }
+  const merged = mergeReports(deps.config.registryUrl, reports, run.startedAt);
+  await deps.store.put(keys.deletions, JSON.stringify(merged));
+  const gc = deps.config.gc;
+  const skip = run.skipGc
+    ? 'skip-gc'
+    : merged.stopped !== undefined
+      ? 'out-of-time'
+      : merged.manifestsDeleted === 0
+        ? 'nothing-deleted'
+        : undefined;
+  const parameters = Object.fromEntries(
+    Object.entries(
+      gcParameters({
+        containerName: gc.containerName,
+        ...(gc.configPath !== undefined ? { configPath: gc.configPath } : {}),
+        mode: gc.mode,
+        deleteUntagged: gc.deleteUntagged,
+      }),
+    ).map(([k, v]) => [k, [v]]),
+  );
+  return {
+    tagsDeleted: merged.tagsDeleted,
+    manifestsDeleted: merged.manifestsDeleted,
+    failures: merged.failures.length,
+    skippedRepositories: merged.skippedRepositories.length,
+    gc: skip
+      ? { run: false, reason: skip }
+      : { run: true, parameters: { ...parameters, executionTimeout: [String(gc.timeoutSeconds)] } },
+  };
+}
+
+/** Verify one batch's kept images. */
+async function verify(deps: WorkflowDeps, keys: Keys, n: number) {
+  const part = await mustRead<PlanPart>(deps.store, keys.planPart(n), 'the plan step');
+  const client = await deps.registry();
+  const names = part.plan.repositories.map((r) => r.name);
+  const inventoryOfMissing: Inventory = {
+    registry: part.plan.registry,
+    repositories: names.map((name) => ({
+      name,
+      tags: [],
+      missing: part.missing[name] ?? [],
+      untaggedSubjects: [],
+    })),
+    manifests: new Map(),
+    errors: [],
+    warnings: [],
+  };
+  const checked = await verifyStep(client, part.plan, inventoryOfMissing, {
+    repositories: names,
+    ...(deps.verifyAttempts !== undefined ? { attempts: deps.verifyAttempts } : {}),
+    ...(deps.verifyRetryDelayMs !== undefined ? { retryDelayMs: deps.verifyRetryDelayMs } : {}),
+    ...(deps.sleep ? { sleep: deps.sleep } : {}),
+    onRetry: (attempt, problems) =>
+      deps.logger.warn('verify: problems found, looking again', {
+        batch: n,
+        attempt,
+        problems: problems.slice(0, 10),
+      }),
+  });
+  await deps.store.put(keys.verify(n), JSON.stringify(checked));
+  return {
+    batch: n,
+    status: checked.status,
+    problems: checked.problems.length,
+    tagsChecked: checked.tagsChecked,
+  };
+}
+
+/** The run's end: garbage-collect's outcome read, the report written, the metrics published; failures thrown. */
+async function report(deps: WorkflowDeps, keys: Keys, id: string, gcState: GcState | undefined) {
+  const now = deps.now ?? (() => new Date());
+  const run = await mustRead<RunFile>(deps.store, keys.run, 'the probe step');
+  const deleted = await mustRead<Report>(deps.store, keys.deletions, 'the collect step');
+  const failures: string[] = [];
+  const { metrics, logger } = deps;
+  metrics.addMetric(METRICS.tagsDeleted, MetricUnit.Count, deleted.tagsDeleted);
+  metrics.addMetric(METRICS.manifestsDeleted, MetricUnit.Count, deleted.manifestsDeleted);
+  if (deleted.failures.length > 0) {
+    const first = deleted.failures[0]!;
+    failures.push(
+      `${deleted.failures.length} deletion(s) failed, e.g. ${first.repository} ${first.reference}: ${first.reason ?? 'unknown'}`,
+    );
+  }
+  if (deleted.skippedRepositories.length > 0) {
+    const s = deleted.skippedRepositories;
+    failures.push(
+      `${s.length} repositor${s.length === 1 ? 'y was' : 'ies were'} skipped, nothing deleted there, e.g. ${s[0]!.name}: ${s[0]!.reason}`,
+    );
+  }
+  if (deleted.stopped !== undefined)
+    failures.push(`the deletes stopped before the end of the plan: ${deleted.stopped}`);
+
+  let gc: Record<string, unknown> = { status: 'skipped', reason: 'not run' };
+  let bytesFreed = 0;
+  if (gcState && 'skipped' in gcState) {
+    gc = { status: 'skipped', reason: gcState.skipped };
+  } else if (gcState) {
+    const result: CommandResult = {
+      status: (['Success', 'Failed', 'TimedOut', 'Cancelled'].includes(gcState.Status ?? '')
+        ? gcState.Status
+        : 'Failed') as CommandResult['status'],
+      exitCode: gcState.ResponseCode ?? null,
+      stdout: gcState.StandardOutputContent ?? '',
+      stderr: gcState.StandardErrorContent ?? '',
+      ...(gcState.CommandId !== undefined ? { commandId: gcState.CommandId } : {}),
+    };
+    const started = Date.parse(gcState.ExecutionStartDateTime ?? '');
+    const ended = Date.parse(gcState.ExecutionEndDateTime ?? '');
+    if (Number.isFinite(started) && Number.isFinite(ended))
+      metrics.addMetric(METRICS.gcDuration, MetricUnit.Seconds, Math.max(0, (ended - started) / 1000));
+    try {
+      const outcome = gcResultOf(result, deps.config.gc.timeoutSeconds);
+      gc = { ...outcome };
+      if (outcome.status === 'Success')
+        bytesFreed = Math.max(0, outcome.summary.bytesFreed ?? deleted.bytesFreedEstimate);
+      metrics.addMetric(METRICS.gcFailures, MetricUnit.Count, 0);
+    } catch (err) {
+      gc = {
+        status: 'failed',
+        error: errorMessage(err),
+        ...(err instanceof GcCommandError ? { summary: err.summary } : {}),
+      };
+      metrics.addMetric(METRICS.gcFailures, MetricUnit.Count, 1);
+      failures.push(errorMessage(err));
+      logger.error('garbage-collect failed', { gc });
+    }
+  }
+  metrics.addMetric(METRICS.bytesFreed, MetricUnit.Bytes, bytesFreed);
+
+  const verified: VerifyOutcome[] = [];
+  for (const n of indices(run.batches.length)) {
+    const v = await readJson<VerifyOutcome>(deps.store, keys.verify(n));
+    if (v) verified.push(v);
+  }
+  const problems = verified.flatMap((v) => v.problems);
+  metrics.addMetric(METRICS.verifyFailures, MetricUnit.Count, problems.length);
+  if (problems.length > 0) {
+    failures.push(
+      `verification found ${problems.length} problem(s) with images the policy keeps, e.g. ${problems[0]}; check the registry now (the full list is in the log)`,
+    );
+  }
+  if (deps.reports) {
+    const thePlan = await mustRead<Plan>(deps.store, keys.plan, 'the plan');
+    const saved = await deps.reports.save({
+      runId: runIdOf(new Date(run.startedAt), id),
+      startedAt: new Date(run.startedAt),
+      plan: thePlan,
+      outcome: deleted,
+      maxDeleteFraction: deps.config.maxDeleteFraction,
+    });
+    if (saved.status !== 'written') logger.warn(`report not saved: ${saved.error}`, { reports: saved });
+  }
+  const totalSeconds = (now().getTime() - Date.parse(run.startedAt)) / 1000;
+  metrics.addMetric(METRICS.runDuration, MetricUnit.Seconds, totalSeconds);
+  metrics.addMetric(METRICS.errors, MetricUnit.Count, failures.length > 0 ? 1 : 0);
+  metrics.publishStoredMetrics();
+  const result = {
+    registry: deps.config.registryUrl,
+    dryRun: run.dryRun,
+    startedAt: run.startedAt,
+    finishedAt: now().toISOString(),
+    deletions: { ...deleted, entries: deleted.entries.length },
+    gc,
+    verify: {
+      status: problems.length === 0 ? 'ok' : 'failed',
+      batches: verified.length,
+      tagsChecked: verified.reduce((t, v) => t + v.tagsChecked, 0),
+      problems: problems.slice(0, 20),
+    },
+    bytesFreed,
+    totalSeconds,
+  };
+  if (failures.length > 0) {
+    logger.error(`run failed: ${failures.join('; ')}`, { report: result });
+    throw new JanitorError(
+      failures.length === 1
+        ? failures[0]!
+        : `the run had ${failures.length} failures:\n  - ${failures.join('\n  - ')}`,
+    );
+  }
+  logger.info('run finished', { report: result });
+  return result;
+}
