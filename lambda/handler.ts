@@ -5,6 +5,7 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { KmsCacheMac } from './adapters/cache-mac-kms.ts';
+import { s3Journal } from './adapters/journal-s3.ts';
 import { openS3Cache } from './adapters/manifest-cache-s3.ts';
 import { S3ReportStore } from './adapters/report-store.ts';
 import { SsmCommandRunner, createSsmClient } from './adapters/ssm-runner.ts';
@@ -20,7 +21,8 @@ async function connect(config: JanitorConfig): Promise<LambdaRuntime> {
   // Without its MAC key the cache could be anyone's with s3:PutObject on the bucket, so it is not used at all.
   const keyId = config.cacheHmacKeyId;
   const bucket = keyId === undefined ? undefined : config.cacheBucket;
-  const s3 = bucket === undefined && config.reports === undefined ? undefined : new S3Client({});
+  const s3 = config.cacheBucket === undefined && config.reports === undefined ? undefined : new S3Client({});
+  const journalBucket = config.cacheBucket;
   const mac =
     bucket === undefined || keyId === undefined ? undefined : new KmsCacheMac(new KMSClient({}), keyId);
   return {
@@ -29,6 +31,13 @@ async function connect(config: JanitorConfig): Promise<LambdaRuntime> {
       ? { openCache: () => openS3Cache(s3, bucket, cacheKeyOf(config), mac) }
       : {}),
     ...(config.reports && s3 ? { reports: new S3ReportStore(s3, config.reports) } : {}),
+    // The journal lives in the construct's bucket under journal/, which only the function may write.
+    ...(journalBucket !== undefined && s3
+      ? {
+          journal: (warn: (message: string) => void) =>
+            s3Journal(s3, journalBucket, { registry: config.registryUrl, warn }),
+        }
+      : {}),
     runner: (context) =>
       new SsmCommandRunner({
         client: ssm,

@@ -16,6 +16,7 @@ import type { VerifyResult } from './core/verify.ts';
 import { verifyStep as verifyKeptStep } from './core/steps.ts';
 import { untaggedOutcome, type UntaggedOutcome } from './core/untagged-outcome.ts';
 import { runIdOf, type ReportStore, type ReportsStep } from './adapters/report-store.ts';
+import type { JournalStore } from './core/journal.ts';
 
 /** The part of Powertools' Logger the job uses (so tests can pass a recorder). */
 export interface JobLogger {
@@ -70,6 +71,11 @@ export interface LambdaJobDeps {
   readonly reports?: ReportStore;
   /** Lists the registry's storage, so that untagged history is judged too; without it, it is left alone. */
   readonly history?: HistorySource;
+  /**
+   * The journal (in the Lambda, the construct's bucket under journal/): what a run is about to delete, so the
+   * next one finishes what an interrupted one started. `warn` hears about a journal that cannot be used.
+   */
+  readonly journal?: (warn: (message: string) => void) => JournalStore;
 }
 
 /** A manifest cache that is written back after the inventory. `save` never throws. */
@@ -331,6 +337,7 @@ async function planAndDelete(run: RunContext): Promise<JobResult> {
       ...(run.repositories ? { repositories: run.repositories } : {}),
       ...(deps.history ? { history: deps.history } : {}),
       signal: stop.signal,
+      ...(deps.journal ? { journal: deps.journal((message) => logger.warn(message)) } : {}),
       onStage: (stage) => {
         if (stage === 'inventory') {
           record.durations.probeSeconds = seconds(now, t);
@@ -352,6 +359,7 @@ async function planAndDelete(run: RunContext): Promise<JobResult> {
       },
     });
     if (planned) record.durations.deleteSeconds = seconds(now, planned);
+    if (job.journalProblem !== undefined) logger.warn(job.journalProblem);
     return job;
   } finally {
     clearTimeout(deadline);
@@ -714,6 +722,8 @@ export interface LambdaRuntime {
   readonly openCache?: () => Promise<SavableCache>;
   /** Keeps each run's report, when a reports bucket is configured. */
   readonly reports?: ReportStore;
+  /** The journal, when the construct's bucket is configured. */
+  readonly journal?: LambdaJobDeps['journal'];
   /** A command runner for one invocation (it stops waiting before the invocation's time runs out). */
   runner(context: InvokeContext): CommandRunner;
 }
@@ -769,6 +779,7 @@ export function createLambdaHandler(
         runner: connected.runner(context),
         ...(connected.openCache ? { openCache: connected.openCache } : {}),
         ...(connected.reports ? { reports: connected.reports } : {}),
+        ...(connected.journal ? { journal: connected.journal } : {}),
         logger,
         metrics,
       },

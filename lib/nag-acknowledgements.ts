@@ -6,6 +6,7 @@ import type { Construct } from 'constructs';
 import {
   DEFAULT_REPORTS_PREFIX,
   HISTORY_LISTING_PREFIX,
+  JOURNAL_PREFIX,
   MANIFEST_CACHE_PREFIX,
 } from '../lambda/core/contract.ts';
 import { storageSettingOf } from './function-environment.ts';
@@ -29,6 +30,10 @@ export function acknowledgeNagFindings(
   ack(
     `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${MANIFEST_CACHE_PREFIX}*]`,
     "The function gets and puts objects only under its own bucket's cache prefix; it names the cache object at run time.",
+  );
+  ack(
+    `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${JOURNAL_PREFIX}*]`,
+    "The function gets and puts objects only under its own bucket's journal prefix; it names the journal object (one per registry host) at run time.",
   );
   ack(
     `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${DEFAULT_REPORTS_PREFIX}*]`,

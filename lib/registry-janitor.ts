@@ -24,6 +24,7 @@ import {
   DEFAULT_REPORTS_PREFIX,
   HISTORY_LISTING_EXPIRATION_DAYS,
   HISTORY_LISTING_PREFIX,
+  JOURNAL_PREFIX,
   MANIFEST_CACHE_PREFIX,
   REPORTS_EXPIRATION_DAYS,
   DEFAULT_SCHEDULE as DEFAULT_SCHEDULE_UTC,
@@ -557,6 +558,14 @@ export class RegistryJanitor extends Construct {
         sid: 'UseManifestCache',
         actions: ['s3:GetObject', 's3:PutObject'],
         resources: [this.cacheBucket.arnForObjects(`${MANIFEST_CACHE_PREFIX}*`)],
+      }),
+    );
+    // The journal: read and replaced whole by every real run (never deleted, so no s3:DeleteObject).
+    this.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'UseJournal',
+        actions: ['s3:GetObject', 's3:PutObject'],
+        resources: [this.cacheBucket.arnForObjects(`${JOURNAL_PREFIX}*`)],
       }),
     );
     // Reports are written once and read by people (or a presigned URL), never by the function.

@@ -29,15 +29,15 @@ const WRITABLE_BY_OTHERS = 0o022;
 const octal = (mode: number): string => (mode & 0o7777).toString(8).padStart(4, '0');
 
 /** Why a folder must not hold a trusted cache, or undefined. Root's folders are trusted (root could anyway). */
-function folderProblem(folder: string, st: Stats, uid: number | undefined): string | undefined {
+function folderProblem(folder: string, st: Stats, uid: number | undefined, what: string): string | undefined {
   if (!st.isDirectory()) return `${folder} is not a folder`;
   if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
-    return `its folder ${folder} belongs to user ${st.uid}, not to you (${uid}); keep the cache in a folder of your own`;
+    return `its folder ${folder} belongs to user ${st.uid}, not to you (${uid}); keep the ${what} in a folder of your own`;
   }
   if ((st.mode & WRITABLE_BY_OTHERS) !== 0) {
     return (
       `its folder ${folder} can be written by others (mode ${octal(st.mode)}), who could replace it; ` +
-      `run chmod 700 ${folder}, or keep the cache in a folder only you can write (e.g. ~/.cache/registry-janitor)`
+      `run chmod 700 ${folder}, or keep the ${what} in a folder only you can write (e.g. ~/.cache/registry-janitor)`
     );
   }
   return undefined;
@@ -54,14 +54,15 @@ function fileProblem(path: string, st: Stats, uid: number | undefined): string |
   return undefined;
 }
 
-async function checkedFolder(folder: string, uid: number | undefined): Promise<void> {
-  const problem = folderProblem(folder, await stat(folder), uid);
+/** Throws UntrustedCacheError unless `folder` is the user's (or root's) and only its owner may write it. */
+export async function checkedFolder(folder: string, uid: number | undefined, what = 'cache'): Promise<void> {
+  const problem = folderProblem(folder, await stat(folder), uid, what);
   if (problem) throw new UntrustedCacheError(problem);
 }
 
 /** The file for reading, refused unless only its owner (the user) could have written it and its folder. */
-async function openTrusted(path: string, uid: number | undefined): Promise<Readable> {
-  await checkedFolder(dirname(path), uid);
+export async function openTrusted(path: string, uid: number | undefined, what = 'cache'): Promise<Readable> {
+  await checkedFolder(dirname(path), uid, what);
   let handle;
   try {
     // No symlinks: the file checked must be the file read.

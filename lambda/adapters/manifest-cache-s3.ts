@@ -35,7 +35,7 @@ function isMissing(err: unknown): boolean {
 }
 
 /** The SDK hands back a Node stream in Node; anything else that can give its bytes is taken too. */
-async function bodyBytes(body: unknown): Promise<Buffer> {
+export async function bodyBytes(body: unknown): Promise<Buffer> {
   const b = body as { transformToByteArray?: () => Promise<Uint8Array> } | undefined;
   if (b && typeof b.transformToByteArray === 'function') return Buffer.from(await b.transformToByteArray());
   if (body instanceof Readable) {

@@ -70,6 +70,7 @@ export async function applyCommand(values: Values, io: CliIo): Promise<number> {
       return values.yes || io.stdin.isTTY ? EXIT.ok : EXIT.refused;
     }
     const report = job.report!;
+    if (job.journalProblem !== undefined) io.stderr.write(`warning: ${job.journalProblem}\n`);
     io.stdout.write(
       values.json ? JSON.stringify({ plan: thePlan, report }, null, 2) + '\n' : formatReport(report, thePlan),
     );

@@ -33,6 +33,10 @@ Options:
   --concurrency N           requests in flight, a whole number from 1 to ${MAX_CONCURRENCY} (default ${DEFAULT_CONCURRENCY})
   --cache FILE              remember manifest facts in FILE between runs (immutable by digest): a repeated
                             run reads only what is new. A missing or unreadable FILE only costs time
+  --journal FILE            where apply records what it is about to delete (an index, then the children and
+                            referrers after it), so the next run finishes what an interrupted one started
+                            (default: beside --cache as FILE.journal.json, else
+                            $XDG_STATE_HOME/registry-janitor/journal-HOST.json, ~/.local/state without it)
   --storage PATH            the registry's storage root (storage.filesystem.rootdirectory, the folder that
                             holds docker/, or s3://BUCKET/ROOTDIRECTORY), read-only: untagged history is listed
                             from it and judged by the policy's untagged blocks; without it untagged manifests
@@ -52,7 +56,7 @@ Options:
   --max-list-entries N      most entries one catalog or tag listing may hold (default 1000000)
   -h, --help                this help
 
-Relative paths (--policy, --plan, --out, --html, --cache, --storage, --ca-file) are taken from the directory
+Relative paths (--policy, --plan, --out, --html, --cache, --journal, --storage, --ca-file) are taken from the directory
 the command was run from (under npm run, the one npm was started in).
 
 Exit codes: 0 done, 1 failed, 2 bad input, 3 refused by a safety guard (incomplete plan, delete guard,
@@ -93,6 +97,7 @@ export const OPTIONS = {
   html: { type: 'string' },
   concurrency: { type: 'string' },
   cache: { type: 'string' },
+  journal: { type: 'string' },
   storage: { type: 'string' },
   'max-delete-fraction': { type: 'string' },
   yes: { type: 'boolean', short: 'y' },

@@ -1,12 +1,14 @@
 // `registry-janitor plan`: the job as a dry run (no DELETE is sent), printed; and what plan and apply share:
 // the policy or saved plan the flags name, the manifest cache, the scan's progress line, the files written.
 import { writeFileSync } from 'node:fs';
+import { defaultJournalPath, fileJournal, journalBesideCache } from '../adapters/journal-file.ts';
 import { openFileCache } from '../adapters/manifest-cache-file.ts';
 import type { RegistryHttpClient } from '../adapters/registry-client.ts';
 import { DEFAULT_MAX_DELETE_FRACTION } from '../core/contract.ts';
 import { ConfigError, errorMessage } from '../core/errors.ts';
 import { compileGlob, GlobSyntaxError } from '../core/glob.ts';
 import type { JobOptions } from '../core/job.ts';
+import type { JournalStore } from '../core/journal.ts';
 import { runJob } from '../core/job.ts';
 import type { Plan, Report } from '../core/model.ts';
 import { parsePolicy, type Policy } from '../core/policy.ts';
@@ -36,6 +38,7 @@ export async function jobOptionsFrom(
       ? undefined
       : number(values['max-history-entries'], '--max-history-entries', 1, Number.MAX_SAFE_INTEGER, 0, true);
   const history = values.storage ? await storageHistory(values.storage, io.env, maxEntries) : undefined;
+  const journal = journalFrom(values, io, client.baseUrl);
   if (!input.policy) {
     // The listing lets the live re-check see the untagged history that stays before a saved plan deletes any.
     const savedPlan = loadSavedPlan(userPath(io, values.plan!), client.baseUrl);
@@ -43,6 +46,7 @@ export async function jobOptionsFrom(
       ...base,
       savedPlan,
       ...(history ? { history } : {}),
+      ...(journal ? { journal } : {}),
       onPlan: (thePlan) => writeOut(thePlan, values, io),
     };
   }
@@ -57,6 +61,7 @@ export async function jobOptionsFrom(
     policy: input.policy,
     ...(cache ? { cache } : {}),
     ...(history ? { history } : {}),
+    ...(journal ? { journal } : {}),
     ...(values.repositories ? { repositories: values.repositories } : {}),
     onScanProgress: (p) =>
       scanning.update(p.repositoriesDone, p.repositoriesTotal, plural(p.tagsSeen, 'tag')),
@@ -68,6 +73,20 @@ export async function jobOptionsFrom(
       writeOut(thePlan, values, io);
     },
   };
+}
+
+/**
+ * The journal: `--journal FILE`, else beside `--cache FILE`, else the user's state folder (one file per registry
+ * host). `plan` only reads it; `apply` writes it before its first DELETE and after its last.
+ */
+function journalFrom(values: Values, io: CliIo, registry: string): JournalStore | undefined {
+  const path = values.journal
+    ? userPath(io, values.journal)
+    : values.cache
+      ? journalBesideCache(userPath(io, values.cache))
+      : defaultJournalPath(registry, io.env);
+  if (path === undefined) return undefined;
+  return fileJournal(path, { registry, warn: (m) => void io.stderr.write(`warning: ${m}\n`) });
 }
 
 /** `--out FILE`: the plan as JSON, for `apply --plan FILE`. */

@@ -70,6 +70,11 @@ export const DEFAULT_SCHEDULE = { minute: '0', hour: '3' } as const;
 export const MANIFEST_CACHE_PREFIX = 'manifest-cache/';
 /** Days a manifest-cache object lives; manifests are immutable, so this only bounds the cache's size. */
 export const CACHE_EXPIRATION_DAYS = 30;
+/**
+ * Where in the bucket the function keeps its journal (`journal/<registry host>.json`): what a run is about to
+ * delete, so the next one finishes what an interrupted one started. Rewritten by every real run; no expiry.
+ */
+export const JOURNAL_PREFIX = 'journal/';
 /** Where in the bucket the function writes each run's HTML report and JSON plan (`reports/<date>/…`). */
 export const DEFAULT_REPORTS_PREFIX = 'reports/';
 /** Days a run's report stays in the bucket. */

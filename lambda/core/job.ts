@@ -9,7 +9,14 @@ import {
   type Applicability,
   type DeleteOptions,
 } from './executor.ts';
-import { SafetyError } from './errors.ts';
+import { errorMessage, SafetyError } from './errors.ts';
+import {
+  entriesToRecord,
+  journalAfterDeletes,
+  journalBeforeDeletes,
+  type JournalEntry,
+  type JournalStore,
+} from './journal.ts';
 import type { Policy } from './policy.ts';
 import type { HistorySource } from './history.ts';
 import type { ManifestCache, RegistryClient } from './ports.ts';
@@ -44,6 +51,12 @@ interface JobBase {
   readonly onApplyProgress?: DeleteOptions['onProgress'];
   /** Stops the deletes: no new DELETE once aborted (DeleteOptions.signal). */
   readonly signal?: AbortSignal;
+  /**
+   * The journal: its entries are judged with the plan (an interrupted run's leftovers are finished when the live
+   * registry shows they are garbage), a real run records what it is about to delete before the first DELETE, and
+   * keeps what may still be left over afterwards. A dry run only reads it.
+   */
+  readonly journal?: JournalStore;
 }
 
 /** Plan from the policy against the registry as it is now. */
@@ -76,6 +89,11 @@ export interface JobResult {
   readonly outcome: 'dry-run' | 'declined' | 'applied';
   /** The deletes' report, when applied. */
   readonly report?: Report;
+  /**
+   * Why the journal could not be brought up to date after the deletes (what it held before them stays, so the
+   * next run still finishes the leftovers); absent when it was, or when there is none.
+   */
+  readonly journalProblem?: string;
 }
 
 const DRY_RUN: ProbeStep = { status: 'skipped', reason: 'dry run: no DELETE is sent' };
@@ -90,6 +108,9 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
   options.onStage?.('probe');
   let probe = options.dryRun ? DRY_RUN : saved ? NOT_YET : await probeCatalog(options as PlanningJob);
   reportProbe(probe, options);
+
+  const journal = options.journal;
+  const entries: readonly JournalEntry[] | undefined = journal ? await journal.load() : undefined;
 
   let inventory: Inventory | undefined;
   let thePlan: Plan;
@@ -106,6 +127,7 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
       ...(o.cache ? { cache: o.cache } : {}),
       ...(o.history ? { history: o.history } : {}),
       ...(o.onScanProgress ? { onProgress: o.onScanProgress } : {}),
+      ...(entries ? { journal: entries } : {}),
     });
     ({ plan: thePlan, applicable } = planStep(inventory, o.policy, options.now, options.maxDeleteFraction));
   }
@@ -131,14 +153,47 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
   // plan's repositories are read again now (a plan made in this run has its inventory, read moments ago).
   const history = saved ? (options as SavedPlanJob).history : undefined;
   options.onStage?.('deletes');
+  // Before the first DELETE: what this run is about to delete in dependency order, so that the next run
+  // finishes a child whose index went (it is untagged then, and nothing else would ever see it again).
+  const recorded = journal ? entriesToRecord(thePlan, options.now) : [];
+  if (journal && recorded.length > 0) {
+    try {
+      await journal.save(journalBeforeDeletes(entries ?? [], recorded));
+    } catch (err) {
+      throw new SafetyError(
+        `nothing was deleted: the journal ${journal.where} could not be written (${errorMessage(err)}); a run ` +
+          'records there what it is about to delete, so that the next one finishes what an interruption leaves. ' +
+          'Fix the cause, or name a journal that can be written',
+        { cause: err },
+      );
+    }
+  }
   const { live, report } = await applyStep(client, thePlan, {
     ...(probe.status === 'done' ? { probe } : {}),
     ...(inventory ? { live: inventory } : {}),
     ...(history ? { history } : {}),
+    ...(entries ? { journal: entries } : {}),
     ...(options.onApplyProgress ? { onProgress: options.onApplyProgress } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   });
-  return { ...result, inventory: live, probe, outcome: 'applied', report };
+  let journalProblem: string | undefined;
+  if (journal && (recorded.length > 0 || (entries ?? []).length > 0)) {
+    try {
+      await journal.save(journalAfterDeletes(entries ?? [], recorded, thePlan, report));
+    } catch (err) {
+      journalProblem =
+        `the journal ${journal.where} could not be updated after the deletes (${errorMessage(err)}); it still ` +
+        'holds what this run was about to delete, and the next run sorts it out';
+    }
+  }
+  return {
+    ...result,
+    inventory: live,
+    probe,
+    outcome: 'applied',
+    report,
+    ...(journalProblem !== undefined ? { journalProblem } : {}),
+  };
 }
 
 function reportProbe(probe: ProbeStep, options: JobBase): void {

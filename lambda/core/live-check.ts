@@ -3,6 +3,7 @@
 // everything it reaches, and no digest to delete may be among it.
 import { errorMessage } from './errors.ts';
 import type { HistorySource } from './history.ts';
+import type { JournalEntry } from './journal.ts';
 import { referrerSubject } from './manifest.ts';
 import type { Inventory, ManifestInfo, Plan, RepositoryInventory, RepositoryPlan } from './model.ts';
 import type { RegistryClient } from './ports.ts';
@@ -20,6 +21,11 @@ export interface LiveFacts {
   readonly history: boolean;
   /** Reads of this repository (or of the catalog) that failed in this run. */
   readonly errors: readonly string[];
+  /**
+   * What the journal names in this repository and the registry still holds: an interrupted run's leftovers,
+   * which the plan may finish when nothing that stays reaches them. Absent or empty without a journal.
+   */
+  readonly journal?: ReadonlySet<string>;
 }
 
 /** The facts of each repository of an inventory read in this run. */
@@ -30,6 +36,9 @@ export function factsOf(inventory: Inventory): (repository: string) => LiveFacts
     manifests: inventory.manifests,
     repository: byName.get(name),
     history,
+    journal: new Set(
+      (byName.get(name)?.journal ?? []).filter((j) => j.state === 'present').map((j) => j.digest),
+    ),
     errors: inventory.errors
       .filter((e) => e.repository === undefined || e.repository === name)
       .map((e) => [e.reference, e.message].filter(Boolean).join(': ')),
@@ -44,6 +53,7 @@ export async function rereadForCheck(
   client: RegistryClient,
   plan: Plan,
   history?: HistorySource,
+  journal?: readonly JournalEntry[],
 ): Promise<Inventory> {
   const names = plan.repositories
     .filter((r) => r.deleteManifests.length > 0 || r.deleteTags.length > 0 || (r.dangling ?? []).length > 0)
@@ -58,6 +68,7 @@ export async function rereadForCheck(
       repositories: literal,
       ages: false,
       ...(history ? { history } : {}),
+      ...(journal ? { journal } : {}),
     });
   } catch (err) {
     return {
@@ -129,6 +140,7 @@ export function liveConflicts(
   };
   reach(gone);
   reach(untagged.map((r) => r.digest));
+  reach(facts.journal ?? []);
 
   const referrerTags = new Map<string, string[]>();
   for (const [tag, digest] of tags) {
@@ -153,8 +165,8 @@ export function liveConflicts(
     if (!accounted.has(d)) {
       out.push(
         facts.history
-          ? `${d} is neither reached by a tag the plan deletes nor untagged history of the repository`
-          : `${d} is reached by no tag the plan deletes; untagged manifests are deleted only with a storage listing (--storage)`,
+          ? `${d} is neither reached by a tag the plan deletes nor untagged history of the repository, nor left by an interrupted run (the journal)`
+          : `${d} is reached by no tag the plan deletes, nor left by an interrupted run (the journal); untagged manifests are deleted only with a storage listing (--storage)`,
       );
     }
   }

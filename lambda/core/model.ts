@@ -88,6 +88,27 @@ export interface RepositoryInventory {
    * included), sorted by digest. Their manifests are in `Inventory.manifests`. Absent without a listing.
    */
   readonly untagged?: readonly Revision[];
+  /** The journal's entries for this repository, as this run found them; absent without any. */
+  readonly journal?: readonly JournalItem[];
+}
+
+/** A journal entry (core/journal.ts) as the scan found it in the registry. */
+export interface JournalItem {
+  readonly digest: string;
+  /** When the entry was recorded (from the journal: untrusted, used only to narrow what goes). */
+  readonly recordedAt: string;
+  /** 'gone': the registry no longer has it; 'unread': reading it failed in this run. */
+  readonly state: 'present' | 'gone' | 'unread';
+  /** What had to go first (from the journal) that the registry still holds, or that could not be read. */
+  readonly waitsFor: readonly string[];
+}
+
+/** What a run does about one journal entry: finish it (delete it now), drop it, or leave it for a later run. */
+export interface JournalDecision {
+  readonly digest: string;
+  readonly outcome: 'finish' | 'drop' | 'wait';
+  /** Why, e.g. `tag latest reaches it`, `already gone`. */
+  readonly reason: string;
 }
 
 export interface ScanProblem {
@@ -143,9 +164,10 @@ export interface ManifestDeletion {
   readonly digest: string;
   /**
    * Deletion order: roots (tagged), then children of deleted indexes, then referrers. `untagged`: history
-   * (no tag points at it) judged by its push time.
+   * (no tag points at it) judged by its push time. `leftover`: left by an interrupted run (the journal), and
+   * garbage by the live registry's account.
    */
-  readonly role: 'root' | 'child' | 'referrer' | 'untagged';
+  readonly role: 'root' | 'child' | 'referrer' | 'untagged' | 'leftover';
   readonly kind: ManifestKind;
   /** Tags that point at it (deleted with it). */
   readonly tags: readonly string[];
@@ -201,6 +223,8 @@ export interface RepositoryPlan {
     /** Estimated bytes deleting `deleted` frees on top of what this repository's tag deletions free. */
     readonly bytesFreed: number;
   };
+  /** What becomes of the journal's entries for this repository; absent when it has none. */
+  readonly journal?: readonly JournalDecision[];
   readonly bytesFreed: number;
   readonly warnings: readonly string[];
 }

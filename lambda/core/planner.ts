@@ -6,6 +6,8 @@ import { createdMillis, referrerSubject } from './manifest.ts';
 import type {
   DeletedTag,
   Inventory,
+  JournalDecision,
+  JournalItem,
   KeepReason,
   KeptTag,
   ManifestDeletion,
@@ -130,6 +132,19 @@ function planRepository(
         deleteManifests: [],
         ...(repo.dangling ? { dangling: repo.dangling } : {}),
         ...(untagged ? { untagged } : {}),
+        ...(repo.journal
+          ? {
+              journal: repo.journal.map((j) =>
+                decision(
+                  j.digest,
+                  'drop',
+                  reason === 'protected'
+                    ? 'the repository is protected now'
+                    : 'no rule of the policy matches the repository now',
+                ),
+              ),
+            }
+          : {}),
         warnings: [],
       },
       retained,
@@ -173,12 +188,17 @@ function planRepository(
   // pushed within the grace stay (a multi-arch push may be in progress: children first, the index last).
   const history = revisions ? untaggedHistory(revisions, repo, manifests) : undefined;
   const manifestCount = history ? history.reached + history.revisions.length : undefined;
+  // The journal: what an interrupted run was about to delete. Each entry is a candidate only as far as the
+  // registry shows it is still there and (with a listing) not pushed again since it was recorded; whether it
+  // goes is decided below with everything else, so nothing that stays, or that anything staying reaches, goes.
+  const journal = journalCandidates(repo.journal ?? EMPTY, revisions);
   const decided = new Map<string, { reason: UntaggedReason; by?: string }>();
   let candidates: Revision[] = [];
   if (history) {
     const days = rule.untagged?.deleteAfterDays;
     const cutoff = days === undefined ? undefined : now.getTime() - days * DAY_MS;
     for (const r of history.revisions) {
+      if (journal.candidates.has(r.digest)) continue;
       if (cutoff === undefined) decided.set(r.digest, { reason: 'no-untagged-rule' });
       // An unparseable push time is never old.
       else if (!(Date.parse(r.pushedAt) < cutoff)) decided.set(r.digest, { reason: 'young' });
@@ -227,6 +247,17 @@ function planRepository(
       } else left.push(c);
     }
     candidates = left;
+    for (const d of journal.candidates.keys()) {
+      if (journal.decided.has(d)) continue;
+      const subject = manifests.get(d)?.subject;
+      if (kept.has(d)) {
+        journal.decided.set(d, decision(d, 'drop', 'a tag or a manifest that stays reaches it'));
+      } else if (subject !== undefined && kept.has(subject)) {
+        journal.decided.set(d, decision(d, 'drop', `its subject ${subject} stays`));
+        for (const k of closure([d], manifests, repo)) kept.add(k);
+        changed = true;
+      }
+    }
   }
   if (untracked.size > 0) {
     warnings.push(
@@ -253,7 +284,28 @@ function planRepository(
   }
 
   const expired = candidates.map((c) => c.digest);
-  const deleteManifests = orderDeletions(deleteTags, expired, manifests, repo, kept);
+  // A leftover goes only once what it had to wait for (its index, its subject) is gone or goes in this plan.
+  let finishing = [...journal.candidates.keys()].filter((d) => !journal.decided.has(d));
+  let deleteManifests: ManifestDeletion[];
+  for (;;) {
+    deleteManifests = orderDeletions(deleteTags, expired, finishing, manifests, repo, kept);
+    const deleting = new Set(deleteManifests.map((m) => m.digest));
+    const waiting = finishing.filter((d) =>
+      journal.candidates.get(d)!.waitsFor.some((w) => !deleting.has(w)),
+    );
+    if (waiting.length === 0) break;
+    for (const d of waiting) {
+      const first = journal.candidates.get(d)!.waitsFor.find((w) => !deleting.has(w))!;
+      journal.decided.set(d, decision(d, 'wait', `${first}, which had to go first, is still there`));
+    }
+    finishing = finishing.filter((d) => !journal.decided.has(d));
+  }
+  for (const d of finishing) {
+    journal.decided.set(
+      d,
+      decision(d, 'finish', 'left by an interrupted run; nothing that stays references it'),
+    );
+  }
   for (const d of deleteManifests) {
     if (kept.has(d.digest)) {
       throw new JanitorError(
@@ -273,11 +325,41 @@ function planRepository(
       ...(revisions
         ? { untagged: untaggedSection(revisions, candidates, decided, keptTags, repo, manifests) }
         : {}),
+      ...(repo.journal
+        ? { journal: (repo.journal ?? EMPTY).map((j) => journal.decided.get(j.digest)!) }
+        : {}),
       warnings,
     },
     retained: kept,
     ...(manifestCount !== undefined ? { manifests: manifestCount } : {}),
   };
+}
+
+/**
+ * The journal's entries that may go, and those already decided: gone, unread, or (with a listing) pushed again
+ * after the journal recorded them, which makes them someone's again (judged as history like any other).
+ */
+function journalCandidates(
+  items: readonly JournalItem[],
+  revisions: readonly Revision[] | undefined,
+): { candidates: Map<string, JournalItem>; decided: Map<string, JournalDecision> } {
+  const candidates = new Map<string, JournalItem>();
+  const decided = new Map<string, JournalDecision>();
+  const pushed = revisions ? new Map(revisions.map((r) => [r.digest, r.pushedAt])) : undefined;
+  for (const j of items) {
+    const at = pushed?.get(j.digest);
+    if (j.state === 'gone') decided.set(j.digest, decision(j.digest, 'drop', 'already gone'));
+    else if (j.state === 'unread')
+      decided.set(j.digest, decision(j.digest, 'wait', 'it could not be read in this run'));
+    else if (at !== undefined && !(Date.parse(at) <= Date.parse(j.recordedAt)))
+      decided.set(j.digest, decision(j.digest, 'drop', `pushed again (${at}) after the journal recorded it`));
+    else candidates.set(j.digest, j);
+  }
+  return { candidates, decided };
+}
+
+function decision(digest: string, outcome: JournalDecision['outcome'], reason: string): JournalDecision {
+  return { digest, outcome, reason };
 }
 
 /**
@@ -477,11 +559,13 @@ function closure(
 
 /**
  * Roots first (indexes, then images), then the children of deleted indexes that nothing kept references,
- * then referrers and their children. An interruption then leaves only unreferenced garbage.
+ * then history and leftovers of an interrupted run (the journal), then referrers and their children. An
+ * interruption then leaves only unreferenced garbage.
  */
 function orderDeletions(
   deleteTags: readonly DeletedTag[],
   expired: readonly string[],
+  leftovers: readonly string[],
   manifests: ReadonlyMap<string, ManifestInfo>,
   repo: RepositoryInventory,
   kept: ReadonlySet<string>,
@@ -505,7 +589,7 @@ function orderDeletions(
   const kindOf = (d: string) => manifests.get(d)?.kind ?? 'image';
   const addGroup = (
     roots: string[],
-    role: 'root' | 'untagged' | 'referrer',
+    role: 'root' | 'untagged' | 'leftover' | 'referrer',
     childRole: 'child' | 'referrer',
   ): void => {
     // Indexes first, each part by digest; the kind is looked up once per root, not per comparison.
@@ -550,6 +634,11 @@ function orderDeletions(
   addGroup(
     expired.filter((d) => !seen.has(d)),
     'untagged',
+    'child',
+  );
+  addGroup(
+    leftovers.filter((d) => !seen.has(d)),
+    'leftover',
     'child',
   );
   addGroup(

@@ -346,7 +346,11 @@ function repositoryData(
     // Untagged history is listed below with its push date and reason.
     if (m.tags.length > 0 || m.role === 'root' || m.role === 'untagged') continue;
     const why =
-      m.role === 'child' ? `${m.kind} in a deleted index` : `referrer (${m.kind}) of a deleted image`;
+      m.role === 'child'
+        ? `${m.kind} in a deleted index`
+        : m.role === 'leftover'
+          ? `${m.kind} left by an interrupted run (journal); nothing that stays references it`
+          : `referrer (${m.kind}) of a deleted image`;
     d.push(row('', short(m.digest), '', why, outcomeOf('manifest', m.digest)));
   }
   if (repo.action === 'cleaned') {

@@ -156,6 +156,18 @@ function formatRepository(repo: RepositoryPlan, verbose: boolean, now: number): 
           : `  (${countReasons(untagged.kept, now)}; --verbose lists them)`),
     );
   }
+  const journal = repo.journal ?? [];
+  if (journal.length > 0) {
+    const n = (o: string) => journal.filter((j) => j.outcome === o).length;
+    lines.push(
+      `  journal (left by an interrupted run): finish ${n('finish')}, drop ${n('drop')}, wait ${n('wait')}`,
+    );
+    for (const j of journal) {
+      if (j.outcome === 'finish' && !verbose) continue;
+      if (j.outcome === 'drop' && !verbose) continue;
+      lines.push(`  ${j.outcome.padEnd(6)}  ${'(journal)'.padEnd(28)} ${short(j.digest)}  ${j.reason}`);
+    }
+  }
   if (repo.action === 'cleaned' || verbose) {
     if (verbose) {
       for (const k of keptInOrder(repo.kept)) {
@@ -179,7 +191,11 @@ function formatRepository(repo: RepositoryPlan, verbose: boolean, now: number): 
       );
     }
     for (const m of repo.deleteManifests.filter((d) => d.role !== 'root' && d.role !== 'untagged')) {
-      lines.push(`  DELETE  ${`(${m.role} ${m.kind})`.padEnd(28)} ${short(m.digest)}`);
+      const why =
+        m.role === 'leftover'
+          ? `  ${''.padEnd(10)}  left by an interrupted run (journal); nothing that stays references it`
+          : '';
+      lines.push(`  DELETE  ${`(${m.role} ${m.kind})`.padEnd(28)} ${short(m.digest)}${why}`);
     }
     for (const u of untagged?.deleted ?? []) {
       lines.push(

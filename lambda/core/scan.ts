@@ -14,9 +14,11 @@ import {
 } from './manifest.ts';
 import { ManifestCompactor } from './compact.ts';
 import type { HistoryListing, HistorySource } from './history.ts';
+import { entriesByRepository, type JournalEntry } from './journal.ts';
 import type {
   HistoryStatus,
   Inventory,
+  JournalItem,
   ManifestInfo,
   RepositoryInventory,
   Revision,
@@ -69,6 +71,12 @@ export interface ScanOptions {
    * (with the abort's reason), so the inventory is incomplete and no plan from it deletes anything.
    */
   readonly signal?: AbortSignal;
+  /**
+   * The journal's entries (what an interrupted run was about to delete): each is looked up in its repository,
+   * with what had to go before it, so the planner can tell what is left over. A failed read leaves that entry
+   * for a later run; it never makes the inventory incomplete.
+   */
+  readonly journal?: readonly JournalEntry[];
 }
 
 export async function scanRegistry(client: RegistryClient, options: ScanOptions = {}): Promise<Inventory> {
@@ -89,11 +97,14 @@ class Scanner {
   private tagsSeen = 0;
   /** Why the history is not complete; the first reason is kept. */
   private historyProblem: string | undefined;
+  private readonly journal: Map<string, Map<string, JournalEntry>>;
 
   public constructor(
     private readonly client: RegistryClient,
     private readonly options: ScanOptions,
-  ) {}
+  ) {
+    this.journal = entriesByRepository(options.journal ?? []);
+  }
 
   public async run(): Promise<Inventory> {
     // The storage listing runs beside the catalog: it is a different read (the host's disk, or S3).
@@ -266,6 +277,9 @@ class Scanner {
       ? await this.readUntagged(name, revisions, new Set(tags.map((t) => t.digest)))
       : undefined;
 
+    const journal = this.journal.get(name);
+    const journalItems = journal ? await this.readJournal(name, journal, present) : undefined;
+
     // Referrer tags whose subject no tag reaches: is the subject there at all (pushed by digest)?
     const untaggedSubjects = new Set<string>();
     await Promise.all(
@@ -302,7 +316,52 @@ class Scanner {
       missing: [...missing].sort(compareStrings),
       untaggedSubjects: [...untaggedSubjects].sort(compareStrings),
       ...(untagged ? { untagged } : {}),
+      ...(journalItems ? { journal: journalItems } : {}),
     };
+  }
+
+  /**
+   * Each journal entry of a repository, looked up (a GET for a manifest not read yet, so the planner knows what
+   * it references), and what it had to wait for that is still there.
+   */
+  private async readJournal(
+    name: string,
+    entries: ReadonlyMap<string, JournalEntry>,
+    present: ReadonlySet<string>,
+  ): Promise<JournalItem[]> {
+    const states = new Map<string, Promise<JournalItem['state']>>();
+    const stateOf = (digest: string, read: boolean): Promise<JournalItem['state']> => {
+      let state = states.get(digest);
+      if (!state) {
+        state = (async (): Promise<JournalItem['state']> => {
+          if (present.has(digest)) return 'present';
+          try {
+            const there = read
+              ? (await this.resolveDigest(name, digest, false)) !== null
+              : (await this.client.headManifest(name, digest)) !== null;
+            return there ? 'present' : 'gone';
+          } catch (err) {
+            this.warnings.push({
+              repository: name,
+              reference: digest,
+              message: `reading a manifest the journal names failed (${errorMessage(err)}); it waits for a later run`,
+            });
+            return 'unread';
+          }
+        })();
+        states.set(digest, state);
+      }
+      return state;
+    };
+    const items = await Promise.all(
+      [...entries.values()].map(async (e): Promise<JournalItem> => {
+        const state = await stateOf(e.digest, true);
+        const waits: string[] = [];
+        for (const a of e.after) if ((await stateOf(a, entries.has(a))) !== 'gone') waits.push(a);
+        return { digest: e.digest, recordedAt: e.recordedAt, state, waitsFor: waits };
+      }),
+    );
+    return items.sort((a, b) => compareStrings(a.digest, b.digest));
   }
 
   /** Resolve a tag to its manifest: one GET per tag, or a HEAD plus a GET only for unknown digests. */

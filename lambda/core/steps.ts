@@ -13,6 +13,7 @@ import {
   type DeleteOptions,
 } from './executor.ts';
 import type { HistorySource } from './history.ts';
+import type { JournalEntry } from './journal.ts';
 import { rereadForCheck } from './live-check.ts';
 import type { Inventory, ManifestInfo, Plan, RepositoryInventory, Report, ScanProblem } from './model.ts';
 import { plan as makePlan } from './planner.ts';
@@ -145,6 +146,8 @@ export interface InventoryStepOptions {
   readonly onProgress?: (p: ScanProgress) => void;
   /** Repositories not started once aborted are failed reads (the plan is incomplete). */
   readonly signal?: AbortSignal;
+  /** The journal's entries: what an interrupted run left is looked up, for the planner to judge. */
+  readonly journal?: readonly JournalEntry[];
 }
 
 /** Inventory of the registry, or of one batch of its repositories. */
@@ -157,6 +160,7 @@ export function inventoryStep(client: RegistryClient, o: InventoryStepOptions): 
     ...(o.history ? { history: o.history } : {}),
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
     ...(o.signal ? { signal: o.signal } : {}),
+    ...(o.journal ? { journal: o.journal } : {}),
   });
 }
 
@@ -232,6 +236,8 @@ export interface ApplyStepOptions {
   readonly live?: Inventory;
   /** A storage listing, for the re-read of untagged history. */
   readonly history?: HistorySource;
+  /** The journal's entries, for the re-read: the leftovers a plan may finish are looked up again. */
+  readonly journal?: readonly JournalEntry[];
   readonly signal?: AbortSignal;
   readonly onProgress?: DeleteOptions['onProgress'];
 }
@@ -246,7 +252,7 @@ export async function applyStep(
   plan: Plan,
   options: ApplyStepOptions = {},
 ): Promise<{ readonly live: Inventory; readonly report: Report }> {
-  const live = options.live ?? (await rereadForCheck(client, plan, options.history));
+  const live = options.live ?? (await rereadForCheck(client, plan, options.history, options.journal));
   const report = await deletePlan(plan, client, options.probe ?? NO_TAG_DELETE, live, {
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     ...(options.signal ? { signal: options.signal } : {}),

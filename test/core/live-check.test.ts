@@ -100,7 +100,7 @@ describe('liveConflicts', () => {
       repos: { app: { v2: 'new' } },
     });
     expect(check(noListing, deleting('stray', 'untagged'))).toEqual([
-      `${dg('stray')} is reached by no tag the plan deletes; untagged manifests are deleted only with a storage listing (--storage)`,
+      `${dg('stray')} is reached by no tag the plan deletes, nor left by an interrupted run (the journal); untagged manifests are deleted only with a storage listing (--storage)`,
     ]);
   });
 

@@ -15,6 +15,7 @@ import { describeEachRegistry, startRegistry } from '../support/registry-kind.ts
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const IMAGES = 120;
+const STATE_DIR = mkdtempSync(join(tmpdir(), 'rj-interrupt-state-'));
 const ACCEPT =
   'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json';
 
@@ -28,7 +29,8 @@ interface Finished {
 function runCli(args: string[], onRunning?: (kill: (s: NodeJS.Signals) => void) => void): Promise<Finished> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bin/cli.ts'), ...args], {
     cwd: REPO_ROOT,
-    env: { ...process.env, NO_COLOR: '1' },
+    // The journal's default place is the user's state folder: a test keeps its own.
+    env: { ...process.env, NO_COLOR: '1', XDG_STATE_HOME: STATE_DIR },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -72,6 +74,7 @@ describeEachRegistry('apply interrupted by SIGINT', ({ kind }) => {
     await proxy?.close();
     await registry?.dispose();
     if (dir) rmSync(dir, { recursive: true, force: true });
+    rmSync(STATE_DIR, { recursive: true, force: true });
   });
 
   it('stops, reports what it did, exits 130, and apply run again finishes', async () => {

@@ -191,3 +191,44 @@ describe('a manual payload can only make a run safer', () => {
     });
   });
 });
+
+describe('the journal in the Lambda', () => {
+  it('is read before the plan and written before the first DELETE; a journal it cannot use is a warning', async () => {
+    const registry = new MemoryRegistry({ tagDelete: true });
+    const day = (n: number) => new Date(Date.now() - n * 86_400_000).toISOString();
+    registry.addImage('team1/app', 'v3', { created: day(1) });
+    registry.addImage('team1/app', 'v2', { created: day(2) });
+    const c1 = registry.addImage('team1/app', null, { created: day(30), architecture: 'amd64' });
+    registry.addIndex('team1/app', 'v1', [c1]);
+    const saves: unknown[][] = [];
+    const rec = recorder();
+    const report = await runLambdaJob(
+      {
+        registry,
+        runner: unusedRunner,
+        logger: rec.logger,
+        metrics: rec.metrics,
+        journal: (warn) => ({
+          where: 's3://bucket/journal/registry.json',
+          load: () => {
+            warn('journal s3://bucket/journal/registry.json is not used: it is for another registry');
+            return Promise.resolve([]);
+          },
+          save: (entries) => {
+            saves.push([...entries]);
+            return Promise.resolve();
+          },
+        }),
+      },
+      configFor(registry.baseUrl),
+      { trigger: 'manual', skipGc: true },
+      context,
+    );
+    expect(report.deletions).toMatchObject({ manifestsDeleted: 2, failures: [] });
+    // Before the deletes: the index and its child; after them: nothing left over.
+    expect(saves.map((s) => s.length)).toEqual([2, 0]);
+    expect(rec.logs.filter((l) => l.level === 'warn').map((l) => l.message)).toContain(
+      'journal s3://bucket/journal/registry.json is not used: it is for another registry',
+    );
+  });
+});

@@ -302,6 +302,11 @@ describe('RegistryJanitor with defaults', () => {
         Action: ['s3:GetObject', 's3:PutObject'],
         Resource: expect.stringMatching(/^\$\{JanitorManifestCache[0-9A-F]+\.Arn\}\/manifest-cache\/\*$/),
       },
+      // The journal: read and replaced whole, never deleted.
+      {
+        Action: ['s3:GetObject', 's3:PutObject'],
+        Resource: expect.stringMatching(/^\$\{JanitorManifestCache[0-9A-F]+\.Arn\}\/journal\/\*$/),
+      },
       // The reports: written, never read or deleted by the function.
       {
         Action: 's3:PutObject',

@@ -11,6 +11,13 @@ export interface FaultProxy {
   readonly seen: string[];
   /** Fail requests whose "METHOD path" matches. `times` limits how often (default: always). */
   fail(match: RegExp, fault: Fault): void;
+  /**
+   * Drop this share of all requests at random (0 stops): half of them before they reach the registry, half after
+   * it answered (the request was carried out, the client never hears). `seed` makes the draw repeatable.
+   */
+  dropRandomly(rate: number, seed?: number): void;
+  /** Requests and responses dropped by dropRandomly so far. */
+  readonly dropped: { requests: number; responses: number };
   clear(): void;
   close(): Promise<void>;
 }
@@ -19,9 +26,19 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const upstream = new URL(target);
   const rules: { match: RegExp; fault: Fault; left: number }[] = [];
   const seen: string[] = [];
+  let dropRate = 0;
+  let random = Math.random;
+  const dropped = { requests: 0, responses: 0 };
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const key = `${req.method} ${req.url}`;
     seen.push(key);
+    const draw = dropRate > 0 ? random() : 1;
+    if (draw < dropRate / 2) {
+      dropped.requests += 1;
+      req.socket.destroy();
+      return;
+    }
+    const dropResponse = draw < dropRate;
     const rule = rules.find((r) => r.left > 0 && r.match.test(key));
     if (rule) {
       rule.left -= 1;
@@ -44,6 +61,13 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         headers: req.headers,
       },
       (up) => {
+        if (dropResponse) {
+          // Carried out by the registry; the answer never reaches the client.
+          dropped.responses += 1;
+          up.resume();
+          up.on('end', () => req.socket.destroy());
+          return;
+        }
         res.writeHead(up.statusCode ?? 502, up.headers);
         up.pipe(res);
       },
@@ -57,6 +81,11 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     url: `http://127.0.0.1:${port}`,
     seen,
     fail: (match, fault) => rules.push({ match, fault, left: fault.times ?? Infinity }),
+    dropRandomly: (rate, seed) => {
+      dropRate = rate;
+      random = seed === undefined ? Math.random : mulberry32(seed);
+    },
+    dropped,
     clear: () => {
       rules.length = 0;
     },
@@ -65,5 +94,17 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         server.closeAllConnections();
         server.close(() => resolve());
       }),
+  };
+}
+
+/** A small seeded PRNG (mulberry32): the same seed draws the same sequence. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }

@@ -86,6 +86,14 @@ export interface InventorySpec {
    * Repositories it does not name have no untagged revisions. Absent: no listing.
    */
   untagged?: Record<string, Record<string, string>>;
+  /**
+   * The journal's entries as the scan found them: repository → entries (manifest id, when recorded, state
+   * default 'present', what they still wait for by id).
+   */
+  journal?: Record<
+    string,
+    { id: string; recordedAt: string; state?: 'present' | 'gone' | 'unread'; waitsFor?: string[] }[]
+  >;
   /** The listing's status (default: complete, from `untagged`). */
   history?: HistoryStatus;
   errors?: ScanProblem[];
@@ -122,6 +130,16 @@ export function inventory(spec: InventorySpec): Inventory {
             untagged: Object.entries(spec.untagged[name] ?? {})
               .map(([id, pushedAt]) => ({ digest: dg(id), pushedAt }))
               .sort((a, b) => (a.digest < b.digest ? -1 : 1)),
+          }
+        : {}),
+      ...(spec.journal?.[name]
+        ? {
+            journal: spec.journal[name].map((j) => ({
+              digest: dg(j.id),
+              recordedAt: j.recordedAt,
+              state: j.state ?? ('present' as const),
+              waitsFor: (j.waitsFor ?? []).map(dg),
+            })),
           }
         : {}),
     }));
