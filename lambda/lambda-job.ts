@@ -69,7 +69,10 @@ export interface LambdaJobDeps {
   readonly openCache?: () => Promise<SavableCache>;
   /** Keeps each run's HTML report and JSON plan (in the Lambda, the construct's bucket under reports/). */
   readonly reports?: ReportStore;
-  /** Lists the registry's storage, so that untagged history is judged too; without it, it is left alone. */
+  /**
+   * Lists the registry's storage (HISTORY_STORAGE): untagged history is judged, and nothing a staying untagged
+   * manifest references is deleted. A listing that fails makes only the history incomplete.
+   */
   readonly history?: HistorySource;
   /**
    * The journal (in the Lambda, the construct's bucket under journal/): what a run is about to delete, so the
@@ -235,6 +238,7 @@ export async function runLambdaJob(
     repositories: run.repositories,
     skipGc: overrides.skipGc ?? false,
     gcMode: config.gc.mode,
+    history: deps.history?.source ?? null,
     maxDeleteFraction: config.maxDeleteFraction,
     requestId: context.awsRequestId,
   });
@@ -724,6 +728,8 @@ export interface LambdaRuntime {
   readonly reports?: ReportStore;
   /** The journal, when the construct's bucket is configured. */
   readonly journal?: LambdaJobDeps['journal'];
+  /** The storage listing for one invocation (its SSM command stops waiting before the invocation's time runs out). */
+  history?(context: InvokeContext): HistorySource;
   /** A command runner for one invocation (it stops waiting before the invocation's time runs out). */
   runner(context: InvokeContext): CommandRunner;
 }
@@ -737,7 +743,7 @@ export interface LambdaHandlerOptions {
   /** Builds the clients (reads credentials); once per container, again after it failed. */
   readonly connect: (config: JanitorConfig) => Promise<LambdaRuntime>;
   /** Passed to runLambdaJob (tests shorten the verification waits). */
-  readonly job?: Partial<Omit<LambdaJobDeps, 'registry' | 'runner' | 'logger' | 'metrics'>>;
+  readonly job?: Partial<Omit<LambdaJobDeps, 'registry' | 'runner' | 'logger' | 'metrics' | 'history'>>;
 }
 
 /**
@@ -780,6 +786,7 @@ export function createLambdaHandler(
         ...(connected.openCache ? { openCache: connected.openCache } : {}),
         ...(connected.reports ? { reports: connected.reports } : {}),
         ...(connected.journal ? { journal: connected.journal } : {}),
+        ...(connected.history ? { history: connected.history(context) } : {}),
         logger,
         metrics,
       },

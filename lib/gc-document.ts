@@ -11,6 +11,8 @@ import {
   DEFAULT_GC_MODE,
   DEFAULT_GC_TIMEOUT_SECONDS,
   GC_MODES,
+  SCRIPT_ACTIONS,
+  UPLOAD_URL_PARAMETER_PATTERN,
 } from '../lambda/core/contract.ts';
 import { readGcScript } from '../lambda/gc/registry-gc.ts';
 
@@ -39,7 +41,8 @@ export function gcDocumentContent(script: string = readGcScript()): Record<strin
     schemaVersion: '2.2',
     description:
       'registry-janitor: runs `registry garbage-collect` in the registry container on this host (read-only ' +
-      'stand-in, offline or online), then brings the registry back. Created by the RegistryJanitor construct.',
+      'stand-in, offline or online), then brings the registry back; or (action list) lists every revision in its ' +
+      'storage, read-only, and uploads it to one presigned URL. Created by the RegistryJanitor construct.',
     parameters: {
       containerName: {
         ...env,
@@ -68,6 +71,20 @@ export function gcDocumentContent(script: string = readGcScript()): Record<strin
         description: 'garbage-collect --delete-untagged (refused before distribution v3).',
         default: 'false',
         allowedValues: FLAG,
+      },
+      action: {
+        ...env,
+        description:
+          'gc: garbage-collect; list: the read-only listing of untagged history, uploaded to uploadUrl.',
+        default: 'gc',
+        allowedValues: [...SCRIPT_ACTIONS],
+      },
+      uploadUrl: {
+        ...env,
+        description:
+          'list: the presigned S3 PUT URL (one key, minutes) the listing is uploaded to; empty for gc.',
+        default: '',
+        allowedPattern: UPLOAD_URL_PARAMETER_PATTERN,
       },
       executionTimeout: {
         type: 'String',

@@ -9,6 +9,7 @@ import {
   DEFAULT_GC_MODE,
   GC_MODES,
   SSM_DOCUMENT_NAME,
+  UPLOAD_URL_PARAMETER_PATTERN,
   isGcMode,
   type GcMode,
 } from './contract.ts';
@@ -78,6 +79,8 @@ export type GcErrorCode =
   | 'helper-failed' // 5
   | 'gc-failed' // 5
   | 'restore-failed' // 6: the registry could not be started again
+  | 'listing-refused' // 2: the storage is not a filesystem, or its root is not one the script passes on
+  | 'listing-failed' // 2 or 5: find, gzip or the upload failed, or no upload tool
   | 'interrupted'; // 129, 130, 143
 
 export interface GcSummary {
@@ -266,5 +269,75 @@ export function parseGcOutput(stdout: string): GcSummary {
     error: errors[0]?.message ?? null,
     restoreFailed: errorCodes.includes('restore-failed'),
     exitStatus: numberOrNull(values.get('exit_status')) ?? (status === 'ok' ? 0 : null),
+  };
+}
+
+/** The listing's options: which container, and the one URL its gzip'd listing is uploaded to. */
+export interface ListingOptions {
+  readonly containerName?: string;
+  readonly configPath?: string;
+  /** A presigned PUT URL for one key (the caller makes it; the host needs no AWS credentials). */
+  readonly uploadUrl: string;
+  /** Host settings, for local runs and tests only (see GcOptions). */
+  readonly lockPath?: string;
+  readonly logDir?: string;
+  readonly lockWaitSeconds?: number;
+}
+
+const UPLOAD_URL = new RegExp(UPLOAD_URL_PARAMETER_PATTERN);
+
+/** The script's parameters for the read-only listing (`action=list`). Throws ConfigError for a bad option. */
+export function listingParameters(options: ListingOptions): GcParameters {
+  if (
+    typeof options.uploadUrl !== 'string' ||
+    options.uploadUrl === '' ||
+    !UPLOAD_URL.test(options.uploadUrl)
+  ) {
+    throw new ConfigError(
+      'the listing upload URL must be an http(s) URL of unreserved and percent-encoded characters (a presigned ' +
+        'S3 URL), at most 4096 characters',
+    );
+  }
+  const { uploadUrl, ...rest } = options;
+  return { ...gcParameters({ ...rest, mode: 'online' }), action: 'list', uploadUrl };
+}
+
+/** What the listing reported on stdout; the listing itself went to the upload URL. */
+export interface ListingSummary {
+  /** `ok`/`failed`, null when the last line is missing (output cut off, script killed). */
+  readonly status: 'ok' | 'failed' | null;
+  /** The storage root inside the container (`storage.filesystem.rootdirectory`). */
+  readonly root: string | null;
+  /** Lines in the listing (revision links found). */
+  readonly count: number | null;
+  /** Size of the gzip'd listing, and its SHA-256 in hex. */
+  readonly bytes: number | null;
+  readonly sha256: string | null;
+  /** The first failure reported, with its code (GcErrorCode). */
+  readonly errorCode: string | null;
+  readonly error: string | null;
+  readonly registryVersion: string | null;
+}
+
+export function parseListingOutput(stdout: string): ListingSummary {
+  const gc = parseGcOutput(stdout);
+  const values = new Map<string, string>();
+  for (const raw of stdout.split('\n')) {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (!line.startsWith(`${GC_LINE_PREFIX}listing_`)) continue;
+    const rest = line.slice(GC_LINE_PREFIX.length);
+    const eq = rest.indexOf('=');
+    if (eq > 0 && !values.has(rest.slice(0, eq))) values.set(rest.slice(0, eq), rest.slice(eq + 1));
+  }
+  const sha = values.get('listing_sha256');
+  return {
+    status: gc.status,
+    root: values.get('listing_root') ?? null,
+    count: numberOrNull(values.get('listing_count')),
+    bytes: numberOrNull(values.get('listing_bytes')),
+    sha256: sha !== undefined && /^[a-f0-9]{64}$/.test(sha) ? sha : null,
+    errorCode: gc.errorCode,
+    error: gc.error,
+    registryVersion: gc.registryVersion,
   };
 }

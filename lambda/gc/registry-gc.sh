@@ -16,6 +16,9 @@ config=${SSM_configPath-}
 mode=${SSM_mode-}
 dry_run=${SSM_dryRun-}
 delete_untagged=${SSM_deleteUntagged-}
+# `gc` (garbage-collect) or `list` (the read-only listing of every revision, uploaded to upload_url).
+action=${SSM_action:-gc}
+upload_url=${SSM_uploadUrl-}
 # The host's own settings: not parameters of the SSM document, so the function cannot choose them.
 storage=${SSM_storagePath:-/var/lib/registry}
 log_dir=${SSM_logDir:-/var/log/registry-janitor}
@@ -533,6 +536,122 @@ mark_gc_start() {
   gc_line=$((gc_line + 1))
 }
 
+# The storage root as the registry itself sees it: REGISTRY_STORAGE_* in the container's environment override its
+# configuration file (distribution's rule); the file is read as data, by a small YAML reader that knows only block
+# mappings. Sets root (default /var/lib/registry) and driver (empty when the file names none it recognises).
+storage_root() {
+  root=''
+  driver=''
+  while IFS= read -r e; do
+    unesc "$e"
+    case $u in
+      REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=*) root=${u#*=} ;;
+      REGISTRY_STORAGE=*) driver=${u#*=} ;;
+    esac
+  done <"$tmp/c/env"
+  if ! dk exec "$container" cat "$config" >"$tmp/config.yml" 2>>"$log"; then
+    die 5 listing-failed "cannot read the registry configuration $config in $container; nothing was listed"
+  fi
+  # shellcheck disable=SC2016 # awk, not shell
+  LC_ALL=C awk '
+    function unquote(v) {
+      if (v ~ /^".*"$/ || v ~ /^\047.*\047$/) return substr(v, 2, length(v) - 2)
+      return v
+    }
+    {
+      line = $0
+      sub(/\r$/, "", line)
+      if (line ~ /^[ \t]*(#|$)/ || line ~ /^[ ]*-/) next
+      match(line, /^ */)
+      ind = RLENGTH
+      rest = substr(line, ind + 1)
+      if (!match(rest, /^[A-Za-z0-9_.-]+:/)) next
+      key = substr(rest, 1, RLENGTH - 1)
+      val = substr(rest, RLENGTH + 1)
+      sub(/^[ \t]+/, "", val)
+      sub(/[ \t]+#.*$/, "", val)
+      sub(/[ \t]+$/, "", val)
+      while (n > 0 && inds[n] >= ind) n--
+      n++
+      keys[n] = key
+      inds[n] = ind
+      if (n == 2 && keys[1] == "storage" && key ~ /^(filesystem|s3|azure|gcs|swift|oss|inmemory)$/) print "driver=" key
+      if (n == 3 && keys[1] == "storage" && keys[2] == "filesystem" && key == "rootdirectory") print "root=" unquote(val)
+    }
+  ' "$tmp/config.yml" >"$tmp/storage" 2>>"$log"
+  while IFS= read -r l; do
+    case $l in
+      driver=*) [ -n "$driver" ] || driver=${l#driver=} ;;
+      root=*) [ -n "$root" ] || root=${l#root=} ;;
+    esac
+  done <"$tmp/storage"
+  root=${root:-/var/lib/registry}
+}
+
+# The listing: every revision link of every repository with its modification time (when that manifest was last
+# pushed into that repository), read inside the running container, gzip'd here and uploaded to the one URL the
+# caller presigned. Only a summary goes to stdout: SSM keeps 24,000 characters of it.
+list_history() {
+  storage_root
+  case $driver in
+    '' | filesystem) ;;
+    *) die 2 listing-refused "the registry in $container keeps its storage in $driver, not on a filesystem: list it from there (storage=s3://bucket/rootdirectory for S3), or set storage to none" ;;
+  esac
+  case $root in
+    /*) ;;
+    *) die 2 listing-refused "the storage root '$root' of $container is not an absolute path" ;;
+  esac
+  case $root in
+    *[!A-Za-z0-9._/-]*) die 2 listing-refused "the storage root of $container has characters this script will not pass on (letters, digits, . _ / - only)" ;;
+  esac
+  repos="${root%/}/docker/registry/v2/repositories"
+  say "listing_root=$root"
+  if ! dk exec "$container" test -d "$repos" 2>>"$log"; then
+    die 5 listing-failed "$repos is not a folder in $container: the storage root ($root) holds no registry yet, or it is not $container's storage"
+  fi
+  if ! command -v gzip >/dev/null 2>&1 || ! command -v sha256sum >/dev/null 2>&1; then
+    die 2 listing-failed "gzip and sha256sum are needed on this host to send the listing back"
+  fi
+  note "+ docker exec $container find $repos -path '*/_manifests/revisions/sha256/*/link' -type f -exec stat -c '%Y %n' {} +"
+  dk exec "$container" find "$repos" -path '*/_manifests/revisions/sha256/*/link' -type f -exec stat -c '%Y %n' '{}' + >"$tmp/listing" 2>"$tmp/listing.err"
+  find_rc=$?
+  if [ "$find_rc" != 0 ]; then
+    cat "$tmp/listing.err" >>"$log"
+    die 5 listing-failed "listing the revisions in $container failed (exit $find_rc): $(head -n 2 "$tmp/listing.err" | tr '\n' ' ' | cut -c 1-300)(a revision deleted or pushed during the listing does this; the next run lists again)"
+  fi
+  count=$(wc -l <"$tmp/listing")
+  count=$((count + 0))
+  gzip -c -n "$tmp/listing" >"$tmp/listing.gz" || die 5 listing-failed "gzip of the listing failed"
+  sha=$(sha256sum "$tmp/listing.gz" | cut -d' ' -f1)
+  bytes=$(wc -c <"$tmp/listing.gz")
+  bytes=$((bytes + 0))
+  # The URL goes to the upload tool in a file of this script's 0700 directory, never on a command line (which every
+  # user of the host can read in ps).
+  if command -v curl >/dev/null 2>&1; then
+    printf 'url = "%s"\n' "$upload_url" >"$tmp/upload.conf"
+    note "+ curl -T listing.gz (the presigned URL from a config file)"
+    curl -sS -f --retry 2 --max-time 300 -H 'Content-Type: application/gzip' -T "$tmp/listing.gz" --config "$tmp/upload.conf" >>"$log" 2>"$tmp/upload.err"
+    up_rc=$?
+    tool=curl
+  elif command -v wget >/dev/null 2>&1 && wget --help 2>&1 | grep -q -- '--method'; then
+    printf '%s\n' "$upload_url" >"$tmp/upload.url"
+    note "+ wget --method=PUT (the presigned URL from a file)"
+    wget -q -O /dev/null --tries=3 --timeout=300 --method=PUT --body-file="$tmp/listing.gz" --header='Content-Type: application/gzip' -i "$tmp/upload.url" >>"$log" 2>"$tmp/upload.err"
+    up_rc=$?
+    tool=wget
+  else
+    die 2 listing-failed "neither curl nor GNU wget is installed on this host: install curl (the listing is uploaded with it)"
+  fi
+  if [ "$up_rc" != 0 ]; then
+    cat "$tmp/upload.err" >>"$log"
+    die 5 listing-failed "uploading the listing with $tool failed (exit $up_rc): $(head -n 2 "$tmp/upload.err" | tr '\n' ' ' | cut -c 1-300)"
+  fi
+  say "listing_count=$count"
+  say "listing_bytes=$bytes"
+  say "listing_sha256=$sha"
+  say "listing_upload=$tool"
+}
+
 # Each input is checked again here, whoever sent it: the SSM document's allowedPattern and the TypeScript option
 # checks come first, but this script is the last thing between a value and a root shell.
 bad_parameter() {
@@ -561,6 +680,18 @@ check_parameters() {
     false | '') delete_untagged=0 ;;
     *) bad_parameter "deleteUntagged '$delete_untagged' is not true or false" ;;
   esac
+  case $action in
+    gc | list) ;;
+    *) bad_parameter "action '$action' is not gc or list" ;;
+  esac
+  if [ "$action" = list ]; then
+    # Only characters that need no quoting anywhere (a presigned S3 URL is percent-encoded); the URL is written
+    # into curl's config file between double quotes, so neither a quote nor a backslash may be in it.
+    if [ "${#upload_url}" -gt 4096 ] ||
+      ! printf '%s\n' "$upload_url" | LC_ALL=C grep -Eqx "https?://[A-Za-z0-9.:-]+/[A-Za-z0-9._~:/?#@!\$&'()*+,;=%-]*"; then
+      bad_parameter "uploadUrl is not an http(s) URL of unreserved and percent-encoded characters (at most 4096)"
+    fi
+  fi
   for p in "$config" "$storage" "$log_dir" "$lock_file"; do
     case $p in
       *[[:cntrl:]]*) bad_parameter "a path holds a control character" ;;
@@ -625,6 +756,7 @@ say "container=$container"
 say "mode=$mode"
 say "dry_run=$dry_run"
 say "delete_untagged=$delete_untagged"
+say "action=$action"
 # Keep the newest 30 logs of this container.
 # shellcheck disable=SC2010 # the names are ours, and -t orders them by age
 ls -1t "$log_dir" 2>/dev/null | grep "^gc-$container-[0-9TZ]*-[0-9]*\.log\$" | tail -n +31 | while IFS= read -r old; do
@@ -639,8 +771,9 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/registry-janitor-gc.XXXXXX") || die 1 tmp "mkte
 write_state
 start_guardian
 
-# A run killed before it could clean up leaves its helper container; its guardian normally handles that.
-if dk inspect --type container "$helper" >/dev/null 2>&1; then
+# A run killed before it could clean up leaves its helper container; its guardian normally handles that. A listing
+# changes nothing, so it leaves that to the next garbage-collect.
+if [ "$action" = gc ] && dk inspect --type container "$helper" >/dev/null 2>&1; then
   if ! is_ours "$helper"; then
     die 4 helper-foreign "a container named $helper exists, but it is not labelled registry-janitor.container=$container, so it is not the janitor's and was left alone; rename or remove it (docker rm $helper), then run again"
   fi
@@ -813,6 +946,11 @@ if ! config_check=$(dk exec "$container" ls "$config" 2>&1); then
     *"$config"*'No such file'* | *"$config"*'no such file'*)
       die 2 config-missing "the registry configuration $config does not exist in container $container; set the config path (registry:3 images use /etc/distribution/config.yml)" ;;
   esac
+fi
+
+if [ "$action" = list ]; then
+  list_history
+  exit 0
 fi
 
 if [ "$delete_untagged" = 1 ]; then

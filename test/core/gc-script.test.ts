@@ -22,7 +22,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { ConfigError, GcError } from '../../lambda/core/errors.ts';
 import { GcCommandError, runGc } from '../../lambda/core/gc.ts';
-import { gcParameters, parseGcOutput } from '../../lambda/core/gc-script.ts';
+import {
+  gcParameters,
+  listingParameters,
+  parseGcOutput,
+  parseListingOutput,
+} from '../../lambda/core/gc-script.ts';
 import { readGcScript } from '../../lambda/gc/registry-gc.ts';
 import type { GcOptions } from '../../lambda/core/gc-script.ts';
 import type { CommandResult, CommandRunner } from '../../lambda/core/ports.ts';
@@ -138,6 +143,82 @@ registry-janitor: restored=registry
 registry-janitor: bytes_after=512000
 registry-janitor: status=ok
 `;
+
+describe('the listing (action=list)', () => {
+  const URL_OK =
+    'https://b.s3.amazonaws.com/history-listing/2026-12-02/k.txt.gz?X-Amz-Signature=ab%2F&X-Amz-Expires=600';
+
+  it("sends the list action and the upload URL, with the document's other parameters", () => {
+    expect(listingParameters({ containerName: 'reg', uploadUrl: URL_OK })).toEqual({
+      containerName: 'reg',
+      configPath: '',
+      mode: 'online',
+      dryRun: 'false',
+      deleteUntagged: 'false',
+      action: 'list',
+      uploadUrl: URL_OK,
+    });
+  });
+
+  it.each([
+    '',
+    'ftp://h/x',
+    'https://h/x y',
+    'https://h/"x',
+    'https://h/a\\b',
+    `https://h/${'a'.repeat(4100)}`,
+  ])('refuses the upload URL %j before anything runs', (uploadUrl) => {
+    expect(() => listingParameters({ uploadUrl })).toThrow(ConfigError);
+  });
+
+  it('refuses a bad container name as garbage-collect does', () => {
+    expect(() => listingParameters({ containerName: '-x', uploadUrl: URL_OK })).toThrow(
+      /not a container name/,
+    );
+  });
+
+  it('reads the summary, ignoring anything else', () => {
+    const sha = 'a'.repeat(64);
+    expect(
+      parseListingOutput(
+        [
+          'registry-janitor: version=3.0.0',
+          'registry-janitor: listing_root=/var/lib/registry',
+          'noise from docker',
+          'registry-janitor: listing_count=100000',
+          'registry-janitor: listing_bytes=776894',
+          `registry-janitor: listing_sha256=${sha}`,
+          'registry-janitor: listing_count=5',
+          'registry-janitor: status=ok',
+        ].join('\n'),
+      ),
+    ).toEqual({
+      status: 'ok',
+      root: '/var/lib/registry',
+      count: 100000,
+      bytes: 776894,
+      sha256: sha,
+      errorCode: null,
+      error: null,
+      registryVersion: '3.0.0',
+    });
+  });
+
+  it('reports a failure and its reason, and never a malformed hash or count', () => {
+    expect(
+      parseListingOutput(
+        'registry-janitor: listing_sha256=XYZ\nregistry-janitor: listing_count=-1\nregistry-janitor: error_code=listing-refused\nregistry-janitor: error=the registry keeps its storage in s3\nregistry-janitor: status=failed\n',
+      ),
+    ).toMatchObject({
+      status: 'failed',
+      sha256: null,
+      count: null,
+      errorCode: 'listing-refused',
+      error: 'the registry keeps its storage in s3',
+    });
+    expect(parseListingOutput('')).toMatchObject({ status: null, count: null, root: null });
+  });
+});
 
 describe('parseGcOutput', () => {
   it('reads a successful read-only run', () => {

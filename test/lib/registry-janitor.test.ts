@@ -195,13 +195,34 @@ describe('RegistryJanitor with defaults', () => {
       expect(parameter.allowedPattern ?? parameter.allowedValues, name).toBeDefined();
     }
     expect(Object.keys(content.parameters).sort()).toEqual([
+      'action',
       'configPath',
       'containerName',
       'deleteUntagged',
       'dryRun',
       'executionTimeout',
       'mode',
+      'uploadUrl',
     ]);
+    // The listing's URL: empty for garbage-collect, else an http(s) URL with nothing that needs quoting.
+    const url = new RegExp(content.parameters.uploadUrl!.allowedPattern as string);
+    expect(content.parameters.action!.allowedValues).toEqual(['gc', 'list']);
+    expect(url.test('')).toBe(true);
+    expect(
+      url.test(
+        'https://b.s3.eu-west-1.amazonaws.com/history-listing/k.gz?X-Amz-Signature=ab%2Fcd&X-Amz-Expires=600',
+      ),
+    ).toBe(true);
+    for (const bad of [
+      'ftp://h/x',
+      'https://h/x y',
+      'https://h/"x',
+      'https://h/x\\y',
+      'https://h/x`id`',
+      'https://h/$(id)x\n',
+    ]) {
+      expect(url.test(bad), bad).toBe(false);
+    }
     // The only reference SSM pastes is the step's timeout, digits only.
     expect(JSON.stringify(content).match(/\{\{[^}]*\}\}/g)).toEqual(['{{ executionTimeout }}']);
   });

@@ -79,7 +79,8 @@ copy_libs() {
 # CONFIG_DIR/config.yml (registry:2: /etc/docker/registry; registry:3: /etc/distribution).
 build_image() {
   local image=$1 binary=$2 config_dir=$3 source built_from
-  source=$(sha256sum "$binary" | cut -d' ' -f1)
+  # The recipe's revision after the binary's hash: a changed recipe (more applets) rebuilds the image too.
+  source="$(sha256sum "$binary" | cut -d' ' -f1)+find-stat"
   if podman image exists "$image"; then
     # An image without the label was built by an earlier version of this script from the same binary.
     built_from=$(podman image inspect -f "{{index .Labels \"$SOURCE_LABEL\"}}" "$image" 2>/dev/null || true)
@@ -97,7 +98,7 @@ build_image() {
   copy_libs "$root/bin/registry" "$root"
   copy_libs "$root/bin/busybox" "$root"
   local applet
-  for applet in sh du ls cat rm mkdir sleep test env wget; do
+  for applet in sh du ls cat rm mkdir sleep test env wget find stat; do
     ln -s busybox "$root/bin/$applet"
   done
   # The official images' configuration.

@@ -1,4 +1,5 @@
-// A minimal S3 stand-in on 127.0.0.1 (PutObject and ListObjectsV2, path-style, one bucket, objects in memory)
+// A minimal S3 stand-in on 127.0.0.1 (PutObject, GetObject and ListObjectsV2, path-style, one bucket, objects in
+// memory; presigned URLs honoured until they expire)
 // holding a copy of a real filesystem registry's storage layout, for listing untagged history from S3.
 // Why not s3rver: its ListObjectsV2 continuation tokens use DES, which Node 20's OpenSSL 3 refuses, so every
 // listing longer than one page fails there with a 500; and it has no multipart upload, so a registry could not
@@ -20,6 +21,12 @@ export interface LocalS3 {
   readonly client: S3Client;
   /** ListObjectsV2 requests served so far. */
   readonly listRequests: number;
+  /** Every PUT served so far: its key and whether it came with a presigned URL (no Authorization header). */
+  readonly puts: readonly { readonly key: string; readonly presigned: boolean; readonly bytes: number }[];
+  /** An object's bytes, or undefined. */
+  object(key: string): Buffer | undefined;
+  /** Replace an object's bytes (a bucket someone else can write to). */
+  setObject(key: string, body: Buffer): void;
   /** Copy every file under `root` to `<prefix>/<its path>`; returns the keys written. */
   copyTree(root: string, prefix: string): Promise<string[]>;
   /** Set an object's LastModified (real S3 cannot be backdated; this stands in for an old push). */
@@ -40,6 +47,7 @@ function sendError(res: ServerResponse, status: number, code: string, message: s
 export async function startLocalS3(bucket = 'registry-data'): Promise<LocalS3> {
   const objects = new Map<string, { body: Buffer; lastModified: Date }>();
   let listRequests = 0;
+  const puts: { key: string; presigned: boolean; bytes: number }[] = [];
   const list = (url: URL, res: ServerResponse): void => {
     listRequests++;
     const q = url.searchParams;
@@ -75,7 +83,23 @@ export async function startLocalS3(bucket = 'registry-data'): Promise<LocalS3> {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const url = new URL(req.url ?? '/', 'http://local');
-    const credential = /Credential=([^/,\s]+)\//.exec(req.headers.authorization ?? '')?.[1];
+    // A presigned URL carries its credential and lifetime in the query instead of an Authorization header.
+    const presigned = req.headers.authorization === undefined && url.searchParams.has('X-Amz-Credential');
+    const credential = presigned
+      ? url.searchParams.get('X-Amz-Credential')?.split('/')[0]
+      : /Credential=([^/,\s]+)\//.exec(req.headers.authorization ?? '')?.[1];
+    if (presigned) {
+      const date = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(
+        url.searchParams.get('X-Amz-Date') ?? '',
+      );
+      const expires = Number(url.searchParams.get('X-Amz-Expires'));
+      const signedAt = date
+        ? Date.UTC(+date[1]!, +date[2]! - 1, +date[3]!, +date[4]!, +date[5]!, +date[6]!)
+        : NaN;
+      if (!(Date.now() <= signedAt + expires * 1000)) {
+        return sendError(res, 403, 'AccessDenied', 'Request has expired');
+      }
+    }
     if (credential !== S3_CREDENTIALS.accessKeyId) {
       return sendError(
         res,
@@ -88,8 +112,20 @@ export async function startLocalS3(bucket = 'registry-data'): Promise<LocalS3> {
     if (name !== bucket) return sendError(res, 404, 'NoSuchBucket', 'The specified bucket does not exist');
     const key = decodeURIComponent(rest.join('/'));
     if (req.method === 'GET' && key === '') return list(url, res);
+    if (req.method === 'GET' && key !== '') {
+      const o = objects.get(key);
+      if (!o) return sendError(res, 404, 'NoSuchKey', 'The specified key does not exist.');
+      res.writeHead(200, {
+        'content-length': String(o.body.length),
+        'last-modified': o.lastModified.toUTCString(),
+        etag: '"0"',
+      });
+      return void res.end(o.body);
+    }
     if (req.method === 'PUT' && key !== '') {
-      objects.set(key, { body: Buffer.concat(chunks), lastModified: new Date() });
+      const body = Buffer.concat(chunks);
+      puts.push({ key, presigned, bytes: body.length });
+      objects.set(key, { body, lastModified: new Date() });
       res.writeHead(200, { etag: '"0"' });
       return void res.end();
     }
@@ -123,6 +159,11 @@ export async function startLocalS3(bucket = 'registry-data'): Promise<LocalS3> {
     client,
     get listRequests() {
       return listRequests;
+    },
+    puts,
+    object: (key) => objects.get(key)?.body,
+    setObject(key, body) {
+      objects.set(key, { body, lastModified: new Date() });
     },
     async copyTree(root, prefix) {
       const keys: string[] = [];

@@ -1,0 +1,281 @@
+// The bundled Lambda reclaiming untagged history end to end: synthesize the stack with the default storage setting
+// (`container`), invoke the bundled handler in a child process against a registry container (podman: registry:2,
+// and registry:3 when REGISTRY_V3_BIN is set), with the SSM stand-in running the synthesized document (the listing,
+// then garbage-collect) and the local S3 stand-in as the construct's bucket. History older than the grace goes;
+// young history, the platform images of a kept index and every tag stay, and after garbage-collect every kept
+// manifest and blob is served while the deleted history's own layers are gone.
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LambdaRunReport } from '../../lambda/lambda-job.ts';
+import { REPOSITORIES_PATH, REVISIONS_PATH } from '../../lambda/core/history.ts';
+import { MEDIA, pushImage, pushIndex, type PushedImage } from '../../lambda/demo/seed.ts';
+import {
+  createRegistryContainer,
+  dockerOk,
+  removeRegistryContainer,
+  startEngine,
+  type Engine,
+  type RegistryContainer,
+} from '../support/container-engine.ts';
+import { S3_CREDENTIALS, startLocalS3, type LocalS3 } from '../support/local-s3.ts';
+import { describeEachRegistry } from '../support/registry-kind.ts';
+import { startSsmStandIn, type SsmStandIn } from '../support/ssm-stand-in.ts';
+
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const INSTANCE = 'i-0123456789abcdef0';
+const STACK = 'RegistryJanitor';
+const GC_LOG_DIR = '/var/log/registry-janitor';
+const BUCKET = 'janitor-bucket';
+const DAY = 86_400_000;
+const ACCEPT = [MEDIA.dockerManifest, MEDIA.dockerList, MEDIA.ociManifest, MEDIA.ociIndex].join(', ');
+
+const POLICY_YAML = `rules:
+  - repositories: ['team1/**']
+    keep:
+      tags: ['*']
+    untagged:
+      deleteAfterDays: 14
+`;
+
+const INVOKER = `import { writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+const [entry, out] = process.argv.slice(2);
+const deadline = Date.now() + 15 * 60 * 1000;
+const context = { awsRequestId: 'e2e-history-1', getRemainingTimeInMillis: () => deadline - Date.now() };
+let outcome;
+try {
+  const { handler } = await import(pathToFileURL(entry).href);
+  outcome = { ok: true, result: await handler({}, context) };
+} catch (err) {
+  outcome = { ok: false, error: err instanceof Error ? err.stack ?? err.message : String(err) };
+}
+writeFileSync(out, JSON.stringify(outcome));
+process.exit(outcome.ok ? 0 : 1);
+`;
+
+function run(program: string, args: string[], options: { env: NodeJS.ProcessEnv; cwd?: string }) {
+  const child = spawn(program, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** The bundled handler and its environment from the cloud assembly; the document Ref becomes a name. */
+function findFunction(outdir: string) {
+  const template = JSON.parse(readFileSync(join(outdir, `${STACK}.template.json`), 'utf8')) as {
+    Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
+  };
+  const fn = Object.values(template.Resources).find(
+    (r) => r.Type === 'AWS::Lambda::Function' && JSON.stringify(r.Properties).includes('REGISTRY_URL'),
+  )!.Properties as { Code: { S3Key: string }; Environment: { Variables: Record<string, unknown> } };
+  const assets = JSON.parse(readFileSync(join(outdir, `${STACK}.assets.json`), 'utf8')) as {
+    files: Record<string, { source: { path: string } }>;
+  };
+  const dir = join(outdir, assets.files[fn.Code.S3Key.replace(/\.zip$/, '')]!.source.path);
+  const environment: Record<string, string> = {};
+  const documents: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fn.Environment.Variables)) {
+    if (typeof v === 'string') environment[k] = v;
+    const ref = (v as { Ref?: unknown } | null)?.Ref;
+    const resource = typeof ref === 'string' ? template.Resources[ref] : undefined;
+    if (resource?.Type === 'AWS::SSM::Document') {
+      environment[k] = `${STACK}-${String(ref)}-E2E`;
+      documents[environment[k]] = resource.Properties.Content;
+    }
+  }
+  return { entry: join(dir, 'index.mjs'), environment, documents };
+}
+
+const status = async (url: string, method = 'HEAD'): Promise<number> => {
+  const res = await fetch(url, { method, headers: { accept: ACCEPT } });
+  await res.arrayBuffer();
+  return res.status;
+};
+
+describeEachRegistry('the bundled handler with the container listing', ({ kind }) => {
+  describe('untagged history, end to end', () => {
+    let engine: Engine | undefined;
+    let registry: RegistryContainer | undefined;
+    let ssm: SsmStandIn | undefined;
+    let s3: LocalS3 | undefined;
+    const work = mkdtempSync(join(tmpdir(), 'rj-e2e-history-'));
+
+    beforeAll(async () => {
+      engine = await startEngine();
+      registry = await createRegistryContainer(engine, { kind });
+      s3 = await startLocalS3(BUCKET);
+    });
+
+    afterAll(async () => {
+      await ssm?.close();
+      await s3?.close();
+      if (engine && registry) {
+        await removeRegistryContainer(engine, registry);
+        const logs = existsSync(GC_LOG_DIR) ? readdirSync(GC_LOG_DIR) : [];
+        for (const f of logs) {
+          if (f.startsWith(`gc-${registry.name}-`)) rmSync(join(GC_LOG_DIR, f), { force: true });
+        }
+      }
+      await engine?.release();
+      rmSync(work, { recursive: true, force: true });
+    });
+
+    it('deletes history older than the grace, keeps young and referenced history, and GC frees its layers', async () => {
+      const reg = registry!;
+      const eng = engine!;
+      const target = { url: reg.url };
+      const image = (label: string, extra: Record<string, unknown> = {}) => ({
+        created: '2026-01-01T00:00:00Z',
+        layers: [
+          { seed: 'e2e-history-base', size: 50_000 },
+          { seed: `e2e-history-${label}`, size: 200_000 },
+        ],
+        label,
+        ...extra,
+      });
+      // `main` pushed three times: main1 and main2 become history, pushed "30 days ago" below.
+      const main: PushedImage[] = [];
+      for (const n of [1, 2, 3]) main.push(await pushImage(target, 'team1/app', 'main', image(`main${n}`)));
+      // A multi-arch image whose platform images are untagged revisions, as old as the history: they stay.
+      const amd = await pushImage(target, 'team1/app', null, image('amd', { architecture: 'amd64' }));
+      const arm = await pushImage(target, 'team1/app', null, image('arm', { architecture: 'arm64' }));
+      const index = await pushIndex(target, 'team1/app', 'multi', [
+        {
+          mediaType: amd.mediaType,
+          digest: amd.digest,
+          size: amd.size,
+          platform: { os: 'linux', architecture: 'amd64' },
+        },
+        {
+          mediaType: arm.mediaType,
+          digest: arm.digest,
+          size: arm.size,
+          platform: { os: 'linux', architecture: 'arm64' },
+        },
+      ] as never);
+      // Young history: pushed by digest just now.
+      const young = await pushImage(target, 'team1/app', null, image('young'));
+
+      // Backdate the old revisions' links on the host side of the volume (the push time is the link's mtime).
+      const mountpoint = await dockerOk(eng, 'volume', 'inspect', '-f', '{{.Mountpoint}}', reg.volume);
+      const old = new Date(Date.now() - 30 * DAY);
+      for (const d of [main[0]!.digest, main[1]!.digest, amd.digest, arm.digest]) {
+        const link = join(mountpoint, REPOSITORIES_PATH, 'team1/app', REVISIONS_PATH, d.slice(7), 'link');
+        utimesSync(link, old, old);
+      }
+
+      const policyFile = join(work, 'retention-policy.yaml');
+      writeFileSync(policyFile, POLICY_YAML);
+      const outdir = join(work, 'cdk.out');
+      const synth = await run(
+        'npx',
+        [
+          'cdk',
+          'synth',
+          '--no-notices',
+          '--no-version-reporting',
+          '--quiet',
+          '--output',
+          outdir,
+          '-c',
+          `registryUrl=${reg.url}`,
+          '-c',
+          `instanceId=${INSTANCE}`,
+          '-c',
+          'dryRun=false',
+          '-c',
+          `containerName=${reg.name}`,
+          '-c',
+          `policyFile=${policyFile}`,
+        ],
+        { cwd: REPO_ROOT, env: { ...process.env, CDK_DISABLE_CLI_TELEMETRY: 'true' } },
+      );
+      expect(synth.code, `cdk synth failed:\n${synth.stderr}\n${synth.stdout}`).toBe(0);
+      const fn = findFunction(outdir);
+      // The default storage setting: the registry's filesystem, listed in its container.
+      expect(fn.environment.HISTORY_STORAGE).toBe('container');
+
+      ssm = await startSsmStandIn({
+        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/', DOCKER_HOST: eng.dockerHost },
+        instances: [{ instanceId: INSTANCE }],
+        documents: fn.documents,
+      });
+      const invoker = join(work, 'invoke.mjs');
+      const resultPath = join(work, 'result.json');
+      writeFileSync(invoker, INVOKER);
+      const finished = await run(process.execPath, [invoker, fn.entry, resultPath], {
+        cwd: work,
+        env: {
+          PATH: process.env.PATH,
+          ...fn.environment,
+          // The bucket's name is a Ref until deploy: here it is the local S3 stand-in's.
+          HISTORY_LISTING_BUCKET: BUCKET,
+          AWS_ENDPOINT_URL_SSM: ssm.endpoint,
+          AWS_ENDPOINT_URL_S3: s3!.endpoint,
+          AWS_REGION: 'us-east-1',
+          AWS_ACCESS_KEY_ID: S3_CREDENTIALS.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: S3_CREDENTIALS.secretAccessKey,
+          AWS_LAMBDA_FUNCTION_NAME: 'registry-janitor-e2e',
+          TZ: 'UTC',
+        },
+      });
+      const outcome = JSON.parse(readFileSync(resultPath, 'utf8')) as
+        { ok: true; result: LambdaRunReport } | { ok: false; error: string };
+      expect(
+        outcome,
+        `the invoke failed:\n${finished.stderr}\n${finished.stdout.slice(-6000)}`,
+      ).toMatchObject({ ok: true });
+      const report = (outcome as { result: LambdaRunReport }).result;
+      expect(report).toMatchObject({
+        dryRun: false,
+        plan: { complete: true, tagsDeleted: 0, manifestsDeleted: 2 },
+        deletions: { tagsDeleted: 0, manifestsDeleted: 2, failures: [], skippedRepositories: [] },
+        gc: { status: 'Success' },
+        verify: { status: 'ok', problems: [] },
+      });
+
+      // The listing went first, through the same document, and came back through the bucket; then garbage-collect.
+      const sent = ssm.requestsFor('SendCommand').map((r) => r.input.Parameters as Record<string, string[]>);
+      expect(sent.map((p) => p.action?.[0] ?? 'gc')).toEqual(['list', 'gc']);
+      expect(sent[0]!.uploadUrl![0]).toMatch(new RegExp(`^${s3!.endpoint}/${BUCKET}/history-listing/`));
+      expect(s3!.puts).toEqual([expect.objectContaining({ presigned: true })]);
+
+      // The old history is gone, with its own layers; everything else is served, every blob with its content.
+      for (const gone of [main[0]!, main[1]!]) {
+        expect(await status(`${reg.url}/v2/team1/app/manifests/${gone.digest}`)).toBe(404);
+        expect(await status(`${reg.url}/v2/team1/app/blobs/${gone.layers[1]!.digest}`)).toBe(404);
+      }
+      expect(await status(`${reg.url}/v2/team1/app/manifests/main`)).toBe(200);
+      expect(await status(`${reg.url}/v2/team1/app/manifests/multi`)).toBe(200);
+      for (const kept of [main[2]!, amd, arm, young]) {
+        expect(await status(`${reg.url}/v2/team1/app/manifests/${kept.digest}`), kept.digest).toBe(200);
+        for (const blob of [kept.config, ...kept.layers]) {
+          const res = await fetch(`${reg.url}/v2/team1/app/blobs/${blob.digest}`);
+          const body = Buffer.from(await res.arrayBuffer());
+          expect(res.status, blob.digest).toBe(200);
+          expect(`sha256:${createHash('sha256').update(body).digest('hex')}`).toBe(blob.digest);
+        }
+      }
+      expect(await status(`${reg.url}/v2/team1/app/manifests/${index.digest}`)).toBe(200);
+      expect(await dockerOk(eng, 'inspect', '-f', '{{.State.Running}}', reg.name)).toBe('true');
+    }, 600_000);
+  });
+});
