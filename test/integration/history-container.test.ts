@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerHistory } from '../../lambda/adapters/history-container.ts';
 import { LocalCommandRunner } from '../../lambda/adapters/local-runner.ts';
 import { HistoryError } from '../../lambda/core/errors.ts';
+import { MANIFEST_ACCEPT } from '../../lambda/core/contract.ts';
 import { REPOSITORIES_PATH, REVISIONS_PATH } from '../../lambda/core/history.ts';
 import type { CommandRunner } from '../../lambda/core/ports.ts';
 import { pushImage } from '../../lambda/demo/seed.ts';
@@ -169,7 +170,11 @@ describeEachRegistry('listing untagged history inside the registry container', (
       },
     ]);
     // The registry was not touched: it still serves, and the script printed a summary, not the listing.
-    expect((await fetch(`${registry.url}/v2/team/app/manifests/main`, { method: 'HEAD' })).status).toBe(200);
+    const served = await fetch(`${registry.url}/v2/team/app/manifests/main`, {
+      method: 'HEAD',
+      headers: { accept: MANIFEST_ACCEPT.join(', ') },
+    });
+    expect(served.status).toBe(200);
     expect(runner.stdout[0]).toMatch(/registry-janitor: listing_count=4\n/);
     expect(runner.stdout[0]).not.toContain('_manifests');
   });
