@@ -247,7 +247,11 @@ function countReasons(kept: readonly UntaggedDecision[], now: number): string {
           : untaggedReason({ ...u, by: undefined }, now);
     counts.set(why, (counts.get(why) ?? 0) + 1);
   }
-  return [...counts].map(([r, n]) => `${n} × ${r}`).join(', ');
+  // Most common first, then by name: the same plan reads the same whatever order its digests sort in.
+  return [...counts]
+    .sort(([a, m], [b, n]) => n - m || (a < b ? -1 : a > b ? 1 : 0))
+    .map(([r, n]) => `${n} × ${r}`)
+    .join(', ');
 }
 
 /** The apply report; given the plan it came from, it also says how much of it was untagged history. */

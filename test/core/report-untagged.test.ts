@@ -44,6 +44,24 @@ describe('the untagged section of the text plan', () => {
     expect(text).toContain('Untagged history listed from test.');
   });
 
+  it('counts what stays most common first, then by name, whatever order the digests come in', () => {
+    const repo = p.repositories.find((r) => r.name === 'app')!;
+    const young = repo.untagged!.kept.find((u) => u.reason === 'young')!;
+    const platform = repo.untagged!.kept.find((u) => u.reason === 'referenced')!;
+    const withKept = (kept: (typeof young)[]) => ({
+      ...p,
+      repositories: [{ ...repo, untagged: { ...repo.untagged!, kept } }],
+    });
+    for (const kept of [
+      [platform, young, young, young],
+      [young, young, young, platform],
+    ]) {
+      expect(formatPlan(withKept(kept))).toContain(
+        '  untagged: delete 1, keep 4  (3 × pushed within the grace, 1 × platform image of a kept tag; --verbose lists them)',
+      );
+    }
+  });
+
   it('with --verbose, lists every untagged manifest kept, naming the tag that holds a platform image', () => {
     const text = formatPlan(p, { verbose: true });
     expect(text).toContain(

@@ -25,7 +25,7 @@ it('the demo runs the whole job and leaves nothing in the temp folder', () => {
     // two platform images go by digest, with their push times; the young push and the current index's images stay.
     expect(r.stdout).toContain('team2/ci: rule #1; keep 2 tags, delete 0 tags and 5 manifests');
     expect(r.stdout).toContain(
-      '  untagged: delete 5, keep 3  (1 × pushed within the grace, 2 × platform image of a kept tag',
+      '  untagged: delete 5, keep 3  (2 × platform image of a kept tag, 1 × pushed within the grace',
     );
     const history = r.stdout.split('\n').filter((l) => l.includes('(untagged '));
     expect(
