@@ -14,6 +14,7 @@ import {
   HISTORY_LISTING_URL_SECONDS,
 } from '../core/contract.ts';
 import { HistoryError, errorMessage } from '../core/errors.ts';
+import { lastLine } from '../core/gc.ts';
 import { listingParameters, parseListingOutput } from '../core/gc-script.ts';
 import type { HistoryListing, HistorySource } from '../core/history.ts';
 import { MAX_LISTING_BYTES, MAX_LISTING_GZIP_BYTES, parseListing } from '../core/history-listing.ts';
@@ -98,14 +99,7 @@ async function listContainerHistory(
   }
   const summary = parseListingOutput(result.stdout);
   if (result.status !== 'Success' || summary.status !== 'ok') {
-    const reason =
-      summary.error ??
-      result.stderr
-        .trim()
-        .split('\n')
-        .filter((l) => l.trim() !== '')
-        .at(-1) ??
-      'no reason given';
+    const reason = summary.error ?? lastLine(result.stderr) ?? 'no reason given';
     const how =
       result.status === 'InProgress' ? 'was still running when the function had to stop waiting' : '';
     throw fail(

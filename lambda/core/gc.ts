@@ -56,13 +56,7 @@ function describeFailure(result: CommandResult, summary: GcSummary, timeoutSecon
         `garbage-collect failed on the registry host (exit ${result.exitCode ?? 'unknown'}` +
         `${summary.errorCode === null ? '' : `, ${summary.errorCode}`})`;
   }
-  const reason =
-    summary.error ??
-    result.stderr
-      .trim()
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .at(-1);
+  const reason = summary.error ?? lastLine(result.stderr);
   const parts = [reason === undefined || reason === '' ? head : `${head}: ${reason}`];
   if (summary.restoreFailed && summary.errorCode !== 'restore-failed') {
     const restore = summary.errors.find((e) => e.code === 'restore-failed');
@@ -117,4 +111,13 @@ export function gcResultOf(result: CommandResult, timeoutSeconds?: number): GcRe
     summary,
     result.commandId,
   );
+}
+
+/** The last non-empty line of a command's stderr: where a failing script says why. */
+export function lastLine(stderr: string): string | undefined {
+  return stderr
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .at(-1);
 }
