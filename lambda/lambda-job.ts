@@ -12,6 +12,7 @@ import { runJob, type JobResult, type JobStage, type ProbeStep } from './core/jo
 import type { HistorySource } from './core/history.ts';
 import type { HistoryStatus, Inventory, Plan, PlanSummary, Report, ScanProblem } from './core/model.ts';
 import type { CommandRunner, RegistryClient, ManifestCache } from './core/ports.ts';
+import { plural } from './core/report.ts';
 import type { VerifyResult } from './core/verify.ts';
 import { verifyStep as verifyKeptStep } from './core/steps.ts';
 import { untaggedOutcome, type UntaggedOutcome } from './core/untagged-outcome.ts';
@@ -430,7 +431,7 @@ function endDryRun(run: RunContext): void {
   if (!plan.complete) {
     record.stage = 'guard';
     throw new SafetyError(
-      `the inventory is incomplete: ${plan.errors.length} read(s) failed (see the plan in the log); fix the ` +
+      `the inventory is incomplete: ${plural(plan.errors.length, 'read')} failed (see the plan in the log); fix the ` +
         'cause (network, credentials, registry health) and run again',
     );
   }
@@ -477,7 +478,7 @@ function recordDeletions(run: RunContext, plan: Plan, deleted: Report): void {
     record.failures.push({
       stage: 'deletes',
       error: new JanitorError(
-        `${deleted.failures.length} deletion(s) failed, e.g. ${first.repository} ${first.reference}: ` +
+        `${plural(deleted.failures.length, 'deletion')} failed, e.g. ${first.repository} ${first.reference}: ` +
           `${first.reason ?? 'unknown'}; the rest of the plan was applied; the next run plans them again`,
       ),
     });
@@ -541,7 +542,7 @@ async function verifyStep(run: RunContext, job: JobResult): Promise<void> {
     record.failures.push({
       stage: 'verify',
       error: new JanitorError(
-        `verification found ${checked.problems.length} problem(s) with images the policy keeps, e.g. ` +
+        `verification found ${plural(checked.problems.length, 'problem')} with images the policy keeps, e.g. ` +
           `${checked.problems[0]}; check the registry now (the full list is in the log)`,
       ),
     });

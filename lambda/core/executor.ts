@@ -9,6 +9,7 @@ import { MEDIA_TYPES, PLACEHOLDER_ANNOTATION } from './manifest.ts';
 import { factsOf, liveConflicts, rereadForCheck, type LiveFacts } from './live-check.ts';
 import type { Inventory, ManifestDeletion, Plan, Report, ReportEntry, RepositoryPlan } from './model.ts';
 import { checkGuard } from './planner.ts';
+import { plural } from './report.ts';
 import type { ProbeResult, RegistryClient } from './ports.ts';
 
 export interface DeleteOptions {
@@ -57,7 +58,7 @@ export function refusal(plan: Plan, applicable: Applicability): string | undefin
       .map((e) => `  ${[e.repository, e.reference].filter(Boolean).join('@') || 'registry'}: ${e.message}`)
       .join('\n');
     return (
-      `the plan is incomplete: ${plan.errors.length} read(s) failed, so nothing was deleted (an inventory is ` +
+      `the plan is incomplete: ${plural(plan.errors.length, 'read')} failed, so nothing was deleted (an inventory is ` +
       `incomplete when any read fails).\n${first}\nFix the cause (network, credentials, registry health) and run again.`
     );
   }

@@ -281,7 +281,7 @@ export function formatReport(report: Report, plan?: Plan): string {
   for (const e of skippedManifests)
     if (!unstarted.includes(e)) lines.push(`  skipped ${e.repository} ${e.reference}: ${e.reason ?? ''}`);
   if (report.stopped !== undefined) {
-    lines.push(`  stopped (${report.stopped}): ${unstarted.length} deletion(s) not started`);
+    lines.push(`  stopped (${report.stopped}): ${plural(unstarted.length, 'deletion')} not started`);
   }
   return lines.join('\n') + '\n';
 }

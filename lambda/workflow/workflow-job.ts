@@ -15,6 +15,7 @@ import { gcParameters } from '../core/gc-script.ts';
 import type { HistoryListing, HistorySource } from '../core/history.ts';
 import type { Inventory, Plan, Report, Revision, ScanProblem } from '../core/model.ts';
 import type { CommandResult, RegistryClient } from '../core/ports.ts';
+import { plural } from '../core/report.ts';
 import {
   applyStep,
   batchRepositories,
@@ -512,7 +513,7 @@ async function report(deps: WorkflowDeps, keys: Keys, id: string, gcState: GcSta
   if (deleted.failures.length > 0) {
     const first = deleted.failures[0]!;
     failures.push(
-      `${deleted.failures.length} deletion(s) failed, e.g. ${first.repository} ${first.reference}: ${first.reason ?? 'unknown'}`,
+      `${plural(deleted.failures.length, 'deletion')} failed, e.g. ${first.repository} ${first.reference}: ${first.reason ?? 'unknown'}`,
     );
   }
   if (deleted.skippedRepositories.length > 0) {
@@ -570,7 +571,7 @@ async function report(deps: WorkflowDeps, keys: Keys, id: string, gcState: GcSta
   metrics.addMetric(METRICS.verifyFailures, MetricUnit.Count, problems.length);
   if (problems.length > 0) {
     failures.push(
-      `verification found ${problems.length} problem(s) with images the policy keeps, e.g. ${problems[0]}; check the registry now (the full list is in the log)`,
+      `verification found ${plural(problems.length, 'problem')} with images the policy keeps, e.g. ${problems[0]}; check the registry now (the full list is in the log)`,
     );
   }
   if (deps.reports) {

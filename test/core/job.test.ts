@@ -166,7 +166,7 @@ describe('runJob planning from the policy', () => {
     const error = await runJob(options).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SafetyError);
     expect((error as Error).message).toMatch(
-      /the plan is incomplete: 1 read\(s\) failed, so nothing was deleted/,
+      /the plan is incomplete: 1 read failed, so nothing was deleted/,
     );
     expect((error as Error).message).toContain('team/app@v4: ');
     expect(deletes(registry).filter((c) => c.reference === app[0]!.digest)).toEqual([]);

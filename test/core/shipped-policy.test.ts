@@ -22,6 +22,9 @@ describe('the shipped retention-policy.yaml', () => {
     // The comments explain the block to whoever edits the file.
     expect(text).toMatch(/^# - `untagged: \{ deleteAfterDays: N \}` deletes untagged history/m);
     expect(text).toMatch(/^ {4}# Untagged history pushed more than 14 days ago/m);
+    // Both the Lambda (its stack setting `storage`) and the CLI (--storage) provide the listing.
+    expect(text).toMatch(/the Lambda's \(stack setting `storage`/);
+    expect(text).toMatch(/the CLI's --storage/);
   });
 
   it('with a listing, deletes history pushed 20 days ago and keeps history pushed 13 days ago', () => {

@@ -296,7 +296,7 @@ describe('runLambdaJob against a local registry', () => {
     const err = await run({ runGc: gc.run, verifyAttempts: 2 }).catch((e: unknown) => e);
 
     expect(err).toBeInstanceOf(JanitorError);
-    expect((err as Error).message).toContain('verification found 1 problem(s)');
+    expect((err as Error).message).toContain('verification found 1 problem with');
     expect((err as Error).message).toContain(keptLayer);
     expect(rec.metric('VerifyFailures')).toEqual([1]);
     expect(rec.metric('Errors')).toEqual([1]);
@@ -356,7 +356,7 @@ describe('runLambdaJob against a local registry', () => {
     const gc = localGc(registry);
     const err = await run({ registry: failing, runGc: gc.run }).catch((e: unknown) => e);
 
-    expect((err as Error).message).toContain('1 deletion(s) failed');
+    expect((err as Error).message).toContain('1 deletion failed');
     expect(gc.calls).toHaveLength(1);
     expect(await tagsOf(client, 'team1/app')).toEqual(['v1', 'v3', 'v4']);
     const failed = rec.logs.find((l) => l.message.startsWith('run failed during deletes'));
