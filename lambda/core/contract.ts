@@ -33,6 +33,7 @@ export const ENV = {
   reportsBucket: 'REPORTS_BUCKET',
   reportsPrefix: 'REPORTS_PREFIX',
   storage: 'HISTORY_STORAGE',
+  undoWindowHours: 'UNDO_WINDOW_HOURS',
   listingBucket: 'HISTORY_LISTING_BUCKET',
   serviceName: 'POWERTOOLS_SERVICE_NAME',
   metricsNamespace: 'POWERTOOLS_METRICS_NAMESPACE',
@@ -79,6 +80,24 @@ export const JOURNAL_PREFIX = 'journal/';
 export const DEFAULT_REPORTS_PREFIX = 'reports/';
 /** Days a run's report stays in the bucket. */
 export const REPORTS_EXPIRATION_DAYS = 90;
+
+// ---- Two-phase apply: untag now, reclaim later ----
+
+/**
+ * With a storage listing, apply removes the tags the plan deletes instead of deleting their manifests; a later
+ * run's sweep deletes a manifest so untagged once this many hours have passed (still untagged, not pushed again),
+ * and until then `registry-janitor restore` brings it back. 0: the sweep runs in the same run, right after the
+ * untagging, with the same checks. Construct prop and context key `undoWindowHours`, CLI `--undo-window-hours`.
+ */
+export const DEFAULT_UNDO_WINDOW_HOURS = 24;
+/** The longest undo window taken: a year (the journal holds every untagged manifest's bytes until its sweep). */
+export const MAX_UNDO_WINDOW_HOURS = 8760;
+export const UNDO_WINDOW_FORM = `a whole number of hours from 0 to ${MAX_UNDO_WINDOW_HOURS}, e.g. ${DEFAULT_UNDO_WINDOW_HOURS}`;
+
+/** The undo window from text (a whole number of hours), or undefined when it is not one. */
+export function parseUndoWindowHours(text: string): number | undefined {
+  return parseWhole(text, 0, MAX_UNDO_WINDOW_HOURS);
+}
 
 // ---- Untagged history: where the function lists it ----
 
@@ -179,6 +198,14 @@ export const METRICS = {
   untaggedBytesFreed: 'UntaggedBytesFreed',
   /** 1 when the storage listing failed or stopped part-way (no untagged manifest is deleted that run), else 0. */
   historyListingFailures: 'HistoryListingFailures',
+  /**
+   * Two-phase apply (published when a storage listing is configured): manifests untagged tonight (restorable for
+   * the undo window), the estimated bytes they hold (reclaimed after the window), and manifests an earlier run
+   * untagged that this run's sweep deleted (their bytes are in BytesFreed).
+   */
+  manifestsUntagged: 'ManifestsUntagged',
+  bytesPending: 'BytesPendingSweep',
+  manifestsSwept: 'ManifestsSwept',
 } as const;
 
 // ---- Manifest media types ----

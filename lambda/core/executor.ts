@@ -11,6 +11,19 @@ import type { Inventory, ManifestDeletion, Plan, Report, ReportEntry, Repository
 import { checkGuard } from './planner.ts';
 import { plural } from './report.ts';
 import type { ProbeResult, RegistryClient } from './ports.ts';
+import { undoUntil, untagGroups } from './undo.ts';
+
+/** Two-phase apply: how the plan's deferred manifests are untagged (their undo records already written). */
+export interface UntagOptions {
+  /** When the undo records were written (their untag time), ISO 8601. */
+  readonly untaggedAt: string;
+  readonly windowHours: number;
+  /**
+   * `repository@digest` of deferred manifests whose undo record could not be written, with why: their tags stay
+   * tonight (reported skipped).
+   */
+  readonly unrecorded: ReadonlyMap<string, string>;
+}
 
 export interface DeleteOptions {
   /**
@@ -31,6 +44,12 @@ export interface DeleteOptions {
    * not started is reported as skipped with the abort's reason (a string), which becomes the report's `stopped`.
    */
   readonly signal?: AbortSignal;
+  /**
+   * Two-phase: the plan's deferred manifests lose their tags only (restorable until the window ends; a later
+   * sweep deletes them). Without it a deferred manifest is deleted by digest like any other: the caller decides
+   * (core/job.ts refuses a two-phase plan without a listing).
+   */
+  readonly untag?: UntagOptions;
 }
 
 export interface ApplyOptions extends DeleteOptions {
@@ -123,6 +142,7 @@ export async function deletePlan(
   const entries: ReportEntry[] = [];
   const skipped: { name: string; reason: string }[] = [];
   let bytes = 0;
+  let pending = 0;
   if (work.length > 0) {
     let done = 0;
     let deleted = 0;
@@ -143,10 +163,19 @@ export async function deletePlan(
               reason,
             });
           } else {
-            const result = await applyRepository(client, repo, probe, options.deleteConcurrency ?? 8, signal);
+            const result = await applyRepository(
+              client,
+              repo,
+              probe,
+              options.deleteConcurrency ?? 8,
+              signal,
+              options.untag,
+            );
             entries.push(...result);
-            if (!result.some((e) => e.outcome === 'failed' || e.outcome === 'skipped'))
+            if (!result.some((e) => e.outcome === 'failed' || e.outcome === 'skipped')) {
               bytes += repo.bytesFreed;
+              pending += repo.bytesPending ?? 0;
+            }
             deleted += result.filter((e) => e.outcome === 'deleted').length;
           }
           done += 1;
@@ -158,6 +187,7 @@ export async function deletePlan(
   entries.sort((a, b) => (a.repository < b.repository ? -1 : a.repository > b.repository ? 1 : 0));
   skipped.sort((a, b) => (a.name < b.name ? -1 : 1));
   const gone = entries.filter((e) => e.outcome === 'deleted' || e.outcome === 'already-gone');
+  const untagged = entries.filter((e) => e.outcome === 'untagged').length;
   return {
     registry: plan.registry,
     startedAt,
@@ -165,6 +195,15 @@ export async function deletePlan(
     tagsDeleted: gone.reduce((n, e) => n + (e.tags?.length ?? 0), 0),
     manifestsDeleted: gone.filter((e) => e.target === 'manifest').length,
     bytesFreedEstimate: bytes,
+    ...(options.untag && untagged > 0
+      ? {
+          undo: {
+            manifests: untagged,
+            bytesPending: pending,
+            undoUntil: undoUntil(options.untag.untaggedAt, options.untag.windowHours),
+          },
+        }
+      : {}),
     skippedRepositories: skipped,
     failures: entries.filter((e) => e.outcome === 'failed'),
     entries,
@@ -242,7 +281,9 @@ async function applyRepository(
   probe: ProbeResult,
   concurrency: number,
   signal: AbortSignal | undefined,
+  untag: UntagOptions | undefined,
 ): Promise<ReportEntry[]> {
+  if (untag) return untagRepository(client, repo, probe, pLimit(concurrency), signal, untag);
   const limit = pLimit(concurrency);
   const entries: ReportEntry[] = [];
 
@@ -253,9 +294,106 @@ async function applyRepository(
   ];
   entries.push(...(await removeTags(client, repo.name, removals, probe, limit, signal)));
 
-  // Manifests, level by level: a deletion starts only when everything it depends on is gone.
+  entries.push(...(await deleteInOrder(client, repo.name, repo.deleteManifests, probe, limit, signal)));
+  return entries;
+}
+
+/**
+ * Two-phase, right after the repository's re-check: first what goes by digest tonight (history, leftovers, the
+ * sweep of what earlier runs untagged, whose window has passed), then every tag the plan deletes is removed on its
+ * own (the tag-only ones, the dangling ones, and those of the manifests it untags), in one batch (on 2.8 every
+ * placeholder is written before any is deleted). A deferred manifest is reported 'untagged' once all its tags went.
+ */
+async function untagRepository(
+  client: RegistryClient,
+  repo: RepositoryPlan,
+  probe: ProbeResult,
+  limit: LimitFunction,
+  signal: AbortSignal | undefined,
+  untag: UntagOptions,
+): Promise<ReportEntry[]> {
+  const entries = await deleteInOrder(
+    client,
+    repo.name,
+    repo.deleteManifests.filter((m) => !m.deferred),
+    probe,
+    limit,
+    signal,
+  );
+  const groups = untagGroups(repo.deleteManifests);
+  const recorded = (digest: string): boolean => !untag.unrecorded.has(`${repo.name}@${digest}`);
+  const removals: TagRemoval[] = [
+    ...repo.deleteTags.filter((t) => t.method === 'tag-only').map((t) => ({ tag: t.tag, dangling: false })),
+    ...danglingToRemove(repo).map((tag) => ({ tag, dangling: true })),
+    ...[...groups.keys()]
+      .filter(recorded)
+      .flatMap((d) => repo.deleteManifests.find((m) => m.digest === d)!.tags)
+      .map((tag) => ({ tag, dangling: false })),
+  ];
+  const tagResults = await removeTags(client, repo.name, removals, probe, limit, signal);
+  entries.push(...tagResults);
+  const tagOutcome = new Map(tagResults.map((e) => [e.reference, e]));
+  const rootOf = new Map<string, string>();
+  for (const [root, group] of groups) for (const d of group) if (!rootOf.has(d)) rootOf.set(d, root);
+  const rootEntry = new Map<string, ReportEntry>();
+  for (const m of repo.deleteManifests) {
+    if (!m.deferred || !groups.has(m.digest)) continue;
+    const unrecorded = untag.unrecorded.get(`${repo.name}@${m.digest}`);
+    if (unrecorded !== undefined) {
+      rootEntry.set(m.digest, entry(repo.name, m, 'skipped', unrecorded));
+      continue;
+    }
+    const results = m.tags.map((t) => tagOutcome.get(t));
+    const bad = results.find((r) => r === undefined || !isGone(r.outcome));
+    rootEntry.set(
+      m.digest,
+      bad === undefined
+        ? entry(
+            repo.name,
+            m,
+            'untagged',
+            `its tags were removed; restore can bring them back until ${undoUntil(untag.untaggedAt, untag.windowHours)}, then a later run deletes it`,
+          )
+        : entry(
+            repo.name,
+            m,
+            bad.outcome === 'skipped' ? 'skipped' : 'failed',
+            `tag ${bad.reference} was not removed (${bad.reason ?? bad.outcome})`,
+          ),
+    );
+  }
+  for (const m of repo.deleteManifests) {
+    if (!m.deferred) continue;
+    const own = rootEntry.get(m.digest);
+    if (own) {
+      entries.push(own);
+      continue;
+    }
+    // A child or referrer going with an untagged manifest: it stays tonight, and the sweep takes it with it.
+    const root = rootOf.get(m.digest);
+    const parent = root === undefined ? undefined : rootEntry.get(root);
+    entries.push(
+      parent?.outcome === 'untagged'
+        ? entry(repo.name, m, 'untagged', `it goes with ${root} when the sweep deletes that`)
+        : entry(repo.name, m, 'skipped', `it goes with ${root ?? 'a manifest'} only, which was not untagged`),
+    );
+  }
+  return entries;
+}
+
+/** Manifests by digest, level by level: a deletion starts only when everything it depends on is gone. */
+async function deleteInOrder(
+  client: RegistryClient,
+  repository: string,
+  deletions: readonly ManifestDeletion[],
+  probe: ProbeResult,
+  limit: LimitFunction,
+  signal: AbortSignal | undefined,
+): Promise<ReportEntry[]> {
+  const entries: ReportEntry[] = [];
+  const repo = { name: repository };
   const outcome = new Map<string, ReportEntry['outcome']>();
-  for (const level of levels(repo.deleteManifests)) {
+  for (const level of levels(deletions)) {
     const results = await Promise.all(
       level.map((m) =>
         limit(async (): Promise<ReportEntry> => {

@@ -11,12 +11,17 @@ import {
 } from './executor.ts';
 import { errorMessage, SafetyError } from './errors.ts';
 import {
+  carryUntag,
   entriesToRecord,
   journalAfterDeletes,
   journalBeforeDeletes,
   type JournalEntry,
   type JournalStore,
 } from './journal.ts';
+import { rereadForCheck } from './live-check.ts';
+import { asTwoPhase } from './planner.ts';
+import { confirmUntagged, newRunId, untagIntent, type UntagIntent } from './undo.ts';
+import { randomBytes } from 'node:crypto';
 import type { Policy } from './policy.ts';
 import type { HistorySource } from './history.ts';
 import type { ManifestCache, RegistryClient } from './ports.ts';
@@ -24,6 +29,7 @@ import type { ScanProgress } from './scan.ts';
 import {
   applyStep,
   inventoryStep,
+  mergeReports,
   planStep,
   probeFirstCleanable,
   probeStepOf,
@@ -57,6 +63,15 @@ interface JobBase {
    * keeps what may still be left over afterwards. A dry run only reads it.
    */
   readonly journal?: JournalStore;
+  /**
+   * Two-phase apply (give it exactly when a storage listing is configured): the tags the plan deletes are removed
+   * and their manifests recorded in the journal (which is then required) with their bytes, restorable for this
+   * many hours; the sweep deletes what earlier runs untagged once that has passed. 0: swept in the same run,
+   * right after the untagging, from a fresh read and listing.
+   */
+  readonly undoWindowHours?: number;
+  /** Names this run in the undo records (restore takes it). @default a timestamp and a random part */
+  readonly runId?: string;
 }
 
 /** Plan from the policy against the registry as it is now. */
@@ -129,7 +144,18 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
       ...(o.onScanProgress ? { onProgress: o.onScanProgress } : {}),
       ...(entries ? { journal: entries } : {}),
     });
-    ({ plan: thePlan, applicable } = planStep(inventory, o.policy, options.now, options.maxDeleteFraction));
+    ({ plan: thePlan, applicable } = planStep(
+      inventory,
+      o.policy,
+      options.now,
+      options.maxDeleteFraction,
+      options.undoWindowHours !== undefined ? { undoWindowHours: options.undoWindowHours } : {},
+    ));
+  }
+  const twoPhase = options.undoWindowHours;
+  if (saved && twoPhase !== undefined && saved.undo === undefined) {
+    // A plan made without a listing, applied with one: untag what it deletes, like any two-phase run.
+    thePlan = asTwoPhase(saved, twoPhase, options.now);
   }
   await options.onPlan?.(thePlan, applicable);
   const result = { probe, ...(inventory ? { inventory } : {}), plan: thePlan, applicable };
@@ -138,6 +164,18 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
   options.onStage?.('guard');
   const refused = refusal(thePlan, applicable);
   if (refused !== undefined) throw new SafetyError(refused);
+  if (thePlan.undo !== undefined && twoPhase === undefined) {
+    throw new SafetyError(
+      'nothing was deleted: the plan was made to untag (two-phase, with a storage listing), but this run has no ' +
+        'listing and would delete by digest instead. Apply it with the same --storage it was planned with',
+    );
+  }
+  if (twoPhase !== undefined && !journal && repositoriesToChange(thePlan).length > 0) {
+    throw new SafetyError(
+      'nothing was deleted: two-phase apply records what it untags in the journal (so that restore can bring it ' +
+        'back and the sweep deletes it later), and this run has none. Name one with --journal FILE',
+    );
+  }
   const work = repositoriesToChange(thePlan);
   if (work.length > 0 && probe.status === 'skipped') {
     // A saved plan, or a repository the catalog did not list when the run began: probe where deletes go.
@@ -153,12 +191,76 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
   // plan's repositories are read again now (a plan made in this run has its inventory, read moments ago).
   const history = saved ? (options as SavedPlanJob).history : undefined;
   options.onStage?.('deletes');
+  const first = await deletePass(options, thePlan, entries ?? [], probe, {
+    ...(inventory ? { live: inventory } : {}),
+    ...(history ? { history } : {}),
+  });
+  let report = first.report;
+  let live = first.live;
+  let journalProblem = first.journalProblem;
+  let journalNow = first.journal;
+  // Window 0: the sweep of what this run untagged, in this run: a fresh read of the repositories it changed and a
+  // fresh listing (a promotion since shows there), planned again; only the sweep is applied.
+  const o = options as PlanningJob;
+  if (
+    twoPhase === 0 &&
+    !saved &&
+    o.history &&
+    journalNow !== undefined &&
+    report.undo !== undefined &&
+    report.stopped === undefined &&
+    !options.signal?.aborted
+  ) {
+    const again = await rereadForCheck(client, thePlan, o.history, journalNow);
+    const { plan: sweepPlan } = planStep(again, o.policy, new Date(), options.maxDeleteFraction, {
+      undoWindowHours: 0,
+    });
+    const second = await deletePass(options, sweepOnly(sweepPlan), journalNow, probe, { live: again });
+    report = mergeReports(thePlan.registry, [report, second.report], report.startedAt);
+    report = { ...report, ...(first.report.undo ? { undo: first.report.undo } : {}) };
+    live = first.live;
+    journalProblem = journalProblem ?? second.journalProblem;
+    journalNow = second.journal;
+  }
+  return {
+    ...result,
+    inventory: live,
+    probe,
+    outcome: 'applied',
+    report,
+    ...(journalProblem !== undefined ? { journalProblem } : {}),
+  };
+}
+
+/**
+ * One pass of deletes with its journal: what it is about to delete in dependency order and (two-phase) what it
+ * untags, with the bytes, written before the first request that changes anything; the deletes; then the journal
+ * brought up to date. Returns the journal as saved (undefined when it could not be).
+ */
+async function deletePass(
+  options: JobOptions,
+  thePlan: Plan,
+  entries: readonly JournalEntry[],
+  probe: ProbeStep,
+  read: { readonly live?: Inventory; readonly history?: HistorySource },
+): Promise<{ live: Inventory; report: Report; journal?: JournalEntry[]; journalProblem?: string }> {
+  const { client, journal } = options;
+  const twoPhase = options.undoWindowHours;
   // Before the first DELETE: what this run is about to delete in dependency order, so that the next run
   // finishes a child whose index went (it is untagged then, and nothing else would ever see it again).
   const recorded = journal ? entriesToRecord(thePlan, options.now) : [];
-  if (journal && recorded.length > 0) {
+  // Two-phase: what it untags, with the exact bytes, before the first tag goes.
+  const intent: UntagIntent =
+    journal && twoPhase !== undefined
+      ? await untagIntent(client, thePlan, options.runId ?? defaultRunId(options.now), options.now, {
+          repositories: new Set(repositoriesToChange(thePlan).map((r) => r.name)),
+        })
+      : { entries: [], unrecorded: new Map() };
+  if (journal && (recorded.length > 0 || intent.entries.length > 0)) {
     try {
-      await journal.save(journalBeforeDeletes(entries ?? [], recorded));
+      await journal.save(
+        journalBeforeDeletes(entries, carryUntag(entries, [...recorded, ...intent.entries])),
+      );
     } catch (err) {
       throw new SafetyError(
         `nothing was deleted: the journal ${journal.where} could not be written (${errorMessage(err)}); a run ` +
@@ -170,30 +272,58 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
   }
   const { live, report } = await applyStep(client, thePlan, {
     ...(probe.status === 'done' ? { probe } : {}),
-    ...(inventory ? { live: inventory } : {}),
-    ...(history ? { history } : {}),
-    ...(entries ? { journal: entries } : {}),
+    ...(read.live ? { live: read.live } : {}),
+    ...(read.history ? { history: read.history } : {}),
+    journal: entries,
     ...(options.onApplyProgress ? { onProgress: options.onApplyProgress } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
+    ...(twoPhase !== undefined
+      ? {
+          untag: {
+            untaggedAt: options.now.toISOString(),
+            windowHours: twoPhase,
+            unrecorded: intent.unrecorded,
+          },
+        }
+      : {}),
   });
-  let journalProblem: string | undefined;
-  if (journal && (recorded.length > 0 || (entries ?? []).length > 0)) {
-    try {
-      await journal.save(journalAfterDeletes(entries ?? [], recorded, thePlan, report));
-    } catch (err) {
-      journalProblem =
-        `the journal ${journal.where} could not be updated after the deletes (${errorMessage(err)}); it still ` +
-        'holds what this run was about to delete, and the next run sorts it out';
-    }
-  }
-  return {
-    ...result,
-    inventory: live,
-    probe,
-    outcome: 'applied',
+  if (!journal || (recorded.length === 0 && intent.entries.length === 0 && entries.length === 0))
+    return { live, report, ...(journal ? { journal: [...entries] } : {}) };
+  const after = journalAfterDeletes(
+    entries,
+    carryUntag(entries, [...recorded, ...confirmUntagged(intent.entries, report, entries)]),
+    thePlan,
     report,
-    ...(journalProblem !== undefined ? { journalProblem } : {}),
+  );
+  try {
+    await journal.save(after);
+    return { live, report, journal: after };
+  } catch (err) {
+    return {
+      live,
+      report,
+      journalProblem:
+        `the journal ${journal.where} could not be updated after the deletes (${errorMessage(err)}); it still ` +
+        'holds what this run was about to delete, and the next run sorts it out',
+    };
+  }
+}
+
+/** Of a plan, only what goes by digest tonight (the sweep): its tag deletions become kept, so the re-check holds them. */
+function sweepOnly(p: Plan): Plan {
+  return {
+    ...p,
+    repositories: p.repositories.map(({ dangling: _, ...r }) => ({
+      ...r,
+      kept: [...r.kept, ...r.deleteTags.map((t) => ({ tag: t.tag, digest: t.digest, reasons: [] }))],
+      deleteTags: [],
+      deleteManifests: r.deleteManifests.filter((m) => !m.deferred),
+    })),
   };
+}
+
+function defaultRunId(now: Date): string {
+  return newRunId(now, randomBytes(3).toString('hex'));
 }
 
 function reportProbe(probe: ProbeStep, options: JobBase): void {

@@ -5,16 +5,48 @@
 // only when the live registry shows it is garbage (untagged, nothing that stays references it, what had to go
 // first is gone, and with a listing not pushed again since it was recorded). What the plan finishes is judged
 // there (planner.ts); this module holds the entries, their encoding and what a run records and leaves.
+// Two-phase apply (with a storage listing) records here too what it untags instead of deleting (`untag`): the
+// tags it removed and the manifest's exact bytes, so that restore can put them back within the undo window and
+// the sweep deletes it only after (core/undo.ts).
+import { createHash } from 'node:crypto';
 import type { JournalDecision, Plan, Report } from './model.ts';
 
-/** One deletion a run was about to make. */
+/** One deletion a run was about to make, or (with `untag`) one manifest it untagged instead. */
 export interface JournalEntry {
   readonly repository: string;
   readonly digest: string;
   /** The deletions that had to succeed first: the index it is a child of, the subject it refers to. */
   readonly after: readonly string[];
-  /** When the run recorded it (ISO 8601). With a listing, a revision pushed after this is someone's again. */
+  /**
+   * When the run recorded it (ISO 8601), before its first DELETE. With a listing, a revision pushed after this
+   * is someone's again. For an untagged manifest this is its untag time: the undo window runs from it.
+   */
   readonly recordedAt: string;
+  /** Two-phase: this run untagged the manifest (its tags removed, the manifest left for the sweep). */
+  readonly untag?: UntagDetails;
+}
+
+/** A manifest's exact bytes as the registry served them, for restore to PUT back. */
+export interface StoredManifest {
+  readonly digest: string;
+  readonly mediaType: string;
+  /** Base64 of the exact bytes (sha256 of them is `digest`: checked when the journal is read). */
+  readonly bytes: string;
+}
+
+/** What a two-phase run removed from one manifest, and what restore needs to put it back. */
+export interface UntagDetails {
+  /** The run that untagged it. */
+  readonly runId: string;
+  /** The tags the run removed from it (sorted). */
+  readonly tags: readonly string[];
+  /**
+   * 'intent': recorded before the tags were removed (a run stopped between the two leaves this; the live
+   * registry then tells whether they went); 'untagged': recorded again after, naming the tags that went.
+   */
+  readonly state: 'intent' | 'untagged';
+  /** The manifest first, then (for an index) the children and referrers the sweep deletes with it. */
+  readonly manifests: readonly StoredManifest[];
 }
 
 /** Where the journal is kept: a file beside the CLI's cache, an object in the stack's bucket. */
@@ -32,7 +64,9 @@ export interface JournalStore {
 }
 
 export const JOURNAL_FORMAT = 'registry-janitor-journal';
-export const JOURNAL_VERSION = 1;
+export const JOURNAL_VERSION = 2;
+/** Versions this registry-janitor reads (1: no untag records). */
+const READABLE_VERSIONS: readonly unknown[] = [1, 2];
 /** Entries beyond this are dropped on load: a journal only holds what one run was about to delete. */
 export const MAX_JOURNAL_ENTRIES = 1_000_000;
 
@@ -47,7 +81,11 @@ export function encodeJournal(registry: string, entries: readonly JournalEntry[]
       format: JOURNAL_FORMAT,
       version: JOURNAL_VERSION,
       registry,
-      entries: entries.map((e) => [e.repository, e.digest, e.after, e.recordedAt]),
+      entries: entries.map((e) =>
+        e.untag
+          ? [e.repository, e.digest, e.after, e.recordedAt, encodeUntag(e.untag)]
+          : [e.repository, e.digest, e.after, e.recordedAt],
+      ),
     }) + '\n'
   );
 }
@@ -70,7 +108,7 @@ export function decodeJournal(
   if (typeof doc !== 'object' || doc === null || d.format !== JOURNAL_FORMAT || !Array.isArray(d.entries)) {
     return { entries: [], rejected: 0, problem: 'it is not a registry-janitor journal' };
   }
-  if (d.version !== JOURNAL_VERSION) {
+  if (!READABLE_VERSIONS.includes(d.version)) {
     return {
       entries: [],
       rejected: 0,
@@ -91,8 +129,8 @@ export function decodeJournal(
 }
 
 function validEntry(raw: unknown): JournalEntry | undefined {
-  if (!Array.isArray(raw) || raw.length !== 4) return undefined;
-  const [repository, digest, after, recordedAt] = raw as unknown[];
+  if (!Array.isArray(raw) || raw.length < 4 || raw.length > 5) return undefined;
+  const [repository, digest, after, recordedAt, untagRaw] = raw as unknown[];
   if (typeof repository !== 'string' || repository.length > 255 || !REPOSITORY.test(repository))
     return undefined;
   if (typeof digest !== 'string' || !DIGEST.test(digest)) return undefined;
@@ -104,7 +142,62 @@ function validEntry(raw: unknown): JournalEntry | undefined {
     return undefined;
   if (typeof recordedAt !== 'string' || recordedAt.length > 40 || Number.isNaN(Date.parse(recordedAt)))
     return undefined;
-  return { repository, digest, after: after as string[], recordedAt };
+  if (raw.length === 4) return { repository, digest, after: after as string[], recordedAt };
+  const untag = validUntag(untagRaw, digest);
+  return untag ? { repository, digest, after: after as string[], recordedAt, untag } : undefined;
+}
+
+/** distribution's tag grammar. */
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+/** distribution refuses manifests over 4 MiB. */
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+const MEDIA_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/;
+const MAX_UNTAG_TAGS = 10_000;
+const MAX_UNTAG_MANIFESTS = 10_000;
+
+function encodeUntag(u: UntagDetails): unknown {
+  return {
+    run: u.runId,
+    tags: u.tags,
+    state: u.state,
+    manifests: u.manifests.map((m) => [m.digest, m.mediaType, m.bytes]),
+  };
+}
+
+/** An untag record as stored; undefined when anything in it is malformed, or bytes do not hash to their digest. */
+function validUntag(raw: unknown, digest: string): UntagDetails | undefined {
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const u = raw as { run?: unknown; tags?: unknown; state?: unknown; manifests?: unknown };
+  if (typeof u.run !== 'string' || !RUN_ID.test(u.run)) return undefined;
+  if (u.state !== 'intent' && u.state !== 'untagged') return undefined;
+  if (
+    !Array.isArray(u.tags) ||
+    u.tags.length > MAX_UNTAG_TAGS ||
+    !u.tags.every((t) => typeof t === 'string' && TAG.test(t))
+  )
+    return undefined;
+  if (!Array.isArray(u.manifests) || u.manifests.length === 0 || u.manifests.length > MAX_UNTAG_MANIFESTS)
+    return undefined;
+  const manifests: StoredManifest[] = [];
+  for (const m of u.manifests as unknown[]) {
+    if (!Array.isArray(m) || m.length !== 3) return undefined;
+    const [d, mediaType, bytes] = m as unknown[];
+    if (typeof d !== 'string' || !DIGEST.test(d)) return undefined;
+    if (typeof mediaType !== 'string' || !MEDIA_TYPE.test(mediaType)) return undefined;
+    if (typeof bytes !== 'string' || bytes.length > (MAX_MANIFEST_BYTES / 3) * 4 + 4) return undefined;
+    if (manifestDigest(Buffer.from(bytes, 'base64')) !== d) return undefined;
+    manifests.push({ digest: d, mediaType, bytes });
+  }
+  if (manifests[0]!.digest !== digest) return undefined;
+  return { runId: u.run, tags: u.tags as string[], state: u.state, manifests };
+}
+
+/** A run id: what the CLI and the Lambda make (a timestamp and a random part), nothing a path could escape with. */
+export const RUN_ID = /^[A-Za-z0-9_.:-]{1,80}$/;
+
+/** The content digest of a manifest's bytes. */
+export function manifestDigest(bytes: Uint8Array): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
 /** The entries of one repository, by digest (the last one recorded wins). */
@@ -129,13 +222,38 @@ export function entriesToRecord(plan: Plan, now: Date): JournalEntry[] {
   const recordedAt = now.toISOString();
   const out: JournalEntry[] = [];
   for (const repo of plan.repositories) {
-    const first = new Set(repo.deleteManifests.flatMap((m) => m.after));
-    for (const m of repo.deleteManifests) {
+    // Two-phase: what is only untagged tonight is recorded with its bytes instead (core/undo.ts).
+    const now = repo.deleteManifests.filter((m) => !m.deferred);
+    const first = new Set(now.flatMap((m) => m.after));
+    for (const m of now) {
       if (m.after.length === 0 && !first.has(m.digest)) continue;
       out.push({ repository: repo.name, digest: m.digest, after: m.after, recordedAt });
     }
   }
   return out;
+}
+
+/**
+ * What this run records, with what the journal already held of each digest carried over: an untag record keeps
+ * its bytes, its first untag time and the tags an earlier run removed (a sweep that records the manifest again
+ * before deleting it, a second run removing the tags an interrupted one left).
+ */
+export function carryUntag(
+  previous: readonly JournalEntry[],
+  recorded: readonly JournalEntry[],
+): JournalEntry[] {
+  const before = new Map<string, UntagDetails & { recordedAt: string }>();
+  for (const e of previous) if (e.untag) before.set(key(e), { ...e.untag, recordedAt: e.recordedAt });
+  return recorded.map((e) => {
+    const old = before.get(key(e));
+    if (!old) return e;
+    if (!e.untag) {
+      const { recordedAt, ...untag } = old;
+      return { ...e, recordedAt, untag };
+    }
+    const tags = [...new Set([...old.tags, ...e.untag.tags])].sort();
+    return { ...e, untag: { ...e.untag, tags } };
+  });
 }
 
 /** The journal while the deletes run: what was there before and what this run records, one entry per digest. */

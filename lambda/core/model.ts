@@ -101,6 +101,11 @@ export interface JournalItem {
   readonly state: 'present' | 'gone' | 'unread';
   /** What had to go first (from the journal) that the registry still holds, or that could not be read. */
   readonly waitsFor: readonly string[];
+  /**
+   * Two-phase: a run untagged it at `recordedAt` instead of deleting it. The sweep deletes it only after the undo
+   * window, while it is still untagged and was not pushed again since.
+   */
+  readonly untagged?: boolean;
 }
 
 /** What a run does about one journal entry: finish it (delete it now), drop it, or leave it for a later run. */
@@ -176,6 +181,12 @@ export interface ManifestDeletion {
    * refers to. If one of them fails, this one is skipped, so a failure never leaves a broken index behind.
    */
   readonly after: readonly string[];
+  /**
+   * Two-phase (a storage listing is configured): tonight only its tags are removed (none, for the children and
+   * referrers that go with an untagged manifest); it is recorded in the journal, can be restored within the undo
+   * window, and the sweep of a later run deletes it after. Absent: deleted by digest tonight.
+   */
+  readonly deferred?: true;
 }
 
 /** Why an untagged manifest stays, or goes. */
@@ -188,6 +199,8 @@ export type UntaggedReason =
   | 'referenced'
   /** Stays: a referrer whose subject stays. */
   | 'subject-kept'
+  /** Stays: a run untagged it (two-phase) and its undo window has not passed; the sweep takes it after. */
+  | 'undo-window'
   /** Stays: the repository is protected, matches no rule, or its rule has no `untagged` block. */
   | 'protected'
   | 'no-rule'
@@ -225,7 +238,10 @@ export interface RepositoryPlan {
   };
   /** What becomes of the journal's entries for this repository; absent when it has none. */
   readonly journal?: readonly JournalDecision[];
+  /** Estimated bytes garbage-collect frees after tonight's deletes (the sweep of earlier runs included). */
   readonly bytesFreed: number;
+  /** Two-phase: estimated bytes of what is untagged tonight, reclaimed after the undo window. */
+  readonly bytesPending?: number;
   readonly warnings: readonly string[];
 }
 
@@ -248,6 +264,16 @@ export interface PlanSummary {
   readonly untaggedKept?: number;
   /** The part of `bytesFreed` that deleting untagged history frees beyond the tags' deletions. */
   readonly untaggedBytesFreed?: number;
+  /** Two-phase: manifests untagged tonight (and the children going with them), and their estimated bytes. */
+  readonly manifestsPending?: number;
+  readonly bytesPending?: number;
+}
+
+/** Two-phase apply: what the plan untags can be restored until `until`, then a later run's sweep deletes it. */
+export interface UndoWindow {
+  readonly hours: number;
+  /** generatedAt + hours: the earliest a deletion this plan makes can no longer be undone (ISO 8601). */
+  readonly until: string;
 }
 
 export interface Plan {
@@ -261,6 +287,8 @@ export interface Plan {
   readonly repositories: readonly RepositoryPlan[];
   /** The storage listing of untagged history, as the inventory had it; absent when none is configured. */
   readonly history?: HistoryStatus;
+  /** Two-phase: present when the plan untags instead of deleting (a storage listing is configured). */
+  readonly undo?: UndoWindow;
 }
 
 export interface ReportEntry {
@@ -270,7 +298,8 @@ export interface ReportEntry {
   /** The digest, the tag, or `*`. */
   readonly reference: string;
   readonly tags?: readonly string[];
-  readonly outcome: 'deleted' | 'already-gone' | 'skipped' | 'failed';
+  /** 'untagged': two-phase, its tags were removed and it awaits the sweep (restorable until the report's `undo`). */
+  readonly outcome: 'deleted' | 'already-gone' | 'untagged' | 'skipped' | 'failed';
   readonly reason?: string;
 }
 
@@ -281,6 +310,11 @@ export interface Report {
   readonly tagsDeleted: number;
   readonly manifestsDeleted: number;
   readonly bytesFreedEstimate: number;
+  /**
+   * Two-phase: manifests untagged (awaiting the sweep), the estimated bytes reclaimed after the window, and until
+   * when restore brings them back (ISO 8601). Absent when the run untagged nothing.
+   */
+  readonly undo?: { readonly manifests: number; readonly bytesPending: number; readonly undoUntil: string };
   readonly skippedRepositories: readonly { readonly name: string; readonly reason: string }[];
   readonly failures: readonly ReportEntry[];
   readonly entries: readonly ReportEntry[];

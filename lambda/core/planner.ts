@@ -24,14 +24,26 @@ import type {
 import { ruleFor, type CompiledRule, type Policy } from './policy.ts';
 import { EMPTY } from './compact.ts';
 import { compareStrings } from './scan.ts';
+import { pushedSinceUntag, undoUntil, windowPassed } from './undo.ts';
 
 const DAY_MS = 86_400_000;
 
-export function plan(inventory: Inventory, policy: Policy, now: Date): Plan {
+/** How a plan is carried out. */
+export interface PlanOptions {
+  /**
+   * Two-phase (a storage listing is configured): the plan untags what it would delete, and the sweep deletes what
+   * an earlier run untagged once this many hours have passed. Absent: delete by digest, and what an earlier
+   * two-phase run untagged waits for a run with a listing.
+   */
+  readonly undoWindowHours?: number;
+}
+
+export function plan(inventory: Inventory, policy: Policy, now: Date, options: PlanOptions = {}): Plan {
   // A failed or partial listing is no listing: nothing untagged is judged, tags are planned as without one.
   const history = inventory.history?.complete === true;
+  const undo = options.undoWindowHours;
   const drafts = inventory.repositories.map((repo) =>
-    planRepository(repo, inventory.manifests, policy, now, history),
+    planRepository(repo, inventory.manifests, policy, now, history, undo),
   );
   const bytes = estimateBytesFreed(inventory, drafts);
   const repositories: RepositoryPlan[] = drafts.map((d) => {
@@ -41,6 +53,7 @@ export function plan(inventory: Inventory, policy: Policy, now: Date): Plan {
       ...rest,
       ...(untagged ? { untagged: { ...untagged, bytesFreed: freed?.untagged ?? 0 } } : {}),
       bytesFreed: freed?.all ?? 0,
+      ...(undo !== undefined ? { bytesPending: freed?.pending ?? 0 } : {}),
     };
   });
 
@@ -83,9 +96,19 @@ export function plan(inventory: Inventory, policy: Policy, now: Date): Plan {
             untaggedBytesFreed: repositories.reduce((n, r) => n + (r.untagged?.bytesFreed ?? 0), 0),
           }
         : {}),
+      ...(undo !== undefined
+        ? {
+            manifestsPending: repositories.reduce(
+              (n, r) => n + r.deleteManifests.filter((m) => m.deferred).length,
+              0,
+            ),
+            bytesPending: repositories.reduce((n, r) => n + (r.bytesPending ?? 0), 0),
+          }
+        : {}),
     },
     repositories,
     ...(inventory.history ? { history: inventory.history } : {}),
+    ...(undo !== undefined ? { undo: { hours: undo, until: undoUntil(now, undo) } } : {}),
   };
 }
 
@@ -105,6 +128,7 @@ function planRepository(
   policy: Policy,
   now: Date,
   useHistory: boolean,
+  undoWindowHours: number | undefined,
 ): Draft {
   const rule = ruleFor(policy, repo.name);
   const created = (digest: string): string | undefined => manifests.get(digest)?.created;
@@ -191,14 +215,22 @@ function planRepository(
   // The journal: what an interrupted run was about to delete. Each entry is a candidate only as far as the
   // registry shows it is still there and (with a listing) not pushed again since it was recorded; whether it
   // goes is decided below with everything else, so nothing that stays, or that anything staying reaches, goes.
-  const journal = journalCandidates(repo.journal ?? EMPTY, revisions);
+  const journal = journalCandidates(repo, revisions, now, undoWindowHours);
+  // What an earlier two-phase run untagged goes with what it holds (an index's children), never as history by
+  // itself: while its undo window runs all of it stays, and once swept the children go with it.
+  const swept = closure(
+    [...journal.candidates.values()].filter((j) => j.untagged).map((j) => j.digest),
+    manifests,
+    repo,
+  );
   const decided = new Map<string, { reason: UntaggedReason; by?: string }>();
   let candidates: Revision[] = [];
   if (history) {
     const days = rule.untagged?.deleteAfterDays;
     const cutoff = days === undefined ? undefined : now.getTime() - days * DAY_MS;
     for (const r of history.revisions) {
-      if (journal.candidates.has(r.digest)) continue;
+      if (journal.hold.has(r.digest)) decided.set(r.digest, { reason: 'undo-window' });
+      else if (journal.candidates.has(r.digest) || swept.has(r.digest)) continue;
       if (cutoff === undefined) decided.set(r.digest, { reason: 'no-untagged-rule' });
       // An unparseable push time is never old.
       else if (!(Date.parse(r.pushedAt) < cutoff)) decided.set(r.digest, { reason: 'young' });
@@ -209,7 +241,7 @@ function planRepository(
   // Everything a kept tag or a staying untagged manifest reaches is kept: its manifest and, for an index,
   // every descendant.
   const kept = closure(
-    [...ordinary.filter((t) => reasons.has(t.tag)).map((t) => t.digest), ...decided.keys()],
+    [...ordinary.filter((t) => reasons.has(t.tag)).map((t) => t.digest), ...decided.keys(), ...journal.hold],
     manifests,
     repo,
   );
@@ -303,9 +335,16 @@ function planRepository(
   for (const d of finishing) {
     journal.decided.set(
       d,
-      decision(d, 'finish', 'left by an interrupted run; nothing that stays references it'),
+      journal.candidates.get(d)!.untagged
+        ? decision(
+            d,
+            'finish',
+            'untagged by an earlier run, its undo window has passed, not pushed again since; nothing that stays references it',
+          )
+        : decision(d, 'finish', 'left by an interrupted run; nothing that stays references it'),
     );
   }
+  if (undoWindowHours !== undefined) deleteManifests = deferTagged(deleteManifests);
   for (const d of deleteManifests) {
     if (kept.has(d.digest)) {
       throw new JanitorError(
@@ -336,26 +375,95 @@ function planRepository(
 }
 
 /**
+ * A plan made without a listing (delete by digest), to be applied two-phase: what it deletes with tags is only
+ * untagged tonight. Its bytes estimate is left as it was made (all of it counted as reclaimed tonight).
+ */
+export function asTwoPhase(p: Plan, undoWindowHours: number, now: Date): Plan {
+  return {
+    ...p,
+    repositories: p.repositories.map((r) => ({ ...r, deleteManifests: deferTagged([...r.deleteManifests]) })),
+    undo: { hours: undoWindowHours, until: undoUntil(now, undoWindowHours) },
+  };
+}
+
+/**
+ * Two-phase: what the plan deletes by digest becomes untag-only tonight (`deferred`): every manifest with tags the
+ * plan deletes, and whatever has to wait for one of them (the children of an untagged index, its referrers). The
+ * rest (history, leftovers, the sweep of earlier runs) is deleted by digest tonight.
+ */
+function deferTagged(deletions: ManifestDeletion[]): ManifestDeletion[] {
+  const deferred = new Set(deletions.filter((m) => m.tags.length > 0).map((m) => m.digest));
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const m of deletions) {
+      if (!deferred.has(m.digest) && m.after.some((a) => deferred.has(a))) {
+        deferred.add(m.digest);
+        grew = true;
+      }
+    }
+  }
+  if (deferred.size === 0) return deletions;
+  return deletions.map((m) => (deferred.has(m.digest) ? { ...m, deferred: true as const } : m));
+}
+
+/**
  * The journal's entries that may go, and those already decided: gone, unread, or (with a listing) pushed again
- * after the journal recorded them, which makes them someone's again (judged as history like any other).
+ * after the journal recorded them, which makes them someone's again (judged as history like any other). What an
+ * earlier two-phase run untagged is a candidate (the sweep) only with a complete listing, once its undo window has
+ * passed, and when its revision was not pushed since it was untagged; until then it is held (`hold`: it stays,
+ * with everything it references).
  */
 function journalCandidates(
-  items: readonly JournalItem[],
+  repo: RepositoryInventory,
   revisions: readonly Revision[] | undefined,
-): { candidates: Map<string, JournalItem>; decided: Map<string, JournalDecision> } {
+  now: Date,
+  undoWindowHours: number | undefined,
+): {
+  candidates: Map<string, JournalItem>;
+  decided: Map<string, JournalDecision>;
+  hold: Set<string>;
+} {
+  const items = repo.journal ?? EMPTY;
   const candidates = new Map<string, JournalItem>();
   const decided = new Map<string, JournalDecision>();
+  const hold = new Set<string>();
   const pushed = revisions ? new Map(revisions.map((r) => [r.digest, r.pushedAt])) : undefined;
+  let tagged: Set<string> | undefined;
+  const wait = (j: JournalItem, reason: string): void => {
+    hold.add(j.digest);
+    decided.set(j.digest, decision(j.digest, 'wait', reason));
+  };
   for (const j of items) {
     const at = pushed?.get(j.digest);
     if (j.state === 'gone') decided.set(j.digest, decision(j.digest, 'drop', 'already gone'));
-    else if (j.state === 'unread')
+    else if (j.state === 'unread') {
+      if (j.untagged) hold.add(j.digest);
       decided.set(j.digest, decision(j.digest, 'wait', 'it could not be read in this run'));
-    else if (at !== undefined && !(Date.parse(at) <= Date.parse(j.recordedAt)))
+    } else if (j.untagged) {
+      tagged ??= new Set(repo.tags.map((t) => t.digest));
+      if (tagged.has(j.digest))
+        decided.set(j.digest, decision(j.digest, 'drop', 'a tag points at it again (restored or pushed)'));
+      else if (!pushed)
+        wait(
+          j,
+          'untagged by an earlier run; it is swept only by a run with a complete storage listing (--storage), which shows it was not pushed again',
+        );
+      else if (at === undefined) wait(j, 'the storage listing does not show it as untagged history');
+      else if (pushedSinceUntag(at, j.recordedAt))
+        decided.set(
+          j.digest,
+          decision(j.digest, 'drop', `pushed again (${at}) after it was untagged (${j.recordedAt})`),
+        );
+      else if (undoWindowHours === undefined)
+        wait(j, 'untagged by an earlier run; swept by a two-phase run (one with a storage listing)');
+      else if (!windowPassed(j.recordedAt, undoWindowHours, now))
+        wait(j, `its undo window runs until ${undoUntil(j.recordedAt, undoWindowHours)}`);
+      else candidates.set(j.digest, j);
+    } else if (at !== undefined && !(Date.parse(at) <= Date.parse(j.recordedAt)))
       decided.set(j.digest, decision(j.digest, 'drop', `pushed again (${at}) after the journal recorded it`));
     else candidates.set(j.digest, j);
   }
-  return { candidates, decided };
+  return { candidates, decided, hold };
 }
 
 function decision(digest: string, outcome: JournalDecision['outcome'], reason: string): JournalDecision {
@@ -682,7 +790,7 @@ function orderDeletions(
 function estimateBytesFreed(
   inventory: Inventory,
   drafts: readonly Draft[],
-): Map<string, { all: number; untagged: number }> {
+): Map<string, { all: number; untagged: number; pending: number }> {
   // One set: blobs a staying manifest holds, then each freed blob once it is counted (so it is not again).
   const taken = new Set<string>();
   for (const d of drafts) {
@@ -699,10 +807,11 @@ function estimateBytesFreed(
     taken.add(digest);
     return size;
   };
-  const out = new Map<string, { all: number; untagged: number }>();
+  const out = new Map<string, { all: number; untagged: number; pending: number }>();
   for (const d of drafts) {
     let all = 0;
     let untagged = 0;
+    let pending = 0;
     for (const m of d.plan.deleteManifests) {
       // The manifest itself, its layers and its config: what garbage-collect frees when nothing else uses them.
       const info = inventory.manifests.get(m.digest);
@@ -710,10 +819,15 @@ function estimateBytesFreed(
       let bytes = claim(info.digest, info.size);
       for (const l of info.layers) bytes += claim(l.digest, l.size);
       if (info.config) bytes += claim(info.config.digest, info.config.size);
+      // Two-phase: an untagged manifest's bytes are reclaimed after the undo window, not tonight.
+      if (m.deferred) {
+        pending += bytes;
+        continue;
+      }
       all += bytes;
       if (m.role === 'untagged') untagged += bytes;
     }
-    out.set(d.plan.name, { all, untagged });
+    out.set(d.plan.name, { all, untagged, pending });
   }
   return out;
 }

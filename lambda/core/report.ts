@@ -135,6 +135,8 @@ export function untaggedReason(u: UntaggedDecision, now: number): string {
       return 'no rule matches the repository';
     case 'no-untagged-rule':
       return 'the rule has no untagged block';
+    case 'undo-window':
+      return 'untagged by an earlier run; it can be restored until its undo window ends';
   }
 }
 

@@ -358,7 +358,13 @@ class Scanner {
         const state = await stateOf(e.digest, true);
         const waits: string[] = [];
         for (const a of e.after) if ((await stateOf(a, entries.has(a))) !== 'gone') waits.push(a);
-        return { digest: e.digest, recordedAt: e.recordedAt, state, waitsFor: waits };
+        return {
+          digest: e.digest,
+          recordedAt: e.recordedAt,
+          state,
+          waitsFor: waits,
+          ...(e.untag ? { untagged: true } : {}),
+        };
       }),
     );
     return items.sort((a, b) => compareStrings(a.digest, b.digest));

@@ -16,7 +16,7 @@ import type { HistorySource } from './history.ts';
 import type { JournalEntry } from './journal.ts';
 import { rereadForCheck } from './live-check.ts';
 import type { Inventory, ManifestInfo, Plan, RepositoryInventory, Report, ScanProblem } from './model.ts';
-import { plan as makePlan } from './planner.ts';
+import { plan as makePlan, type PlanOptions } from './planner.ts';
 import { ruleFor, type Policy } from './policy.ts';
 import type { ManifestCache, ProbeResult, RegistryClient } from './ports.ts';
 import { compareStrings, scanRegistry, type ScanProgress } from './scan.ts';
@@ -211,8 +211,9 @@ export function planStep(
   policy: Policy,
   now: Date,
   maxDeleteFraction: number,
+  options: PlanOptions = {},
 ): { readonly plan: Plan; readonly applicable: Applicability } {
-  const plan = makePlan(inventory, policy, now);
+  const plan = makePlan(inventory, policy, now, options);
   return { plan, applicable: checkApplicable(plan, maxDeleteFraction) };
 }
 
@@ -240,6 +241,8 @@ export interface ApplyStepOptions {
   readonly journal?: readonly JournalEntry[];
   readonly signal?: AbortSignal;
   readonly onProgress?: DeleteOptions['onProgress'];
+  /** Two-phase: untag the plan's deferred manifests (DeleteOptions.untag). */
+  readonly untag?: DeleteOptions['untag'];
 }
 
 /**
@@ -256,6 +259,7 @@ export async function applyStep(
   const report = await deletePlan(plan, client, options.probe ?? NO_TAG_DELETE, live, {
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.untag ? { untag: options.untag } : {}),
   });
   return { live, report };
 }
