@@ -1,16 +1,14 @@
 // The RegistryJanitor construct: the scheduled Lambda that applies the retention policy to a self-hosted registry and
 // runs garbage-collect on its host over SSM: function, role and grants, bucket, key, document, queue and schedule.
 // Its environment and synth-time check, its monitoring and its cdk-nag acknowledgements live in rooms of their own.
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { ArnFormat, Aws, Duration, RemovalPolicy, Stack, TimeZone } from 'aws-cdk-lib';
+import { Aws, Duration, RemovalPolicy, Stack, TimeZone } from 'aws-cdk-lib';
 import type { Dashboard, IAlarm } from 'aws-cdk-lib/aws-cloudwatch';
 import type { ISecurityGroup, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
 import { AnyPrincipal, Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key, KeySpec, KeyUsage, type IKey } from 'aws-cdk-lib/aws-kms';
-import { Architecture, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
@@ -35,10 +33,11 @@ import {
   type GcMode,
 } from '../lambda/core/contract.ts';
 import { s3RepositoriesPrefix } from '../lambda/core/history.ts';
-import { ConfigError } from '../lambda/core/errors.ts';
 import type { Policy, PolicyDocument } from '../lambda/core/policy.ts';
+import { assertLocalEsbuild, bundledFunction } from './function-bundling.ts';
 import { buildEnvironment, checkProps, loadPolicy, storageSettingOf } from './function-environment.ts';
 import { GcDocument } from './gc-document.ts';
+import { grantNetworkInterfaces, grantRegistryParameters, instanceArn } from './grants.ts';
 import { createMonitoring } from './monitoring.ts';
 import { acknowledgeNagFindings } from './nag-acknowledgements.ts';
 
@@ -50,9 +49,7 @@ export const DEFAULT_SCHEDULE = ScheduleExpression.cron({
   timeZone: TimeZone.ETC_UTC,
 });
 
-const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const HANDLER_ENTRY = fileURLToPath(new URL('../lambda/handler.ts', import.meta.url));
-const LOCK_FILE = fileURLToPath(new URL('../package-lock.json', import.meta.url));
 
 export interface RegistryJanitorProps {
   /**
@@ -344,12 +341,7 @@ export class RegistryJanitor extends Construct {
 
     this.janitorFunction = new NodejsFunction(this, 'Function', {
       description: `Cleans the registry at ${props.registryUrl} (retention policy, deletes, garbage-collect)`,
-      entry: HANDLER_ENTRY,
-      handler: 'handler',
-      projectRoot: REPO_ROOT,
-      depsLockFilePath: LOCK_FILE,
-      runtime: Runtime.NODEJS_22_X,
-      architecture: Architecture.ARM_64,
+      ...bundledFunction(HANDLER_ENTRY),
       memorySize: props.memorySize ?? 1024,
       timeout: Duration.minutes(15),
       // Two runs at once could delete from a plan the other invalidated.
@@ -365,25 +357,17 @@ export class RegistryJanitor extends Construct {
       vpc: props.vpc,
       vpcSubnets: props.vpcSubnets,
       securityGroups: props.securityGroups,
-      bundling: {
-        format: OutputFormat.ESM,
-        target: 'node22',
-        mainFields: ['module', 'main'],
-        minify: true,
-        sourceMap: true,
-        // ESM output has no `require`; CommonJS dependencies bundled inside still call it.
-        banner:
-          "import { createRequire as __janitorCreateRequire } from 'node:module'; " +
-          'const require = __janitorCreateRequire(import.meta.url);',
-        // Bundle the AWS SDK too: the function then runs the SDK version the tests ran, not the runtime's.
-        externalModules: [],
-        forceDockerBundling: false,
-      },
     });
 
-    if (props.vpc) this.grantNetworkInterfaces(props.vpc, props.vpcSubnets);
+    if (props.vpc)
+      grantNetworkInterfaces(
+        this.role,
+        props.vpc,
+        props.vpcSubnets,
+        this.janitorFunction.connections.securityGroups,
+      );
     this.grantRunCommand(props);
-    this.grantParameters(props);
+    grantRegistryParameters(this.role, props);
     this.grantCache();
     this.grantHistoryListing(props);
 
@@ -430,52 +414,6 @@ export class RegistryJanitor extends Construct {
     this.dashboard = monitoring.dashboard;
 
     acknowledgeNagFindings(this, props, schedulerRole);
-  }
-
-  /**
-   * What Lambda does with the function's role in a VPC: create its network interfaces in the function's subnets with
-   * its security groups, and remove them again. Inline rather than AWSLambdaVPCAccessExecutionRole, which also
-   * allows writing to every log group. Create is scoped to those subnets and groups; the interfaces themselves get
-   * ids only at run time, so the rest is scoped to this account and region. Lambda's developer guide
-   * (configuration-vpc) lists these actions; the managed policy's DescribeSubnets is kept for the checks Lambda makes.
-   */
-  private grantNetworkInterfaces(vpc: IVpc, vpcSubnets: SubnetSelection | undefined): void {
-    const stack = Stack.of(this);
-    const ec2 = (resource: string, resourceName: string) =>
-      stack.formatArn({ service: 'ec2', resource, resourceName });
-    const networkInterfaces = ec2('network-interface', '*');
-    this.role.addToPrincipalPolicy(
-      new PolicyStatement({
-        sid: 'CreateFunctionNetworkInterfaces',
-        actions: ['ec2:CreateNetworkInterface'],
-        resources: [
-          networkInterfaces,
-          ...vpc.selectSubnets(vpcSubnets).subnetIds.map((id) => ec2('subnet', id)),
-          ...this.janitorFunction.connections.securityGroups.map((g) =>
-            ec2('security-group', g.securityGroupId),
-          ),
-        ],
-      }),
-    );
-    this.role.addToPrincipalPolicy(
-      new PolicyStatement({
-        sid: 'ManageFunctionNetworkInterfaces',
-        actions: [
-          'ec2:DeleteNetworkInterface',
-          'ec2:AssignPrivateIpAddresses',
-          'ec2:UnassignPrivateIpAddresses',
-        ],
-        resources: [networkInterfaces],
-      }),
-    );
-    this.role.addToPrincipalPolicy(
-      new PolicyStatement({
-        sid: 'DescribeFunctionNetwork',
-        // No resource-level permissions for EC2 Describe calls.
-        actions: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'],
-        resources: ['*'],
-      }),
-    );
   }
 
   private grantRunCommand(props: RegistryJanitorProps): void {
@@ -525,29 +463,6 @@ export class RegistryJanitor extends Construct {
         resources: ['*'],
       }),
     );
-  }
-
-  private grantParameters(props: RegistryJanitorProps): void {
-    const names = [props.credentialsParameter, props.caParameter].filter((n): n is string => n !== undefined);
-    if (names.length === 0) return;
-    const stack = Stack.of(this);
-    this.role.addToPrincipalPolicy(
-      new PolicyStatement({
-        sid: 'ReadRegistryParameters',
-        actions: ['ssm:GetParameter'],
-        resources: names.map((name) => parameterArn(stack, name)),
-      }),
-    );
-    if (props.parameterKey) {
-      this.role.addToPrincipalPolicy(
-        new PolicyStatement({
-          sid: 'DecryptRegistryParameters',
-          actions: ['kms:Decrypt'],
-          resources: [props.parameterKey.keyArn],
-          conditions: { StringEquals: { 'kms:ViaService': `ssm.${Aws.REGION}.amazonaws.com` } },
-        }),
-      );
-    }
   }
 
   private grantCache(): void {
@@ -626,35 +541,5 @@ export class RegistryJanitor extends Construct {
         }),
       );
     }
-  }
-}
-
-function instanceArn(stack: Stack, id: string): string {
-  // Hybrid managed nodes (mi-…) are SSM resources, EC2 instances are EC2 resources.
-  return id.startsWith('mi-')
-    ? stack.formatArn({ service: 'ssm', resource: 'managed-instance', resourceName: id })
-    : stack.formatArn({ service: 'ec2', resource: 'instance', resourceName: id });
-}
-
-function parameterArn(stack: Stack, name: string): string {
-  if (name.startsWith('arn:')) return name;
-  // A name with a path (/a/b) is stored as parameter/a/b; a plain name as parameter/name.
-  return stack.formatArn({
-    service: 'ssm',
-    resource: 'parameter',
-    resourceName: name.replace(/^\//, ''),
-    arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
-  });
-}
-
-function assertLocalEsbuild(): void {
-  try {
-    createRequire(import.meta.url).resolve('esbuild/package.json');
-  } catch (err) {
-    throw new ConfigError(
-      'esbuild is not installed: run `npm ci` in the repository. The function is bundled locally with esbuild; ' +
-        'without it the CDK would try Docker, which this project does not use.',
-      { cause: err },
-    );
   }
 }

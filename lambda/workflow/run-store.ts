@@ -18,17 +18,38 @@ export function runKeys(runId: string) {
         'state machine with such a --name, or none',
     );
   }
-  const base = `${WORKFLOW_RUNS_PREFIX}${runId}/`;
+  return keysUnder(`${WORKFLOW_RUNS_PREFIX}${runId}/`);
+}
+
+/**
+ * The same keys for every run and batch as IAM resource patterns (`*` for the run and the batch): the
+ * construct grants each step's role only the keys that step reads and writes.
+ */
+export function runKeyPatterns() {
+  const k = keysUnder(`${WORKFLOW_RUNS_PREFIX}*/`);
+  return {
+    run: k.run,
+    history: k.history,
+    inventory: k.inventory('*'),
+    plan: k.plan,
+    planPart: k.planPart('*'),
+    apply: k.apply('*'),
+    deletions: k.deletions,
+    verify: k.verify('*'),
+  };
+}
+
+function keysUnder(base: string) {
   return {
     base,
     run: `${base}run.json`,
     history: `${base}history.json`,
-    inventory: (batch: number) => `${base}inventory/${batch}.json`,
+    inventory: (batch: number | '*') => `${base}inventory/${batch}.json`,
     plan: `${base}plan.json`,
-    planPart: (batch: number) => `${base}plan/${batch}.json`,
-    apply: (batch: number) => `${base}apply/${batch}.json`,
+    planPart: (batch: number | '*') => `${base}plan/${batch}.json`,
+    apply: (batch: number | '*') => `${base}apply/${batch}.json`,
     deletions: `${base}deletions.json`,
-    verify: (batch: number) => `${base}verify/${batch}.json`,
+    verify: (batch: number | '*') => `${base}verify/${batch}.json`,
   };
 }
 
