@@ -407,3 +407,22 @@ export const DEFAULT_BATCH_REPOSITORIES = 500;
 export const WORKFLOW_ENV = { batchTags: 'BATCH_TAGS', batchRepositories: 'BATCH_REPOSITORIES' } as const;
 /** The error the state machine fails with when another execution is running. */
 export const OVERLAP_ERROR = 'RegistryJanitor.ExecutionOverlap';
+/** What the plan step says the run does next; the state machine's Choice goes by it. */
+export const PLAN_OUTCOMES = {
+  apply: 'apply',
+  dryRun: 'dry-run',
+  incomplete: 'incomplete',
+  refused: 'refused',
+} as const;
+export type PlanOutcome = (typeof PLAN_OUTCOMES)[keyof typeof PLAN_OUTCOMES];
+/** The errors an execution stops with when the plan is not applied (its cause is the plan's reason). */
+export const PLAN_INCOMPLETE_ERROR = 'RegistryJanitor.PlanIncomplete';
+export const DELETE_GUARD_ERROR = 'RegistryJanitor.DeleteGuard';
+/** What the schedule starts: the single Lambda run, or the Step Functions workflow. */
+export const ENGINES = ['lambda', 'workflow'] as const;
+export type Engine = (typeof ENGINES)[number];
+export const DEFAULT_ENGINE: Engine = 'lambda';
+export const isEngine = (value: string): value is Engine => (ENGINES as readonly string[]).includes(value);
+/** Iterations of the workflow's Map states at once (inline Map: Step Functions runs at most 40). */
+export const DEFAULT_WORKFLOW_CONCURRENCY = 4;
+export const MAX_WORKFLOW_CONCURRENCY = 40;

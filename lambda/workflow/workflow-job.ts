@@ -7,7 +7,7 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { z } from 'zod';
 import { parseInvokePayload, type JanitorConfig } from '../config.ts';
-import { METRICS, WORKFLOW_STEPS } from '../core/contract.ts';
+import { METRICS, PLAN_OUTCOMES, WORKFLOW_STEPS } from '../core/contract.ts';
 import { ConfigError, JanitorError, SafetyError, errorMessage } from '../core/errors.ts';
 import { assertDeletesWork, refusal } from '../core/executor.ts';
 import { GcCommandError, gcResultOf } from '../core/gc.ts';
@@ -355,14 +355,14 @@ async function plan(deps: WorkflowDeps, keys: Keys, id: string) {
   const base = { runId: id, plan: summary, reports, batches: indices(run.batches.length) };
   if (run.dryRun) {
     if (!thePlan.complete) {
-      return { ...base, outcome: 'incomplete', reason: refusal(thePlan, applicable)! };
+      return { ...base, outcome: PLAN_OUTCOMES.incomplete, reason: refusal(thePlan, applicable)! };
     }
     addZeros(deps);
     deps.metrics.addMetric(METRICS.errors, MetricUnit.Count, 0);
     deps.metrics.publishStoredMetrics();
     return {
       ...base,
-      outcome: 'dry-run',
+      outcome: PLAN_OUTCOMES.dryRun,
       reason: applicable.guard.ok
         ? 'dry run: nothing was deleted'
         : `dry run: nothing was deleted; a real run would refuse this plan: ${applicable.guard.message}`,
@@ -372,9 +372,17 @@ async function plan(deps: WorkflowDeps, keys: Keys, id: string) {
   if (refused !== undefined) {
     deps.metrics.addMetric(METRICS.errors, MetricUnit.Count, 1);
     deps.metrics.publishStoredMetrics();
-    return { ...base, outcome: thePlan.complete ? 'refused' : 'incomplete', reason: refused };
+    return {
+      ...base,
+      outcome: thePlan.complete ? PLAN_OUTCOMES.refused : PLAN_OUTCOMES.incomplete,
+      reason: refused,
+    };
   }
-  return { ...base, outcome: 'apply', reason: 'the plan is complete and within the delete guard' };
+  return {
+    ...base,
+    outcome: PLAN_OUTCOMES.apply,
+    reason: 'the plan is complete and within the delete guard',
+  };
 }
 
 function addZeros(deps: WorkflowDeps): void {
@@ -563,11 +571,20 @@ async function report(deps: WorkflowDeps, keys: Keys, id: string, gcState: GcSta
   metrics.addMetric(METRICS.bytesFreed, MetricUnit.Bytes, bytesFreed);
 
   const verified: VerifyOutcome[] = [];
+  const unverified: number[] = [];
   for (const n of indices(run.batches.length)) {
     const v = await readJson<VerifyOutcome>(deps.store, keys.verify(n));
     if (v) verified.push(v);
+    else unverified.push(n);
   }
-  const problems = verified.flatMap((v) => v.problems);
+  // A verify batch that failed (after its retries) wrote nothing: its kept images were not checked.
+  const problems = [
+    ...unverified.map(
+      (n) =>
+        `verify batch ${n} failed: its repositories were not checked (see the execution's failed Verify iteration)`,
+    ),
+    ...verified.flatMap((v) => v.problems),
+  ];
   metrics.addMetric(METRICS.verifyFailures, MetricUnit.Count, problems.length);
   if (problems.length > 0) {
     failures.push(

@@ -44,7 +44,12 @@ function depsFor(registry: MemoryRegistry, env: Record<string, string> = {}) {
 /** The state machine's order, with an inventory batch that fails (its part never written) when asked. */
 async function runAll(
   deps: WorkflowDeps,
-  options: { input?: unknown; failInventory?: number; gc?: Record<string, unknown> } = {},
+  options: {
+    input?: unknown;
+    failInventory?: number;
+    failVerify?: number;
+    gc?: Record<string, unknown>;
+  } = {},
 ) {
   const runId = 'exec-1';
   const step = (e: Record<string, unknown>) => runWorkflowStep(deps, { runId, ...e }, context);
@@ -57,7 +62,10 @@ async function runAll(
   if (plan.outcome !== 'apply') return { probe, plan };
   for (const batch of probe.batches) await step({ step: 'apply', batch });
   const collect = (await step({ step: 'collect' })) as { gc: { run: boolean; reason?: string } };
-  for (const batch of probe.batches) await step({ step: 'verify', batch });
+  for (const batch of probe.batches) {
+    if (batch === options.failVerify) continue;
+    await step({ step: 'verify', batch });
+  }
   const report = await step({
     step: 'report',
     gc: collect.gc.run ? options.gc : { skipped: collect.gc.reason },
@@ -155,6 +163,16 @@ describe('the workflow steps', () => {
       }),
     ).rejects.toThrow(/garbage-collect failed on the registry host/);
     expect(rec.metric('GcFailures')).toEqual([1]);
+    expect(rec.metric('Errors')).toEqual([1]);
+  });
+
+  it('a verify batch that failed (its part never written) fails the run at the report, as a verify failure', async () => {
+    const registry = seeded();
+    const { deps, rec } = depsFor(registry);
+    await expect(runAll(deps, { gc: GC_OK, failVerify: 1 })).rejects.toThrow(
+      /verify batch 1 failed: its repositories were not checked/,
+    );
+    expect(rec.metric('VerifyFailures')).toEqual([1]);
     expect(rec.metric('Errors')).toEqual([1]);
   });
 
