@@ -6,7 +6,11 @@ import { parseCronExpression } from './cron.ts';
 import {
   DEFAULT_DRY_RUN,
   DEFAULT_MAX_DELETE_FRACTION,
+  ENGINES,
   GC_MODES,
+  isEngine,
+  MAX_WORKFLOW_CONCURRENCY,
+  type Engine,
   isGcMode,
   normalizeRealmHost,
   parseBoolean,
@@ -47,6 +51,10 @@ export interface AppSettings {
   readonly allowInsecureHttp?: boolean;
   /** Where untagged history is listed from: `container`, `s3://bucket/prefix` or `none`. */
   readonly storage?: string;
+  /** What the schedule starts: `lambda` (one invocation) or `workflow` (the Step Functions state machine). */
+  readonly engine?: Engine;
+  /** Iterations of the workflow's Map states at once. */
+  readonly workflowConcurrency?: number;
 }
 
 /** Every context key the app reads. */
@@ -72,6 +80,8 @@ export const CONTEXT_KEYS = [
   'tokenRealmHosts',
   'allowInsecureHttp',
   'storage',
+  'engine',
+  'workflowConcurrency',
 ] as const;
 
 export const EXAMPLE_DEPLOY =
@@ -222,6 +232,24 @@ export function parseAppContext(
     if ('problem' in parsed) problems.push(`storage: "${storage}" ${parsed.problem}`);
   }
 
+  const engineText = text('engine');
+  let engine: Engine | undefined;
+  if (engineText !== undefined) {
+    if (isEngine(engineText)) engine = engineText;
+    else problems.push(`engine: "${engineText}" is not one of ${ENGINES.join(', ')}`);
+  }
+  const concurrencyText = text('workflowConcurrency');
+  let workflowConcurrency: number | undefined;
+  if (concurrencyText !== undefined) {
+    const n = Number(concurrencyText);
+    if (Number.isInteger(n) && n >= 1 && n <= MAX_WORKFLOW_CONCURRENCY) workflowConcurrency = n;
+    else {
+      problems.push(
+        `workflowConcurrency: "${concurrencyText}" is not a whole number from 1 to ${MAX_WORKFLOW_CONCURRENCY}`,
+      );
+    }
+  }
+
   if (problems.length > 0) {
     throw new ConfigError(`Cannot build the stack from the CDK context:\n  - ${problems.join('\n  - ')}`);
   }
@@ -248,5 +276,7 @@ export function parseAppContext(
     tokenRealmHosts: tokenRealmHosts.length > 0 ? tokenRealmHosts : undefined,
     allowInsecureHttp,
     storage,
+    engine,
+    workflowConcurrency,
   };
 }

@@ -10,7 +10,10 @@ import {
   DEFAULT_REPORTS_PREFIX,
   DEFAULT_SERVICE_NAME,
   DEFAULT_STORAGE,
+  ENGINES,
   ENV,
+  isEngine,
+  MAX_WORKFLOW_CONCURRENCY,
   METRIC_NAMESPACE,
   normalizeRegistryUrl,
   parseStorageSetting,
@@ -238,6 +241,34 @@ export function checkProps(props: RegistryJanitorProps): void {
   for (const key of Object.keys(props.environment ?? {})) {
     const prop = CONTROLLED_VARIABLES[key];
     if (prop !== undefined) problems.push(`environment.${key}: set by the construct; use ${prop} instead`);
+  }
+
+  if (props.engine !== undefined && !isEngine(props.engine)) {
+    problems.push(`engine: "${String(props.engine)}" is not one of ${ENGINES.join(', ')}`);
+  }
+  if (props.engine === 'workflow' && props.instanceId === undefined) {
+    problems.push(
+      "engine: 'workflow' follows the garbage-collect command on one host, so it needs instanceId (the host's " +
+        "i-… or mi-… id) instead of instanceTag; or keep engine 'lambda'",
+    );
+  }
+  const concurrency = props.workflowConcurrency;
+  if (
+    known(concurrency) &&
+    !(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= MAX_WORKFLOW_CONCURRENCY)
+  ) {
+    problems.push(
+      `workflowConcurrency: ${concurrency} is not a whole number from 1 to ${MAX_WORKFLOW_CONCURRENCY}`,
+    );
+  }
+  if (props.workflowConcurrency !== undefined && props.engine !== 'workflow') {
+    problems.push(
+      "workflowConcurrency is set but engine is not 'workflow': set engine: 'workflow' or remove it",
+    );
+  }
+  const poll = props.gcPollInterval;
+  if (poll !== undefined && !Token.isUnresolved(poll.toSeconds()) && poll.toSeconds() < 1) {
+    problems.push('gcPollInterval: must be at least 1 second');
   }
 
   if (problems.length > 0) {

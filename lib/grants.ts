@@ -36,7 +36,11 @@ export function grantNetworkInterfaces(
   role.addToPrincipalPolicy(
     new PolicyStatement({
       sid: 'ManageFunctionNetworkInterfaces',
-      actions: ['ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'],
+      actions: [
+        'ec2:DeleteNetworkInterface',
+        'ec2:AssignPrivateIpAddresses',
+        'ec2:UnassignPrivateIpAddresses',
+      ],
       resources: [networkInterfaces],
     }),
   );

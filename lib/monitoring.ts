@@ -20,6 +20,7 @@ import { type ILogGroup, QueryDefinition, QueryString } from 'aws-cdk-lib/aws-lo
 import { type ITopic, Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { IQueue } from 'aws-cdk-lib/aws-sqs';
+import type { IStateMachine } from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
 import { METRICS, METRIC_NAMESPACE } from '../lambda/core/contract.ts';
 
@@ -32,6 +33,8 @@ export interface Watched {
   readonly serviceName: string;
   /** The saved query's name, unique in the account and region. */
   readonly queryName: string;
+  /** The workflow's state machine (engine `workflow`): alarms on its executions and a row of its own. */
+  readonly stateMachine?: IStateMachine;
 }
 
 export interface Monitoring {
@@ -102,6 +105,31 @@ function createAlarms(scope: Construct, watched: Watched, alarmTopic: ITopic): I
         'A scheduled run failed, expired while throttled, or could not be delivered; the failure queue holds why.',
     },
   ];
+  const sm = watched.stateMachine;
+  if (sm) {
+    const executions = { period: Duration.minutes(5), statistic: 'Sum' };
+    specs.push(
+      {
+        id: 'WorkflowExecutionsFailed',
+        metric: sm.metricFailed(executions),
+        description:
+          'A workflow execution failed: its cause names the failed state and why (Step Functions console, or ' +
+          'aws stepfunctions describe-execution); a refused overlap or a plan that was not applied also count.',
+      },
+      {
+        id: 'WorkflowExecutionsTimedOut',
+        metric: sm.metricTimedOut(executions),
+        description:
+          "A workflow execution ran past the state machine's timeout (the GC timeout and 12 hours): a batch or " +
+          'garbage-collect is far slower than it should be; its history shows which state was running.',
+      },
+      {
+        id: 'WorkflowExecutionsAborted',
+        metric: sm.metricAborted(executions),
+        description: 'A workflow execution was stopped by hand (StopExecution) before it finished.',
+      },
+    );
+  }
   const action = new SnsAction(alarmTopic);
   return specs.map(({ id, metric, description }) => {
     const alarm = new Alarm(scope, `${id}Alarm`, {
@@ -171,6 +199,30 @@ function createDashboard(scope: Construct, watched: Watched, alarms: readonly IA
       left: [daily(METRICS.historyListingFailures)],
     }),
   );
+  const sm = watched.stateMachine;
+  if (sm) {
+    const perDay = { period: Duration.days(1), statistic: 'Sum' };
+    dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Workflow executions',
+        left: [
+          sm.metricStarted(perDay),
+          sm.metricSucceeded(perDay),
+          sm.metricFailed(perDay),
+          sm.metricTimedOut(perDay),
+          sm.metricAborted(perDay),
+        ],
+      }),
+      new GraphWidget({
+        title: 'Workflow execution time (ms)',
+        left: [sm.metricTime({ period: Duration.days(1), statistic: 'Maximum' })],
+      }),
+      new GraphWidget({
+        title: 'Workflow throttled and refused starts',
+        left: [sm.metricThrottled(perDay), watched.failureQueue.metricNumberOfMessagesSent(perDay)],
+      }),
+    );
+  }
   dashboard.addWidgets(
     new GraphWidget({
       title: 'Failures',

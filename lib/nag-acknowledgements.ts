@@ -9,8 +9,10 @@ import {
   JOURNAL_PREFIX,
   MANIFEST_CACHE_PREFIX,
 } from '../lambda/core/contract.ts';
+import { runKeyPatterns } from '../lambda/workflow/run-store.ts';
 import { storageSettingOf } from './function-environment.ts';
 import type { RegistryJanitor, RegistryJanitorProps } from './registry-janitor.ts';
+import { STEP_ACCESS, type JanitorWorkflow } from './workflow.ts';
 
 /** cdk-nag AwsSolutions findings we accept, each with the reason (see test/lib/nag.test.ts). */
 export function acknowledgeNagFindings(
@@ -59,11 +61,14 @@ export function acknowledgeNagFindings(
         'deploy time; creating one is also limited to the subnets and security groups the function uses.',
     );
   }
-  Validations.of(schedulerRole).acknowledge({
-    id: `AwsSolutions-IAM5[Resource::<${logicalIdOf(janitor.janitorFunction)}.Arn>:*]`,
-    reason:
-      'Scheduler may invoke this one function; the :* suffix covers its versions and aliases (grantInvoke).',
-  });
+  if (janitor.workflow) acknowledgeWorkflowFindings(janitor.workflow, bucket, props.vpc !== undefined);
+  else {
+    Validations.of(schedulerRole).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${logicalIdOf(janitor.janitorFunction)}.Arn>:*]`,
+      reason:
+        'Scheduler may invoke this one function; the :* suffix covers its versions and aliases (grantInvoke).',
+    });
+  }
   Validations.of(janitor.janitorFunction).acknowledge({
     id: 'AwsSolutions-L1',
     reason:
@@ -90,6 +95,69 @@ export function acknowledgeNagFindings(
     id: 'AwsSolutions-SQS3',
     reason: 'This queue is itself the dead-letter queue (Lambda on-failure destination and Scheduler DLQ).',
   });
+}
+
+/** The workflow's findings: per step role its own run-file patterns, the step functions' runtime, the execution role. */
+function acknowledgeWorkflowFindings(workflow: JanitorWorkflow, bucket: string, inVpc: boolean): void {
+  const patterns = runKeyPatterns();
+  for (const [step, access] of Object.entries(STEP_ACCESS)) {
+    const role = workflow.roles[step as keyof typeof STEP_ACCESS];
+    const policy = role.node.tryFindChild('DefaultPolicy') ?? role;
+    const ack = (id: string, reason: string) => Validations.of(policy).acknowledge({ id, reason });
+    for (const key of new Set([...access.reads, ...access.writes])) {
+      ack(
+        `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${patterns[key]}]`,
+        `The ${step} step reads or writes only this run file of the workflow (its own bucket's workflow-runs/ ` +
+          'prefix): the run id is the execution name and the batch number is known only at run time.',
+      );
+    }
+    if (inVpc && access.registry) {
+      ack(
+        'AwsSolutions-IAM5[Resource::*]',
+        'In a VPC, ec2:DescribeNetworkInterfaces and DescribeSubnets have no resource-level permissions (Service ' +
+          'Authorization Reference); creating an interface is limited to the subnets and security groups the step uses.',
+      );
+      ack(
+        'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:network-interface/*]',
+        "Lambda creates and removes the step function's network interfaces at run time, so their ids are not known " +
+          'at deploy time; creating one is also limited to the subnets and security groups the function uses.',
+      );
+    }
+    if (access.cache) {
+      ack(
+        `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${MANIFEST_CACHE_PREFIX}*]`,
+        "The inventory step gets and puts objects only under its own bucket's cache prefix; it names the cache object at run time.",
+      );
+    }
+    if (access.reports) {
+      ack(
+        `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${DEFAULT_REPORTS_PREFIX}*]`,
+        `The ${step} step only puts objects under its own bucket's reports prefix; each run's report gets a new key (its date).`,
+      );
+    }
+    Validations.of(workflow.functions[step as keyof typeof STEP_ACCESS]).acknowledge({
+      id: 'AwsSolutions-L1',
+      reason:
+        'Pinned to nodejs22.x, the line the bundle targets (esbuild node22) and the project is tested on; ' +
+        'moving to a newer runtime is a deliberate, tested change.',
+    });
+  }
+  const sm = workflow.stateMachine.role;
+  const smPolicy = sm.node.tryFindChild('DefaultPolicy') ?? sm;
+  Validations.of(smPolicy).acknowledge({
+    id: 'AwsSolutions-IAM5[Resource::*]',
+    reason:
+      'ssm:GetCommandInvocation, X-Ray PutTraceSegments/GetSamplingRules and the CloudWatch Logs delivery actions ' +
+      'the execution log needs have no resource-level permissions; SendCommand, the one that acts, is scoped to ' +
+      'the document and host.',
+  });
+  for (const fn of Object.values(workflow.functions)) {
+    Validations.of(smPolicy).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${logicalIdOf(fn)}.Arn>:*]`,
+      reason:
+        'The state machine may invoke its step functions only; the :* suffix covers their versions and aliases (grantInvoke).',
+    });
+  }
 }
 
 /** The logical id cdk-nag names a resource by in its finding ids, e.g. `AwsSolutions-IAM5[Resource::<Id.Arn>/*]`. */

@@ -49,6 +49,8 @@ export class RegistryJanitorStack extends Stack {
       tokenRealmHosts: s.tokenRealmHosts,
       allowInsecureHttp: s.allowInsecureHttp,
       storage: s.storage,
+      engine: s.engine,
+      workflowConcurrency: s.workflowConcurrency,
     });
 
     // What the README's next steps need: the function to invoke, the log to read, where alarms and failures go.
@@ -62,6 +64,13 @@ export class RegistryJanitorStack extends Stack {
       value: j.reportsLocation,
       description: "Each run's HTML report and JSON plan, under <date>/ (kept 90 days)",
     });
+    if (j.workflow) {
+      new CfnOutput(this, 'StateMachineArn', {
+        value: j.workflow.stateMachine.stateMachineArn,
+        description:
+          'The workflow the schedule starts (aws stepfunctions start-execution --state-machine-arn …)',
+      });
+    }
     new CfnOutput(this, 'DashboardUrl', {
       value:
         `https://${this.region}.console.aws.amazon.com/cloudwatch/home?region=${this.region}` +

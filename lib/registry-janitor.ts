@@ -12,7 +12,7 @@ import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
 import { Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
-import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
+import { LambdaInvoke, StepFunctionsStartExecution } from 'aws-cdk-lib/aws-scheduler-targets';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
@@ -26,8 +26,15 @@ import {
   MANIFEST_CACHE_PREFIX,
   REPORTS_EXPIRATION_DAYS,
   DEFAULT_SCHEDULE as DEFAULT_SCHEDULE_UTC,
+  DEFAULT_ENGINE,
+  DEFAULT_GC_TIMEOUT_SECONDS,
   DEFAULT_SERVICE_NAME,
+  DEFAULT_WORKFLOW_CONCURRENCY,
+  ENV,
   GC_MODES,
+  WORKFLOW_RUNS_EXPIRATION_DAYS,
+  WORKFLOW_RUNS_PREFIX,
+  type Engine,
   METRIC_NAMESPACE,
   parseInstanceTag,
   type GcMode,
@@ -40,8 +47,9 @@ import { GcDocument } from './gc-document.ts';
 import { grantNetworkInterfaces, grantRegistryParameters, instanceArn } from './grants.ts';
 import { createMonitoring } from './monitoring.ts';
 import { acknowledgeNagFindings } from './nag-acknowledgements.ts';
+import { JanitorWorkflow } from './workflow.ts';
 
-export { CACHE_EXPIRATION_DAYS, DEFAULT_SERVICE_NAME, GC_MODES, METRIC_NAMESPACE, type GcMode };
+export { CACHE_EXPIRATION_DAYS, DEFAULT_SERVICE_NAME, GC_MODES, METRIC_NAMESPACE, type Engine, type GcMode };
 
 /** Nightly at 03:00 UTC (the contract's DEFAULT_SCHEDULE). */
 export const DEFAULT_SCHEDULE = ScheduleExpression.cron({
@@ -214,6 +222,27 @@ export interface RegistryJanitorProps {
    * @default - none
    */
   readonly environment?: Readonly<Record<string, string>>;
+  /**
+   * What the schedule starts:
+   * - `lambda`: the whole run in one invocation of the main function (up to 15 minutes);
+   * - `workflow`: a Step Functions state machine (created only then) that runs the same steps in batches, each
+   *   its own invocation, and waits for garbage-collect through SSM for as long as the GC timeout allows. Needs
+   *   `instanceId`.
+   * Either way the main function stays, for a manual `aws lambda invoke` of the whole run.
+   * @default 'lambda'
+   */
+  readonly engine?: Engine;
+  /**
+   * Iterations of the workflow's Map states (inventory, apply and verify batches) at once: the registry's own
+   * capacity is the limit (see the README's performance section). From 1 to 40.
+   * @default 4
+   */
+  readonly workflowConcurrency?: number;
+  /**
+   * How long the workflow waits between two looks at the garbage-collect command.
+   * @default Duration.minutes(1)
+   */
+  readonly gcPollInterval?: Duration;
 }
 
 /**
@@ -243,6 +272,8 @@ export class RegistryJanitor extends Construct {
   public readonly dashboard: Dashboard;
   /** The SSM Command document with the GC script: the only one the function may run. */
   public readonly gcDocument: GcDocument;
+  /** The Step Functions workflow, with engine `workflow`. */
+  public readonly workflow?: JanitorWorkflow;
 
   public constructor(scope: Construct, id: string, props: RegistryJanitorProps) {
     super(scope, id);
@@ -303,24 +334,6 @@ export class RegistryJanitor extends Construct {
     });
     this.logGroup.grantWrite(this.role);
 
-    // Only the function writes the cache: a Deny for every other principal, whatever their own policies allow.
-    this.cacheBucket.addToResourcePolicy(
-      new PolicyStatement({
-        sid: 'OnlyTheJanitorWritesTheCache',
-        effect: Effect.DENY,
-        principals: [new AnyPrincipal()],
-        actions: [
-          's3:PutObject',
-          's3:DeleteObject',
-          's3:DeleteObjectVersion',
-          's3:PutObjectAcl',
-          's3:PutObjectVersionAcl',
-          's3:RestoreObject',
-        ],
-        resources: [this.cacheBucket.arnForObjects('*')],
-        conditions: { ArnNotEquals: { 'aws:PrincipalArn': this.role.roleArn } },
-      }),
-    );
     this.cacheKey = new Key(this, 'CacheMacKey', {
       description: 'registry-janitor: HMAC over the manifest cache',
       keySpec: KeySpec.HMAC_256,
@@ -371,6 +384,29 @@ export class RegistryJanitor extends Construct {
     this.grantCache();
     this.grantHistoryListing(props);
 
+    if ((props.engine ?? DEFAULT_ENGINE) === 'workflow') {
+      this.workflow = this.createWorkflow(props, environment);
+    }
+    const writers = [this.role.roleArn, ...Object.values(this.workflow?.roles ?? {}).map((r) => r.roleArn)];
+    // Only the janitor's functions write the bucket: a Deny for every other principal, whatever their own policies allow.
+    this.cacheBucket.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'OnlyTheJanitorWritesTheCache',
+        effect: Effect.DENY,
+        principals: [new AnyPrincipal()],
+        actions: [
+          's3:PutObject',
+          's3:DeleteObject',
+          's3:DeleteObjectVersion',
+          's3:PutObjectAcl',
+          's3:PutObjectVersionAcl',
+          's3:RestoreObject',
+        ],
+        resources: [this.cacheBucket.arnForObjects('*')],
+        conditions: { ArnNotEquals: { 'aws:PrincipalArn': writers.length === 1 ? writers[0] : writers } },
+      }),
+    );
+
     // Our own role rather than the stack-wide one Scheduler targets share, so its grants stay with this janitor.
     const schedulerRole = new Role(this, 'SchedulerRole', {
       assumedBy: new ServicePrincipal('scheduler.amazonaws.com', {
@@ -390,12 +426,19 @@ export class RegistryJanitor extends Construct {
     this.schedule = new Schedule(this, 'Schedule', {
       schedule: props.schedule ?? DEFAULT_SCHEDULE,
       description: `registry-janitor for ${props.registryUrl}${dryRun ? ' (dry run)' : ''}`,
-      target: new LambdaInvoke(this.janitorFunction, {
-        role: schedulerRole,
-        input: ScheduleTargetInput.fromObject({}),
-        retryAttempts: 0,
-        deadLetterQueue: this.failureQueue,
-      }),
+      target: this.workflow
+        ? new StepFunctionsStartExecution(this.workflow.stateMachine, {
+            role: schedulerRole,
+            input: ScheduleTargetInput.fromObject({}),
+            retryAttempts: 0,
+            deadLetterQueue: this.failureQueue,
+          })
+        : new LambdaInvoke(this.janitorFunction, {
+            role: schedulerRole,
+            input: ScheduleTargetInput.fromObject({}),
+            retryAttempts: 0,
+            deadLetterQueue: this.failureQueue,
+          }),
     });
 
     const monitoring = createMonitoring(
@@ -405,6 +448,7 @@ export class RegistryJanitor extends Construct {
         failureQueue: this.failureQueue,
         logGroup: this.logGroup,
         serviceName,
+        ...(this.workflow ? { stateMachine: this.workflow.stateMachine } : {}),
         queryName: `${serviceName}/${Stack.of(this).stackName}/${id}/runs`,
       },
       { alarmTopic: props.alarmTopic, alarmEmail: props.alarmEmail },
@@ -414,6 +458,38 @@ export class RegistryJanitor extends Construct {
     this.dashboard = monitoring.dashboard;
 
     acknowledgeNagFindings(this, props, schedulerRole);
+  }
+
+  private createWorkflow(props: RegistryJanitorProps, environment: Record<string, string>): JanitorWorkflow {
+    this.cacheBucket.addLifecycleRule({
+      prefix: WORKFLOW_RUNS_PREFIX,
+      expiration: Duration.days(WORKFLOW_RUNS_EXPIRATION_DAYS),
+      noncurrentVersionExpiration: Duration.days(1),
+      abortIncompleteMultipartUploadAfter: Duration.days(1),
+    });
+    const gcTimeout = environment[ENV.gcTimeoutSeconds];
+    return new JanitorWorkflow(this, 'Workflow', {
+      registryUrl: props.registryUrl,
+      // checkProps refuses engine 'workflow' without instanceId.
+      instanceId: props.instanceId!,
+      environment,
+      logGroup: this.logGroup,
+      logRetention: props.logRetention ?? RetentionDays.THREE_MONTHS,
+      bucket: this.cacheBucket,
+      cacheKey: this.cacheKey,
+      failureQueue: this.failureQueue,
+      gcDocument: this.gcDocument,
+      memorySize: props.memorySize ?? 1024,
+      maxConcurrency: props.workflowConcurrency ?? DEFAULT_WORKFLOW_CONCURRENCY,
+      gcTimeoutSeconds: gcTimeout === undefined ? DEFAULT_GC_TIMEOUT_SECONDS : Number(gcTimeout),
+      gcPollInterval: props.gcPollInterval ?? Duration.minutes(1),
+      credentialsParameter: props.credentialsParameter,
+      caParameter: props.caParameter,
+      parameterKey: props.parameterKey,
+      vpc: props.vpc,
+      vpcSubnets: props.vpcSubnets,
+      securityGroups: props.vpc ? this.janitorFunction.connections.securityGroups : undefined,
+    });
   }
 
   private grantRunCommand(props: RegistryJanitorProps): void {

@@ -163,7 +163,20 @@ describe('parseAppContext', () => {
         'tokenRealmHosts',
         'allowInsecureHttp',
         'storage',
+        'engine',
+        'workflowConcurrency',
       ].sort(),
+    );
+  });
+
+  it('takes engine and workflowConcurrency, and refuses what the construct would', () => {
+    expect(parse({ ...README, engine: 'workflow', workflowConcurrency: '8' })).toMatchObject({
+      engine: 'workflow',
+      workflowConcurrency: 8,
+    });
+    expect(parse(README).engine).toBeUndefined();
+    expect(() => parse({ ...README, engine: 'steps', workflowConcurrency: '0' })).toThrow(
+      /engine: "steps" is not one of lambda, workflow[\s\S]*workflowConcurrency: "0" is not a whole number from 1 to 40/,
     );
   });
 

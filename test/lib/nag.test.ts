@@ -42,6 +42,23 @@ const WITH_TAG_AND_VPC = [
   'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:network-interface/*]',
 ];
 
+/** The workflow's: each step role's run files, the state machine invoking its step functions. */
+const WORKFLOW = [
+  ...[
+    'run.json',
+    'history.json',
+    'inventory/*.json',
+    'plan.json',
+    'plan/*.json',
+    'apply/*.json',
+    'deletions.json',
+    'verify/*.json',
+  ].map((file) => `AwsSolutions-IAM5[Resource::<JanitorManifestCache.Arn>/workflow-runs/*/${file}]`),
+  ...['Probe', 'Inventory', 'Plan', 'Apply', 'Collect', 'Verify', 'Report'].map(
+    (step) => `AwsSolutions-IAM5[Resource::<JanitorWorkflow${step}Function.Arn>:*]`,
+  ),
+];
+
 const apps = createTestApps({ bundle: false });
 afterAll(() => apps.dispose());
 
@@ -85,6 +102,21 @@ describe.each([
     expected: ALWAYS,
   },
   { name: 'no listing', context: { ...README_CONTEXT, storage: 'none' }, expected: ALWAYS },
+  {
+    name: 'the workflow engine in a VPC with parameters and a key',
+    context: {
+      ...FULL_CONTEXT,
+      instanceTag: undefined,
+      instanceId: 'i-0123456789abcdef0',
+      engine: 'workflow',
+    },
+    expected: [
+      ...ALWAYS.filter((id) => id !== 'AwsSolutions-IAM5[Resource::<JanitorFunction.Arn>:*]'),
+      ...CONTAINER_LISTING,
+      WITH_TAG_AND_VPC[1]!,
+      ...WORKFLOW,
+    ],
+  },
 ])('AwsSolutionsChecks on $name', ({ context, expected }) => {
   let stack: Stack;
   let findings: string[];

@@ -1,0 +1,458 @@
+// The Step Functions workflow (engine 'workflow'): the states of the definition and what they pass, each step
+// role's grants (only what its step reads and writes), the execution role's (the one document on the one host),
+// the schedule starting the state machine, the execution alarms and dashboard row, and the props it refuses.
+import { Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  DELETE_GUARD_ERROR,
+  OVERLAP_ERROR,
+  PLAN_INCOMPLETE_ERROR,
+  WORKFLOW_STEPS,
+} from '../../lambda/core/contract.ts';
+import { ConfigError } from '../../lambda/core/errors.ts';
+import { RegistryJanitor, type RegistryJanitorProps } from '../../lib/registry-janitor.ts';
+import {
+  allActions,
+  asList,
+  createTestApps,
+  flatten,
+  roleOf,
+  statementsOf,
+  type Statement,
+} from '../support/cfn-template.ts';
+
+const BASE: RegistryJanitorProps = {
+  registryUrl: 'https://registry.internal:5000',
+  instanceId: 'i-0123456789abcdef0',
+  policy: { rules: [{ repositories: ['**'], keep: { newest: 5 } }] },
+  engine: 'workflow',
+};
+const INSTANCE_ARN =
+  'arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/i-0123456789abcdef0';
+const DOCUMENT_ARN = expect.stringMatching(
+  /^arn:\$\{AWS::Partition\}:ssm:\$\{AWS::Region\}:\$\{AWS::AccountId\}:document\/\$\{JanitorGcDocument[0-9A-F]+\}$/,
+) as string;
+const BUCKET = /^\$\{JanitorManifestCache[0-9A-F]+\.Arn\}/;
+
+const apps = createTestApps({ bundle: false });
+afterAll(() => apps.dispose());
+
+function synth(props: Partial<RegistryJanitorProps> = {}) {
+  const stack = new Stack(apps.app(), 'Test');
+  const janitor = new RegistryJanitor(stack, 'Janitor', { ...BASE, ...props });
+  return { stack, janitor, template: Template.fromStack(stack) };
+}
+
+interface State {
+  Type: string;
+  Next?: string;
+  Default?: string;
+  Resource?: string;
+  Parameters?: Record<string, unknown>;
+  ItemProcessor?: { States: Record<string, State> };
+  MaxConcurrency?: number;
+  ItemsPath?: string;
+  Seconds?: number;
+  Catch?: { Next: string }[];
+  Error?: string;
+  Cause?: string;
+  CausePath?: string;
+  Choices?: Record<string, unknown>[];
+}
+
+function definitionOf(template: Template): {
+  StartAt: string;
+  States: Record<string, State>;
+  TimeoutSeconds: number;
+} {
+  const machines = Object.values(template.findResources('AWS::StepFunctions::StateMachine')) as {
+    Properties: { DefinitionString: unknown };
+  }[];
+  expect(machines).toHaveLength(1);
+  return JSON.parse(flatten(machines[0]!.Properties.DefinitionString) as string) as never;
+}
+
+/** The statements of one step's role, without the log-group grant every role has. */
+function stepStatements(template: Template, step: string): Statement[] {
+  const role = roleOf(template, { Description: Match.stringLikeRegexp(`the ${step} step`) });
+  return statementsOf(template, role).filter((s) => !asList(s.Action).includes('logs:PutLogEvents'));
+}
+
+/** `action resource` pairs, the bucket's ARN shortened to `bucket`. */
+function grants(statements: readonly Statement[]): string[] {
+  return statements
+    .flatMap((s) =>
+      asList(s.Action).flatMap((a) =>
+        asList(s.Resource).map((r) => `${a} ${String(r).replace(BUCKET, 'bucket')}`),
+      ),
+    )
+    .sort();
+}
+
+describe("engine 'workflow' with defaults", () => {
+  let template: Template;
+  let janitor: RegistryJanitor;
+  let definition: ReturnType<typeof definitionOf>;
+  beforeAll(() => {
+    ({ template, janitor } = synth());
+    definition = definitionOf(template);
+  });
+
+  it('has the states of the workflow, starting with the overlap check', () => {
+    expect(definition.StartAt).toBe('CheckOverlap');
+    expect(Object.keys(definition.States).sort()).toEqual(
+      [
+        'CheckOverlap',
+        'CheckOverlapFailed',
+        'OverlapCheck',
+        'RecordOverlap',
+        'RefuseOverlap',
+        'Probe',
+        'ProbeFailed',
+        'Inventory',
+        'InventoryFailed',
+        'Plan',
+        'PlanFailed',
+        'PlanOutcome',
+        'DryRunDone',
+        'PlanIncomplete',
+        'DeleteGuardTripped',
+        'UnknownPlanOutcome',
+        'Apply',
+        'ApplyFailed',
+        'Collect',
+        'CollectFailed',
+        'GcNeeded',
+        'GcSkipped',
+        'SendGcCommand',
+        'WaitForGc',
+        'GetGcInvocation',
+        'CountGcPoll',
+        'GcFinished',
+        'GcWaitExceeded',
+        'GcFailed',
+        'Verify',
+        'VerifyFailed',
+        'Report',
+        'ReportFailed',
+        'Done',
+        'ExecutionFailed',
+      ].sort(),
+    );
+    const s = definition.States;
+    expect(s.CheckOverlap!.Resource).toBe('arn:${AWS::Partition}:states:::aws-sdk:sfn:listExecutions');
+    expect(s.CheckOverlap!.Parameters).toEqual({
+      'StateMachineArn.$': '$$.StateMachine.Id',
+      StatusFilter: 'RUNNING',
+      MaxResults: 10,
+    });
+    expect(s.RecordOverlap!.Resource).toBe('arn:${AWS::Partition}:states:::sqs:sendMessage');
+    expect(s.RecordOverlap!.Next).toBe('RefuseOverlap');
+    expect(s.RefuseOverlap).toMatchObject({ Type: 'Fail', Error: OVERLAP_ERROR });
+    expect(s.PlanIncomplete).toMatchObject({
+      Type: 'Fail',
+      Error: PLAN_INCOMPLETE_ERROR,
+      CausePath: '$.plan.reason',
+    });
+    expect(s.DeleteGuardTripped).toMatchObject({
+      Type: 'Fail',
+      Error: DELETE_GUARD_ERROR,
+      CausePath: '$.plan.reason',
+    });
+    expect(s.DryRunDone).toMatchObject({ Type: 'Succeed', OutputPath: '$.plan' });
+  });
+
+  it('passes only the run id and a batch number to the step functions', () => {
+    const s = definition.States;
+    const fn = (step: string): string =>
+      expect.stringMatching(new RegExp(`^\\$\\{JanitorWorkflow${step}Function[0-9A-F]+\\.Arn\\}$`)) as string;
+    expect(s.Probe).toMatchObject({
+      Resource: fn('Probe'),
+      Parameters: { step: 'probe', 'runId.$': '$$.Execution.Name', 'input.$': '$$.Execution.Input' },
+    });
+    for (const [map, task, step] of [
+      ['Inventory', 'InventoryBatch', 'inventory'],
+      ['Apply', 'ApplyBatch', 'apply'],
+      ['Verify', 'VerifyBatch', 'verify'],
+    ] as const) {
+      expect(s[map]).toMatchObject({ Type: 'Map', ItemsPath: '$.probe.batches', MaxConcurrency: 4 });
+      const inner = s[map]!.ItemProcessor!.States[task]!;
+      expect(inner.Resource).toEqual(fn(map));
+      expect(inner.Parameters).toEqual({ step, 'runId.$': '$$.Execution.Name', 'batch.$': '$.batch' });
+    }
+    expect(s.Plan!.Parameters).toEqual({ step: 'plan', 'runId.$': '$$.Execution.Name' });
+    expect(s.Collect!.Parameters).toEqual({ step: 'collect', 'runId.$': '$$.Execution.Name' });
+    expect(s.Report!.Parameters).toEqual({ step: 'report', 'runId.$': '$$.Execution.Name', 'gc.$': '$.gc' });
+  });
+
+  it('a failed inventory or verify batch is caught in its iteration (the next step sees its part missing); apply is not', () => {
+    const s = definition.States;
+    expect(s.Inventory!.ItemProcessor!.States.InventoryBatch!.Catch).toEqual([
+      expect.objectContaining({ Next: 'InventoryBatchFailed' }),
+    ]);
+    expect(s.Verify!.ItemProcessor!.States.VerifyBatch!.Catch).toEqual([
+      expect.objectContaining({ Next: 'VerifyBatchFailed' }),
+    ]);
+    expect(s.Apply!.ItemProcessor!.States.ApplyBatch!.Catch).toBeUndefined();
+  });
+
+  it('catches every step into a Pass that names it, then one Fail with its error and cause', () => {
+    const s = definition.States;
+    for (const name of [
+      'CheckOverlap',
+      'Probe',
+      'Inventory',
+      'Plan',
+      'Apply',
+      'Collect',
+      'Verify',
+      'Report',
+    ]) {
+      expect(s[name]!.Catch, name).toEqual([expect.objectContaining({ Next: `${name}Failed` })]);
+      expect(s[`${name}Failed`]).toMatchObject({
+        Type: 'Pass',
+        Next: 'ExecutionFailed',
+        Parameters: {
+          state: name,
+          'cause.$': `States.Format('the ${name} state failed: {}', $.error.Cause)`,
+        },
+      });
+    }
+    expect(s.ExecutionFailed).toMatchObject({
+      Type: 'Fail',
+      ErrorPath: '$.failure.error',
+      CausePath: '$.failure.cause',
+    });
+  });
+
+  it('runs garbage-collect with the SSM integration: SendCommand, then Wait and GetCommandInvocation, bounded', () => {
+    const s = definition.States;
+    expect(s.SendGcCommand).toMatchObject({
+      Resource: 'arn:${AWS::Partition}:states:::aws-sdk:ssm:sendCommand',
+      Next: 'WaitForGc',
+      Parameters: {
+        DocumentName: expect.stringMatching(/^\$\{JanitorGcDocument[0-9A-F]+\}$/),
+        InstanceIds: ['i-0123456789abcdef0'],
+        'Parameters.$': '$.collect.gc.parameters',
+      },
+    });
+    expect(s.WaitForGc).toEqual({ Type: 'Wait', Seconds: 60, Next: 'GetGcInvocation' });
+    expect(s.GetGcInvocation).toMatchObject({
+      Resource: 'arn:${AWS::Partition}:states:::aws-sdk:ssm:getCommandInvocation',
+      Next: 'CountGcPoll',
+    });
+    expect(s.CountGcPoll!.Next).toBe('GcFinished');
+    // The default GC timeout (3600 s) and 600 s more, at 60 s a poll.
+    expect(JSON.stringify(s.GcFinished!.Choices)).toContain('"NumericGreaterThanEquals":70');
+    expect(janitor.workflow!.maxGcPolls).toBe(70);
+    expect(s.GcFinished!.Default).toBe('Verify');
+    expect(s.GcWaitExceeded!.Next).toBe('Verify');
+    expect(s.GcFailed!.Next).toBe('Verify');
+    expect(s.GcSkipped!.Next).toBe('Verify');
+    expect(definition.TimeoutSeconds).toBe(3600 + 12 * 3600);
+  });
+
+  it('one Node 22 function per step from the workflow bundle, 15 minutes each, no reserved concurrency', () => {
+    const fns = template.findResources('AWS::Lambda::Function', {
+      Properties: { Description: Match.stringLikeRegexp('registry-janitor workflow') },
+    });
+    expect(Object.keys(fns)).toHaveLength(WORKFLOW_STEPS.length);
+    for (const fn of Object.values(fns) as { Properties: Record<string, unknown> }[]) {
+      expect(fn.Properties).toMatchObject({ Runtime: 'nodejs22.x', Architectures: ['arm64'], Timeout: 900 });
+      expect(fn.Properties.ReservedConcurrentExecutions).toBeUndefined();
+    }
+    const roles = new Set(
+      WORKFLOW_STEPS.map((step) =>
+        roleOf(template, { Description: Match.stringLikeRegexp(`the ${step} step`) }),
+      ),
+    );
+    expect(roles.size).toBe(WORKFLOW_STEPS.length);
+  });
+
+  it.each([
+    [
+      'probe',
+      ['s3:PutObject bucket/workflow-runs/*/history.json', 's3:PutObject bucket/workflow-runs/*/run.json'],
+    ],
+    [
+      'inventory',
+      [
+        'kms:GenerateMac ${JanitorCacheMacKey}',
+        'kms:VerifyMac ${JanitorCacheMacKey}',
+        's3:GetObject bucket/manifest-cache/*',
+        's3:GetObject bucket/workflow-runs/*/history.json',
+        's3:GetObject bucket/workflow-runs/*/run.json',
+        's3:ListBucket bucket',
+        's3:PutObject bucket/manifest-cache/*',
+        's3:PutObject bucket/workflow-runs/*/inventory/*.json',
+      ],
+    ],
+    [
+      'plan',
+      [
+        's3:GetObject bucket/workflow-runs/*/inventory/*.json',
+        's3:GetObject bucket/workflow-runs/*/run.json',
+        's3:ListBucket bucket',
+        's3:PutObject bucket/reports/*',
+        's3:PutObject bucket/workflow-runs/*/plan.json',
+        's3:PutObject bucket/workflow-runs/*/plan/*.json',
+      ],
+    ],
+    [
+      'apply',
+      ['s3:GetObject bucket/workflow-runs/*/plan/*.json', 's3:PutObject bucket/workflow-runs/*/apply/*.json'],
+    ],
+    [
+      'collect',
+      [
+        's3:GetObject bucket/workflow-runs/*/apply/*.json',
+        's3:GetObject bucket/workflow-runs/*/run.json',
+        's3:ListBucket bucket',
+        's3:PutObject bucket/workflow-runs/*/deletions.json',
+      ],
+    ],
+    [
+      'verify',
+      [
+        's3:GetObject bucket/workflow-runs/*/plan/*.json',
+        's3:PutObject bucket/workflow-runs/*/verify/*.json',
+      ],
+    ],
+    [
+      'report',
+      [
+        's3:GetObject bucket/workflow-runs/*/deletions.json',
+        's3:GetObject bucket/workflow-runs/*/plan.json',
+        's3:GetObject bucket/workflow-runs/*/run.json',
+        's3:GetObject bucket/workflow-runs/*/verify/*.json',
+        's3:ListBucket bucket',
+        's3:PutObject bucket/reports/*',
+      ],
+    ],
+  ])('the %s step role gets only what the step uses', (step, expected) => {
+    const got = grants(stepStatements(template, step)).map((g) =>
+      g.replace(/\$\{JanitorCacheMacKey[0-9A-F]+\.Arn\}/, '${JanitorCacheMacKey}'),
+    );
+    expect(got).toEqual([...expected].sort());
+  });
+
+  it('no step role may run commands, read the registry parameters or touch the journal', () => {
+    for (const step of WORKFLOW_STEPS) {
+      const actions = allActions(stepStatements(template, step));
+      expect(
+        actions.filter((a) => a.startsWith('ssm:')),
+        step,
+      ).toEqual([]);
+      expect(JSON.stringify(stepStatements(template, step))).not.toContain('journal/');
+    }
+  });
+
+  it('the execution role may SendCommand only the one document on the one host, and list only its own executions', () => {
+    const machine = Object.values(template.findResources('AWS::StepFunctions::StateMachine'))[0] as {
+      Properties: { RoleArn: { 'Fn::GetAtt': [string, string] }; StateMachineName: string };
+    };
+    const statements = statementsOf(template, machine.Properties.RoleArn['Fn::GetAtt'][0]);
+    const send = statements.filter((s) => asList(s.Action).includes('ssm:SendCommand'));
+    expect(send).toHaveLength(1);
+    expect(asList(send[0]!.Action)).toEqual(['ssm:SendCommand']);
+    expect(asList(send[0]!.Resource)).toHaveLength(2);
+    expect(asList(send[0]!.Resource)).toEqual(expect.arrayContaining([DOCUMENT_ARN, INSTANCE_ARN]));
+    expect(statements.filter((s) => asList(s.Action).includes('ssm:GetCommandInvocation'))).toEqual([
+      expect.objectContaining({ Action: 'ssm:GetCommandInvocation', Resource: '*' }),
+    ]);
+    expect(allActions(statements).filter((a) => a.startsWith('ssm:'))).toEqual([
+      'ssm:GetCommandInvocation',
+      'ssm:SendCommand',
+    ]);
+    expect(statements.filter((s) => asList(s.Action).includes('states:ListExecutions'))).toEqual([
+      expect.objectContaining({
+        Resource: `arn:\${AWS::Partition}:states:\${AWS::Region}:\${AWS::AccountId}:stateMachine:${machine.Properties.StateMachineName}`,
+      }),
+    ]);
+    expect(allActions(statements)).not.toContain('s3:GetObject');
+    const invoked = statements
+      .filter((s) => asList(s.Action).includes('lambda:InvokeFunction'))
+      .flatMap((s) => asList(s.Resource));
+    expect(invoked.every((r) => /^\$\{JanitorWorkflow\w+Function[0-9A-F]+\.Arn\}(:\*)?$/.test(r))).toBe(true);
+    expect(invoked).toHaveLength(2 * WORKFLOW_STEPS.length);
+  });
+
+  it('the schedule starts the state machine, not the function; the bucket lets the step roles write', () => {
+    const target = template.toJSON().Resources as Record<
+      string,
+      { Type: string; Properties: { Target: { Arn: unknown } } }
+    >;
+    const schedule = Object.values(target).find((r) => r.Type === 'AWS::Scheduler::Schedule')!;
+    expect(flatten(schedule.Properties.Target.Arn)).toMatch(/^\$\{JanitorWorkflowStateMachine[0-9A-F]+\}$/);
+    const bucketPolicy = Object.values(template.findResources('AWS::S3::BucketPolicy'))[0] as {
+      Properties: { PolicyDocument: { Statement: Statement[] } };
+    };
+    const deny = bucketPolicy.Properties.PolicyDocument.Statement.map((s) => flatten(s) as Statement).find(
+      (s) => s.Sid === 'OnlyTheJanitorWritesTheCache',
+    )!;
+    expect(asList(deny.Condition!.ArnNotEquals!['aws:PrincipalArn'] as string[])).toHaveLength(
+      1 + WORKFLOW_STEPS.length,
+    );
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([Match.objectLike({ Prefix: 'workflow-runs/', ExpirationInDays: 7 })]),
+      },
+    });
+  });
+
+  it('alarms on failed, timed-out and aborted executions, and the dashboard shows executions', () => {
+    for (const metric of ['ExecutionsFailed', 'ExecutionsTimedOut', 'ExecutionsAborted']) {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AWS/States',
+        MetricName: metric,
+        Threshold: 1,
+        Dimensions: [
+          { Name: 'StateMachineArn', Value: { Ref: Match.stringLikeRegexp('^JanitorWorkflowStateMachine') } },
+        ],
+        AlarmActions: Match.anyValue(),
+      });
+    }
+    const dashboard = Object.values(template.findResources('AWS::CloudWatch::Dashboard'))[0] as {
+      Properties: { DashboardBody: unknown };
+    };
+    const body = JSON.stringify(flatten(dashboard.Properties.DashboardBody));
+    expect(body).toContain('Workflow executions');
+    expect(body).toContain('ExecutionsStarted');
+    expect(body).toContain('ExecutionsFailed');
+  });
+});
+
+describe('workflow props', () => {
+  it('sizes the Map states and the GC loop from the props', () => {
+    const { template, janitor } = synth({
+      workflowConcurrency: 8,
+      environment: { GC_TIMEOUT_SECONDS: '14400' },
+    });
+    const s = definitionOf(template).States;
+    expect(s.Inventory!.MaxConcurrency).toBe(8);
+    expect(s.Apply!.MaxConcurrency).toBe(8);
+    expect(janitor.workflow!.maxGcPolls).toBe(Math.ceil((14400 + 600) / 60));
+  });
+
+  it("engine 'lambda' (the default) makes no state machine and the schedule invokes the function", () => {
+    const { template, janitor } = synth({ engine: undefined });
+    expect(janitor.workflow).toBeUndefined();
+    template.resourceCountIs('AWS::StepFunctions::StateMachine', 0);
+    template.resourceCountIs('AWS::Lambda::Function', 1);
+  });
+
+  it.each([
+    [{ instanceId: undefined, instanceTag: 'Role=registry' }, /engine: 'workflow' .* needs instanceId/],
+    [{ workflowConcurrency: 0 }, /workflowConcurrency: 0 is not a whole number from 1 to 40/],
+    [{ workflowConcurrency: 41 }, /workflowConcurrency: 41/],
+    [
+      { engine: undefined, workflowConcurrency: 4 },
+      /workflowConcurrency is set but engine is not 'workflow'/,
+    ],
+    [{ engine: 'steps' as never }, /engine: "steps" is not one of lambda, workflow/],
+  ])('refuses %o', (props, message) => {
+    expect(() => synth(props)).toThrow(ConfigError);
+    expect(() => synth(props)).toThrow(message);
+  });
+});
