@@ -1,12 +1,24 @@
 // An HTTP proxy on 127.0.0.1 in front of a registry that can fail chosen requests (status codes, dropped
-// connections), to prove that faults make plans incomplete and never lead to deletes.
+// connections), to prove that faults make plans incomplete and never lead to deletes, and can hold a request (or
+// its answer) while a test acts at that exact point (test/support/promoter.ts pushes there).
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export type Fault = { status: number; body?: string; times?: number } | { reset: true; times?: number };
 
+/**
+ * Called, and awaited, as a request passes: `request` before it goes on to the registry, `response` after the
+ * registry answered and before the client hears. The request waits meanwhile; other requests do not.
+ */
+export interface ProxyObserver {
+  request?(key: string): Promise<void> | void;
+  response?(key: string, status: number): Promise<void> | void;
+}
+
 export interface FaultProxy {
   readonly url: string;
+  /** Hold requests while the observer's hooks run (replaces the previous observer; undefined removes it). */
+  observe(observer: ProxyObserver | undefined): void;
   /** Requests seen, as "METHOD path". */
   readonly seen: string[];
   /** Fail requests whose "METHOD path" matches. `times` limits how often (default: always). */
@@ -29,9 +41,27 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   let dropRate = 0;
   let random = Math.random;
   const dropped = { requests: 0, responses: 0 };
+  let observer: ProxyObserver | undefined;
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const key = `${req.method} ${req.url}`;
     seen.push(key);
+    const watching = observer;
+    if (watching?.request) {
+      // The body waits in the paused request until the hook is done.
+      Promise.resolve(watching.request(key)).then(
+        () => forward(req, res, key, watching),
+        () => res.destroy(),
+      );
+      return;
+    }
+    forward(req, res, key, watching);
+  });
+  const forward = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    key: string,
+    watching: ProxyObserver | undefined,
+  ): void => {
     const draw = dropRate > 0 ? random() : 1;
     if (draw < dropRate / 2) {
       dropped.requests += 1;
@@ -68,17 +98,26 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
           up.on('end', () => req.socket.destroy());
           return;
         }
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
+        const answer = (): void => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        };
+        if (watching?.response) {
+          up.pause();
+          Promise.resolve(watching.response(key, up.statusCode ?? 502)).then(answer, () => res.destroy());
+        } else answer();
       },
     );
     proxied.on('error', () => res.destroy());
     req.pipe(proxied);
-  });
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
+    observe: (o) => {
+      observer = o;
+    },
     seen,
     fail: (match, fault) => rules.push({ match, fault, left: fault.times ?? Infinity }),
     dropRandomly: (rate, seed) => {
