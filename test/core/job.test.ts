@@ -165,9 +165,7 @@ describe('runJob planning from the policy', () => {
     const { options } = job(registry);
     const error = await runJob(options).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SafetyError);
-    expect((error as Error).message).toMatch(
-      /the plan is incomplete: 1 read failed, so nothing was deleted/,
-    );
+    expect((error as Error).message).toMatch(/the plan is incomplete: 1 read failed, so nothing was deleted/);
     expect((error as Error).message).toContain('team/app@v4: ');
     expect(deletes(registry).filter((c) => c.reference === app[0]!.digest)).toEqual([]);
     expect(registry.writes().filter((c) => c.repository === 'team/app')).toEqual([]);
