@@ -217,11 +217,11 @@ function names(c: Candidate, ref: string): boolean {
  * tag since planning), which would hide every later point there; so one repository per round (`shift` picks it)
  * is promoted early (before apply, or at its first or second tag listing), and every other repository gets the
  * points after its re-check in turn: at its first write, at each candidate's own write and right after it, at the
- * n-th request after its first write, after apply, and never.
+ * n-th request after its first write (unless `during` is false), after apply, and never.
  */
 export function spreadOffsets(
   candidates: readonly Candidate[],
-  options: { shift: number; tagPrefix: string },
+  options: { shift: number; tagPrefix: string; during?: boolean },
 ): Planned[] {
   const repositories = [...new Set(candidates.map((c) => c.repository))];
   const early = repositories[options.shift % repositories.length];
@@ -250,7 +250,8 @@ export function spreadOffsets(
         ? earlyKinds[options.shift % earlyKinds.length]!
         : { kind: i % 2 ? 'never' : 'after-apply' };
     } else {
-      const kind = later[turn++ % later.length]!;
+      let kind = later[turn++ % later.length]!;
+      if (kind === 'during-writes' && options.during === false) kind = 'own-write';
       offset =
         kind === 'during-writes'
           ? { kind, n: 1 + ((during++ * 3 + options.shift) % 12) }
