@@ -22,7 +22,9 @@ const BENCH_DIR = join(ROOT, '.bench');
 const USAGE = `npm run bench -- [--mode plan|apply|cache|memory|history|report|startup] [options]
 
   --mode M              plan (default): age-ordered plan vs the minimal client, through the delay proxy
-                        apply: apply deleting about 2/3 of the tags vs the same bare DELETEs, on fresh copies
+                        apply: apply deleting about 2/3 of the tags vs the same bare DELETEs, on fresh copies;
+                        then on a third copy the two-phase apply (untag + journal, with the storage listing)
+                        and, apart, the sweep of the night after
                         cache: plan without a cache, with a cold one, with a warm one (tags by GET, then
                         by HEAD first)
                         memory: scan + plan of a synthetic in-process registry (no HTTP), peak RSS
@@ -313,13 +315,16 @@ async function applyMode(shape: SeedShape, delayMs: number): Promise<Record<stri
   const connections = int(values['baseline-connections'], '--baseline-connections', 64);
   const baselines: Result[] = [];
   const planners: Result[] = [];
+  const twoPhases: Result[] = [];
+  const sweeps: Result[] = [];
   let planned: Result | undefined;
   mkdirSync(work, { recursive: true });
   try {
     for (let i = 0; i < rounds; i++) {
-      say(`round ${i + 1}/${rounds}: copying the storage twice (a fresh copy for each client)`);
+      say(`round ${i + 1}/${rounds}: copying the storage three times (a fresh copy for each client)`);
       copyStorage(storage, join(work, 'planner'));
       copyStorage(storage, join(work, 'baseline'));
+      copyStorage(storage, join(work, 'two-phase'));
       if (!planned) {
         say('planning (not timed)');
         planned = await withRegistry(join(work, 'planner'), (r) =>
@@ -345,7 +350,22 @@ async function applyMode(shape: SeedShape, delayMs: number): Promise<Record<stri
         ),
       );
       planners.push(p);
-      say(`apply: ${p.ms} ms`);
+      say(`apply: ${p.ms} ms; two-phase apply (untag + journal)`);
+      const twoPhaseStorage = join(work, 'two-phase');
+      const journal = join(work, `journal-${i}.json`);
+      const [t, sw] = await withRegistry(twoPhaseStorage, async (r) => {
+        const applied = await withProxy(r, delayMs, (url) =>
+          runPart('apply-two-phase', { url, plan: planFile, storage: twoPhaseStorage, journal }),
+        );
+        say(`two-phase apply: ${applied.ms} ms; the sweep a day later`);
+        const swept = await withProxy(r, delayMs, (url) =>
+          runPart('sweep', { url, keep, storage: twoPhaseStorage, journal }),
+        );
+        say(`sweep: ${swept.ms} ms (the whole run: ${String(swept.totalMs)} ms)`);
+        return [applied, swept];
+      });
+      twoPhases.push(t);
+      sweeps.push(sw);
     }
     const b = best(baselines);
     const p = best(planners);
@@ -374,10 +394,53 @@ async function applyMode(shape: SeedShape, delayMs: number): Promise<Record<stri
         cpuMs: b.cpuMs,
       },
       ratio: round2(p.ms / b.ms),
+      twoPhase: twoPhaseSummary(best(twoPhases), best(sweeps), p, twoPhases, sweeps),
     };
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** The two-phase apply against today's (delete by digest), and the sweep apart. */
+function twoPhaseSummary(
+  t: Result,
+  sw: Result,
+  today: Result,
+  all: readonly Result[],
+  allSweeps: readonly Result[],
+): Record<string, unknown> {
+  const pick = (r: Result, keys: string[]): Record<string, unknown> =>
+    Object.fromEntries(keys.filter((k) => k in r).map((k) => [k, r[k]]));
+  const outcome = [
+    'outcome',
+    'untagged',
+    'deleted',
+    'manifestsDeleted',
+    'tagsDeleted',
+    'failures',
+    'skipped',
+  ];
+  return {
+    apply: {
+      ms: t.ms,
+      samplesMs: all.map((r) => r.ms),
+      requests: total(t.requests),
+      requestsByKind: t.requests,
+      cpuMs: t.cpuMs,
+      peakRssMb: t.peakRssMb,
+      ...pick(t, [...outcome, 'journalProblem']),
+    },
+    sweep: {
+      ms: sw.ms,
+      samplesMs: allSweeps.map((r) => r.ms),
+      wholeRunMs: sw.totalMs,
+      requests: total(sw.requests),
+      requestsByKind: sw.requests,
+      ...pick(sw, [...outcome, 'sweptPlanned']),
+    },
+    ratioToTodaysApply: round2(t.ms / today.ms),
+    requestsOverTodaysApply: total(t.requests) - total(today.requests),
+  };
 }
 
 async function cacheMode(shape: SeedShape, delayMs: number): Promise<Record<string, unknown>> {

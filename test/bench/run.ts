@@ -3,9 +3,12 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { filesystemHistory } from '../../lambda/adapters/history-fs.ts';
+import { fileJournal } from '../../lambda/adapters/journal-file.ts';
 import { openFileCache, type FileManifestCache } from '../../lambda/adapters/manifest-cache-file.ts';
 import { createRegistryClient } from '../../lambda/adapters/registry-client.ts';
 import { applyPlan } from '../../lambda/core/executor.ts';
+import { runJob, type JobResult } from '../../lambda/core/job.ts';
 import type { Plan } from '../../lambda/core/model.ts';
 import { plan as makePlan } from '../../lambda/core/planner.ts';
 import { validatePolicy, type Policy } from '../../lambda/core/policy.ts';
@@ -26,6 +29,9 @@ const { positionals, values } = parseArgs({
     plan: { type: 'string' },
     repos: { type: 'string' },
     tags: { type: 'string' },
+    storage: { type: 'string' },
+    journal: { type: 'string' },
+    'hours-later': { type: 'string' },
   },
 });
 
@@ -123,6 +129,102 @@ async function applyPart(): Promise<Record<string, unknown>> {
   };
 }
 
+/** Two-phase: the journal (a file, as the CLI's) and the storage listing, both required. */
+function twoPhaseParts(): {
+  journal: ReturnType<typeof fileJournal>;
+  history: ReturnType<typeof filesystemHistory>;
+} {
+  if (!values.journal || !values.storage) throw new Error('--journal FILE and --storage DIR are required');
+  return {
+    // One name for the registry whatever the proxy's port: the sweep runs through another proxy than the apply.
+    journal: fileJournal(values.journal, { registry: 'bench', warn: (m) => process.stderr.write(`${m}\n`) }),
+    history: filesystemHistory(values.storage),
+  };
+}
+
+function jobOutcome(job: JobResult): Record<string, unknown> {
+  const report = job.report;
+  const outcome = (o: string): number => report?.entries.filter((e) => e.outcome === o).length ?? 0;
+  return {
+    outcome: job.outcome,
+    untagged: outcome('untagged'),
+    deleted: outcome('deleted'),
+    manifestsDeleted: report?.manifestsDeleted ?? 0,
+    tagsDeleted: report?.tagsDeleted ?? 0,
+    failures: report?.failures.length ?? 0,
+    skipped: report?.skippedRepositories.length ?? 0,
+    ...(job.journalProblem ? { journalProblem: job.journalProblem } : {}),
+  };
+}
+
+/**
+ * The saved plan applied two-phase, as `apply --plan FILE --storage DIR` does: the repositories it changes read
+ * again with the storage listing, the undo records (the manifests' bytes) written to the journal, the tags removed.
+ */
+async function applyTwoPhasePart(): Promise<Record<string, unknown>> {
+  const thePlan = readPlan();
+  const client = makeClient();
+  const { journal, history } = twoPhaseParts();
+  const start = performance.now();
+  const job = await runJob({
+    client,
+    savedPlan: thePlan,
+    history,
+    journal,
+    undoWindowHours: 24,
+    now: new Date(),
+    dryRun: false,
+    maxDeleteFraction: 1,
+  });
+  const ms = performance.now() - start;
+  await client.close();
+  return { ms: Math.round(ms), requests: client.stats(), ...jobOutcome(job) };
+}
+
+/**
+ * The night after (--hours-later, default 25): plan from the policy with the listing and the journal, which sweeps
+ * what the two-phase apply untagged. `ms` is the run from its first DELETE on (the sweep); `totalMs` includes the
+ * scan and plan a nightly run makes anyway.
+ */
+async function sweepPart(): Promise<Record<string, unknown>> {
+  const client = makeClient();
+  const { journal, history } = twoPhaseParts();
+  const later = Number(values['hours-later'] ?? 25);
+  const start = performance.now();
+  let deletesAt: number | undefined;
+  let requestsBefore: Record<string, number> = {};
+  const job = await runJob({
+    client,
+    policy: keepNewest(),
+    history,
+    journal,
+    undoWindowHours: 24,
+    now: new Date(Date.now() + later * 3_600_000),
+    dryRun: false,
+    maxDeleteFraction: 1,
+    onStage: (stage) => {
+      if (stage === 'deletes') {
+        deletesAt = performance.now();
+        requestsBefore = { ...client.stats() };
+      }
+    },
+  });
+  const end = performance.now();
+  await client.close();
+  const after = client.stats();
+  const sweepRequests = Object.fromEntries(
+    Object.entries(after).map(([k, v]) => [k, v - (requestsBefore[k] ?? 0)]),
+  );
+  return {
+    ms: Math.round(end - (deletesAt ?? end)),
+    totalMs: Math.round(end - start),
+    requests: sweepRequests,
+    requestsWholeRun: after,
+    sweptPlanned: job.plan.summary.manifestsDeleted,
+    ...jobOutcome(job),
+  };
+}
+
 async function baselineDeletePart(): Promise<Record<string, unknown>> {
   const thePlan = readPlan();
   const work = thePlan.repositories
@@ -179,6 +281,8 @@ async function memoryPart(): Promise<Record<string, unknown>> {
 const parts: Record<string, () => Promise<Record<string, unknown>>> = {
   plan: planPart,
   apply: applyPart,
+  'apply-two-phase': applyTwoPhasePart,
+  sweep: sweepPart,
   'baseline-plan': baselinePlanPart,
   'baseline-delete': baselineDeletePart,
   memory: memoryPart,
