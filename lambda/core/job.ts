@@ -121,7 +121,8 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
   // Probe first when planning: a real run fails before a long inventory when deletes cannot work anyway. A dry
   // run sends no DELETE at all, the probe's included.
   options.onStage?.('probe');
-  let probe = options.dryRun ? DRY_RUN : saved ? NOT_YET : await probeCatalog(options as PlanningJob);
+  const probed = options.dryRun || saved ? undefined : await probeCatalog(options as PlanningJob);
+  let probe = options.dryRun ? DRY_RUN : saved ? NOT_YET : probed!.probe;
   reportProbe(probe, options);
 
   const journal = options.journal;
@@ -139,6 +140,8 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
     inventory = await inventoryStep(client, {
       policy: o.policy,
       ...(o.repositories ? { repositories: o.repositories } : {}),
+      // The catalog the probe listed moments ago, so it is read once a run.
+      ...(probed?.names ? { names: probed.names } : {}),
       ...(o.cache ? { cache: o.cache } : {}),
       ...(o.history ? { history: o.history } : {}),
       ...(o.onScanProgress ? { onProgress: o.onScanProgress } : {}),
@@ -331,15 +334,21 @@ function reportProbe(probe: ProbeStep, options: JobBase): void {
   if (probe.status === 'done') assertDeletesWork(probe);
 }
 
-/** The catalog as the registry lists it, the first repository the run may clean probed. */
-async function probeCatalog(options: PlanningJob): Promise<ProbeStep> {
+/**
+ * The catalog as the registry lists it (handed to the inventory, which then lists nothing), the first repository
+ * the run may clean probed.
+ */
+async function probeCatalog(options: PlanningJob): Promise<{ probe: ProbeStep; names?: readonly string[] }> {
   let names: string[];
   try {
     names = await options.client.listRepositories();
   } catch {
     // The inventory lists the catalog again, records the failure and makes the plan incomplete (refused): no
     // DELETE, the probe's included, is sent to a registry whose catalog cannot be read.
-    return { status: 'skipped', reason: 'the catalog could not be listed' };
+    return { probe: { status: 'skipped', reason: 'the catalog could not be listed' } };
   }
-  return probeFirstCleanable(options.client, options.policy, names, options.repositories);
+  return {
+    probe: await probeFirstCleanable(options.client, options.policy, names, options.repositories),
+    names,
+  };
 }

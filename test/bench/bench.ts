@@ -19,7 +19,7 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '../..');
 const BENCH_DIR = join(ROOT, '.bench');
 
-const USAGE = `npm run bench -- [--mode plan|apply|cache|memory|history|report|startup] [options]
+const USAGE = `npm run bench -- [--mode plan|apply|cache|memory|history|report|startup|seed] [options]
 
   --mode M              plan (default): age-ordered plan vs the minimal client, through the delay proxy
                         apply: apply deleting about 2/3 of the tags vs the same bare DELETEs, on fresh copies;
@@ -30,6 +30,7 @@ const USAGE = `npm run bench -- [--mode plan|apply|cache|memory|history|report|s
                         memory: scan + plan of a synthetic in-process registry (no HTTP), peak RSS
                         history: list a synthetic filesystem storage of --repos x --revisions revision links
                         (default 200 x 500 = 100,000), and plan the same registry with and without the listing
+                        seed: only seed the storage for --repos x --tags (once; the other modes reuse it)
   --revisions N         history: revisions per repository (default 500)
                         report: the HTML report of the demo registry and of a synthetic one of the shape, in
                         Debian's chromium: size, render, first paint, load, filter, opening a repository
@@ -579,6 +580,9 @@ async function runMode(
   switch (mode) {
     case 'plan':
       result = await planMode(shape, delayMs);
+      break;
+    case 'seed':
+      result = { mode: 'seed', shape, storage: await ensureSeed(shape), facts: seedFacts(shape) };
       break;
     case 'apply':
       result = await applyMode(shape, delayMs);

@@ -181,6 +181,35 @@ describe('runJob planning from the policy', () => {
     expect(registry.writes()).toEqual([]);
   });
 
+  it.each([
+    ['a real run (the probe lists it, the inventory reuses it)', false],
+    ['a dry run (no probe: the inventory lists it)', true],
+  ])('lists the catalog once in %s', async (_, dryRun) => {
+    const { registry } = seeded();
+    const { options } = job(registry, { dryRun });
+    const result = await runJob(options);
+    expect(registry.callsOf('listRepositories')).toHaveLength(1);
+    expect(result.plan.repositories.map((r) => r.name)).toEqual([
+      'base/os',
+      'other/x',
+      'team/app',
+      'team/web',
+    ]);
+  });
+
+  it('lists the catalog again for the inventory when the probe could not, and then plans from it', async () => {
+    const { registry } = seeded();
+    registry.fail('listRepositories', new RegistryError('GET /v2/_catalog answered 503', { status: 503 }), {
+      times: 1,
+    });
+    const { options, probes } = job(registry, { dryRun: false });
+    const result = await runJob(options);
+    expect(registry.callsOf('listRepositories')).toHaveLength(2);
+    expect(probes[0]).toEqual({ status: 'skipped', reason: 'the catalog could not be listed' });
+    expect(result.plan.complete).toBe(true);
+    expect(result.plan.summary).toMatchObject({ tagsDeleted: 2 });
+  });
+
   it('asks for confirmation after the checks; a no deletes nothing', async () => {
     const { registry } = seeded();
     const asked: Plan[] = [];
