@@ -13,7 +13,7 @@ import { startLocalRegistry, type LocalRegistry } from '../../lambda/demo/local-
 import { historyBench } from './history-bench.ts';
 import { reportMode } from './report-bench.ts';
 import { startupMode } from './startup-bench.ts';
-import { SEED_VERSION, seedFacts, seedRegistry, type SeedShape } from './seed-bench.ts';
+import { SEED_VERSION, seedFacts, seedRegistry, seedStorage, type SeedShape } from './seed-bench.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '../..');
@@ -31,6 +31,11 @@ const USAGE = `npm run bench -- [--mode plan|apply|cache|memory|history|report|s
                         history: list a synthetic filesystem storage of --repos x --revisions revision links
                         (default 200 x 500 = 100,000), and plan the same registry with and without the listing
                         seed: only seed the storage for --repos x --tags (once; the other modes reuse it)
+  --seed-via storage|api   how a missing seed is made: written as distribution's filesystem storage lays it
+                        out (default; minutes for 101,000 tags), or pushed through the registry's API (the
+                        same files, byte for byte: compared with sha256sum for 10 x 3; half an hour)
+  --cpu-prof DIR        run every measured part under node --cpu-prof, its profile written to DIR (open it in
+                        Chrome's DevTools; the times measured then include the profiler's own cost)
   --revisions N         history: revisions per repository (default 500)
                         report: the HTML report of the demo registry and of a synthetic one of the shape, in
                         Debian's chromium: size, render, first paint, load, filter, opening a repository
@@ -63,6 +68,8 @@ const { values } = parseArgs({
     'lambda-memory-mb': { type: 'string' },
     'delete-concurrency': { type: 'string' },
     revisions: { type: 'string' },
+    'seed-via': { type: 'string', default: 'storage' },
+    'cpu-prof': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   },
 });
@@ -119,7 +126,8 @@ async function runPart(
 ): Promise<Result> {
   const argv = [part];
   for (const [k, v] of Object.entries(args)) if (v !== undefined) argv.push(`--${k}`, String(v));
-  const child = spawn(process.execPath, [...nodeFlags, join(DIST, 'run.mjs'), ...argv], {
+  const profile = values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${resolve(values['cpu-prof'])}`] : [];
+  const child = spawn(process.execPath, [...nodeFlags, ...profile, join(DIST, 'run.mjs'), ...argv], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -177,27 +185,37 @@ async function ensureSeed(shape: SeedShape): Promise<string> {
     const m = JSON.parse(readFileSync(marker, 'utf8')) as { version?: number };
     if (m.version === SEED_VERSION) return storage;
   }
-  say(`seeding ${shape.repos} repositories × ${shape.tags} tags into ${storage} (once; reused later)`);
+  const viaApi = values['seed-via'] === 'api';
+  if (!viaApi && values['seed-via'] !== 'storage') {
+    throw new Error(`--seed-via expects api or storage, got "${String(values['seed-via'])}"`);
+  }
+  say(
+    `seeding ${shape.repos} repositories × ${shape.tags} tags into ${storage} ` +
+      `(${viaApi ? "through the registry's API" : 'written as the registry stores it'}; once, reused later)`,
+  );
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(storage, { recursive: true });
-  const registry = await startLocalRegistry({ storageDir: storage });
   const start = Date.now();
-  try {
-    const { requests } = await seedRegistry(registry.url, shape, {
-      connections: 32,
-      onProgress: (done) => {
-        if (done % 50 === 0 || done === shape.repos) say(`seeded ${done}/${shape.repos} repositories`);
-      },
-    });
-    writeFileSync(
-      marker,
-      JSON.stringify({ version: SEED_VERSION, ...shape, seconds: (Date.now() - start) / 1000, requests }) +
-        '\n',
-    );
-    say(`seeded in ${((Date.now() - start) / 1000).toFixed(1)} s (${requests} requests)`);
-  } finally {
-    await registry.dispose();
+  const onProgress = (done: number): void => {
+    if (done % 50 === 0 || done === shape.repos) say(`seeded ${done}/${shape.repos} repositories`);
+  };
+  let requests = 0;
+  if (viaApi) {
+    const registry = await startLocalRegistry({ storageDir: storage });
+    try {
+      ({ requests } = await seedRegistry(registry.url, shape, { connections: 32, onProgress }));
+    } finally {
+      await registry.dispose();
+    }
+  } else {
+    await seedStorage(storage, shape, { onProgress });
   }
+  writeFileSync(
+    marker,
+    JSON.stringify({ version: SEED_VERSION, ...shape, seconds: (Date.now() - start) / 1000, requests }) +
+      '\n',
+  );
+  say(`seeded in ${((Date.now() - start) / 1000).toFixed(1)} s`);
   return storage;
 }
 
