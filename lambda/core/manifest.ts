@@ -35,6 +35,9 @@ export function createdMillis(created: string | undefined): number | undefined {
   return ms;
 }
 
+/** One decoder for every body (decode() without `stream` keeps no state between calls); it drops a BOM. */
+const UTF8 = new TextDecoder();
+
 export class ManifestParseError extends JanitorError {
   public override readonly name: string = 'ManifestParseError';
 }
@@ -84,7 +87,7 @@ function isForeign(layer: { mediaType: string; urls: boolean }): boolean {
 export function parseManifest(digest: string, mediaType: string, body: Uint8Array): ManifestInfo {
   let doc: unknown;
   try {
-    doc = JSON.parse(new TextDecoder().decode(body));
+    doc = JSON.parse(UTF8.decode(body));
   } catch (err) {
     throw new ManifestParseError(`manifest ${digest} is not valid JSON`, { cause: err });
   }
@@ -197,7 +200,7 @@ function parseSchema1(digest: string, mediaType: string, size: number, doc: Json
 /** The `created` field of an image config blob, if any. */
 export function parseConfigCreated(body: Uint8Array): string | undefined {
   try {
-    const doc = JSON.parse(new TextDecoder().decode(body)) as unknown;
+    const doc = JSON.parse(UTF8.decode(body)) as unknown;
     return isObject(doc) ? str(doc.created) : undefined;
   } catch {
     return undefined;

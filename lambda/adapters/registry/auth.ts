@@ -135,7 +135,11 @@ type Mode =
 interface CachedToken {
   readonly header: string;
   readonly expiresAt: number;
+  /** What a request sent with this token (not fetched for it) carries: one object, reused. */
+  readonly sent: SentAuth;
 }
+
+const NOT_AUTHENTICATED: SentAuth = Object.freeze({ fresh: false });
 
 /** Token lifetime when the server leaves out expires_in (distribution's token spec says 60 s). */
 const DEFAULT_TOKEN_SECONDS = 60;
@@ -149,6 +153,7 @@ export class RegistryAuth {
   private readonly tokens = new Map<string, CachedToken>();
   private readonly inflight = new Map<string, Promise<CachedToken>>();
   private readonly basicHeader: string | undefined;
+  private readonly basicSent: SentAuth;
   private readonly now: () => number;
 
   public constructor(private readonly options: RegistryAuthOptions) {
@@ -156,6 +161,7 @@ export class RegistryAuth {
       options.username !== undefined
         ? 'Basic ' + Buffer.from(`${options.username}:${options.password ?? ''}`, 'utf8').toString('base64')
         : undefined;
+    this.basicSent = Object.freeze({ header: this.basicHeader, fresh: false });
     this.now = options.now ?? Date.now;
   }
 
@@ -168,13 +174,26 @@ export class RegistryAuth {
     return this.options.username !== undefined ? `user "${this.options.username}"` : 'anonymous access';
   }
 
+  /**
+   * What a request needing `scope` is sent with, when that is known without waiting (no auth, basic, or a token
+   * held): the common case, without a promise per request. Undefined when a token must be fetched first.
+   */
+  public authorizeNow(scope: string): SentAuth | undefined {
+    const mode = this.mode;
+    if (mode.kind === 'basic') return this.basicSent;
+    if (mode.kind !== 'bearer') return NOT_AUTHENTICATED;
+    const cached = this.tokens.get(scope);
+    if (cached && cached.expiresAt > this.now()) return cached.sent;
+    return undefined;
+  }
+
   /** Headers for a request that needs `scope`; fetches (once, shared) a token when the registry wants one. */
   public async authorize(scope: string): Promise<SentAuth> {
     const mode = this.mode;
-    if (mode.kind === 'basic') return { header: this.basicHeader, fresh: false };
-    if (mode.kind !== 'bearer') return { fresh: false };
+    if (mode.kind === 'basic') return this.basicSent;
+    if (mode.kind !== 'bearer') return NOT_AUTHENTICATED;
     const cached = this.tokens.get(scope);
-    if (cached && cached.expiresAt > this.now()) return { header: cached.header, fresh: false };
+    if (cached && cached.expiresAt > this.now()) return cached.sent;
     let pending = this.inflight.get(scope);
     if (!pending) {
       pending = this.fetchToken(mode, scope).finally(() => this.inflight.delete(scope));
@@ -356,7 +375,12 @@ export class RegistryAuth {
     const lifetime = seconds * 1000;
     // Renew a little early so a token never expires between being picked and reaching the registry.
     const margin = Math.min(30_000, lifetime / 4);
-    const entry = { header: `Bearer ${token}`, expiresAt: this.now() + lifetime - margin };
+    const header = `Bearer ${token}`;
+    const entry = {
+      header,
+      expiresAt: this.now() + lifetime - margin,
+      sent: Object.freeze({ header, fresh: false }),
+    };
     this.tokens.set(scope, entry);
     return entry;
   }

@@ -33,7 +33,7 @@ export async function getBlob(ep: Endpoints, repository: string, digest: string)
       },
     );
   }
-  return new Uint8Array(ans.body);
+  return ans.body;
 }
 
 /** Note 2.8's in-memory blob cache answers 200 until a restart (REGISTRY-FACTS §4). */

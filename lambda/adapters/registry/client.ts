@@ -81,6 +81,8 @@ export class RegistryHttpClient implements RegistryClient {
   private readonly readOnly: boolean;
   /** Actions beyond pull that a repository's requests have needed so far. */
   private readonly used = new Map<string, ReadonlySet<Action>>();
+  /** The scope string of each repository, for its actions so far. */
+  private readonly scopes = new Map<string, string>();
   private readonly endpoints: Endpoints;
 
   public constructor(options: RegistryClientOptions) {
@@ -161,9 +163,17 @@ export class RegistryHttpClient implements RegistryClient {
     if (action !== 'pull' && !used?.has(action)) {
       used = new Set([...(used ?? []), action]);
       this.used.set(repository, used);
+      this.scopes.delete(repository);
     }
-    const actions = ACTION_ORDER.filter((a) => a === 'pull' || used?.has(a));
-    return `repository:${repository}:${actions.join(',')}`;
+    let scope = this.scopes.get(repository);
+    if (scope === undefined) {
+      const actions = ACTION_ORDER.filter((a) => a === 'pull' || used?.has(a));
+      scope = `repository:${repository}:${actions.join(',')}`;
+      // Asked for on every request: built once per repository and escalation, not per request.
+      if (this.scopes.size >= 65_536) this.scopes.clear();
+      this.scopes.set(repository, scope);
+    }
+    return scope;
   }
 
   public listRepositories(): Promise<string[]> {

@@ -1,6 +1,5 @@
 // One logical registry request: auth (lazy discovery, tokens per scope), the concurrency bound, and retries
 // with backoff over the transport. Endpoint modules call `call` and judge the status themselves.
-import pLimit, { type LimitFunction } from 'p-limit';
 import { AuthError, JanitorError, RegistryError } from '../../core/errors.ts';
 import { RegistryAuth, type SentAuth, type TokenAnswer } from './auth.ts';
 import type { CredentialPolicy } from './credentials.ts';
@@ -53,9 +52,45 @@ export interface RegistryHttpOptions {
   readonly now: () => number;
 }
 
+/**
+ * The bound on requests in flight: a free slot is taken at once (no promise, no closure), a full house waits in
+ * turn. Cheaper than p-limit's several promises per call, which showed in the client's CPU over 100,000 requests.
+ */
+class Slots {
+  private active = 0;
+  private waiting: (() => void)[] = [];
+  private head = 0;
+
+  public constructor(private readonly max: number) {}
+
+  /** Undefined when a slot was free and is now taken; else a promise that resolves once one is handed over. */
+  public acquire(): Promise<void> | undefined {
+    if (this.active < this.max) {
+      this.active++;
+      return undefined;
+    }
+    return new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  /** Hands the slot to the next waiting request, or frees it. */
+  public release(): void {
+    if (this.head < this.waiting.length) {
+      const next = this.waiting[this.head]!;
+      this.waiting[this.head++] = undefined as unknown as () => void;
+      if (this.head > 1024 && this.head * 2 > this.waiting.length) {
+        this.waiting = this.waiting.slice(this.head);
+        this.head = 0;
+      }
+      next();
+      return;
+    }
+    this.active--;
+  }
+}
+
 export class RegistryHttp {
   public readonly baseUrl: string;
-  private readonly limit: LimitFunction;
+  private readonly slots: Slots;
   private readonly auth: RegistryAuth;
   private readonly counts: RegistryClientStats = {
     catalog: 0,
@@ -72,7 +107,7 @@ export class RegistryHttp {
 
   public constructor(private readonly options: RegistryHttpOptions) {
     this.baseUrl = options.baseUrl;
-    this.limit = pLimit(options.concurrency);
+    this.slots = new Slots(options.concurrency);
     this.auth = new RegistryAuth({
       ...(options.username !== undefined ? { username: options.username, password: options.password } : {}),
       fetchToken: (url, authorization) => this.fetchToken(url, authorization),
@@ -109,13 +144,14 @@ export class RegistryHttp {
     for (;;) {
       const sent: SentAuth = opts.noAuth
         ? { header: opts.authorization, fresh: false }
-        : await this.auth.authorize(scope);
+        : (this.auth.authorizeNow(scope) ?? (await this.auth.authorize(scope)));
       let ans: Answer;
+      const wait = this.slots.acquire();
+      if (wait) await wait;
       try {
-        ans = await this.limit(() =>
-          transport.exchange(method, url, sent.header, opts, () => void this.counts[kind]++),
-        );
+        ans = await transport.exchange(method, url, sent.header, opts, () => void this.counts[kind]++);
       } catch (err) {
+        this.slots.release();
         if (err instanceof JanitorError) throw err;
         const codes = errorCodes(err);
         if (retryableFailure(codes, policy) && attempt < retries) {
@@ -126,6 +162,7 @@ export class RegistryHttp {
         }
         throw unreachable(method, url, err, codes, attempt + 1, this.options.timeoutMs);
       }
+      this.slots.release();
       if (ans.status === 401 && !opts.noAuth) {
         authRounds++;
         if (authRounds > 3) {

@@ -90,7 +90,8 @@ export async function getManifest(
     }
   }
   checkRequestedDigest(reference, digest, ans.url);
-  return { digest, mediaType, body: new Uint8Array(ans.body) };
+  // The answer's own buffer (read for this response alone): no copy.
+  return { digest, mediaType, body: ans.body };
 }
 
 export async function headManifest(

@@ -1,6 +1,6 @@
 // The reference grammar: repository names, tags and digests as distribution accepts them (reference/regexp.go),
 // checked before anything goes into a URL path, and digests computed to verify what the registry served.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { ConfigError, RegistryError } from '../../core/errors.ts';
 
 // An optional domain, then path components.
@@ -49,10 +49,12 @@ export function digestOf(data: Uint8Array, algorithm = 'sha256'): string {
   const algo = HASHES[algorithm];
   if (!algo)
     throw new RegistryError(`cannot verify digests of algorithm "${algorithm}" (only sha256/384/512)`);
-  return `${algorithm}:${createHash(algo).update(data).digest('hex')}`;
+  // One-shot hashing: no Hash object per body (every manifest and config is hashed).
+  return `${algorithm}:${hash(algo, data, 'hex')}`;
 }
 
 /** The algorithm part of a digest (`sha256` of `sha256:abc…`). */
 export function algorithmOf(digest: string): string {
-  return digest.split(':')[0]!;
+  const colon = digest.indexOf(':');
+  return colon < 0 ? digest : digest.slice(0, colon);
 }

@@ -1,5 +1,6 @@
 // The transport: one undici keep-alive pool per registry, and one HTTP exchange at a time with size limits on
 // every body, redirects followed only when asked (and credentials never carried to another origin).
+import { EventEmitter } from 'node:events';
 import { rootCertificates } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
 import { normalizeRegistryUrl, registryUrlProblem } from '../../core/contract.ts';
@@ -48,11 +49,60 @@ function normaliseHeaders(raw: Record<string, string | string[] | undefined>): R
   return out;
 }
 
+/** An abort signal undici accepts (an EventEmitter with `aborted`/`reason`), shared by exchanges begun together. */
+class DeadlineSignal extends EventEmitter {
+  public aborted = false;
+  public reason: Error | undefined;
+
+  public constructor(
+    public readonly deadline: number,
+    timeoutMs: number,
+  ) {
+    super();
+    this.setMaxListeners(0);
+    const timer = setTimeout(() => {
+      const err = new Error(`no answer within ${timeoutMs} ms`);
+      err.name = 'TimeoutError';
+      this.reason = err;
+      this.aborted = true;
+      this.emit('abort');
+    }, deadline - Date.now());
+    timer.unref();
+  }
+}
+
+/**
+ * The whole-exchange time limit, cheaply: the exchanges begun within one slice of time (a tenth of the limit, at
+ * most 250 ms) share one timer and one signal, instead of an AbortSignal.timeout each (a timer, an EventTarget and
+ * a DOMException per request, a measurable share of the client's CPU over 100,000 requests). Each exchange is
+ * therefore aborted between timeoutMs and timeoutMs plus one slice after it began.
+ */
+class Deadlines {
+  private current: DeadlineSignal | undefined;
+  private readonly sliceMs: number;
+
+  public constructor(private readonly timeoutMs: number) {
+    this.sliceMs = Math.max(1, Math.min(250, Math.floor(timeoutMs / 10)));
+  }
+
+  public signal(): DeadlineSignal {
+    const now = Date.now();
+    const current = this.current;
+    // Begun within the slice `current` was made for (its deadline is that slice's end plus the limit).
+    if (current && !current.aborted && current.deadline - this.timeoutMs > now) return current;
+    const next = new DeadlineSignal(now + this.timeoutMs + this.sliceMs, this.timeoutMs);
+    this.current = next;
+    return next;
+  }
+}
+
 export class Transport {
   private readonly dispatcher: Dispatcher;
   private readonly ownAgent: Agent | undefined;
+  private readonly deadlines: Deadlines;
 
   public constructor(private readonly options: TransportOptions) {
+    this.deadlines = new Deadlines(options.timeoutMs);
     if (options.dispatcher) {
       this.dispatcher = options.dispatcher;
       return;
@@ -106,7 +156,7 @@ export class Transport {
         method: method,
         headers,
         body: opts.body ? Buffer.from(opts.body) : null,
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: this.deadlines.signal(),
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
         // undici closes the connection after a HEAD unless told otherwise (in case a server sends a body);
@@ -133,6 +183,12 @@ export class Transport {
       if (Number.isFinite(declared) && declared > max) {
         res.body.destroy();
         throw tooLarge(method, url, res.statusCode, max);
+      }
+      if (resHeaders['content-length'] !== undefined && Number.isSafeInteger(declared) && declared >= 0) {
+        // The HTTP parser ends the body at its declared length, so within the limit it can be read in one go
+        // (no async iterator and no chunk list per response).
+        const body = Buffer.from(await res.body.arrayBuffer());
+        return { status: res.statusCode, headers: resHeaders, body, url };
       }
       const chunks: Buffer[] = [];
       let size = 0;
