@@ -51,17 +51,30 @@ export function validEntry(key: unknown, value: unknown): string | null | undefi
   return typeof value === 'string' && value.length <= MAX_CREATED_LENGTH ? value : undefined;
 }
 
+const SHA256_DIGEST = /^sha256:[0-9a-f]{64}$/;
+const KEY_BYTES = 32;
+
 /**
  * The in-memory side of a cache: config `created` values by config digest, each with the day it was last used.
  * Loading and saving are the file's or the bucket's.
+ *
+ * Compact, since a warm cache sits beside a 100,000-tag inventory in a 256 MB function: no object or key string
+ * per entry. A sha256 digest is kept as its 32 bytes in one buffer, found through an open-addressing table of
+ * entry numbers; the day an entry was last used is a number in a typed array; the `created` strings are the
+ * ones the inventory holds anyway. Any other digest (another algorithm, upper-case hex: legal, and rare) keeps its
+ * string in a Map of its own, so every key means exactly what it meant as a string.
  */
 export class ManifestCacheStore implements ManifestCache {
-  private readonly entries = new Map<string, string | null>();
-  /**
-   * The day each entry was last used, for entries not used today (loaded, not asked for yet): a run that uses
-   * everything empties it.
-   */
-  private readonly lastUsed = new Map<string, number>();
+  /** Entry i's sha256 digest at i * 32 (unused for an entry in `otherKeys`). */
+  private keys = Buffer.alloc(0);
+  private readonly created: (string | null)[] = [];
+  /** Entry i's day last used (today once used in this run). */
+  private days = new Int32Array(0);
+  /** Open addressing: entry number + 1, 0 for empty; a power of two at least twice the entries. */
+  private slots = new Int32Array(0);
+  private readonly otherKeys = new Map<string, number>();
+  private readonly scratch = Buffer.alloc(KEY_BYTES);
+  private count = 0;
   private readonly today: number;
   private readonly maxUnusedDays: number;
 
@@ -71,26 +84,91 @@ export class ManifestCacheStore implements ManifestCache {
   }
 
   public get size(): number {
-    return this.entries.size;
+    return this.count;
+  }
+
+  /** The entry number of `digest`, or -1; a sha256 digest's bytes are left in `scratch`. */
+  private find(digest: string): number {
+    if (!SHA256_DIGEST.test(digest)) return this.otherKeys.get(digest) ?? -1;
+    const key = this.scratch;
+    key.write(digest.slice(7), 0, KEY_BYTES, 'hex');
+    const mask = this.slots.length - 1;
+    if (mask < 0) return -1;
+    for (let slot = key.readUInt32LE(0) & mask; ; slot = (slot + 1) & mask) {
+      const entry = this.slots[slot]! - 1;
+      if (entry < 0) return -1;
+      if (key.compare(this.keys, entry * KEY_BYTES, entry * KEY_BYTES + KEY_BYTES) === 0) return entry;
+    }
+  }
+
+  private put(digest: string, created: string | null, day: number): void {
+    const found = this.find(digest);
+    if (found >= 0) {
+      this.created[found] = created;
+      this.days[found] = day;
+      return;
+    }
+    const entry = this.count++;
+    if (entry >= this.days.length) this.grow();
+    this.created[entry] = created;
+    this.days[entry] = day;
+    if (SHA256_DIGEST.test(digest)) {
+      // find() left the digest's bytes in scratch.
+      this.scratch.copy(this.keys, entry * KEY_BYTES);
+      this.index(entry);
+    } else {
+      this.otherKeys.set(digest, entry);
+    }
+  }
+
+  private index(entry: number): void {
+    const mask = this.slots.length - 1;
+    let slot = this.keys.readUInt32LE(entry * KEY_BYTES) & mask;
+    while (this.slots[slot] !== 0) slot = (slot + 1) & mask;
+    this.slots[slot] = entry + 1;
+  }
+
+  private grow(): void {
+    const capacity = Math.max(1024, this.days.length * 2);
+    const keys = Buffer.alloc(capacity * KEY_BYTES);
+    this.keys.copy(keys);
+    this.keys = keys;
+    const days = new Int32Array(capacity);
+    days.set(this.days);
+    this.days = days;
+    this.slots = new Int32Array(capacity * 2);
+    const others = new Set(this.otherKeys.values());
+    for (let e = 0; e < this.count - 1; e++) if (!others.has(e)) this.index(e);
+  }
+
+  private digestAt(entry: number, others: ReadonlyMap<number, string>): string {
+    return (
+      others.get(entry) ??
+      'sha256:' + this.keys.toString('hex', entry * KEY_BYTES, entry * KEY_BYTES + KEY_BYTES)
+    );
   }
 
   public getConfigCreated(configDigest: string): string | null | undefined {
-    const created = this.entries.get(configDigest);
-    if (created !== undefined) this.lastUsed.delete(configDigest);
-    return created;
+    const entry = this.find(configDigest);
+    if (entry < 0) return undefined;
+    this.days[entry] = this.today;
+    return this.created[entry];
   }
 
   public setConfigCreated(configDigest: string, created: string | null): void {
     // Only what would load again, so a bad entry never outlives the run that made it.
     if (validEntry(configDigest, created) === undefined) return;
-    this.entries.set(configDigest, created);
-    this.lastUsed.delete(configDigest);
+    this.put(configDigest, created, this.today);
   }
 
   /** Drop everything (a cache that turned out not to be trustworthy after all). */
   public clear(): void {
-    this.entries.clear();
-    this.lastUsed.clear();
+    this.keys = Buffer.alloc(0);
+    this.created.length = 0;
+    this.days = new Int32Array(0);
+    this.slots = new Int32Array(0);
+    this.otherKeys.clear();
+    this.count = 0;
   }
 
   /** Read the encoded form; throws when the stream as a whole is unreadable or of another format. */
@@ -123,8 +201,7 @@ export class ManifestCacheStore implements ManifestCache {
           rejected++;
           continue;
         }
-        this.entries.set(key as string, created);
-        if (day < this.today) this.lastUsed.set(key as string, day);
+        this.put(key as string, created, Math.min(day as number, this.today));
         loaded++;
       }
       if (header) throw new Error('it is empty');
@@ -145,15 +222,17 @@ export class ManifestCacheStore implements ManifestCache {
       version: CACHE_FORMAT_VERSION,
       savedAt: new Date(this.today * DAY_MS).toISOString().slice(0, 10),
     });
-    const { entries, lastUsed, today } = this;
     const oldest = this.today - this.maxUnusedDays;
+    const others = new Map([...this.otherKeys].map(([digest, entry]) => [entry, digest]));
+    const { count, days, created } = this;
+    const digestAt = (entry: number): string => this.digestAt(entry, others);
     function* lines(): Generator<string> {
       yield header + '\n';
       let batch = '';
-      for (const [digest, created] of entries) {
-        const day = lastUsed.get(digest) ?? today;
+      for (let entry = 0; entry < count; entry++) {
+        const day = days[entry]!;
         if (day < oldest) continue;
-        batch += JSON.stringify([digest, day, created]) + '\n';
+        batch += JSON.stringify([digestAt(entry), day, created[entry]]) + '\n';
         if (batch.length > 64 * 1024) {
           yield batch;
           batch = '';
