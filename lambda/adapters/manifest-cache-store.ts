@@ -201,7 +201,7 @@ export class ManifestCacheStore implements ManifestCache {
           rejected++;
           continue;
         }
-        this.put(key as string, created, Math.min(day as number, this.today));
+        this.put(key as string, created, Math.min(day, this.today));
         loaded++;
       }
       if (header) throw new Error('it is empty');
