@@ -6,6 +6,7 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { KmsCacheMac } from './adapters/cache-mac-kms.ts';
+import { s3Journal } from './adapters/journal-s3.ts';
 import { openS3Cache } from './adapters/manifest-cache-s3.ts';
 import { S3ReportStore } from './adapters/report-store.ts';
 import { S3RunStore } from './adapters/run-store-s3.ts';
@@ -67,6 +68,9 @@ export async function handler(event: unknown, context: InvokeContext): Promise<R
         metrics,
         ...(mac ? { openCache: () => openS3Cache(s3, bucket, cacheKeyOf(config), mac) } : {}),
         ...(config.reports ? { reports: new S3ReportStore(s3, config.reports) } : {}),
+        // The journal lives in the construct's bucket under journal/, as for the single run.
+        journal: (warn: (message: string) => void) =>
+          s3Journal(s3, bucket, { registry: config.registryUrl, warn }),
         batchTags: positive(WORKFLOW_ENV.batchTags, DEFAULT_BATCH_TAGS),
         batchRepositories: positive(WORKFLOW_ENV.batchRepositories, DEFAULT_BATCH_REPOSITORIES),
       },

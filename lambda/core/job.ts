@@ -9,12 +9,14 @@ import {
   type Applicability,
   type DeleteOptions,
 } from './executor.ts';
-import { errorMessage, SafetyError } from './errors.ts';
+import { SafetyError } from './errors.ts';
 import {
   carryUntag,
   entriesToRecord,
   journalAfterDeletes,
   journalBeforeDeletes,
+  journalNotUpdated,
+  journalNotWritten,
   type JournalEntry,
   type JournalStore,
 } from './journal.ts';
@@ -265,12 +267,7 @@ async function deletePass(
         journalBeforeDeletes(entries, carryUntag(entries, [...recorded, ...intent.entries])),
       );
     } catch (err) {
-      throw new SafetyError(
-        `nothing was deleted: the journal ${journal.where} could not be written (${errorMessage(err)}); a run ` +
-          'records there what it is about to delete, so that the next one finishes what an interruption leaves. ' +
-          'Fix the cause, or name a journal that can be written',
-        { cause: err },
-      );
+      throw journalNotWritten(journal.where, err);
     }
   }
   const { live, report } = await applyStep(client, thePlan, {
@@ -305,9 +302,7 @@ async function deletePass(
     return {
       live,
       report,
-      journalProblem:
-        `the journal ${journal.where} could not be updated after the deletes (${errorMessage(err)}); it still ` +
-        'holds what this run was about to delete, and the next run sorts it out',
+      journalProblem: journalNotUpdated(journal.where, err),
     };
   }
 }

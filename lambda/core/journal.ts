@@ -9,6 +9,7 @@
 // tags it removed and the manifest's exact bytes, so that restore can put them back within the undo window and
 // the sweep deletes it only after (core/undo.ts).
 import { createHash } from 'node:crypto';
+import { errorMessage, SafetyError } from './errors.ts';
 import type { JournalDecision, Plan, Report } from './model.ts';
 
 /** One deletion a run was about to make, or (with `untag`) one manifest it untagged instead. */
@@ -302,3 +303,21 @@ export function journalAfterDeletes(
 }
 
 const key = (e: JournalEntry): string => `${e.repository}@${e.digest}`;
+
+/** Why a run deleted nothing: the journal could not record what it was about to delete. */
+export function journalNotWritten(where: string, err: unknown): SafetyError {
+  return new SafetyError(
+    `nothing was deleted: the journal ${where} could not be written (${errorMessage(err)}); a run ` +
+      'records there what it is about to delete, so that the next one finishes what an interruption leaves. ' +
+      'Fix the cause, or name a journal that can be written',
+    { cause: err },
+  );
+}
+
+/** A warning, not a failure: the journal still holds what the run was about to delete. */
+export function journalNotUpdated(where: string, err: unknown): string {
+  return (
+    `the journal ${where} could not be updated after the deletes (${errorMessage(err)}); it still ` +
+    'holds what this run was about to delete, and the next run sorts it out'
+  );
+}

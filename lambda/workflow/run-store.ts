@@ -44,6 +44,7 @@ function keysUnder(base: string) {
     base,
     run: `${base}run.json`,
     history: `${base}history.json`,
+    journal: `${base}journal.json`,
     inventory: (batch: number | '*') => `${base}inventory/${batch}.json`,
     plan: `${base}plan.json`,
     planPart: (batch: number | '*') => `${base}plan/${batch}.json`,

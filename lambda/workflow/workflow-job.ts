@@ -4,6 +4,8 @@
 // them is in the run store (S3); the states pass the run id and a batch number, and each step returns a small
 // summary. Safety never comes from the store: the plan is made from this run's inventory parts, and every apply
 // batch reads its repositories again from the registry before deleting (the same live re-check as a saved plan).
+// The journal works as in the single run: read once (probe), recorded before the first DELETE of any batch (plan,
+// one writer while the apply batches run in parallel), and brought up to date after them all (collect).
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { z } from 'zod';
 import { parseInvokePayload, type JanitorConfig } from '../config.ts';
@@ -13,6 +15,16 @@ import { assertDeletesWork, refusal } from '../core/executor.ts';
 import { GcCommandError, gcResultOf } from '../core/gc.ts';
 import { gcParameters } from '../core/gc-script.ts';
 import type { HistoryListing, HistorySource } from '../core/history.ts';
+import {
+  carryUntag,
+  entriesToRecord,
+  journalAfterDeletes,
+  journalBeforeDeletes,
+  journalNotUpdated,
+  journalNotWritten,
+  type JournalEntry,
+  type JournalStore,
+} from '../core/journal.ts';
 import type { Inventory, Plan, Report, Revision, ScanProblem } from '../core/model.ts';
 import type { CommandResult, RegistryClient } from '../core/ports.ts';
 import { plural } from '../core/report.ts';
@@ -58,6 +70,12 @@ export interface WorkflowDeps {
    * run's folder for the inventory batches; the apply batches list again for their live re-check.
    */
   readonly history?: () => HistorySource | undefined;
+  /**
+   * The journal (the construct's bucket, journal/), as in the single run: what an interrupted run left is read
+   * by the probe and judged with the plan; the plan step records what this run is about to delete before any
+   * apply batch starts, and the collect step keeps only what may still be left over.
+   */
+  readonly journal?: (warn: (message: string) => void) => JournalStore;
   /** @default () => new Date() */
   readonly now?: () => Date;
   readonly sleep?: (ms: number) => Promise<void>;
@@ -111,6 +129,12 @@ interface RunFile {
   readonly probe: ProbeStep;
   /** Whether history.json holds a listing (absent: none configured, or `historyError`). */
   readonly history?: { readonly source: string; readonly error?: string };
+}
+
+/** The journal as the probe read it, and what the plan step recorded before the deletes. */
+interface RunJournal {
+  readonly previous: readonly JournalEntry[];
+  readonly recorded?: readonly JournalEntry[];
 }
 
 interface PlanPart {
@@ -211,6 +235,11 @@ async function probe(deps: WorkflowDeps, keys: Keys, id: string, input: unknown)
       history = { source: source.source, error: errorMessage(err) };
     }
   }
+  const journal = deps.journal?.((message) => deps.logger.warn(message));
+  if (journal) {
+    const stored: RunJournal = { previous: await journal.load() };
+    await deps.store.put(keys.journal, JSON.stringify(stored));
+  }
   const run: RunFile = {
     startedAt: now().toISOString(),
     trigger: overrides.trigger,
@@ -273,6 +302,7 @@ async function inventory(deps: WorkflowDeps, keys: Keys, n: number, context: Inv
   const names = run.batches[n];
   if (names === undefined) throw new ConfigError(`batch ${n} is not one of the run's ${run.batches.length}`);
   const client = await deps.registry();
+  const journal = await readJson<RunJournal>(deps.store, keys.journal);
   const cache = deps.openCache ? await deps.openCache() : undefined;
   const stop = deadline(deps, context);
   try {
@@ -281,6 +311,7 @@ async function inventory(deps: WorkflowDeps, keys: Keys, n: number, context: Inv
       names,
       ...(cache ? { cache } : {}),
       ...(run.history ? { history: storedHistory(deps.store, keys.history, run, names) } : {}),
+      ...(journal ? { journal: journal.previous } : {}),
       signal: stop.signal,
     });
     await deps.store.put(keys.inventory(n), inventoryToJson(part));
@@ -378,11 +409,32 @@ async function plan(deps: WorkflowDeps, keys: Keys, id: string) {
       reason: refused,
     };
   }
+  await recordJournal(deps, keys, thePlan, now());
   return {
     ...base,
     outcome: PLAN_OUTCOMES.apply,
     reason: 'the plan is complete and within the delete guard',
   };
+}
+
+/**
+ * Before the first DELETE of any apply batch: what the run is about to delete in dependency order (a child after
+ * its index), so that the next run finishes what an interrupted one leaves; a journal that cannot be written
+ * stops the run before anything is deleted.
+ */
+async function recordJournal(deps: WorkflowDeps, keys: Keys, thePlan: Plan, now: Date): Promise<void> {
+  const stored = await readJson<RunJournal>(deps.store, keys.journal);
+  const journal = deps.journal?.((message) => deps.logger.warn(message));
+  if (!stored || !journal) return;
+  // As the single run: an untag record the journal held of a digest recorded again keeps its bytes.
+  const recorded = carryUntag(stored.previous, entriesToRecord(thePlan, now));
+  await deps.store.put(keys.journal, JSON.stringify({ ...stored, recorded } satisfies RunJournal));
+  if (recorded.length === 0) return;
+  try {
+    await journal.save(journalBeforeDeletes(stored.previous, recorded));
+  } catch (err) {
+    throw journalNotWritten(journal.where, err);
+  }
 }
 
 function addZeros(deps: WorkflowDeps): void {
@@ -405,12 +457,14 @@ async function apply(deps: WorkflowDeps, keys: Keys, n: number, context: InvokeC
     const probed = await client.probe(work[0]!);
     assertDeletesWork(probed);
     const source = deps.history?.();
+    const journal = await readJson<RunJournal>(deps.store, keys.journal);
     const stop = deadline(deps, context);
     try {
       outcome = (
         await applyStep(client, part.plan, {
           probe: probed,
           ...(source ? { history: source } : {}),
+          ...(journal ? { journal: journal.previous } : {}),
           signal: stop.signal,
         })
       ).report;
@@ -442,6 +496,7 @@ async function collect(deps: WorkflowDeps, keys: Keys) {
   }
   const merged = mergeReports(deps.config.registryUrl, reports, run.startedAt);
   await deps.store.put(keys.deletions, JSON.stringify(merged));
+  await finishJournal(deps, keys, merged);
   const gc = deps.config.gc;
   const skip = run.skipGc
     ? 'skip-gc'
@@ -469,6 +524,24 @@ async function collect(deps: WorkflowDeps, keys: Keys) {
       ? { run: false, reason: skip }
       : { run: true, parameters: { ...parameters, executionTimeout: [String(gc.timeoutSeconds)] } },
   };
+}
+
+/**
+ * After every apply batch: the journal keeps only what may still be left over (as the single run leaves it). A
+ * journal that cannot be updated is a warning: it still holds what this run was about to delete.
+ */
+async function finishJournal(deps: WorkflowDeps, keys: Keys, deleted: Report): Promise<void> {
+  const stored = await readJson<RunJournal>(deps.store, keys.journal);
+  const journal = deps.journal?.((message) => deps.logger.warn(message));
+  if (!stored || !journal) return;
+  const recorded = stored.recorded ?? [];
+  if (recorded.length === 0 && stored.previous.length === 0) return;
+  const thePlan = await mustRead<Plan>(deps.store, keys.plan, 'the plan');
+  try {
+    await journal.save(journalAfterDeletes(stored.previous, recorded, thePlan, deleted));
+  } catch (err) {
+    deps.logger.warn(journalNotUpdated(journal.where, err));
+  }
 }
 
 /** Verify one batch's kept images. */

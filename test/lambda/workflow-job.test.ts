@@ -1,10 +1,12 @@
 // The workflow's steps in-process, in the state machine's order, over the in-memory registry and an in-memory run
 // store: a full run deletes exactly what the single Lambda run deletes, a dry run stops at the plan with its
 // reason, a failed inventory batch leaves the plan incomplete and nothing is deleted, garbage-collect's outcome is
-// read from the SSM answer, and a bad event is refused naming the step. The synthesized state machine itself runs
+// read from the SSM answer, the journal is recorded before the first DELETE and finished after the last (as in the
+// single run), and a bad event is refused naming the step. The synthesized state machine itself runs
 // in test/integration/workflow-local.test.ts.
 import { describe, expect, it } from 'vitest';
 import { runLambdaJob } from '../../lambda/lambda-job.ts';
+import type { JournalEntry } from '../../lambda/core/journal.ts';
 import { runWorkflowStep, type WorkflowDeps } from '../../lambda/workflow/workflow-job.ts';
 import { MemoryRunStore } from '../../lambda/workflow/run-store.ts';
 import { MemoryRegistry } from '../support/memory-registry.ts';
@@ -184,5 +186,92 @@ describe('the workflow steps', () => {
     await expect(runWorkflowStep(deps, { step: 'plan', runId: '../x' }, context)).rejects.toThrow(
       /not an execution name/,
     );
+  });
+});
+
+describe('the journal in the workflow', () => {
+  const GONE_INDEX = `sha256:${'e'.repeat(64)}`;
+
+  /** team1/app deletes an old index and its untagged child; team2/app holds an interrupted run's leftover. */
+  function withLeftover() {
+    const registry = new MemoryRegistry({ tagDelete: true });
+    for (const repo of ['team1/app', 'team2/app']) {
+      registry.addImage(repo, 'v3', { created: day(3), layers: [{ seed: `${repo}3`, size: 100 }] });
+      registry.addImage(repo, 'v2', { created: day(2), layers: [{ seed: `${repo}2`, size: 100 }] });
+    }
+    const child = registry.addImage('team1/app', null, { created: day(1), architecture: 'arm64' });
+    const index = registry.addIndex('team1/app', 'v1', [child]);
+    const left = registry.addImage('team2/app', null, { created: day(1), label: 'left' });
+    const previous: JournalEntry[] = [
+      { repository: 'team2/app', digest: left.digest, after: [GONE_INDEX], recordedAt: day(20) },
+    ];
+    return { registry, child, index, left, previous };
+  }
+
+  function journalFor(registry: MemoryRegistry, previous: readonly JournalEntry[], failSave = false) {
+    const saves: { entries: JournalEntry[]; deletesBefore: number }[] = [];
+    const journal: WorkflowDeps['journal'] = () => ({
+      where: 's3://bucket/journal/registry.json',
+      load: () => Promise.resolve(saves.at(-1)?.entries ?? previous),
+      save: (entries) => {
+        if (failSave) return Promise.reject(new Error('AccessDenied'));
+        saves.push({ entries: [...entries], deletesBefore: registry.callsOf('deleteManifest').length });
+        return Promise.resolve();
+      },
+    });
+    return { journal, saves };
+  }
+
+  it('records what the run deletes before any apply batch, finishes a leftover, and leaves nothing over', async () => {
+    const { registry, child, index, left, previous } = withLeftover();
+    const { journal, saves } = journalFor(registry, previous);
+    const { deps } = depsFor(registry);
+    const out = await runAll({ ...deps, journal, batchRepositories: 1 }, { gc: GC_OK });
+    expect(out.probe.batches).toHaveLength(2);
+    expect(out.plan.outcome).toBe('apply');
+    // Before the first DELETE: the leftover it read, and the index with the child that goes after it.
+    expect(saves[0]!.deletesBefore).toBe(0);
+    expect(saves[0]!.entries.map((e) => [e.repository, e.digest, e.after])).toEqual([
+      ['team2/app', left.digest, [GONE_INDEX]],
+      ['team1/app', index.digest, []],
+      ['team1/app', child.digest, [index.digest]],
+    ]);
+    // After every batch: all of it is gone, so nothing is left to finish.
+    expect(saves).toHaveLength(2);
+    expect(saves[1]!.deletesBefore).toBeGreaterThan(0);
+    expect(saves[1]!.entries).toEqual([]);
+    expect(registry.hasManifest('team2/app', left.digest)).toBe(false);
+    expect(registry.hasManifest('team1/app', child.digest)).toBe(false);
+    expect(registry.hasManifest('team1/app', index.digest)).toBe(false);
+    expect(Object.keys(registry.tagsOf('team2/app')).sort()).toEqual(['v2', 'v3']);
+
+    // The single run over the same registry deletes the same manifests.
+    const single = withLeftover();
+    const r = recorder();
+    await runLambdaJob(
+      {
+        registry: single.registry,
+        runner: unusedRunner,
+        logger: r.logger,
+        metrics: r.metrics,
+        now: () => NOW,
+        journal: journalFor(single.registry, single.previous).journal,
+      },
+      configFor(single.registry.baseUrl, { MAX_DELETE_FRACTION: '0.9' }),
+      { trigger: 'manual', skipGc: true },
+      context,
+    );
+    for (const repo of ['team1/app', 'team2/app'])
+      expect(registry.manifestsOf(repo).sort(), repo).toEqual(single.registry.manifestsOf(repo).sort());
+  });
+
+  it('a journal that cannot be written stops the run at the plan, before anything is deleted', async () => {
+    const { registry, previous } = withLeftover();
+    const { journal } = journalFor(registry, previous, true);
+    const { deps } = depsFor(registry);
+    await expect(runAll({ ...deps, journal, batchRepositories: 1 })).rejects.toThrow(
+      /nothing was deleted: the journal s3:\/\/bucket\/journal\/registry.json could not be written \(AccessDenied\)/,
+    );
+    expect(registry.callsOf('deleteManifest')).toEqual([]);
   });
 });
