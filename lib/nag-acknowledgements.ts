@@ -129,6 +129,12 @@ function acknowledgeWorkflowFindings(workflow: JanitorWorkflow, bucket: string, 
         "The inventory step gets and puts objects only under its own bucket's cache prefix; it names the cache object at run time.",
       );
     }
+    if (access.journal) {
+      ack(
+        `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${JOURNAL_PREFIX}*]`,
+        `The ${step} step ${access.journal === 'read' ? 'gets' : 'puts'} only objects under its own bucket's journal prefix; it names the journal object (one per registry host) at run time.`,
+      );
+    }
     if (access.reports) {
       ack(
         `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${DEFAULT_REPORTS_PREFIX}*]`,

@@ -35,6 +35,7 @@ import { Construct } from 'constructs';
 import {
   DEFAULT_REPORTS_PREFIX,
   DELETE_GUARD_ERROR,
+  JOURNAL_PREFIX,
   MANIFEST_CACHE_PREFIX,
   OVERLAP_ERROR,
   PLAN_INCOMPLETE_ERROR,
@@ -70,21 +71,30 @@ interface StepAccess {
   readonly cache?: boolean;
   /** Writes the run's report. */
   readonly reports?: boolean;
+  /** The journal object (journal/<registry host>.json): the probe reads it, plan and collect replace it. */
+  readonly journal?: 'read' | 'write';
 }
 
 /** Each step of lambda/workflow/workflow-job.ts with what it touches (the key names of run-store.ts). */
 export const STEP_ACCESS: Readonly<Record<WorkflowStepName, StepAccess>> = {
-  probe: { registry: true, reads: [], writes: ['run', 'history'] },
-  inventory: { registry: true, reads: ['run', 'history'], writes: ['inventory'], cache: true },
+  probe: { registry: true, reads: [], writes: ['run', 'history', 'journal'], journal: 'read' },
+  inventory: { registry: true, reads: ['run', 'history', 'journal'], writes: ['inventory'], cache: true },
   plan: {
     registry: false,
-    reads: ['run', 'inventory'],
-    writes: ['plan', 'planPart'],
+    reads: ['run', 'inventory', 'journal'],
+    writes: ['plan', 'planPart', 'journal'],
     mayMiss: true,
     reports: true,
+    journal: 'write',
   },
-  apply: { registry: true, reads: ['planPart'], writes: ['apply'] },
-  collect: { registry: false, reads: ['run', 'apply'], writes: ['deletions'], mayMiss: true },
+  apply: { registry: true, reads: ['planPart', 'journal'], writes: ['apply'] },
+  collect: {
+    registry: false,
+    reads: ['run', 'apply', 'journal', 'plan'],
+    writes: ['deletions'],
+    mayMiss: true,
+    journal: 'write',
+  },
   verify: { registry: true, reads: ['planPart'], writes: ['verify'] },
   report: {
     registry: false,
@@ -178,6 +188,16 @@ export class JanitorWorkflow extends Construct {
             sid: 'SignManifestCache',
             actions: ['kms:GenerateMac', 'kms:VerifyMac'],
             resources: [props.cacheKey.keyArn],
+          }),
+        );
+      }
+      if (access.journal) {
+        // Read once by the probe for the run; replaced whole by the plan (before any apply batch) and collect.
+        role.addToPrincipalPolicy(
+          new PolicyStatement({
+            sid: access.journal === 'read' ? 'ReadJournal' : 'WriteJournal',
+            actions: [access.journal === 'read' ? 's3:GetObject' : 's3:PutObject'],
+            resources: [props.bucket.arnForObjects(`${JOURNAL_PREFIX}*`)],
           }),
         );
       }

@@ -30,6 +30,7 @@ export function runKeyPatterns() {
   return {
     run: k.run,
     history: k.history,
+    journal: k.journal,
     inventory: k.inventory('*'),
     plan: k.plan,
     planPart: k.planPart('*'),

@@ -47,6 +47,7 @@ const WORKFLOW = [
   ...[
     'run.json',
     'history.json',
+    'journal.json',
     'inventory/*.json',
     'plan.json',
     'plan/*.json',

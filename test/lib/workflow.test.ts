@@ -273,7 +273,12 @@ describe("engine 'workflow' with defaults", () => {
   it.each([
     [
       'probe',
-      ['s3:PutObject bucket/workflow-runs/*/history.json', 's3:PutObject bucket/workflow-runs/*/run.json'],
+      [
+        's3:GetObject bucket/journal/*',
+        's3:PutObject bucket/workflow-runs/*/history.json',
+        's3:PutObject bucket/workflow-runs/*/journal.json',
+        's3:PutObject bucket/workflow-runs/*/run.json',
+      ],
     ],
     [
       'inventory',
@@ -282,6 +287,7 @@ describe("engine 'workflow' with defaults", () => {
         'kms:VerifyMac ${JanitorCacheMacKey}',
         's3:GetObject bucket/manifest-cache/*',
         's3:GetObject bucket/workflow-runs/*/history.json',
+        's3:GetObject bucket/workflow-runs/*/journal.json',
         's3:GetObject bucket/workflow-runs/*/run.json',
         's3:ListBucket bucket',
         's3:PutObject bucket/manifest-cache/*',
@@ -292,23 +298,33 @@ describe("engine 'workflow' with defaults", () => {
       'plan',
       [
         's3:GetObject bucket/workflow-runs/*/inventory/*.json',
+        's3:GetObject bucket/workflow-runs/*/journal.json',
         's3:GetObject bucket/workflow-runs/*/run.json',
         's3:ListBucket bucket',
+        's3:PutObject bucket/journal/*',
         's3:PutObject bucket/reports/*',
+        's3:PutObject bucket/workflow-runs/*/journal.json',
         's3:PutObject bucket/workflow-runs/*/plan.json',
         's3:PutObject bucket/workflow-runs/*/plan/*.json',
       ],
     ],
     [
       'apply',
-      ['s3:GetObject bucket/workflow-runs/*/plan/*.json', 's3:PutObject bucket/workflow-runs/*/apply/*.json'],
+      [
+        's3:GetObject bucket/workflow-runs/*/journal.json',
+        's3:GetObject bucket/workflow-runs/*/plan/*.json',
+        's3:PutObject bucket/workflow-runs/*/apply/*.json',
+      ],
     ],
     [
       'collect',
       [
         's3:GetObject bucket/workflow-runs/*/apply/*.json',
+        's3:GetObject bucket/workflow-runs/*/journal.json',
+        's3:GetObject bucket/workflow-runs/*/plan.json',
         's3:GetObject bucket/workflow-runs/*/run.json',
         's3:ListBucket bucket',
+        's3:PutObject bucket/journal/*',
         's3:PutObject bucket/workflow-runs/*/deletions.json',
       ],
     ],
@@ -337,14 +353,21 @@ describe("engine 'workflow' with defaults", () => {
     expect(got).toEqual([...expected].sort());
   });
 
-  it('no step role may run commands, read the registry parameters or touch the journal', () => {
+  it('no step role may run commands or read the registry parameters; only probe reads the journal, only plan and collect write it', () => {
     for (const step of WORKFLOW_STEPS) {
       const actions = allActions(stepStatements(template, step));
       expect(
         actions.filter((a) => a.startsWith('ssm:')),
         step,
       ).toEqual([]);
-      expect(JSON.stringify(stepStatements(template, step))).not.toContain('journal/');
+      const onJournal = grants(stepStatements(template, step)).filter((g) => g.includes(' bucket/journal/'));
+      expect(onJournal, step).toEqual(
+        step === 'probe'
+          ? ['s3:GetObject bucket/journal/*']
+          : step === 'plan' || step === 'collect'
+            ? ['s3:PutObject bucket/journal/*']
+            : [],
+      );
     }
   });
 
