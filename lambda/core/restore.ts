@@ -2,30 +2,19 @@
 // untagged them. The journal is a file someone could edit, so it only proposes: every recorded manifest must hash
 // to its digest and belong to the image (a child its index references, a referrer of it), every blob must still
 // be served, and a tag that points elsewhere now (someone pushed since) is never overwritten unless forced.
-import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
 import { ConfigError, errorMessage, RegistryError } from './errors.ts';
+import { manifestDigest } from './journal.ts';
 import { parseManifest } from './manifest.ts';
 import type { ManifestInfo } from './model.ts';
 import type { RegistryClient } from './ports.ts';
+import type { UntagRecord as JournalUntagRecord } from './undo.ts';
 
-/** What a run recorded when it untagged a manifest (the shape agreed in the undo interface with apply). */
-export interface UntagRecord {
-  readonly runId: string;
-  readonly repository: string;
-  /** The manifest that was untagged. */
-  readonly digest: string;
-  /** The tags this run removed from it. */
-  readonly tags: readonly string[];
-  /** ISO 8601. */
-  readonly untaggedAt: string;
-  /** The manifest and (for an index) its children, base64 of the exact bytes, with their media types. */
-  readonly manifests: readonly {
-    readonly digest: string;
-    readonly mediaType: string;
-    readonly bytes: string;
-  }[];
-}
+/**
+ * What restore reads of a run's untag record (core/undo.ts). Whether the run confirmed it is not needed: a tag
+ * still on its recorded digest is left as it is, whatever the record says.
+ */
+export type UntagRecord = Omit<JournalUntagRecord, 'state'>;
 
 /** What to restore: every tag one run removed, every tag removed in one repository, or one tag. */
 export type RestoreSelection =
@@ -173,8 +162,6 @@ function nothingMatches(records: readonly UntagRecord[], selection: RestoreSelec
   return `${head}; the repositories it knows: ${list(records.map((r) => r.repository))}`;
 }
 
-const sha256 = (bytes: Uint8Array): string => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-
 interface CheckedRecord {
   readonly root: VerifiedManifest & { readonly info: ManifestInfo };
   /** Recorded children in put order (deepest first). */
@@ -198,7 +185,7 @@ export function checkRecord(record: UntagRecord): CheckedRecord | string {
     } catch {
       return `the journal's bytes for ${m.digest} are not base64: the journal was altered, nothing of it is restored`;
     }
-    const actual = sha256(bytes);
+    const actual = manifestDigest(bytes);
     if (actual !== m.digest) {
       return `the journal's bytes for ${m.digest} hash to ${actual}: the journal was altered, nothing of it is restored`;
     }
