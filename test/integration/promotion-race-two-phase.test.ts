@@ -16,19 +16,17 @@ import { runJob, type JobResult } from '../../lambda/core/job.ts';
 import type { Plan } from '../../lambda/core/model.ts';
 import { parsePolicy } from '../../lambda/core/policy.ts';
 import type { LocalRegistry } from '../../lambda/demo/local-registry.ts';
-import { pushImage, pushIndex, pushManifest, type PushedImage } from '../../lambda/demo/seed.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import {
   Promoter,
   lostPromotions,
   notReclaimed,
-  readCandidate,
   spreadOffsets,
   whyNotServed,
-  withOwnBlobs,
   type Candidate,
   type Promotion,
 } from '../support/promoter.ts';
+import { raceCandidates, seedRaceScenario } from '../support/race-scenario.ts';
 import { describeEachRegistry, startRegistry, type RegistryKind } from '../support/registry-kind.ts';
 import { shiftJsonFile, shiftStorage } from '../support/time-shift.ts';
 
@@ -42,7 +40,6 @@ const POLICY = parsePolicy(
   'policy.yaml',
 );
 
-const BUILDS = 10;
 const HOUR = 3_600_000;
 
 interface Round {
@@ -90,52 +87,7 @@ async function seedRound(kind: RegistryKind, round: number): Promise<Round> {
   const registry = await startRegistry(kind);
   const proxy = await startFaultProxy(registry.url);
   const dir = mkdtempSync(join(tmpdir(), 'rj-race2-'));
-  const t = { url: registry.url };
-  const created = (k: number) => `2026-01-${String(k + 1).padStart(2, '0')}T00:00:00Z`;
-  await Promise.all(
-    [0, 1, 2, 3].map(async (r) => {
-      const repo = `app/r${r}`;
-      let newest: PushedImage | undefined;
-      for (let k = 0; k < BUILDS; k++) {
-        newest = await pushImage(t, repo, `b${k}`, {
-          created: created(k),
-          layers: [
-            { seed: `race2-${round}-${repo}-base`, size: 1024 },
-            { seed: `race2-${round}-${repo}-b${k}`, size: 2048 },
-          ],
-          label: `${round}-${repo}-b${k}`,
-        });
-      }
-      const body = await fetch(`${registry.url}/v2/${repo}/manifests/${newest!.digest}`, {
-        headers: { accept: newest!.mediaType },
-      });
-      await pushManifest(t, repo, 'latest', newest!.mediaType, new Uint8Array(await body.arrayBuffer()));
-    }),
-  );
-  for (let k = 0; k < 4; k++) {
-    const children = await Promise.all(
-      ['amd64', 'arm64'].map((arch) =>
-        pushImage(t, 'app/multi', null, {
-          created: created(k),
-          layers: [{ seed: `race2-${round}-multi-${k}-${arch}`, size: 2048 }],
-          label: `${round}-multi-${k}-${arch}`,
-          architecture: arch,
-          format: 'oci',
-        }),
-      ),
-    );
-    await pushIndex(
-      t,
-      'app/multi',
-      `m${k}`,
-      children.map((c, i) => ({
-        mediaType: c.mediaType,
-        digest: c.digest,
-        size: c.size,
-        platform: { os: 'linux', architecture: i === 0 ? 'amd64' : 'arm64' },
-      })),
-    );
-  }
+  await seedRaceScenario(registry.url, `race2-${round}`);
   // The builds were pushed a while ago (a push within a minute of the untagging counts as pushed again).
   shiftStorage(registry.storageDir, 2 * HOUR);
   const client = createRegistryClient({ url: proxy.url });
@@ -156,18 +108,7 @@ async function seedRound(kind: RegistryKind, round: number): Promise<Round> {
     await client.close();
   }
   expect(plan.complete).toBe(true);
-  const raw: Candidate[] = [];
-  const kept: { image: Candidate; tag: string }[] = [];
-  for (const repo of plan.repositories) {
-    for (const m of repo.deleteManifests)
-      if (m.tags.length > 0) raw.push(await readCandidate(registry.url, repo.name, m.digest, m.tags));
-    for (const k of repo.kept)
-      kept.push({ image: await readCandidate(registry.url, repo.name, k.digest, [k.tag]), tag: k.tag });
-  }
-  const candidates = withOwnBlobs(
-    raw,
-    kept.map((k) => k.image),
-  );
+  const { candidates, kept } = await raceCandidates(registry.url, plan);
   expect(candidates).toHaveLength(4 * 8 + 2);
   return { registry, proxy, dir, plan, candidates, kept };
 }

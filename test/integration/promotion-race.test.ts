@@ -10,19 +10,17 @@ import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
 import type { Plan } from '../../lambda/core/model.ts';
 import type { LocalRegistry } from '../../lambda/demo/local-registry.ts';
-import { pushImage, pushIndex, pushManifest, type PushedImage } from '../../lambda/demo/seed.ts';
 import { cli } from '../support/cli.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import {
   Promoter,
   lostPromotions,
-  readCandidate,
   whyNotServed,
-  withOwnBlobs,
   type Candidate,
   type Planned,
   type Promotion,
 } from '../support/promoter.ts';
+import { raceCandidates, seedRaceScenario } from '../support/race-scenario.ts';
 import { describeEachRegistry, startRegistry, type RegistryKind } from '../support/registry-kind.ts';
 
 const POLICY = `rules:
@@ -31,8 +29,6 @@ const POLICY = `rules:
       newest: 2
       tags: ["latest", "release-*"]
 `;
-
-const BUILDS = 10;
 
 /** What one round seeded and planned: the candidates (planned deletions) and what stays. */
 interface Round {
@@ -55,50 +51,7 @@ async function seedRound(kind: RegistryKind, round: number, listing: boolean): P
   const proxy = await startFaultProxy(registry.url);
   const dir = mkdtempSync(join(tmpdir(), 'rj-race-'));
   writeFileSync(join(dir, 'policy.yaml'), POLICY);
-  const t = { url: registry.url };
-  const created = (k: number) => `2026-01-${String(k + 1).padStart(2, '0')}T00:00:00Z`;
-  await Promise.all(
-    [0, 1, 2, 3].map(async (r) => {
-      const repo = `app/r${r}`;
-      let newest: PushedImage | undefined;
-      for (let k = 0; k < BUILDS; k++) {
-        newest = await pushImage(t, repo, `b${k}`, {
-          created: created(k),
-          layers: [
-            { seed: `race-${round}-${repo}-base`, size: 1024 },
-            { seed: `race-${round}-${repo}-b${k}`, size: 2048 },
-          ],
-          label: `${round}-${repo}-b${k}`,
-        });
-      }
-      const body = await fetch(`${registry.url}/v2/${repo}/manifests/${newest!.digest}`, {
-        headers: { accept: newest!.mediaType },
-      });
-      await pushManifest(t, repo, 'latest', newest!.mediaType, new Uint8Array(await body.arrayBuffer()));
-    }),
-  );
-  for (let k = 0; k < 4; k++) {
-    const child = (arch: string) =>
-      pushImage(t, 'app/multi', null, {
-        created: created(k),
-        layers: [{ seed: `race-${round}-multi-${k}-${arch}`, size: 2048 }],
-        label: `${round}-multi-${k}-${arch}`,
-        architecture: arch,
-        format: 'oci',
-      });
-    const children = await Promise.all(['amd64', 'arm64'].map(child));
-    await pushIndex(
-      t,
-      'app/multi',
-      `m${k}`,
-      children.map((c, i) => ({
-        mediaType: c.mediaType,
-        digest: c.digest,
-        size: c.size,
-        platform: { os: 'linux', architecture: i === 0 ? 'amd64' : 'arm64' },
-      })),
-    );
-  }
+  await seedRaceScenario(registry.url, `race-${round}`);
   const planFile = join(dir, 'plan.json');
   const planned = await cli([
     'plan',
@@ -114,19 +67,7 @@ async function seedRound(kind: RegistryKind, round: number, listing: boolean): P
   ]);
   expect(planned.code, planned.err).toBe(0);
   const plan = JSON.parse(readFileSync(planFile, 'utf8')) as Plan;
-  const raw: Candidate[] = [];
-  const kept: { image: Candidate; tag: string }[] = [];
-  for (const repo of plan.repositories) {
-    // The tags' manifests: the roots of what goes (an index's children go with it, and are checked as its needs).
-    for (const m of repo.deleteManifests)
-      if (m.tags.length > 0) raw.push(await readCandidate(registry.url, repo.name, m.digest, m.tags));
-    for (const k of repo.kept)
-      kept.push({ image: await readCandidate(registry.url, repo.name, k.digest, [k.tag]), tag: k.tag });
-  }
-  const candidates = withOwnBlobs(
-    raw,
-    kept.map((k) => k.image),
-  );
+  const { candidates, kept } = await raceCandidates(registry.url, plan);
   expect(candidates).toHaveLength(4 * 8 + 2);
   return { registry, proxy, dir, plan, candidates, kept };
 }
