@@ -51,6 +51,17 @@ export const SECRET_VARIABLES: readonly string[] = [
 
 // ---- Defaults ----
 
+/** distribution's repository path component (reference/regexp.go): lower-case alphanumerics joined by `.`, `_`, `__` or dashes. */
+export const REPOSITORY_PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+/** The longest repository name distribution accepts. */
+export const MAX_REPOSITORY_NAME = 255;
+const REPOSITORY_NAME = new RegExp(`^${REPOSITORY_PATH_COMPONENT}(?:/${REPOSITORY_PATH_COMPONENT})*$`);
+
+/** Whether `name` is a repository name (no domain) distribution can hold: path components, 255 characters at most. */
+export function isRepositoryName(name: string): boolean {
+  return name.length > 0 && name.length <= MAX_REPOSITORY_NAME && REPOSITORY_NAME.test(name);
+}
+
 export const DEFAULT_CONTAINER_NAME = 'registry';
 export const DEFAULT_GC_TIMEOUT_SECONDS = 3600;
 /** SSM Run Command's largest execution timeout. */

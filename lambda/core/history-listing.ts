@@ -3,6 +3,7 @@
 // It comes from a host and a bucket, so nothing in it is believed until every line has been checked: a line that is
 // not of that form, a repository name distribution would refuse, a revision listed twice or a count that differs
 // from the summary refuses the whole listing (a partial listing must never pass for a complete one). Pure.
+import { isRepositoryName } from './contract.ts';
 import { HistoryError } from './errors.ts';
 import { REPOSITORIES_PATH, REVISION_HEX, REVISIONS_PATH, type HistoryListing } from './history.ts';
 import type { Revision } from './model.ts';
@@ -14,15 +15,8 @@ export const MAX_LISTING_LINES = 2_000_000;
 
 /** A storage root as the script passes it on: absolute, of letters, digits and `. _ / -`. */
 const ROOT = /^\/[A-Za-z0-9._/-]{0,1023}$/;
-/** distribution's repository name: path components of lower-case alphanumerics and separators, 255 at most. */
-const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const MAX_NAME = 255;
 /** Seconds since the epoch: whole, at most 11 digits (year 5138). */
 const MTIME = /^[0-9]{1,11}$/;
-
-export function isRepositoryName(name: string): boolean {
-  return name.length > 0 && name.length <= MAX_NAME && name.split('/').every((c) => COMPONENT.test(c));
-}
 
 export interface ListingExpectation {
   /** Where it came from, for the plan (e.g. `registry container reg1 on i-…: /var/lib/registry`). */

@@ -9,6 +9,7 @@
 // tags it removed and the manifest's exact bytes, so that restore can put them back within the undo window and
 // the sweep deletes it only after (core/undo.ts).
 import { createHash } from 'node:crypto';
+import { isRepositoryName } from './contract.ts';
 import { errorMessage, SafetyError } from './errors.ts';
 import type { JournalDecision, Plan, Report } from './model.ts';
 
@@ -72,8 +73,6 @@ const READABLE_VERSIONS: readonly unknown[] = [1, 2];
 export const MAX_JOURNAL_ENTRIES = 1_000_000;
 
 const DIGEST = /^sha256:[a-f0-9]{64}$/;
-/** distribution's repository name grammar, bounded. */
-const REPOSITORY = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
 
 /** The journal as stored: JSON with its format, version and registry, one entry per deletion. */
 export function encodeJournal(registry: string, entries: readonly JournalEntry[]): string {
@@ -132,8 +131,7 @@ export function decodeJournal(
 function validEntry(raw: unknown): JournalEntry | undefined {
   if (!Array.isArray(raw) || raw.length < 4 || raw.length > 5) return undefined;
   const [repository, digest, after, recordedAt, untagRaw] = raw as unknown[];
-  if (typeof repository !== 'string' || repository.length > 255 || !REPOSITORY.test(repository))
-    return undefined;
+  if (typeof repository !== 'string' || !isRepositoryName(repository)) return undefined;
   if (typeof digest !== 'string' || !DIGEST.test(digest)) return undefined;
   if (
     !Array.isArray(after) ||

@@ -2,7 +2,8 @@
 // hostile or partial one (from a host or a bucket that cannot be trusted) is refused whole, saying why.
 import { describe, expect, it } from 'vitest';
 import { HistoryError } from '../../lambda/core/errors.ts';
-import { isRepositoryName, parseListing } from '../../lambda/core/history-listing.ts';
+import { isRepositoryName } from '../../lambda/core/contract.ts';
+import { parseListing } from '../../lambda/core/history-listing.ts';
 
 const ROOT = '/var/lib/registry';
 const TOP = `${ROOT}/docker/registry/v2/repositories`;

@@ -1,13 +1,13 @@
 // The reference grammar: repository names, tags and digests as distribution accepts them (reference/regexp.go),
 // checked before anything goes into a URL path, and digests computed to verify what the registry served.
 import { hash } from 'node:crypto';
+import { MAX_REPOSITORY_NAME, REPOSITORY_PATH_COMPONENT } from '../../core/contract.ts';
 import { ConfigError, RegistryError } from '../../core/errors.ts';
 
 // An optional domain, then path components.
 const DOMAIN_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
 const DOMAIN = `${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*(?::[0-9]+)?`;
-const PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
-const NAME_RE = new RegExp(`^(?:${DOMAIN}/)?${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`);
+const NAME_RE = new RegExp(`^(?:${DOMAIN}/)?${REPOSITORY_PATH_COMPONENT}(?:/${REPOSITORY_PATH_COMPONENT})*$`);
 const TAG_RE = /^[\w][\w.-]{0,127}$/;
 export const DIGEST_RE = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
 const HASHES: Record<string, string> = { sha256: 'sha256', sha384: 'sha384', sha512: 'sha512' };
@@ -17,10 +17,10 @@ export const PROBE_DIGEST = 'sha256:' + '0'.repeat(64);
 
 /** Throws ConfigError unless `name` is a repository name distribution can serve (it goes into URL paths raw). */
 export function assertRepositoryName(name: string): void {
-  if (name.length === 0 || name.length > 255 || !NAME_RE.test(name)) {
+  if (name.length === 0 || name.length > MAX_REPOSITORY_NAME || !NAME_RE.test(name)) {
     throw new ConfigError(
       `"${name}" is not a valid repository name: use lowercase path components of [a-z0-9] joined by ".", "_", ` +
-        '"__" or "-", separated by "/" (at most 255 characters)',
+        `"__" or "-", separated by "/" (at most ${MAX_REPOSITORY_NAME} characters)`,
     );
   }
 }
