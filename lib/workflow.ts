@@ -24,6 +24,7 @@ import {
   StateMachineType,
   Succeed,
   TaskInput,
+  Timeout,
   Wait,
   WaitTime,
   type IChainable,
@@ -56,6 +57,13 @@ const GC_PENDING = ['Pending', 'InProgress', 'Delayed', 'Cancelling'] as const;
 const GC_WAIT_MARGIN_SECONDS = 600;
 /** Beyond the GC timeout, what the execution may take (probe, inventory, plan, apply and verify batches). */
 const EXECUTION_TIME_BESIDES_GC = Duration.hours(12);
+/** Each step function's timeout: Lambda's most. */
+const STEP_FUNCTION_TIMEOUT = Duration.minutes(15);
+/**
+ * A Lambda task's own timeout, a little above its function's: the function's timeout ends a hung invocation, this
+ * one only a lost answer (a task without one would wait as long as the execution may run).
+ */
+const STEP_TASK_TIMEOUT = STEP_FUNCTION_TIMEOUT.plus(Duration.minutes(1));
 
 type RunFile = keyof ReturnType<typeof runKeyPatterns>;
 
@@ -158,7 +166,7 @@ export class JanitorWorkflow extends Construct {
         ...bundledFunction(WORKFLOW_ENTRY),
         description: `registry-janitor workflow: the ${step} step for ${props.registryUrl}`,
         memorySize: props.memorySize,
-        timeout: Duration.minutes(15),
+        timeout: STEP_FUNCTION_TIMEOUT,
         role,
         logGroup: props.logGroup,
         environment: { ...props.environment },
@@ -290,7 +298,10 @@ export class JanitorWorkflow extends Construct {
       const task = new LambdaInvoke(this, name, {
         lambdaFunction: this.functions[step],
         payload: TaskInput.fromObject({ step, runId, ...fields }),
-        payloadResponseOnly: true,
+        // The standard lambda:invoke integration: the step's answer is the response's Payload, kept alone (the
+        // status code and SDK metadata would only grow the state).
+        resultSelector: { Payload: JsonPath.objectAt('$.Payload') },
+        taskTimeout: Timeout.duration(STEP_TASK_TIMEOUT),
         // Lambda's own transient errors (service, SDK client, throttled): 6 attempts, backing off from 2 s.
         retryOnServiceExceptions: true,
         resultPath,
@@ -316,7 +327,7 @@ export class JanitorWorkflow extends Construct {
     };
     const batches = (name: string, iteration: IChainable): MapState =>
       new MapState(this, name, {
-        itemsPath: '$.probe.batches',
+        itemsPath: '$.probe.Payload.batches',
         itemSelector: { batch: JsonPath.numberAt('$$.Map.Item.Value') },
         maxConcurrency: props.maxConcurrency,
         // Each iteration leaves its part in the bucket; the Map's results would only grow the state.
@@ -402,34 +413,42 @@ export class JanitorWorkflow extends Construct {
       invoke('Report', 'report', { gc: JsonPath.objectAt('$.gc') }, '$.report'),
       'Report',
     );
-    verify.next(report).next(new Succeed(this, 'Done', { outputPath: '$.report' }));
+    verify.next(report).next(new Succeed(this, 'Done', { outputPath: '$.report.Payload' }));
 
     const gc = this.gcLoop(props, pollSeconds, verify);
     apply.next(collect).next(
-      new Choice(this, 'GcNeeded').when(Condition.booleanEquals('$.collect.gc.run', true), gc).otherwise(
-        new Pass(this, 'GcSkipped', {
-          parameters: { skipped: JsonPath.stringAt('$.collect.gc.reason') },
-          resultPath: '$.gc',
-        }).next(verify),
-      ),
+      new Choice(this, 'GcNeeded')
+        .when(Condition.booleanEquals('$.collect.Payload.gc.run', true), gc)
+        .otherwise(
+          new Pass(this, 'GcSkipped', {
+            parameters: { skipped: JsonPath.stringAt('$.collect.Payload.gc.reason') },
+            resultPath: '$.gc',
+          }).next(verify),
+        ),
     );
 
     const planOutcome = new Choice(this, 'PlanOutcome')
-      .when(Condition.stringEquals('$.plan.outcome', PLAN_OUTCOMES.apply), apply)
+      .when(Condition.stringEquals('$.plan.Payload.outcome', PLAN_OUTCOMES.apply), apply)
       .when(
-        Condition.stringEquals('$.plan.outcome', PLAN_OUTCOMES.dryRun),
+        Condition.stringEquals('$.plan.Payload.outcome', PLAN_OUTCOMES.dryRun),
         new Succeed(this, 'DryRunDone', {
           comment: 'A dry run stops at the plan: the output is the plan step answer, with its reason.',
-          outputPath: '$.plan',
+          outputPath: '$.plan.Payload',
         }),
       )
       .when(
-        Condition.stringEquals('$.plan.outcome', PLAN_OUTCOMES.incomplete),
-        new Fail(this, 'PlanIncomplete', { error: PLAN_INCOMPLETE_ERROR, causePath: '$.plan.reason' }),
+        Condition.stringEquals('$.plan.Payload.outcome', PLAN_OUTCOMES.incomplete),
+        new Fail(this, 'PlanIncomplete', {
+          error: PLAN_INCOMPLETE_ERROR,
+          causePath: '$.plan.Payload.reason',
+        }),
       )
       .when(
-        Condition.stringEquals('$.plan.outcome', PLAN_OUTCOMES.refused),
-        new Fail(this, 'DeleteGuardTripped', { error: DELETE_GUARD_ERROR, causePath: '$.plan.reason' }),
+        Condition.stringEquals('$.plan.Payload.outcome', PLAN_OUTCOMES.refused),
+        new Fail(this, 'DeleteGuardTripped', {
+          error: DELETE_GUARD_ERROR,
+          causePath: '$.plan.Payload.reason',
+        }),
       )
       .otherwise(
         new Fail(this, 'UnknownPlanOutcome', {
@@ -477,7 +496,7 @@ export class JanitorWorkflow extends Construct {
       parameters: {
         DocumentName: props.gcDocument.documentName,
         InstanceIds: [props.instanceId],
-        Parameters: JsonPath.objectAt('$.collect.gc.parameters'),
+        Parameters: JsonPath.objectAt('$.collect.Payload.gc.parameters'),
         Comment: JsonPath.format('registry-janitor {}', JsonPath.stringAt('$$.Execution.Name')),
       },
       resultSelector: { commandId: JsonPath.stringAt('$.Command.CommandId'), polls: 0 },

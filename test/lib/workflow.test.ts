@@ -46,6 +46,7 @@ function synth(props: Partial<RegistryJanitorProps> = {}) {
 
 interface State {
   Type: string;
+  TimeoutSeconds?: number;
   Next?: string;
   Default?: string;
   Resource?: string;
@@ -153,37 +154,55 @@ describe("engine 'workflow' with defaults", () => {
     expect(s.PlanIncomplete).toMatchObject({
       Type: 'Fail',
       Error: PLAN_INCOMPLETE_ERROR,
-      CausePath: '$.plan.reason',
+      CausePath: '$.plan.Payload.reason',
     });
     expect(s.DeleteGuardTripped).toMatchObject({
       Type: 'Fail',
       Error: DELETE_GUARD_ERROR,
-      CausePath: '$.plan.reason',
+      CausePath: '$.plan.Payload.reason',
     });
-    expect(s.DryRunDone).toMatchObject({ Type: 'Succeed', OutputPath: '$.plan' });
+    expect(s.DryRunDone).toMatchObject({ Type: 'Succeed', OutputPath: '$.plan.Payload' });
+    expect(s.Done).toMatchObject({ Type: 'Succeed', OutputPath: '$.report.Payload' });
   });
 
-  it('passes only the run id and a batch number to the step functions', () => {
+  it('invokes the step functions with lambda:invoke, passing only the run id and a batch number, keeping the Payload', () => {
     const s = definition.States;
     const fn = (step: string): string =>
       expect.stringMatching(new RegExp(`^\\$\\{JanitorWorkflow${step}Function[0-9A-F]+\\.Arn\\}$`)) as string;
-    expect(s.Probe).toMatchObject({
-      Resource: fn('Probe'),
-      Parameters: { step: 'probe', 'runId.$': '$$.Execution.Name', 'input.$': '$$.Execution.Input' },
+    const task = (step: string, payload: Record<string, unknown>) => ({
+      Type: 'Task',
+      Resource: 'arn:${AWS::Partition}:states:::lambda:invoke',
+      Parameters: { FunctionName: fn(step), Payload: payload },
+      ResultSelector: { 'Payload.$': '$.Payload' },
+      // A little above the function's 900 s.
+      TimeoutSeconds: 960,
     });
-    for (const [map, task, step] of [
+    const run = { 'runId.$': '$$.Execution.Name' };
+    expect(s.Probe).toMatchObject({
+      ...task('Probe', { step: 'probe', ...run, 'input.$': '$$.Execution.Input' }),
+      ResultPath: '$.probe',
+    });
+    for (const [map, inner, step] of [
       ['Inventory', 'InventoryBatch', 'inventory'],
       ['Apply', 'ApplyBatch', 'apply'],
       ['Verify', 'VerifyBatch', 'verify'],
     ] as const) {
-      expect(s[map]).toMatchObject({ Type: 'Map', ItemsPath: '$.probe.batches', MaxConcurrency: 4 });
-      const inner = s[map]!.ItemProcessor!.States[task]!;
-      expect(inner.Resource).toEqual(fn(map));
-      expect(inner.Parameters).toEqual({ step, 'runId.$': '$$.Execution.Name', 'batch.$': '$.batch' });
+      expect(s[map]).toMatchObject({ Type: 'Map', ItemsPath: '$.probe.Payload.batches', MaxConcurrency: 4 });
+      expect(s[map]!.ItemProcessor!.States[inner]).toMatchObject(
+        task(map, { step, ...run, 'batch.$': '$.batch' }),
+      );
     }
-    expect(s.Plan!.Parameters).toEqual({ step: 'plan', 'runId.$': '$$.Execution.Name' });
-    expect(s.Collect!.Parameters).toEqual({ step: 'collect', 'runId.$': '$$.Execution.Name' });
-    expect(s.Report!.Parameters).toEqual({ step: 'report', 'runId.$': '$$.Execution.Name', 'gc.$': '$.gc' });
+    expect(s.Plan).toMatchObject({ ...task('Plan', { step: 'plan', ...run }), ResultPath: '$.plan' });
+    expect(s.Collect).toMatchObject({
+      ...task('Collect', { step: 'collect', ...run }),
+      ResultPath: '$.collect',
+    });
+    expect(s.Report).toMatchObject({
+      ...task('Report', { step: 'report', ...run, 'gc.$': '$.gc' }),
+      ResultPath: '$.report',
+    });
+    expect(JSON.stringify(s.PlanOutcome!.Choices)).toContain('"Variable":"$.plan.Payload.outcome"');
+    expect(JSON.stringify(s.GcNeeded!.Choices)).toContain('"Variable":"$.collect.Payload.gc.run"');
   });
 
   it('a failed inventory or verify batch is caught in its iteration (the next step sees its part missing); apply is not', () => {
@@ -234,7 +253,7 @@ describe("engine 'workflow' with defaults", () => {
       Parameters: {
         DocumentName: expect.stringMatching(/^\$\{JanitorGcDocument[0-9A-F]+\}$/),
         InstanceIds: ['i-0123456789abcdef0'],
-        'Parameters.$': '$.collect.gc.parameters',
+        'Parameters.$': '$.collect.Payload.gc.parameters',
       },
     });
     expect(s.WaitForGc).toEqual({ Type: 'Wait', Seconds: 60, Next: 'GetGcInvocation' });
