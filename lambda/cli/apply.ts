@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline/promises';
 import { SafetyError } from '../core/errors.ts';
 import { repositoriesToChange, type Applicability } from '../core/executor.ts';
 import { runJob } from '../core/job.ts';
-import type { Plan } from '../core/model.ts';
+import type { Plan, Report } from '../core/model.ts';
 import { formatReport, plural } from '../core/report.ts';
 import type { Values } from './args.ts';
 import { buildClient } from './connect.ts';
@@ -83,6 +83,7 @@ export async function applyCommand(values: Values, io: CliIo): Promise<number> {
       );
       return EXIT.interrupted;
     }
+    if (!values.json && report.undo?.runId !== undefined) io.stdout.write(undoHint(report.undo, values));
     if (!values.json) {
       io.stdout.write(
         'Space is freed when garbage-collect runs on the registry host (registry-janitor gc, or the Lambda).\n',
@@ -94,6 +95,21 @@ export async function applyCommand(values: Values, io: CliIo): Promise<number> {
     interrupt.dispose();
     await client.close();
   }
+}
+
+/** The run id and until when restore brings back what this run untagged, with the command that does it. */
+function undoHint(undo: NonNullable<Report['undo']>, values: Values): string {
+  const journal = values.journal
+    ? ` --journal ${values.journal}`
+    : values.cache
+      ? ` --cache ${values.cache}`
+      : '';
+  return (
+    `Run ${undo.runId}: ${plural(undo.manifests, 'manifest')} untagged, restorable until ${undo.undoUntil} with
+` +
+    `  registry-janitor restore --registry ${values.registry ?? '$REGISTRY_URL'} --run ${undo.runId}${journal}
+`
+  );
 }
 
 async function confirm(thePlan: Plan, values: Values, io: CliIo): Promise<boolean> {

@@ -20,6 +20,8 @@ Usage:
   registry-janitor apply --registry URL --plan FILE [options]     apply a plan saved with plan --out FILE
   registry-janitor gc    --container NAME [options]               garbage-collect this host's registry container
                                                                   (registry-janitor gc --help for its options)
+  registry-janitor restore --registry URL --run ID [options]      put back the tags a run removed, within its
+                                                                  undo window (registry-janitor restore --help)
 
 Options:
   --registry URL            registry base URL, e.g. https://registry.internal:5000 (or REGISTRY_URL)
@@ -86,6 +88,41 @@ Options:
 Exit codes: 0 done, 1 failed, 2 bad input.
 `;
 
+export const RESTORE_USAGE = `registry-janitor restore: put back tags that a two-phase apply removed, from the manifest
+bytes its journal recorded, while the undo window lasts (apply prints the run id and until when). It sends no
+DELETE and does not change the journal.
+
+Usage:
+  registry-janitor restore --registry URL --run ID [options]          every tag that run removed
+  registry-janitor restore --registry URL --repository REPO [options] every tag removed in REPO
+  registry-janitor restore --registry URL --tag REPO:TAG [options]    one tag
+
+Options:
+  --run ID                  a run id, as apply printed it (e.g. 20261202T031500Z-3f9a1c)
+  --repository REPO         a repository name (not a glob): each tag removed there, as the latest removal left it
+  --tag REPO:TAG            one tag; the tag is after the last colon (host:port/repo:tag works)
+  --journal FILE            the journal apply wrote (default: as apply's: beside --cache as FILE.journal.json,
+                            else $XDG_STATE_HOME/registry-janitor/journal-HOST.json, ~/.local/state without it)
+  --cache FILE              only to find the journal beside it, as apply does
+  --dry-run                 show what would be restored; write nothing
+  --force                   with --tag only: put the tag back even though it points at another image now
+                            (pushed since it was removed); that image stays in the registry, untagged, and
+                            the output names its digest so it can be tagged again
+  --json                    print the result as JSON
+  --concurrency N           requests in flight, a whole number from 1 to ${MAX_CONCURRENCY} (default ${DEFAULT_CONCURRENCY})
+  --username USER, --password-stdin, --ca-file FILE, --insecure, --allow-insecure-http, --token-realm-host HOST
+                            as for plan and apply; the user needs push on the repositories restored
+  -h, --help                this help
+
+A tag already on its recorded image is "in place"; a tag someone pushed since is left alone unless --force.
+An image whose manifest was swept after the window and whose blobs garbage-collect then freed cannot be
+restored: push it again from where it was built.
+
+Exit codes: 0 every selected tag restored or already in place, 1 a tag could not be restored (the reason
+is printed), 2 bad input (no or two selectors, a malformed REPO:TAG, a run or tag the journal does not record;
+nothing is written), 3 a tag was left alone because it points elsewhere now (no --force).
+`;
+
 export const OPTIONS = {
   registry: { type: 'string' },
   policy: { type: 'string' },
@@ -114,6 +151,11 @@ export const OPTIONS = {
   mode: { type: 'string' },
   'config-path': { type: 'string' },
   'delete-untagged': { type: 'boolean' },
+  run: { type: 'string' },
+  repository: { type: 'string' },
+  tag: { type: 'string' },
+  force: { type: 'boolean' },
+  'dry-run': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const satisfies ParseArgsConfig['options'];
 
@@ -121,7 +163,24 @@ export type Values = ReturnType<
   typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>
 >['values'];
 
-export const COMMANDS = ['plan', 'apply', 'gc', 'help'] as const;
+export const COMMANDS = ['plan', 'apply', 'gc', 'restore', 'help'] as const;
+
+/** The flags only `restore` takes, and the ones it takes besides (connection, journal, output). */
+const RESTORE_ONLY = ['run', 'repository', 'tag', 'force', 'dry-run'] as const;
+const RESTORE_ALSO = [
+  'registry',
+  'journal',
+  'cache',
+  'json',
+  'concurrency',
+  'username',
+  'password-stdin',
+  'ca-file',
+  'insecure',
+  'allow-insecure-http',
+  'token-realm-host',
+  'help',
+] as const;
 
 /**
  * Parse argv. Every mistake is a ConfigError that names the flag and the fix: an unknown flag (with the closest
@@ -166,7 +225,33 @@ export function parseCommandLine(argv: readonly string[]): { values: Values; pos
         `shell expands it into file names; repeat the flag for several values`,
     );
   }
+  checkFlagsOf(positionals[0], values as Values);
   return { values: values as Values, positionals };
+}
+
+/** A flag of another command is named, not ignored: `restore --policy` and `apply --dry-run` do not do what they say. */
+function checkFlagsOf(command: string | undefined, values: Values): void {
+  const given = Object.keys(values).filter((k) => (values as Record<string, unknown>)[k] !== undefined);
+  if (command === 'restore') {
+    const allowed = new Set<string>([...RESTORE_ONLY, ...RESTORE_ALSO]);
+    const foreign = given.filter((k) => !allowed.has(k));
+    if (foreign.length === 0) return;
+    const hint = foreign.includes('repositories')
+      ? '; restore takes one repository name with --repository REPO'
+      : '';
+    throw new ConfigError(
+      `${foreign.map((k) => `--${k}`).join(', ')} ${foreign.length === 1 ? 'is' : 'are'} not used by restore${hint} ` +
+        '(see restore --help)',
+    );
+  }
+  if (command === undefined || command === 'help') return;
+  const restoreOnly = given.filter((k) => (RESTORE_ONLY as readonly string[]).includes(k));
+  if (restoreOnly.length === 0) return;
+  const hint = restoreOnly.includes('dry-run') ? '; plan is the dry run of apply' : '';
+  throw new ConfigError(
+    `${restoreOnly.map((k) => `--${k}`).join(', ')} ${restoreOnly.length === 1 ? 'goes' : 'go'} with restore, ` +
+      `not ${command}${hint}`,
+  );
 }
 
 const EXAMPLES: Record<string, string> = {
@@ -183,6 +268,9 @@ const EXAMPLES: Record<string, string> = {
   mode: DEFAULT_GC_MODE,
   storage: 'PATH',
   'config-path': 'PATH',
+  run: '20261202T031500Z-3f9a1c',
+  repository: 'team1/app',
+  tag: 'team1/app:v1',
 };
 
 const example = (name: string): string => EXAMPLES[name] ?? 'FILE';

@@ -2,7 +2,7 @@
 // Exit codes: 0 done, 1 failed, 2 bad input, 3 refused by a safety guard.
 import { ConfigError, errorMessage, JanitorError, PolicyError, SafetyError } from '../core/errors.ts';
 import { closest } from '../core/suggest.ts';
-import { COMMANDS, GC_USAGE, parseCommandLine, USAGE, type Values } from './args.ts';
+import { COMMANDS, GC_USAGE, parseCommandLine, RESTORE_USAGE, USAGE, type Values } from './args.ts';
 import { EXIT, finishProgress, type CliIo } from './io.ts';
 
 export { EXIT, type CliIo } from './io.ts';
@@ -19,7 +19,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
   const command = positionals[0];
   if (values.help || command === undefined || command === 'help') {
     const topic = command === 'help' ? positionals[1] : command;
-    io.stdout.write(topic === 'gc' ? GC_USAGE : USAGE);
+    io.stdout.write(topic === 'gc' ? GC_USAGE : topic === 'restore' ? RESTORE_USAGE : USAGE);
     return command === undefined && !values.help ? EXIT.badInput : EXIT.ok;
   }
   try {
@@ -32,10 +32,12 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         return await (await import('./apply.ts')).applyCommand(values, io);
       case 'gc':
         return await (await import('./gc.ts')).gcCommand(values, io);
+      case 'restore':
+        return await (await import('./restore.ts')).restoreCommand(values, io);
       default: {
         const guess = closest(command, COMMANDS);
         throw new ConfigError(
-          `unknown command "${command}"${guess ? ` (did you mean "${guess}"?)` : ''}; use plan, apply or gc (see --help)`,
+          `unknown command "${command}"${guess ? ` (did you mean "${guess}"?)` : ''}; use plan, apply, gc or restore (see --help)`,
         );
       }
     }

@@ -77,9 +77,9 @@ export async function jobOptionsFrom(
 
 /**
  * The journal: `--journal FILE`, else beside `--cache FILE`, else the user's state folder (one file per registry
- * host). `plan` only reads it; `apply` writes it before its first DELETE and after its last.
+ * host). `plan` and `restore` only read it; `apply` writes it before its first DELETE and after its last.
  */
-function journalFrom(values: Values, io: CliIo, registry: string): JournalStore | undefined {
+export function journalFrom(values: Values, io: CliIo, registry: string): JournalStore | undefined {
   const path = values.journal
     ? userPath(io, values.journal)
     : values.cache

@@ -62,6 +62,15 @@ export function isRepositoryName(name: string): boolean {
   return name.length > 0 && name.length <= MAX_REPOSITORY_NAME && REPOSITORY_NAME.test(name);
 }
 
+/** distribution's tag grammar (reference/regexp.go): a word character, then up to 127 of word characters, `.` and `-`. */
+export const TAG_PATTERN = '[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}';
+const TAG_NAME = new RegExp(`^${TAG_PATTERN}$`);
+
+/** Whether `tag` is a tag distribution accepts. */
+export function isTagName(tag: string): boolean {
+  return TAG_NAME.test(tag);
+}
+
 export const DEFAULT_CONTAINER_NAME = 'registry';
 export const DEFAULT_GC_TIMEOUT_SECONDS = 3600;
 /** SSM Run Command's largest execution timeout. */

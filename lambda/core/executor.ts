@@ -18,6 +18,8 @@ export interface UntagOptions {
   /** When the undo records were written (their untag time), ISO 8601. */
   readonly untaggedAt: string;
   readonly windowHours: number;
+  /** The run id its undo records carry: `restore --run` takes it. */
+  readonly runId?: string;
   /**
    * `repository@digest` of deferred manifests whose undo record could not be written, with why: their tags stay
    * tonight (reported skipped).
@@ -201,6 +203,7 @@ export async function deletePlan(
             manifests: untagged,
             bytesPending: pending,
             undoUntil: undoUntil(options.untag.untaggedAt, options.untag.windowHours),
+            ...(options.untag.runId !== undefined ? { runId: options.untag.runId } : {}),
           },
         }
       : {}),

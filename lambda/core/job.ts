@@ -196,7 +196,9 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
   // plan's repositories are read again now (a plan made in this run has its inventory, read moments ago).
   const history = saved ? (options as SavedPlanJob).history : undefined;
   options.onStage?.('deletes');
-  const first = await deletePass(options, thePlan, entries ?? [], probe, {
+  // One id for the run's undo records and its report, so that what apply prints is what restore --run takes.
+  const runId = options.runId ?? defaultRunId(options.now);
+  const first = await deletePass({ ...options, runId }, thePlan, entries ?? [], probe, {
     ...(inventory ? { live: inventory } : {}),
     ...(history ? { history } : {}),
   });
@@ -220,7 +222,9 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
     const { plan: sweepPlan } = planStep(again, o.policy, new Date(), options.maxDeleteFraction, {
       undoWindowHours: 0,
     });
-    const second = await deletePass(options, sweepOnly(sweepPlan), journalNow, probe, { live: again });
+    const second = await deletePass({ ...options, runId }, sweepOnly(sweepPlan), journalNow, probe, {
+      live: again,
+    });
     report = mergeReports(thePlan.registry, [report, second.report], report.startedAt);
     report = { ...report, ...(first.report.undo ? { undo: first.report.undo } : {}) };
     live = first.live;
@@ -282,6 +286,7 @@ async function deletePass(
           untag: {
             untaggedAt: options.now.toISOString(),
             windowHours: twoPhase,
+            ...(options.runId !== undefined ? { runId: options.runId } : {}),
             unrecorded: intent.unrecorded,
           },
         }

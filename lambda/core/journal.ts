@@ -9,7 +9,7 @@
 // tags it removed and the manifest's exact bytes, so that restore can put them back within the undo window and
 // the sweep deletes it only after (core/undo.ts).
 import { createHash } from 'node:crypto';
-import { isRepositoryName } from './contract.ts';
+import { isRepositoryName, isTagName } from './contract.ts';
 import { errorMessage, SafetyError } from './errors.ts';
 import type { JournalDecision, Plan, Report } from './model.ts';
 
@@ -147,7 +147,6 @@ function validEntry(raw: unknown): JournalEntry | undefined {
 }
 
 /** distribution's tag grammar. */
-const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 /** distribution refuses manifests over 4 MiB. */
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 const MEDIA_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/;
@@ -172,7 +171,7 @@ function validUntag(raw: unknown, digest: string): UntagDetails | undefined {
   if (
     !Array.isArray(u.tags) ||
     u.tags.length > MAX_UNTAG_TAGS ||
-    !u.tags.every((t) => typeof t === 'string' && TAG.test(t))
+    !u.tags.every((t) => typeof t === 'string' && isTagName(t))
   )
     return undefined;
   if (!Array.isArray(u.manifests) || u.manifests.length === 0 || u.manifests.length > MAX_UNTAG_MANIFESTS)

@@ -312,9 +312,15 @@ export interface Report {
   readonly bytesFreedEstimate: number;
   /**
    * Two-phase: manifests untagged (awaiting the sweep), the estimated bytes reclaimed after the window, and until
-   * when restore brings them back (ISO 8601). Absent when the run untagged nothing.
+   * when restore brings them back (ISO 8601), and the run id its undo records carry (`restore --run ID`). Absent
+   * when the run untagged nothing.
    */
-  readonly undo?: { readonly manifests: number; readonly bytesPending: number; readonly undoUntil: string };
+  readonly undo?: {
+    readonly manifests: number;
+    readonly bytesPending: number;
+    readonly undoUntil: string;
+    readonly runId?: string;
+  };
   readonly skippedRepositories: readonly { readonly name: string; readonly reason: string }[];
   readonly failures: readonly ReportEntry[];
   readonly entries: readonly ReportEntry[];

@@ -3,18 +3,40 @@
 // to its digest and belong to the image (a child its index references, a referrer of it), every blob must still
 // be served, and a tag that points elsewhere now (someone pushed since) is never overwritten unless forced.
 import pLimit from 'p-limit';
+import { isRepositoryName, isTagName } from './contract.ts';
 import { ConfigError, errorMessage, RegistryError } from './errors.ts';
-import { manifestDigest } from './journal.ts';
+import { manifestDigest, type JournalStore } from './journal.ts';
 import { parseManifest } from './manifest.ts';
 import type { ManifestInfo } from './model.ts';
 import type { RegistryClient } from './ports.ts';
-import type { UntagRecord as JournalUntagRecord } from './undo.ts';
+import { loadUntagRecords, type UntagRecord as JournalUntagRecord } from './undo.ts';
 
 /**
  * What restore reads of a run's untag record (core/undo.ts). Whether the run confirmed it is not needed: a tag
  * still on its recorded digest is left as it is, whatever the record says.
  */
 export type UntagRecord = Omit<JournalUntagRecord, 'state'>;
+
+/** What restore may ask of the registry: reads and PUTs of manifests, never a DELETE. */
+export type RestoreClient = Pick<
+  RegistryClient,
+  'baseUrl' | 'headManifest' | 'getManifest' | 'headBlob' | 'putManifest'
+>;
+
+/**
+ * The registry client with only what restore uses: a restore deletes nothing, and this holds even for a caller
+ * that casts (there is no `deleteManifest` to call).
+ */
+export function restoreOnly(client: RestoreClient): RestoreClient {
+  return {
+    baseUrl: client.baseUrl,
+    headManifest: (repository, reference) => client.headManifest(repository, reference),
+    getManifest: (repository, reference) => client.getManifest(repository, reference),
+    headBlob: (repository, digest) => client.headBlob(repository, digest),
+    putManifest: (repository, reference, mediaType, body) =>
+      client.putManifest(repository, reference, mediaType, body),
+  };
+}
 
 /** What to restore: every tag one run removed, every tag removed in one repository, or one tag. */
 export type RestoreSelection =
@@ -102,6 +124,32 @@ export function parseTagReference(text: string): { repository: string; tag: stri
   const at = text.lastIndexOf(':');
   if (at <= 0 || at === text.length - 1 || text.includes('@')) return undefined;
   return { repository: text.slice(0, at), tag: text.slice(at + 1) };
+}
+
+/**
+ * What is wrong with a selection as typed (a repository name or tag distribution would not accept, an empty run
+ * id), or undefined. `flag` names where each part came from, e.g. `--tag` or `restore.tag`.
+ */
+export function selectionProblem(
+  selection: RestoreSelection,
+  flag: (key: 'run' | 'repository' | 'tag') => string,
+): string | undefined {
+  if ('run' in selection) {
+    return /^\S+$/.test(selection.run)
+      ? undefined
+      : `${flag('run')} expects a run id as apply printed it (e.g. 20261202T031500Z-3f9a1c), got "${selection.run}"`;
+  }
+  const key = 'tag' in selection ? 'tag' : 'repository';
+  if (!isRepositoryName(selection.repository)) {
+    return (
+      `${flag(key)}: "${selection.repository}" is not a repository name (lowercase path components of [a-z0-9] ` +
+      'joined by ".", "_", "__" or "-", separated by "/"; a name as the catalog lists it, not a glob)'
+    );
+  }
+  if ('tag' in selection && !isTagName(selection.tag)) {
+    return `${flag('tag')}: "${selection.tag}" is not a tag (a word character, then up to 127 of word characters, "." and "-")`;
+  }
+  return undefined;
 }
 
 export function describeSelection(selection: RestoreSelection): string {
@@ -247,7 +295,7 @@ function blobsOf(info: ManifestInfo): string[] {
  * manifest and blob it needs. Sends no PUT.
  */
 export async function planRestore(
-  client: RegistryClient,
+  client: RestoreClient,
   records: readonly UntagRecord[],
   selection: RestoreSelection,
   options: RestoreOptions = {},
@@ -265,7 +313,7 @@ export async function planRestore(
 }
 
 async function planRecord(
-  client: RegistryClient,
+  client: RestoreClient,
   record: UntagRecord,
   force: boolean,
   limit: ReturnType<typeof pLimit>,
@@ -336,12 +384,7 @@ type TagState =
   | { readonly state: 'moved'; readonly current: string };
 
 /** Where a tag points now: nowhere, at the recorded digest, at a placeholder of ours, or at someone else's push. */
-async function tagState(
-  client: RegistryClient,
-  repo: string,
-  tag: string,
-  digest: string,
-): Promise<TagState> {
+async function tagState(client: RestoreClient, repo: string, tag: string, digest: string): Promise<TagState> {
   const current = await client.headManifest(repo, tag);
   if (current === null) return { state: 'free' };
   if (current === digest) return { state: 'at-digest' };
@@ -370,7 +413,7 @@ function isPlaceholder(digest: string, mediaType: string, body: Uint8Array): boo
  * cannot be restored: a child neither recorded nor served, a blob no longer served (swept by garbage-collect).
  */
 async function missingParts(
-  client: RegistryClient,
+  client: RestoreClient,
   repo: string,
   checked: CheckedRecord,
   limit: ReturnType<typeof pLimit>,
@@ -418,7 +461,7 @@ async function missingParts(
  * forced), then the referrers. Idempotent: a tag at its digest already is not written again.
  */
 export async function applyRestore(
-  client: RegistryClient,
+  client: RestoreClient,
   plan: RestorePlan,
   options: RestoreOptions = {},
 ): Promise<RestoreReport> {
@@ -435,6 +478,24 @@ export async function applyRestore(
     )
   ).flat();
   return reportOf(plan.registry, false, results);
+}
+
+/**
+ * A restore as the CLI and the Lambda run it: the journal's untag records, the selection among them (bad input
+ * when it matches none), the plan read from the live registry, then (unless a dry run) the PUTs. Reads the journal
+ * and never writes it: a restored tag makes its manifest tagged again, and the sweep leaves a tagged manifest be.
+ * @throws ConfigError when the journal records nothing the selection names (nothing is sent then)
+ */
+export async function restoreFromJournal(
+  client: RestoreClient,
+  journal: JournalStore,
+  selection: RestoreSelection,
+  options: RestoreOptions & { readonly dryRun?: boolean } = {},
+): Promise<RestoreReport> {
+  const records = selectRecords(await loadUntagRecords(journal), selection, journal.where);
+  const registry = restoreOnly(client);
+  const plan = await planRestore(registry, records, selection, options);
+  return options.dryRun ? dryRunReport(plan) : applyRestore(registry, plan, options);
 }
 
 /** The plan as a report of a dry run: what would be restored, nothing sent. */
@@ -467,7 +528,7 @@ function reportOf(registry: string, dryRun: boolean, results: RestoreResult[]): 
 }
 
 async function restoreRecord(
-  client: RegistryClient,
+  client: RestoreClient,
   items: readonly RestoreItem[],
   work: RestoreWork | undefined,
   options: RestoreOptions,
@@ -536,7 +597,7 @@ async function restoreRecord(
 }
 
 async function put(
-  client: RegistryClient,
+  client: RestoreClient,
   repo: string,
   reference: string,
   m: VerifiedManifest,

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { GC_USAGE, USAGE } from '../../lambda/cli/args.ts';
+import { GC_USAGE, RESTORE_USAGE, USAGE } from '../../lambda/cli/args.ts';
 import { EXIT } from '../../lambda/cli/main.ts';
 import { cli } from '../support/cli.ts';
 
@@ -73,7 +73,9 @@ describe('the command line', () => {
   it("the README's CLI reference lists every flag --help lists, and both save plans with plan --out", () => {
     const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
     const reference = readme.slice(readme.indexOf('### CLI reference'), readme.indexOf('## Deploy to AWS'));
-    const flags = new Set([...`${USAGE}${GC_USAGE}`.matchAll(/(?<![\w-])--[a-z][a-z-]+/g)].map((m) => m[0]));
+    const flags = new Set(
+      [...`${USAGE}${GC_USAGE}${RESTORE_USAGE}`.matchAll(/(?<![\w-])--[a-z][a-z-]+/g)].map((m) => m[0]),
+    );
     expect(flags.size).toBeGreaterThan(20);
     for (const flag of flags) expect([flag, reference.includes(`\`${flag}`)]).toEqual([flag, true]);
     expect(USAGE).toContain('apply a plan saved with plan --out FILE');

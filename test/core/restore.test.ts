@@ -9,10 +9,14 @@ import {
   formatRestore,
   parseTagReference,
   planRestore,
+  restoreFromJournal,
+  restoreOnly,
   selectRecords,
+  selectionProblem,
   type RestoreSelection,
   type UntagRecord,
 } from '../../lambda/core/restore.ts';
+import type { JournalEntry, JournalStore } from '../../lambda/core/journal.ts';
 import { MemoryRegistry } from '../support/memory-registry.ts';
 import { sha256 } from '../../lambda/demo/seed.ts';
 
@@ -313,5 +317,77 @@ describe('restore', () => {
     ])('parseTagReference(%s)', (text, expected) => {
       expect(parseTagReference(text)).toEqual(expected);
     });
+  });
+});
+
+/** A journal holding the records as apply confirms them; `saves` counts writes (restore must make none). */
+function journalOf(records: readonly UntagRecord[]): JournalStore & { saves: number } {
+  const entries: JournalEntry[] = records.map((r) => ({
+    repository: r.repository,
+    digest: r.digest,
+    after: [],
+    recordedAt: r.untaggedAt,
+    untag: { runId: r.runId, tags: r.tags, state: 'untagged', manifests: r.manifests },
+  }));
+  const j = {
+    where: 'memory journal',
+    saves: 0,
+    load: () => Promise.resolve(entries),
+    save: () => {
+      j.saves += 1;
+      return Promise.resolve();
+    },
+  };
+  return j;
+}
+
+describe('restoreFromJournal (what the CLI and the Lambda run)', () => {
+  it('restores a run from the journal, reads the journal only and sends no DELETE', async () => {
+    const { reg, records } = await seeded();
+    const journal = journalOf(records);
+    const report = await restoreFromJournal(reg, journal, { run: 'run-1' });
+    expect(report).toMatchObject({ dryRun: false, restored: 4, failed: 0, skipped: 0 });
+    expect(reg.tagsOf('api')).toEqual({ old: records[2]!.digest });
+    expect(reg.callsOf('deleteManifest')).toEqual([]);
+    expect(journal.saves).toBe(0);
+  });
+
+  it('a dry run says what it would restore and writes nothing', async () => {
+    const { reg, records } = await seeded();
+    const report = await restoreFromJournal(reg, journalOf(records), { repository: 'app' }, { dryRun: true });
+    expect(report).toMatchObject({ dryRun: true, restored: 3, failed: 0 });
+    expect(reg.writes()).toEqual([]);
+    expect(reg.tagsOf('app')).toEqual({});
+  });
+
+  it('a selection the journal does not record is bad input, before any request', async () => {
+    const { reg, records } = await seeded();
+    await expect(restoreFromJournal(reg, journalOf(records), { run: 'run-9' })).rejects.toThrow(
+      /the journal memory journal records no tag removed by run run-9; the runs it knows: run-1/,
+    );
+    expect(reg.calls).toEqual([]);
+  });
+
+  it('the client restore uses has no DELETE to call', () => {
+    const narrowed = restoreOnly(new MemoryRegistry());
+    expect(Object.keys(narrowed).sort()).toEqual(
+      ['baseUrl', 'getManifest', 'headBlob', 'headManifest', 'putManifest'].sort(),
+    );
+    expect('deleteManifest' in narrowed).toBe(false);
+  });
+
+  it.each<[RestoreSelection, RegExp | undefined]>([
+    [{ run: '20261202T031500Z-3f9a1c' }, undefined],
+    [{ run: 'two words' }, /^--run expects a run id/],
+    [{ repository: 'team1/app' }, undefined],
+    [{ repository: 'Team1/App' }, /^--repository: "Team1\/App" is not a repository name/],
+    [{ repository: 'team1/**' }, /not a glob/],
+    [{ repository: 'team1/app', tag: 'v1.2_rc-1' }, undefined],
+    [{ repository: 'team1/app', tag: '.v1' }, /^--tag: "\.v1" is not a tag/],
+    [{ repository: 'team1/app', tag: 'x'.repeat(129) }, /is not a tag/],
+  ])('selectionProblem(%j)', (selection, problem) => {
+    const found = selectionProblem(selection, (k) => `--${k}`);
+    if (problem === undefined) expect(found).toBeUndefined();
+    else expect(found).toMatch(problem);
   });
 });

@@ -142,6 +142,7 @@ describe.each([
       manifests: 4,
       bytesPending: first.plan.summary.bytesPending,
       undoUntil: hours(24).toISOString(),
+      runId: `run-${T0.getTime()}`,
     });
     expect(
       first
@@ -152,6 +153,8 @@ describe.each([
 
     // Recorded before the first tag went (intent, with the bytes), confirmed after.
     const intent = untagRecords(journal.saves[0]!);
+    // The run id the report names (what apply prints for restore --run) is the one the records carry.
+    expect(new Set(intent.map((r) => r.runId))).toEqual(new Set([first.report!.undo!.runId]));
     expect(intent.map((r) => [r.digest, r.tags, r.state])).toEqual(
       [
         [ix.digest, ['old', 'old-alias'], 'intent'],

@@ -1,14 +1,18 @@
 // The reference grammar: repository names, tags and digests as distribution accepts them (reference/regexp.go),
 // checked before anything goes into a URL path, and digests computed to verify what the registry served.
 import { hash } from 'node:crypto';
-import { MAX_REPOSITORY_NAME, REPOSITORY_PATH_COMPONENT } from '../../core/contract.ts';
+import {
+  isTagName,
+  MAX_REPOSITORY_NAME,
+  REPOSITORY_PATH_COMPONENT,
+  TAG_PATTERN,
+} from '../../core/contract.ts';
 import { ConfigError, RegistryError } from '../../core/errors.ts';
 
 // An optional domain, then path components.
 const DOMAIN_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
 const DOMAIN = `${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*(?::[0-9]+)?`;
 const NAME_RE = new RegExp(`^(?:${DOMAIN}/)?${REPOSITORY_PATH_COMPONENT}(?:/${REPOSITORY_PATH_COMPONENT})*$`);
-const TAG_RE = /^[\w][\w.-]{0,127}$/;
 export const DIGEST_RE = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
 const HASHES: Record<string, string> = { sha256: 'sha256', sha384: 'sha384', sha512: 'sha512' };
 
@@ -27,10 +31,8 @@ export function assertRepositoryName(name: string): void {
 
 /** Throws ConfigError unless `reference` is a tag or a digest. */
 export function assertReference(reference: string): void {
-  if (!TAG_RE.test(reference) && !DIGEST_RE.test(reference)) {
-    throw new ConfigError(
-      `"${reference}" is neither a tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}) nor a digest (algorithm:hex)`,
-    );
+  if (!isTagName(reference) && !DIGEST_RE.test(reference)) {
+    throw new ConfigError(`"${reference}" is neither a tag (${TAG_PATTERN}) nor a digest (algorithm:hex)`);
   }
 }
 
