@@ -17,8 +17,10 @@ import {
   type UntagRecord,
 } from '../../lambda/core/restore.ts';
 import type { LocalRegistry } from '../../lambda/demo/local-registry.ts';
-import { MEDIA, pushImage, pushIndex, type Descriptor } from '../../lambda/demo/seed.ts';
+import { MEDIA, pushImage } from '../../lambda/demo/seed.ts';
 import { describeEachRegistry, startRegistry } from '../support/registry-kind.ts';
+import { seedRestoreScenario } from '../support/restore-scenario.ts';
+import { servedWhole as servedWholeBy } from '../support/served-whole.ts';
 
 describeEachRegistry('restore', ({ kind }) => {
   let registry: LocalRegistry;
@@ -85,60 +87,15 @@ describeEachRegistry('restore', ({ kind }) => {
     return applyRestore(client, plan);
   }
 
-  /** The image a tag points at, served whole: manifest by tag, each child by digest, each blob by GET (hashed). */
-  async function servedWhole(repo: string, tag: string, digest: string): Promise<number> {
-    const root = await client.getManifest(repo, tag);
-    expect(root?.digest, `${repo}:${tag}`).toBe(digest);
-    let blobs = 0;
-    const walk = async (m: NonNullable<typeof root>): Promise<void> => {
-      const info = parseManifest(m.digest, m.mediaType, m.body);
-      for (const child of info.children) {
-        const c = await client.getManifest(repo, child.digest);
-        expect(c?.digest, `child ${child.digest} of ${repo}:${tag}`).toBe(child.digest);
-        await walk(c!);
-      }
-      for (const b of [...(info.config ? [info.config] : []), ...info.layers]) {
-        expect(await client.headBlob(repo, b.digest)).toBe(true);
-        await client.getBlob(repo, b.digest); // throws unless served and hashing to its digest
-        blobs += 1;
-      }
-    };
-    await walk(root!);
-    return blobs;
-  }
-
-  const desc = (p: { digest: string; mediaType: string; size: number }, arch: string): Descriptor => ({
-    mediaType: p.mediaType,
-    digest: p.digest,
-    size: p.size,
-    platform: { os: 'linux', architecture: arch },
-  });
+  const servedWhole = (repo: string, tag: string, digest: string): Promise<number> =>
+    servedWholeBy(client, repo, tag, digest);
 
   /** In `prefix/app`: an image under two tags, a two-platform index, a kept image; in `prefix/api`: one image. */
   async function seed(
     prefix: string,
     runId: string,
   ): Promise<{ records: UntagRecord[]; app: string; api: string }> {
-    const t = { url: registry.url };
-    const app = `${prefix}/app`;
-    const api = `${prefix}/api`;
-    const created = '2026-01-01T00:00:00Z';
-    await pushImage(t, app, 'v1', { created, layers: [{ seed: `${prefix}-v1`, size: 4096 }] });
-    await pushManifest2(app, 'v1', 'v1-alias');
-    const amd = await pushImage(t, app, null, {
-      created,
-      format: 'oci',
-      layers: [{ seed: `${prefix}-amd`, size: 4096 }],
-    });
-    const arm = await pushImage(t, app, null, {
-      created,
-      format: 'oci',
-      architecture: 'arm64',
-      layers: [{ seed: `${prefix}-arm`, size: 4096 }],
-    });
-    await pushIndex(t, app, 'multi', [desc(amd, 'amd64'), desc(arm, 'arm64')]);
-    await pushImage(t, app, 'keep', { created, layers: [{ seed: `${prefix}-keep`, size: 1024 }] });
-    await pushImage(t, api, 'old', { created, layers: [{ seed: `${prefix}-old`, size: 4096 }] });
+    const { app, api } = await seedRestoreScenario(client, prefix);
     const records = [
       await record(app, ['v1', 'v1-alias'], runId),
       await record(app, ['multi'], runId),
@@ -147,12 +104,6 @@ describeEachRegistry('restore', ({ kind }) => {
     expect((await client.listTags(app)).sort()).toEqual(['keep']);
     expect(await client.listTags(api)).toEqual([]);
     return { records, app, api };
-  }
-
-  /** The same manifest under another tag, as `docker tag a b && docker push b` does. */
-  async function pushManifest2(repo: string, from: string, to: string): Promise<void> {
-    const m = (await client.getManifest(repo, from))!;
-    await client.putManifest(repo, to, m.mediaType, m.body);
   }
 
   async function collectGarbage(): Promise<void> {
