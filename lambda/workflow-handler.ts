@@ -16,6 +16,7 @@ import { cacheKeyOf, connectRegistry } from './connect.ts';
 import {
   DEFAULT_BATCH_REPOSITORIES,
   DEFAULT_BATCH_TAGS,
+  DEFAULT_DEADLINE_MARGIN_SECONDS,
   DEFAULT_SERVICE_NAME as SERVICE_NAME,
   METRIC_NAMESPACE as NAMESPACE,
   WORKFLOW_ENV,
@@ -28,12 +29,12 @@ import { runWorkflowStep } from './workflow/workflow-job.ts';
 let registry: Promise<RegistryClient> | undefined;
 let logger: Logger | undefined;
 
-const positive = (name: string, fallback: number): number => {
+const whole = (name: string, fallback: number, least = 1): number => {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1)
-    throw new ConfigError(`${name}="${raw}" must be a whole number of at least 1`);
+  if (!Number.isInteger(n) || n < least)
+    throw new ConfigError(`${name}="${raw}" must be a whole number of at least ${least}`);
   return n;
 };
 
@@ -71,8 +72,10 @@ export async function handler(event: unknown, context: InvokeContext): Promise<R
         // The journal lives in the construct's bucket under journal/, as for the single run.
         journal: (warn: (message: string) => void) =>
           s3Journal(s3, bucket, { registry: config.registryUrl, warn }),
-        batchTags: positive(WORKFLOW_ENV.batchTags, DEFAULT_BATCH_TAGS),
-        batchRepositories: positive(WORKFLOW_ENV.batchRepositories, DEFAULT_BATCH_REPOSITORIES),
+        batchTags: whole(WORKFLOW_ENV.batchTags, DEFAULT_BATCH_TAGS),
+        batchRepositories: whole(WORKFLOW_ENV.batchRepositories, DEFAULT_BATCH_REPOSITORIES),
+        deadlineMarginMs:
+          whole(WORKFLOW_ENV.deadlineMarginSeconds, DEFAULT_DEADLINE_MARGIN_SECONDS, 0) * 1000,
       },
       event,
       context,

@@ -424,7 +424,14 @@ export const WORKFLOW_RUN_ID = /^[A-Za-z0-9_-]{1,80}$/;
 export const DEFAULT_BATCH_TAGS = 20_000;
 export const DEFAULT_BATCH_REPOSITORIES = 500;
 /** The workflow functions' own variables (the construct sets them from the workflow prop). */
-export const WORKFLOW_ENV = { batchTags: 'BATCH_TAGS', batchRepositories: 'BATCH_REPOSITORIES' } as const;
+export const WORKFLOW_ENV = {
+  batchTags: 'BATCH_TAGS',
+  batchRepositories: 'BATCH_REPOSITORIES',
+  /** Seconds kept back at the end of an inventory or apply invocation (no new repository is started then). */
+  deadlineMarginSeconds: 'DEADLINE_MARGIN_SECONDS',
+} as const;
+/** The default of WORKFLOW_ENV.deadlineMarginSeconds: a minute to write the batch's part. */
+export const DEFAULT_DEADLINE_MARGIN_SECONDS = 60;
 /** The error the state machine fails with when another execution is running. */
 export const OVERLAP_ERROR = 'RegistryJanitor.ExecutionOverlap';
 /** What the plan step says the run does next; the state machine's Choice goes by it. */

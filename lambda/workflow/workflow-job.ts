@@ -9,7 +9,7 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { z } from 'zod';
 import { parseInvokePayload, type JanitorConfig } from '../config.ts';
-import { METRICS, PLAN_OUTCOMES, WORKFLOW_STEPS } from '../core/contract.ts';
+import { DEFAULT_DEADLINE_MARGIN_SECONDS, METRICS, PLAN_OUTCOMES, WORKFLOW_STEPS } from '../core/contract.ts';
 import { ConfigError, JanitorError, SafetyError, errorMessage } from '../core/errors.ts';
 import { assertDeletesWork, refusal } from '../core/executor.ts';
 import { GcCommandError, gcResultOf } from '../core/gc.ts';
@@ -81,7 +81,7 @@ export interface WorkflowDeps {
   readonly sleep?: (ms: number) => Promise<void>;
   readonly verifyAttempts?: number;
   readonly verifyRetryDelayMs?: number;
-  /** Kept back at the end of an inventory or apply invocation: no new repository is started then. @default 60000 */
+  /** Kept back at the end of an inventory or apply invocation: no new repository is started then. @default 60 s */
   readonly deadlineMarginMs?: number;
   /** The Map states' batches. */
   readonly batchTags: number;
@@ -285,7 +285,7 @@ function storedHistory(store: RunStore, key: string, run: RunFile, names: readon
 /** Abort `margin` before the invocation would time out. */
 function deadline(deps: WorkflowDeps, context: InvokeContext): { signal: AbortSignal; clear: () => void } {
   const stop = new AbortController();
-  const margin = deps.deadlineMarginMs ?? 60_000;
+  const margin = deps.deadlineMarginMs ?? DEFAULT_DEADLINE_MARGIN_SECONDS * 1000;
   const left = context.getRemainingTimeInMillis() - margin;
   const reason = `the invocation was about to time out (its last ${Math.round(margin / 1000)} s are kept to write its part); lower the batch size`;
   if (left <= 0) {
