@@ -18,6 +18,13 @@ import { verifyStep as verifyKeptStep } from './core/steps.ts';
 import { untaggedOutcome, type UntaggedOutcome } from './core/untagged-outcome.ts';
 import { runIdOf, type ReportStore, type ReportsStep } from './adapters/report-store.ts';
 import type { JournalStore } from './core/journal.ts';
+import {
+  isRestorePayload,
+  parseRestorePayload,
+  runLambdaRestore,
+  type LambdaRestoreResult,
+  type RestoreRequest,
+} from './lambda-restore.ts';
 
 /** The part of Powertools' Logger the job uses (so tests can pass a recorder). */
 export interface JobLogger {
@@ -753,7 +760,7 @@ export interface LambdaHandlerOptions {
  */
 export function createLambdaHandler(
   options: LambdaHandlerOptions,
-): (event: unknown, context: InvokeContext) => Promise<LambdaRunReport> {
+): (event: unknown, context: InvokeContext) => Promise<LambdaRunReport | LambdaRestoreResult> {
   let logger: ReturnType<LambdaHandlerOptions['logger']> | undefined;
   let metrics: JobMetrics | undefined;
   let runtime: Promise<LambdaRuntime> | undefined;
@@ -764,9 +771,12 @@ export function createLambdaHandler(
     let config: JanitorConfig;
     let overrides: InvokeOverrides;
     let connected: LambdaRuntime;
+    let restore: RestoreRequest | undefined;
     try {
       config = loadConfig(options.env());
-      overrides = parseInvokePayload(event);
+      // A restore payload runs the restore only (lambda-restore.ts): no plan, no DELETE, no garbage-collect.
+      restore = isRestorePayload(event) ? parseRestorePayload(event) : undefined;
+      overrides = restore ? { trigger: 'manual' } : parseInvokePayload(event);
       runSettings(config, overrides);
       const pending = (runtime ??= options.connect(config).catch((err: unknown) => {
         runtime = undefined;
@@ -778,6 +788,23 @@ export function createLambdaHandler(
       metrics.addMetric(METRICS.errors, MetricUnit.Count, 1);
       metrics.publishStoredMetrics();
       throw err;
+    }
+    if (restore) {
+      try {
+        return await runLambdaRestore(
+          {
+            registry: connected.registry,
+            ...(connected.journal ? { journal: connected.journal } : {}),
+            logger,
+          },
+          restore,
+        );
+      } catch (err) {
+        logger.error(`restore failed: ${errorMessage(err)}`, { stage: 'restore', error: err });
+        metrics.addMetric(METRICS.errors, MetricUnit.Count, 1);
+        metrics.publishStoredMetrics();
+        throw err;
+      }
     }
     return runLambdaJob(
       {
