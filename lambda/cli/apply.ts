@@ -98,7 +98,7 @@ export async function applyCommand(values: Values, io: CliIo): Promise<number> {
 }
 
 /** The run id and until when restore brings back what this run untagged, with the command that does it. */
-function undoHint(undo: NonNullable<Report['undo']>, values: Values): string {
+export function undoHint(undo: NonNullable<Report['undo']>, values: Values): string {
   const journal = values.journal
     ? ` --journal ${values.journal}`
     : values.cache

@@ -6,9 +6,10 @@ import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { RESTORE_USAGE } from '../../lambda/cli/args.ts';
+import { parseCommandLine, RESTORE_USAGE } from '../../lambda/cli/args.ts';
+import { undoHint } from '../../lambda/cli/apply.ts';
 import { EXIT } from '../../lambda/cli/main.ts';
-import { exitOf } from '../../lambda/cli/restore.ts';
+import { exitOf, restoreSelection } from '../../lambda/cli/restore.ts';
 import { encodeJournal, manifestDigest } from '../../lambda/core/journal.ts';
 import type { RestoreReport } from '../../lambda/core/restore.ts';
 import { cli } from '../support/cli.ts';
@@ -205,4 +206,33 @@ describe('registry-janitor restore --help', () => {
     } satisfies RestoreReport;
     expect(exitOf(report)).toBe(code);
   });
+});
+
+describe("apply's undo line", () => {
+  const undo = {
+    manifests: 3,
+    bytesPending: 1,
+    undoUntil: '2026-12-03T03:15:00.000Z',
+    runId: '20261202T031500Z-3f9a1c',
+  };
+
+  it.each([
+    [{ registry: NOWHERE, journal: 'j.json' }, ['--journal', 'j.json']],
+    [{ registry: NOWHERE, cache: 'c.bin' }, ['--cache', 'c.bin']],
+    [{ registry: NOWHERE }, []],
+  ])(
+    'names the run, the deadline and a restore command that restore accepts (%j)',
+    (values, journalFlags) => {
+      const text = undoHint(undo, values);
+      expect(text.split('\n')[0]).toBe(
+        'Run 20261202T031500Z-3f9a1c: 3 manifests untagged, restorable until 2026-12-03T03:15:00.000Z with',
+      );
+      const command = text.split('\n')[1]!.trim().split(' ');
+      expect(command.slice(0, 2)).toEqual(['registry-janitor', 'restore']);
+      const parsed = parseCommandLine(command.slice(1));
+      expect(restoreSelection(parsed.values)).toEqual({ run: undo.runId });
+      expect(command.slice(2, 6)).toEqual(['--registry', NOWHERE, '--run', undo.runId]);
+      expect(command.slice(6)).toEqual(journalFlags);
+    },
+  );
 });
