@@ -24,9 +24,11 @@ import {
 import { ConfigError, errorMessage } from './core/errors.ts';
 import type { RegistryClient } from './core/ports.ts';
 import type { InvokeContext } from './lambda-job.ts';
+import { historyOf } from './history-source.ts';
 import { runWorkflowStep } from './workflow/workflow-job.ts';
 
 let registry: Promise<RegistryClient> | undefined;
+let ssm: ReturnType<typeof createSsmClient> | undefined;
 let logger: Logger | undefined;
 
 const whole = (name: string, fallback: number, least = 1): number => {
@@ -56,17 +58,22 @@ export async function handler(event: unknown, context: InvokeContext): Promise<R
     const s3 = new S3Client({});
     const keyId = config.cacheHmacKeyId;
     const mac = keyId === undefined ? undefined : new KmsCacheMac(new KMSClient({}), keyId);
+    ssm ??= createSsmClient();
+    const ssmClient = ssm;
+    // The same listing as the single run's (HISTORY_STORAGE): the probe lists for the run, each apply batch again.
+    const history = historyOf(config, ssmClient);
     return await runWorkflowStep(
       {
         config,
         store: new S3RunStore(s3, bucket),
         registry: () =>
-          (registry ??= connectRegistry(config, createSsmClient()).catch((err: unknown) => {
+          (registry ??= connectRegistry(config, ssmClient).catch((err: unknown) => {
             registry = undefined;
             throw err;
           })),
         logger,
         metrics,
+        ...(history ? { history: () => history(context) } : {}),
         ...(mac ? { openCache: () => openS3Cache(s3, bucket, cacheKeyOf(config), mac) } : {}),
         ...(config.reports ? { reports: new S3ReportStore(s3, config.reports) } : {}),
         // The journal lives in the construct's bucket under journal/, as for the single run.

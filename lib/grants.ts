@@ -1,9 +1,13 @@
-// Grants a janitor role needs wherever it runs against the registry: its network interfaces in a VPC, and the
-// registry's credential and CA parameters. Shared by the main function's role and the workflow's step roles.
+// Grants a janitor role needs wherever it runs against the registry: its network interfaces in a VPC, the
+// registry's credential and CA parameters, and the untagged-history listing. Shared by the main function's role
+// and the workflow's step roles.
 import { ArnFormat, Aws, Stack } from 'aws-cdk-lib';
 import type { ISecurityGroup, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2';
 import { PolicyStatement, type Role } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
+import type { IBucket } from 'aws-cdk-lib/aws-s3';
+import { HISTORY_LISTING_PREFIX, type StorageSetting } from '../lambda/core/contract.ts';
+import { s3RepositoriesPrefix } from '../lambda/core/history.ts';
 
 /**
  * What Lambda does with the function's role in a VPC: create its network interfaces in the function's subnets with
@@ -101,4 +105,56 @@ function parameterArn(stack: Stack, name: string): string {
     resourceName: name.replace(/^\//, ''),
     arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
   });
+}
+
+/**
+ * What listing untagged history needs (HISTORY_STORAGE): from the registry container, receiving the listing in the
+ * construct's bucket under history-listing/ (and, given `runCommand`, sending the construct's document to the one
+ * host, for a role that has no GC grant of its own); from S3 storage, ListBucket on the driver's bucket for its
+ * repositories prefix only.
+ */
+export function grantHistoryListing(
+  role: Role,
+  storage: StorageSetting,
+  bucket: IBucket,
+  runCommand?: { readonly documentArn: string; readonly instanceId: string },
+): void {
+  const stack = Stack.of(role);
+  if (storage.kind === 'container') {
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'ReceiveHistoryListing',
+        actions: ['s3:PutObject', 's3:GetObject'],
+        resources: [bucket.arnForObjects(`${HISTORY_LISTING_PREFIX}*`)],
+      }),
+    );
+    if (runCommand) {
+      role.addToPrincipalPolicy(
+        new PolicyStatement({
+          sid: 'ListHistoryOnRegistryHost',
+          actions: ['ssm:SendCommand'],
+          resources: [runCommand.documentArn, instanceArn(stack, runCommand.instanceId)],
+        }),
+      );
+      role.addToPrincipalPolicy(
+        new PolicyStatement({
+          sid: 'ReadHistoryListingResult',
+          // GetCommandInvocation has no resource-level permissions.
+          actions: ['ssm:GetCommandInvocation'],
+          resources: ['*'],
+        }),
+      );
+    }
+  } else if (storage.kind === 's3') {
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'ListRegistryStorage',
+        actions: ['s3:ListBucket'],
+        resources: [
+          stack.formatArn({ service: 's3', region: '', account: '', resource: storage.location.bucket }),
+        ],
+        conditions: { StringLike: { 's3:prefix': `${s3RepositoriesPrefix(storage.location)}*` } },
+      }),
+    );
+  }
 }

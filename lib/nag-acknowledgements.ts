@@ -61,8 +61,14 @@ export function acknowledgeNagFindings(
         'deploy time; creating one is also limited to the subnets and security groups the function uses.',
     );
   }
-  if (janitor.workflow) acknowledgeWorkflowFindings(janitor.workflow, bucket, props.vpc !== undefined);
-  else {
+  if (janitor.workflow) {
+    acknowledgeWorkflowFindings(
+      janitor.workflow,
+      bucket,
+      props.vpc !== undefined,
+      storageSettingOf(props).kind === 'container',
+    );
+  } else {
     Validations.of(schedulerRole).acknowledge({
       id: `AwsSolutions-IAM5[Resource::<${logicalIdOf(janitor.janitorFunction)}.Arn>:*]`,
       reason:
@@ -98,7 +104,12 @@ export function acknowledgeNagFindings(
 }
 
 /** The workflow's findings: per step role its own run-file patterns, the step functions' runtime, the execution role. */
-function acknowledgeWorkflowFindings(workflow: JanitorWorkflow, bucket: string, inVpc: boolean): void {
+function acknowledgeWorkflowFindings(
+  workflow: JanitorWorkflow,
+  bucket: string,
+  inVpc: boolean,
+  containerListing: boolean,
+): void {
   const patterns = runKeyPatterns();
   for (const [step, access] of Object.entries(STEP_ACCESS)) {
     const role = workflow.roles[step as keyof typeof STEP_ACCESS];
@@ -111,12 +122,23 @@ function acknowledgeWorkflowFindings(workflow: JanitorWorkflow, bucket: string, 
           'prefix): the run id is the execution name and the batch number is known only at run time.',
       );
     }
-    if (inVpc && access.registry) {
+    const lists = access.history === true && containerListing;
+    if (lists) {
+      ack(
+        `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${HISTORY_LISTING_PREFIX}*]`,
+        `The ${step} step signs the registry host's upload of its storage listing (a presigned PUT for one new key ` +
+          "under its own bucket's listing prefix, valid 10 minutes) and reads it back; the key is made per listing.",
+      );
+    }
+    if ((inVpc && access.registry) || lists) {
       ack(
         'AwsSolutions-IAM5[Resource::*]',
-        'In a VPC, ec2:DescribeNetworkInterfaces and DescribeSubnets have no resource-level permissions (Service ' +
-          'Authorization Reference); creating an interface is limited to the subnets and security groups the step uses.',
+        'ssm:GetCommandInvocation (following the history listing) and, in a VPC, ec2:DescribeNetworkInterfaces and ' +
+          'DescribeSubnets have no resource-level permissions (Service Authorization Reference); SendCommand is ' +
+          'scoped to the document and host, creating an interface to the subnets and security groups the step uses.',
       );
+    }
+    if (inVpc && access.registry) {
       ack(
         'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:network-interface/*]',
         "Lambda creates and removes the step function's network interfaces at run time, so their ids are not known " +

@@ -39,12 +39,16 @@ import {
   parseInstanceTag,
   type GcMode,
 } from '../lambda/core/contract.ts';
-import { s3RepositoriesPrefix } from '../lambda/core/history.ts';
 import type { Policy, PolicyDocument } from '../lambda/core/policy.ts';
 import { assertLocalEsbuild, bundledFunction } from './function-bundling.ts';
 import { buildEnvironment, checkProps, loadPolicy, storageSettingOf } from './function-environment.ts';
 import { GcDocument } from './gc-document.ts';
-import { grantNetworkInterfaces, grantRegistryParameters, instanceArn } from './grants.ts';
+import {
+  grantHistoryListing,
+  grantNetworkInterfaces,
+  grantRegistryParameters,
+  instanceArn,
+} from './grants.ts';
 import { createMonitoring } from './monitoring.ts';
 import { acknowledgeNagFindings } from './nag-acknowledgements.ts';
 import { JanitorWorkflow } from './workflow.ts';
@@ -479,6 +483,7 @@ export class RegistryJanitor extends Construct {
       cacheKey: this.cacheKey,
       failureQueue: this.failureQueue,
       gcDocument: this.gcDocument,
+      storage: storageSettingOf(props),
       memorySize: props.memorySize ?? 1024,
       maxConcurrency: props.workflowConcurrency ?? DEFAULT_WORKFLOW_CONCURRENCY,
       gcTimeoutSeconds: gcTimeout === undefined ? DEFAULT_GC_TIMEOUT_SECONDS : Number(gcTimeout),
@@ -591,31 +596,6 @@ export class RegistryJanitor extends Construct {
    * (the listing reads keys and their LastModified, never an object).
    */
   private grantHistoryListing(props: RegistryJanitorProps): void {
-    const storage = storageSettingOf(props);
-    if (storage.kind === 'container') {
-      this.role.addToPrincipalPolicy(
-        new PolicyStatement({
-          sid: 'ReceiveHistoryListing',
-          actions: ['s3:PutObject', 's3:GetObject'],
-          resources: [this.cacheBucket.arnForObjects(`${HISTORY_LISTING_PREFIX}*`)],
-        }),
-      );
-    } else if (storage.kind === 's3') {
-      this.role.addToPrincipalPolicy(
-        new PolicyStatement({
-          sid: 'ListRegistryStorage',
-          actions: ['s3:ListBucket'],
-          resources: [
-            Stack.of(this).formatArn({
-              service: 's3',
-              region: '',
-              account: '',
-              resource: storage.location.bucket,
-            }),
-          ],
-          conditions: { StringLike: { 's3:prefix': `${s3RepositoriesPrefix(storage.location)}*` } },
-        }),
-      );
-    }
+    grantHistoryListing(this.role, storageSettingOf(props), this.cacheBucket);
   }
 }

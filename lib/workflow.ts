@@ -42,12 +42,18 @@ import {
   PLAN_INCOMPLETE_ERROR,
   PLAN_OUTCOMES,
   WORKFLOW_STEPS,
+  type StorageSetting,
   type WorkflowStepName,
 } from '../lambda/core/contract.ts';
 import { runKeyPatterns } from '../lambda/workflow/run-store.ts';
 import { bundledFunction } from './function-bundling.ts';
 import type { GcDocument } from './gc-document.ts';
-import { grantNetworkInterfaces, grantRegistryParameters, instanceArn } from './grants.ts';
+import {
+  grantHistoryListing,
+  grantNetworkInterfaces,
+  grantRegistryParameters,
+  instanceArn,
+} from './grants.ts';
 
 const WORKFLOW_ENTRY = fileURLToPath(new URL('../lambda/workflow-handler.ts', import.meta.url));
 
@@ -81,11 +87,19 @@ interface StepAccess {
   readonly reports?: boolean;
   /** The journal object (journal/<registry host>.json): the probe reads it, plan and collect replace it. */
   readonly journal?: 'read' | 'write';
+  /** Lists untagged history (HISTORY_STORAGE): the probe for the run, each apply batch for its live re-check. */
+  readonly history?: boolean;
 }
 
 /** Each step of lambda/workflow/workflow-job.ts with what it touches (the key names of run-store.ts). */
 export const STEP_ACCESS: Readonly<Record<WorkflowStepName, StepAccess>> = {
-  probe: { registry: true, reads: [], writes: ['run', 'history', 'journal'], journal: 'read' },
+  probe: {
+    registry: true,
+    reads: [],
+    writes: ['run', 'history', 'journal'],
+    journal: 'read',
+    history: true,
+  },
   inventory: { registry: true, reads: ['run', 'history', 'journal'], writes: ['inventory'], cache: true },
   plan: {
     registry: false,
@@ -95,7 +109,7 @@ export const STEP_ACCESS: Readonly<Record<WorkflowStepName, StepAccess>> = {
     reports: true,
     journal: 'write',
   },
-  apply: { registry: true, reads: ['planPart', 'journal'], writes: ['apply'] },
+  apply: { registry: true, reads: ['planPart', 'journal'], writes: ['apply'], history: true },
   collect: {
     registry: false,
     reads: ['run', 'apply', 'journal', 'plan'],
@@ -126,6 +140,8 @@ export interface JanitorWorkflowProps {
   readonly cacheKey: IKey;
   readonly failureQueue: IQueue;
   readonly gcDocument: GcDocument;
+  /** Where untagged history is listed from (the main function's setting). */
+  readonly storage: StorageSetting;
   readonly memorySize: number;
   /** Iterations of each Map state at once. */
   readonly maxConcurrency: number;
@@ -182,6 +198,12 @@ export class JanitorWorkflow extends Construct {
       });
       if (inVpc) grantNetworkInterfaces(role, props.vpc, props.vpcSubnets, fn.connections.securityGroups);
       if (access.registry) grantRegistryParameters(role, props);
+      if (access.history) {
+        grantHistoryListing(role, props.storage, props.bucket, {
+          documentArn: props.gcDocument.documentArn,
+          instanceId: props.instanceId,
+        });
+      }
       grantRunFiles(role, props.bucket, access);
       if (access.cache) {
         role.addToPrincipalPolicy(

@@ -34,6 +34,14 @@ const DOCUMENT_ARN = expect.stringMatching(
   /^arn:\$\{AWS::Partition\}:ssm:\$\{AWS::Region\}:\$\{AWS::AccountId\}:document\/\$\{JanitorGcDocument[0-9A-F]+\}$/,
 ) as string;
 const BUCKET = /^\$\{JanitorManifestCache[0-9A-F]+\.Arn\}/;
+/** The default storage (`container`): the listing comes back through the bucket, by the document on the host. */
+const HISTORY_LISTING = [
+  's3:GetObject bucket/history-listing/*',
+  's3:PutObject bucket/history-listing/*',
+  'ssm:GetCommandInvocation *',
+  'ssm:SendCommand document',
+  'ssm:SendCommand instance',
+];
 
 const apps = createTestApps({ bundle: false });
 afterAll(() => apps.dispose());
@@ -293,6 +301,7 @@ describe("engine 'workflow' with defaults", () => {
     [
       'probe',
       [
+        ...HISTORY_LISTING,
         's3:GetObject bucket/journal/*',
         's3:PutObject bucket/workflow-runs/*/history.json',
         's3:PutObject bucket/workflow-runs/*/journal.json',
@@ -330,6 +339,7 @@ describe("engine 'workflow' with defaults", () => {
     [
       'apply',
       [
+        ...HISTORY_LISTING,
         's3:GetObject bucket/workflow-runs/*/journal.json',
         's3:GetObject bucket/workflow-runs/*/plan/*.json',
         's3:PutObject bucket/workflow-runs/*/apply/*.json',
@@ -367,18 +377,27 @@ describe("engine 'workflow' with defaults", () => {
     ],
   ])('the %s step role gets only what the step uses', (step, expected) => {
     const got = grants(stepStatements(template, step)).map((g) =>
-      g.replace(/\$\{JanitorCacheMacKey[0-9A-F]+\.Arn\}/, '${JanitorCacheMacKey}'),
+      g
+        .replace(/\$\{JanitorCacheMacKey[0-9A-F]+\.Arn\}/, '${JanitorCacheMacKey}')
+        .replace(/ arn:\S+:document\/\$\{JanitorGcDocument[0-9A-F]+\}$/, ' document')
+        .replace(INSTANCE_ARN, 'instance'),
     );
+    got.sort();
     expect(got).toEqual([...expected].sort());
   });
 
-  it('no step role may run commands or read the registry parameters; only probe reads the journal, only plan and collect write it', () => {
+  it('only probe and apply may run the document (the history listing), on the one host; only probe reads the journal, only plan and collect write it', () => {
     for (const step of WORKFLOW_STEPS) {
-      const actions = allActions(stepStatements(template, step));
+      const statements = stepStatements(template, step);
+      const lists = step === 'probe' || step === 'apply';
       expect(
-        actions.filter((a) => a.startsWith('ssm:')),
+        allActions(statements).filter((a) => a.startsWith('ssm:')),
         step,
-      ).toEqual([]);
+      ).toEqual(lists ? ['ssm:GetCommandInvocation', 'ssm:SendCommand'] : []);
+      if (lists) {
+        const send = statements.filter((st) => asList(st.Action).includes('ssm:SendCommand'));
+        expect(send.flatMap((st) => asList(st.Resource))).toEqual([DOCUMENT_ARN, INSTANCE_ARN]);
+      }
       const onJournal = grants(stepStatements(template, step)).filter((g) => g.includes(' bucket/journal/'));
       expect(onJournal, step).toEqual(
         step === 'probe'
@@ -466,6 +485,25 @@ describe("engine 'workflow' with defaults", () => {
 });
 
 describe('workflow props', () => {
+  it.each([
+    [
+      's3://registry-data/registry',
+      ['s3:ListBucket arn:${AWS::Partition}:s3:::registry-data'],
+      { StringLike: { 's3:prefix': 'registry/docker/registry/v2/repositories/*' } },
+    ],
+    ['none', [], undefined],
+  ])('storage %s: probe and apply get only what that listing needs', (storage, expected, condition) => {
+    const { template } = synth({ storage });
+    for (const step of ['probe', 'apply']) {
+      const statements = stepStatements(template, step).filter(
+        (st) => st.Sid === 'ListRegistryStorage' || st.Sid?.includes('History'),
+      );
+      expect(grants(statements), step).toEqual(expected);
+      if (condition) expect(statements[0]!.Condition, step).toEqual(condition);
+      expect(allActions(stepStatements(template, step)).filter((a) => a.startsWith('ssm:'))).toEqual([]);
+    }
+  });
+
   it('sizes the Map states and the GC loop from the props', () => {
     const { template, janitor } = synth({
       workflowConcurrency: 8,
