@@ -23,6 +23,7 @@ import type {
 } from './model.ts';
 import { ruleFor, type CompiledRule, type Policy } from './policy.ts';
 import { EMPTY } from './compact.ts';
+import { DigestSet } from './digest-set.ts';
 import { compareStrings } from './scan.ts';
 import { pushedSinceUntag, undoUntil, windowPassed } from './undo.ts';
 
@@ -118,6 +119,8 @@ interface Draft {
   };
   /** Digests this repository keeps (tags and everything they reach). */
   readonly retained: ReadonlySet<string>;
+  /** The facts of each of `plan.deleteManifests`, in its order (looked up once, for the bytes estimate). */
+  readonly deletedFacts: readonly (ManifestInfo | undefined)[];
   /** With a listing: the manifests it holds (tagged, reached from tags, and untagged history). */
   readonly manifests?: number;
 }
@@ -172,6 +175,7 @@ function planRepository(
         warnings: [],
       },
       retained,
+      deletedFacts: EMPTY,
       ...(revisions ? { manifests: retained.size } : {}),
     };
   };
@@ -319,8 +323,16 @@ function planRepository(
   // A leftover goes only once what it had to wait for (its index, its subject) is gone or goes in this plan.
   let finishing = [...journal.candidates.keys()].filter((d) => !journal.decided.has(d));
   let deleteManifests: ManifestDeletion[];
+  let deletedFacts: (ManifestInfo | undefined)[];
   for (;;) {
-    deleteManifests = orderDeletions(deleteTags, expired, finishing, manifests, repo, kept);
+    ({ deletions: deleteManifests, facts: deletedFacts } = orderDeletions(
+      deleteTags,
+      expired,
+      finishing,
+      manifests,
+      repo,
+      kept,
+    ));
     const deleting = new Set(deleteManifests.map((m) => m.digest));
     const waiting = finishing.filter((d) =>
       journal.candidates.get(d)!.waitsFor.some((w) => !deleting.has(w)),
@@ -370,6 +382,7 @@ function planRepository(
       warnings,
     },
     retained: kept,
+    deletedFacts,
     ...(manifestCount !== undefined ? { manifests: manifestCount } : {}),
   };
 }
@@ -668,7 +681,8 @@ function closure(
 /**
  * Roots first (indexes, then images), then the children of deleted indexes that nothing kept references,
  * then history and leftovers of an interrupted run (the journal), then referrers and their children. An
- * interruption then leaves only unreferenced garbage.
+ * interruption then leaves only unreferenced garbage. With the deletions, the facts of each (in the same order):
+ * each manifest is looked up once here, not again by every later step that needs it.
  */
 function orderDeletions(
   deleteTags: readonly DeletedTag[],
@@ -677,7 +691,7 @@ function orderDeletions(
   manifests: ReadonlyMap<string, ManifestInfo>,
   repo: RepositoryInventory,
   kept: ReadonlySet<string>,
-): ManifestDeletion[] {
+): { deletions: ManifestDeletion[]; facts: (ManifestInfo | undefined)[] } {
   const tagsOf = new Map<string, string[]>();
   const referrerRoots = new Set<string>();
   for (const t of deleteTags) {
@@ -693,45 +707,51 @@ function orderDeletions(
     if (tagsOf.get(digest)!.some((tag) => !referrerSubject(tag))) referrerRoots.delete(digest);
 
   const out: { -readonly [K in keyof ManifestDeletion]: ManifestDeletion[K] }[] = [];
+  const facts: (ManifestInfo | undefined)[] = [];
   const seen = new Set<string>();
-  const kindOf = (d: string) => manifests.get(d)?.kind ?? 'image';
   const addGroup = (
     roots: string[],
     role: 'root' | 'untagged' | 'leftover' | 'referrer',
     childRole: 'child' | 'referrer',
   ): void => {
-    // Indexes first, each part by digest; the kind is looked up once per root, not per comparison.
-    const indexes: string[] = [];
-    const images: string[] = [];
-    for (const d of roots) (kindOf(d) === 'index' ? indexes : images).push(d);
-    indexes.sort(compareStrings);
-    images.sort(compareStrings);
-    roots = indexes.length === 0 ? images : [...indexes, ...images];
-    for (const d of roots) {
-      seen.add(d);
+    // Indexes first, each part by digest.
+    const indexes: Fact[] = [];
+    const images: Fact[] = [];
+    for (const digest of roots) {
+      const info = manifests.get(digest);
+      (info?.kind === 'index' ? indexes : images).push({ digest, info });
+    }
+    indexes.sort(byDigest);
+    images.sort(byDigest);
+    const first = indexes.length === 0 ? images : [...indexes, ...images];
+    for (const { digest, info } of first) {
+      seen.add(digest);
       out.push({
-        digest: d,
+        digest,
         role,
-        kind: kindOf(d),
-        tags: tagsOf.get(d)?.sort(compareStrings) ?? EMPTY,
+        kind: info?.kind ?? 'image',
+        tags: tagsOf.get(digest)?.sort(compareStrings) ?? EMPTY,
         after: EMPTY,
       });
+      facts.push(info);
     }
     // Breadth first, so a parent index always goes before the children it references.
-    let frontier = roots;
+    let frontier = first;
     while (frontier.length > 0) {
       const next: string[] = [];
-      for (const d of frontier) {
-        for (const c of manifests.get(d)?.children ?? []) {
+      for (const { info } of frontier) {
+        for (const c of info?.children ?? EMPTY) {
           if (seen.has(c.digest) || kept.has(c.digest) || repo.missing.includes(c.digest)) continue;
           seen.add(c.digest);
           next.push(c.digest);
         }
       }
       next.sort(compareStrings);
-      for (const d of next)
-        out.push({ digest: d, role: childRole, kind: kindOf(d), tags: EMPTY, after: EMPTY });
-      frontier = next;
+      frontier = next.map((digest) => ({ digest, info: manifests.get(digest) }));
+      for (const { digest, info } of frontier) {
+        out.push({ digest, role: childRole, kind: info?.kind ?? 'image', tags: EMPTY, after: EMPTY });
+        facts.push(info);
+      }
     }
   };
   addGroup(
@@ -765,22 +785,31 @@ function orderDeletions(
     set.add(first);
     after.set(d, set);
   };
-  for (const m of out) {
-    for (const c of manifests.get(m.digest)?.children ?? [])
-      if (deleting.has(c.digest)) need(c.digest, m.digest);
+  for (let i = 0; i < out.length; i++) {
+    const m = out[i]!;
+    const info = facts[i];
+    for (const c of info?.children ?? EMPTY) if (deleting.has(c.digest)) need(c.digest, m.digest);
     for (const tag of m.tags) {
       const subject = referrerSubject(tag);
       if (subject && deleting.has(subject)) need(m.digest, subject);
     }
-    const subject = manifests.get(m.digest)?.subject;
+    const subject = info?.subject;
     if (subject && deleting.has(subject)) need(m.digest, subject);
   }
   for (const m of out) {
     const first = after.get(m.digest);
     if (first) m.after = [...first].sort(compareStrings);
   }
-  return out;
+  return { deletions: out, facts };
 }
+
+/** A digest with its facts, looked up once. */
+interface Fact {
+  readonly digest: string;
+  readonly info: ManifestInfo | undefined;
+}
+
+const byDigest = (a: Fact, b: Fact): number => compareStrings(a.digest, b.digest);
 
 /**
  * A blob is freed only if no manifest that stays, in any repository, references it (garbage-collect marks
@@ -791,8 +820,10 @@ function estimateBytesFreed(
   inventory: Inventory,
   drafts: readonly Draft[],
 ): Map<string, { all: number; untagged: number; pending: number }> {
-  // One set: blobs a staying manifest holds, then each freed blob once it is counted (so it is not again).
-  const taken = new Set<string>();
+  // One set: blobs a staying manifest holds, then each freed blob once it is counted (so it is not again). A
+  // manifest is about three blobs (itself, a config, a layer or more; base layers shared).
+  const manifests = drafts.reduce((n, d) => n + d.retained.size + d.deletedFacts.length, 0);
+  const taken = new DigestSet(manifests * 3);
   for (const d of drafts) {
     for (const digest of d.retained) {
       const info = inventory.manifests.get(digest);
@@ -802,19 +833,17 @@ function estimateBytesFreed(
       if (info.config) taken.add(info.config.digest);
     }
   }
-  const claim = (digest: string, size: number): number => {
-    if (taken.has(digest)) return 0;
-    taken.add(digest);
-    return size;
-  };
+  const claim = (digest: string, size: number): number => (taken.add(digest) ? size : 0);
   const out = new Map<string, { all: number; untagged: number; pending: number }>();
   for (const d of drafts) {
     let all = 0;
     let untagged = 0;
     let pending = 0;
-    for (const m of d.plan.deleteManifests) {
+    const deletions = d.plan.deleteManifests;
+    for (let i = 0; i < deletions.length; i++) {
       // The manifest itself, its layers and its config: what garbage-collect frees when nothing else uses them.
-      const info = inventory.manifests.get(m.digest);
+      const m = deletions[i]!;
+      const info = d.deletedFacts[i];
       if (!info) continue;
       let bytes = claim(info.digest, info.size);
       for (const l of info.layers) bytes += claim(l.digest, l.size);
