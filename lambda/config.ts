@@ -421,7 +421,7 @@ export function parseInvokePayload(event: unknown): InvokeOverrides {
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => {
       if (issue.code === 'unrecognized_keys') {
-        return `unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}; the allowed keys are ${PAYLOAD_KEYS.join(', ')}`;
+        return `unknown ${issue.keys.length === 1 ? 'key' : 'keys'} ${issue.keys.map((k) => `"${k}"`).join(', ')}; the allowed keys are ${PAYLOAD_KEYS.join(', ')}`;
       }
       const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('');
       return `${path.replace(/^\./, '')}: ${issue.message}`;

@@ -262,7 +262,7 @@ async function recheck(
     );
     const changed = [...planned].filter(([tag, digest]) => live.get(tag) !== digest).map(([tag]) => tag);
     if (changed.length > 0) {
-      return `tag(s) ${changed.slice(0, 5).join(', ')} now point elsewhere than when planned; run again to plan with the new state`;
+      return `${changed.length === 1 ? 'tag' : 'tags'} ${changed.slice(0, 5).join(', ')} now ${changed.length === 1 ? 'points' : 'point'} elsewhere than when planned; run again to plan with the new state`;
     }
     const conflicts = liveConflicts(repo, live, facts);
     if (conflicts.length > 0) {
@@ -501,12 +501,17 @@ async function removeLeftTags(
   );
   const failed = removed.filter((r) => r.outcome === 'failed').map((r) => r.reference);
   return failed.length === 0
-    ? entry(repository, m, 'deleted', `${said}; tag(s) ${left.join(', ')} it left behind were removed`)
+    ? entry(
+        repository,
+        m,
+        'deleted',
+        `${said}; ${left.length === 1 ? 'tag' : 'tags'} ${left.join(', ')} it left behind ${left.length === 1 ? 'was' : 'were'} removed`,
+      )
     : entry(
         repository,
         m,
         'failed',
-        `${said}, and tag(s) ${failed.join(', ')} it left pointing at nothing could not be removed; the next run removes them`,
+        `${said}, and ${failed.length === 1 ? 'tag' : 'tags'} ${failed.join(', ')} it left pointing at nothing could not be removed; the next run removes them`,
       );
 }
 

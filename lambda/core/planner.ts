@@ -24,6 +24,7 @@ import type {
 import { ruleFor, type CompiledRule, type Policy } from './policy.ts';
 import { EMPTY } from './compact.ts';
 import { DigestSet } from './digest-set.ts';
+import { plural } from './plural.ts';
 import { compareStrings } from './scan.ts';
 import { pushedSinceUntag, undoUntil, windowPassed } from './undo.ts';
 
@@ -297,7 +298,7 @@ function planRepository(
   }
   if (untracked.size > 0) {
     warnings.push(
-      `referrers of ${untracked.size} manifest(s) pushed without a tag are kept, since nothing here judges untagged manifests`,
+      `referrers of ${plural(untracked.size, 'manifest')} pushed without a tag are kept, since nothing here judges untagged manifests`,
     );
   }
 

@@ -2,6 +2,7 @@
 // complete record; these show every deletion and summarise what stays.
 import { createdMillis } from './manifest.ts';
 import type { KeptTag, Plan, Report, RepositoryPlan, UntaggedDecision } from './model.ts';
+import { plural } from './plural.ts';
 import { untaggedOutcome } from './untagged-outcome.ts';
 
 export function formatBytes(n: number): string {
@@ -15,7 +16,7 @@ export function formatBytes(n: number): string {
   return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
 }
 
-export const plural = (n: number, word: string, many = `${word}s`): string => `${n} ${n === 1 ? word : many}`;
+export { plural };
 export const short = (digest: string): string =>
   digest.replace(/^(sha256:)?([0-9a-f]{12})[0-9a-f]*$/, 'sha256:$2');
 

@@ -118,7 +118,7 @@ describe('apply on a registry that deletes tags (v3)', () => {
         reference: dg('old'),
         outcome: 'deleted',
         reason: expect.stringMatching(
-          /answered 500, but the manifest is gone; tag\(s\) old, old-alias .*removed/,
+          /answered 500, but the manifest is gone; tags old, old-alias .*removed/,
         ),
       }),
     );

@@ -179,7 +179,7 @@ describe('scanRegistry', () => {
     expect(inv.warnings).toEqual([
       {
         repository: 'multi/app',
-        message: expect.stringContaining(`1 manifest(s) referenced by an index are not in the registry`),
+        message: expect.stringContaining(`1 manifest referenced by an index is not in the registry`),
       },
     ]);
     expect(inv.errors).toEqual([]);

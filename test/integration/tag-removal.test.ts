@@ -315,7 +315,7 @@ describeEachRegistry('removing tags', ({ kind }) => {
           reference: doomed.digest,
           outcome: 'deleted',
           reason: expect.stringMatching(
-            /answered 500, but the manifest is gone; tag\(s\) old, old-alias .*removed/,
+            /answered 500, but the manifest is gone; tags old, old-alias .*removed/,
           ),
         }),
       );

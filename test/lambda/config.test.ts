@@ -292,7 +292,7 @@ describe('parseInvokePayload', () => {
 
   it('refuses unknown keys, naming them and listing the allowed ones', () => {
     const err = configError(() => parseInvokePayload({ dryrun: true, force: 1 }));
-    expect(err.message).toContain('unknown key(s) "dryrun", "force"');
+    expect(err.message).toContain('unknown keys "dryrun", "force"');
     expect(err.message).toContain('the allowed keys are dryRun, repositories, skipGc');
   });
 

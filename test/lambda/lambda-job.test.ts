@@ -53,7 +53,7 @@ describe('createLambdaHandler', () => {
 
   it.each([
     { what: 'a bad environment', env: { ...env, DRY_RUN: 'nope' }, event: {}, message: 'DRY_RUN="nope"' },
-    { what: 'an unknown payload key', env, event: { dryRn: true }, message: 'unknown key(s) "dryRn"' },
+    { what: 'an unknown payload key', env, event: { dryRn: true }, message: 'unknown key "dryRn"' },
   ])('logs, counts and throws $what without connecting', async ({ env: e, event, message }) => {
     const rec = recorder();
     const connect = vi.fn();
