@@ -7,7 +7,9 @@ import {
   DEFAULT_CONTAINER_NAME,
   DEFAULT_GC_MODE,
   DEFAULT_MAX_DELETE_FRACTION,
+  DEFAULT_UNDO_WINDOW_HOURS,
   MAX_CONCURRENCY,
+  MAX_UNDO_WINDOW_HOURS,
 } from '../core/contract.ts';
 import { ConfigError, errorMessage } from '../core/errors.ts';
 import { closest } from '../core/suggest.ts';
@@ -42,7 +44,12 @@ Options:
   --storage PATH            the registry's storage root (storage.filesystem.rootdirectory, the folder that
                             holds docker/, or s3://BUCKET/ROOTDIRECTORY), read-only: untagged history is listed
                             from it and judged by the policy's untagged blocks; without it untagged manifests
-                            are left alone
+                            are left alone. With it apply is two-phase: it removes the tags and leaves the
+                            manifests, untagged, for the sweep after --undo-window-hours (restore brings them
+                            back until then); without it apply deletes by digest
+  --undo-window-hours N     with --storage: hours an untagged manifest can be restored before the sweep deletes
+                            it, a whole number from 0 (swept in the same run, right after the untagging) to
+                            ${MAX_UNDO_WINDOW_HOURS} (default ${DEFAULT_UNDO_WINDOW_HOURS})
   --max-history-entries N   most entries one --storage listing may read (S3 keys; repository folders and
                             revisions on a filesystem) before it stops as partial (default 10000000)
   --max-delete-fraction F   delete guard: refuse plans deleting more than F of the tags (default ${DEFAULT_MAX_DELETE_FRACTION})
@@ -147,6 +154,7 @@ export const OPTIONS = {
   'max-list-pages': { type: 'string' },
   'max-list-entries': { type: 'string' },
   'max-history-entries': { type: 'string' },
+  'undo-window-hours': { type: 'string' },
   container: { type: 'string' },
   mode: { type: 'string' },
   'config-path': { type: 'string' },
@@ -262,6 +270,7 @@ const EXAMPLES: Record<string, string> = {
   'max-list-pages': '10000',
   'max-list-entries': '1000000',
   'max-history-entries': '10000000',
+  'undo-window-hours': String(DEFAULT_UNDO_WINDOW_HOURS),
   username: 'USER',
   'token-realm-host': 'HOST',
   container: DEFAULT_CONTAINER_NAME,

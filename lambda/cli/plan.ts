@@ -4,7 +4,12 @@ import { writeFileSync } from 'node:fs';
 import { defaultJournalPath, fileJournal, journalBesideCache } from '../adapters/journal-file.ts';
 import { openFileCache } from '../adapters/manifest-cache-file.ts';
 import type { RegistryHttpClient } from '../adapters/registry-client.ts';
-import { DEFAULT_MAX_DELETE_FRACTION } from '../core/contract.ts';
+import {
+  DEFAULT_MAX_DELETE_FRACTION,
+  DEFAULT_UNDO_WINDOW_HOURS,
+  parseUndoWindowHours,
+  UNDO_WINDOW_FORM,
+} from '../core/contract.ts';
 import { ConfigError, errorMessage } from '../core/errors.ts';
 import { compileGlob, GlobSyntaxError } from '../core/glob.ts';
 import type { JobOptions } from '../core/job.ts';
@@ -32,6 +37,7 @@ export async function jobOptionsFrom(
     now: new Date(),
     dryRun: input.command === 'plan',
     maxDeleteFraction: input.maxDeleteFraction,
+    ...(input.undoWindowHours !== undefined ? { undoWindowHours: input.undoWindowHours } : {}),
   };
   const maxEntries =
     values['max-history-entries'] === undefined
@@ -146,6 +152,8 @@ export interface PlanInput {
   readonly command: 'plan' | 'apply';
   readonly maxDeleteFraction: number;
   readonly policy?: Policy;
+  /** Two-phase (with --storage): the undo window in hours; absent without a listing (delete by digest). */
+  readonly undoWindowHours?: number;
 }
 
 /** Check the flags and read the policy before any request: each mistake is named with its fix. */
@@ -172,8 +180,35 @@ export function readPlanInput(command: 'plan' | 'apply', values: Values, io: Cli
   const policy = values.policy
     ? parsePolicy(readText(userPath(io, values.policy), 'the policy file'), values.policy)
     : undefined;
+  const undoWindowHours = undoWindowFrom(values);
   // A saved plan is applied as saved; a policy given with it is only checked.
-  return { command, maxDeleteFraction, ...(policy && !values.plan ? { policy } : {}) };
+  return {
+    command,
+    maxDeleteFraction,
+    ...(policy && !values.plan ? { policy } : {}),
+    ...(undoWindowHours !== undefined ? { undoWindowHours } : {}),
+  };
+}
+
+/**
+ * Two-phase is the default with a storage listing: only the listing lets the sweep see the manifests a run
+ * untagged. Without one the window means nothing, so the flag is refused rather than ignored.
+ */
+function undoWindowFrom(values: Values): number | undefined {
+  const text = values['undo-window-hours'];
+  if (!values.storage) {
+    if (text === undefined) return undefined;
+    throw new ConfigError(
+      '--undo-window-hours needs --storage PATH: two-phase apply leaves the manifests it untags for a later ' +
+        "sweep, and only a storage listing lets the sweep see untagged manifests. Add --storage (the registry's " +
+        'storage root or s3://BUCKET/ROOTDIRECTORY), or drop --undo-window-hours to delete by digest',
+    );
+  }
+  if (text === undefined) return DEFAULT_UNDO_WINDOW_HOURS;
+  const hours = parseUndoWindowHours(text);
+  if (hours === undefined)
+    throw new ConfigError(`--undo-window-hours expects ${UNDO_WINDOW_FORM}, got "${text}"`);
+  return hours;
 }
 
 /** The plan as text on stdout, its errors on stderr. */

@@ -175,7 +175,9 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
         'listing and would delete by digest instead. Apply it with the same --storage it was planned with',
     );
   }
-  if (twoPhase !== undefined && !journal && repositoriesToChange(thePlan).length > 0) {
+  // Only what is untagged needs its record; history and the sweep go by digest, as without two-phase.
+  const untags = thePlan.repositories.some((r) => r.deleteManifests.some((m) => m.deferred));
+  if (twoPhase !== undefined && !journal && untags) {
     throw new SafetyError(
       'nothing was deleted: two-phase apply records what it untags in the journal (so that restore can bring it ' +
         'back and the sweep deletes it later), and this run has none. Name one with --journal FILE',

@@ -64,7 +64,8 @@ export function formatPlan(plan: Plan, options: { verbose?: boolean; errors?: bo
   );
   lines.push('');
   const now = Date.parse(plan.generatedAt);
-  for (const repo of plan.repositories) lines.push(...formatRepository(repo, options.verbose ?? false, now));
+  for (const repo of plan.repositories)
+    lines.push(...formatRepository(repo, options.verbose ?? false, now, plan.undo?.until));
   const s = plan.summary;
   const history =
     s.untaggedDeleted === undefined
@@ -74,9 +75,14 @@ export function formatPlan(plan: Plan, options: { verbose?: boolean; errors?: bo
   lines.push(
     `Summary: ${plural(s.repositories, 'repository', 'repositories')}, ${plural(s.tags, 'tag')}: ${s.tagsKept} kept, ` +
       `${s.tagsDeleted} to delete (${(s.deleteFraction * 100).toFixed(1)}%), ` +
-      `${plural(s.manifestsDeleted, 'manifest')} to delete${history}, about ` +
-      `${formatBytes(s.bytesFreed)} freed after garbage-collect.`,
+      `${plural(s.manifestsDeleted, 'manifest')} to delete${history}, ` +
+      (plan.undo === undefined
+        ? `about ${formatBytes(s.bytesFreed)} freed after garbage-collect.`
+        : `about ${formatBytes(s.bytesPending ?? 0)} untagged tonight, reclaimed after ${when(plan.undo.until)}; ` +
+          `about ${formatBytes(s.bytesFreed)} reclaimed tonight (the sweep, freed after garbage-collect).`),
   );
+  const mode = applyMode(plan);
+  if (mode !== undefined) lines.push(mode);
   if (plan.history) {
     lines.push(
       plan.history.complete
@@ -94,6 +100,30 @@ export function formatPlan(plan: Plan, options: { verbose?: boolean; errors?: bo
   }
   if (errors && plan.errors.length > 0) lines.push('', formatPlanErrors(plan).trimEnd());
   return lines.join('\n') + '\n';
+}
+
+/** An ISO 8601 time as the text shows it: to the minute, in UTC. */
+export const when = (iso: string): string => `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;
+
+/** How apply carries the plan out: two-phase with its undo window, or by digest with the race that leaves. */
+function applyMode(plan: Plan): string | undefined {
+  const u = plan.undo;
+  const pending = plan.summary.manifestsPending ?? 0;
+  if (u === undefined) {
+    if (!plan.repositories.some((r) => r.deleteManifests.some((m) => m.tags.length > 0))) return undefined;
+    return (
+      'No storage listing: apply deletes by digest, which removes every tag on the manifest. A promotion pushed ' +
+      "between apply's re-check of its repository and the DELETE (the same manifest under a new tag) loses its " +
+      'tag, and nothing can bring it back. With a listing (--storage) apply untags instead.'
+    );
+  }
+  if (pending === 0) return undefined;
+  return u.hours === 0
+    ? `Two-phase, undo window 0: apply removes the tags, then this same run deletes the ${plural(pending, 'manifest')} ` +
+        'left untagged, each only if still untagged at a re-check and not pushed again.'
+    : `Two-phase: apply removes the tags tonight and leaves ${plural(pending, 'manifest')} untagged; restore ` +
+        `brings them back until ${when(u.until)} (${u.hours} h), then a later run's sweep deletes each one still ` +
+        'untagged and not pushed again.';
 }
 
 /** The plan's errors (why it is incomplete), or '' when there are none. */
@@ -141,14 +171,22 @@ export function untaggedReason(u: UntaggedDecision, now: number): string {
   }
 }
 
-function formatRepository(repo: RepositoryPlan, verbose: boolean, now: number): string[] {
+function formatRepository(
+  repo: RepositoryPlan,
+  verbose: boolean,
+  now: number,
+  until: string | undefined,
+): string[] {
   const head =
     repo.action === 'untouched'
       ? `${repo.name}: no rule matches; ${plural(repo.kept.length, 'tag')} left untouched`
       : repo.action === 'protected'
         ? `${repo.name}: protected by rule #${repo.rule}; ${plural(repo.kept.length, 'tag')} kept`
         : `${repo.name}: rule #${repo.rule}; keep ${plural(repo.kept.length, 'tag')}, delete ${plural(repo.deleteTags.length, 'tag')} and ` +
-          `${plural(repo.deleteManifests.length, 'manifest')}, about ${formatBytes(repo.bytesFreed)} freed`;
+          `${plural(repo.deleteManifests.length, 'manifest')}, about ${formatBytes(repo.bytesFreed)} freed` +
+          (until === undefined
+            ? ''
+            : ` tonight, about ${formatBytes(repo.bytesPending ?? 0)} after ${when(until)}`);
   const lines = [head];
   const untagged = repo.untagged;
   if (untagged && (untagged.deleted.length > 0 || untagged.kept.length > 0)) {
@@ -182,13 +220,17 @@ function formatRepository(repo: RepositoryPlan, verbose: boolean, now: number): 
       lines.push(`  keep    ${keptSummary(repo.kept)}  (--verbose lists them)`);
     }
     const sharedWith = new Map(repo.kept.map((k) => [k.digest, k.tag]));
+    const deferred = new Set(repo.deleteManifests.filter((m) => m.deferred).map((m) => m.digest));
+    const later = until === undefined ? '' : `untagged tonight, reclaimed after ${when(until)}`;
     for (const t of repo.deleteTags) {
       const how =
         t.method === 'tag-only'
           ? `tag only: its image stays for ${sharedWith.get(t.digest) ?? 'a kept index that uses it'}`
-          : t.referrer
-            ? 'referrer of a deleted image'
-            : 'with its manifest';
+          : deferred.has(t.digest)
+            ? `${t.referrer ? 'referrer of a deleted image, ' : ''}${later}`
+            : t.referrer
+              ? 'referrer of a deleted image'
+              : 'with its manifest';
       lines.push(
         `  DELETE  ${t.tag.padEnd(28)} ${short(t.digest)}  ${tagDate(repo, t.created).padEnd(10)}  ${how}`,
       );
@@ -197,7 +239,9 @@ function formatRepository(repo: RepositoryPlan, verbose: boolean, now: number): 
       const why =
         m.role === 'leftover'
           ? `  ${''.padEnd(10)}  left by an interrupted run (journal); nothing that stays references it`
-          : '';
+          : m.deferred
+            ? `  ${''.padEnd(10)}  goes with its ${m.role === 'child' ? 'index' : 'subject'}: ${later}`
+            : '';
       lines.push(`  DELETE  ${`(${m.role} ${m.kind})`.padEnd(28)} ${short(m.digest)}${why}`);
     }
     for (const u of untagged?.deleted ?? []) {
@@ -268,8 +312,16 @@ export function formatReport(report: Report, plan?: Plan): string {
         (untagged.skipped > 0 ? `, ${untagged.skipped} skipped` : '');
   const lines = [
     `Deleted ${plural(report.tagsDeleted, 'tag')} and ${plural(report.manifestsDeleted, 'manifest')} on ${report.registry} ` +
-      `(about ${formatBytes(report.bytesFreedEstimate)} to free on the next garbage-collect${history}).`,
+      `(about ${formatBytes(report.bytesFreedEstimate)} ${report.undo ? 'reclaimed tonight, ' : ''}to free on the next ` +
+      `garbage-collect${history}).`,
   ];
+  if (report.undo) {
+    const u = report.undo;
+    lines.push(
+      `Untagged tonight, reclaimed after ${when(u.undoUntil)}: ${plural(u.manifests, 'manifest')}, about ` +
+        `${formatBytes(u.bytesPending)}; restore brings them back until then.`,
+    );
+  }
   for (const s of report.skippedRepositories) lines.push(`  skipped ${s.name}: ${s.reason}`);
   for (const f of report.failures) {
     lines.push(

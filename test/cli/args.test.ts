@@ -47,6 +47,29 @@ describe('the command line', () => {
     expect(r.err).toMatch(what);
   });
 
+  it('--undo-window-hours without --storage is refused with why and the fix, before any request', async () => {
+    for (const command of ['plan', 'apply']) {
+      const r = await cli([command, '--registry', NOWHERE, '--policy', policy, '--undo-window-hours', '24']);
+      expect(r.code).toBe(EXIT.badInput);
+      expect(r.err).toMatch(/^error: --undo-window-hours needs --storage PATH: /);
+      expect(r.err).toContain('only a storage listing lets the sweep see untagged manifests');
+      expect(r.err).toContain('Add --storage');
+      expect(r.out).toBe('');
+    }
+  });
+
+  it.each(['-1', '1.5', '8761', 'day', ''])(
+    '--undo-window-hours %j with --storage: the contract form, before any request',
+    async (value) => {
+      const args = ['plan', '--registry', NOWHERE, '--policy', policy, '--storage', dir];
+      const r = await cli([...args, `--undo-window-hours=${value}`]);
+      expect(r.code).toBe(EXIT.badInput);
+      expect(r.err).toBe(
+        `error: --undo-window-hours expects a whole number of hours from 0 to 8760, e.g. 24, got "${value}"\n`,
+      );
+    },
+  );
+
   it('a flag without its value says so, instead of taking the next flag as the value', async () => {
     const r = await cli(['plan', '--registry', NOWHERE, '--policy', '--json']);
     expect(r.code).toBe(EXIT.badInput);

@@ -21,7 +21,7 @@ const POLICY = parsePolicy(
   ].join('\n'),
 );
 
-const thePlan = plan(
+const thePlanInventory = () =>
   inventory({
     manifests: {
       a: img(daysAgo(1)),
@@ -40,10 +40,8 @@ const thePlan = plan(
       'legacy/thing': { old: 'old' },
       'misc/other': { one: 'old' },
     },
-  }),
-  POLICY,
-  NOW,
-);
+  });
+const thePlan = plan(thePlanInventory(), POLICY, NOW);
 
 const line = (text: string, re: RegExp): string => text.split('\n').find((l) => re.test(l)) ?? '';
 const block = (text: string, repo: string): string =>
@@ -102,5 +100,54 @@ describe('the text plan', () => {
         skippedRepositories: [],
       }),
     ).toMatch(/^Deleted 1 tag and 1 manifest on http:\/\/r/);
+  });
+});
+
+describe('the text plan and report, two-phase or by digest', () => {
+  const twoPhase = (hours: number) => plan(thePlanInventory(), POLICY, NOW, { undoWindowHours: hours });
+  const UNTIL = '2026-11-29 12:00 UTC';
+
+  it('with a window: each deletion says until when it can be undone, and the bytes come apart', () => {
+    const p = twoPhase(24);
+    const text = formatPlan(p, { verbose: true });
+    expect(line(text, /DELETE {2}v1 /)).toContain(`untagged tonight, reclaimed after ${UNTIL}`);
+    expect(line(text, /^team\/app:/)).toMatch(new RegExp(`freed tonight, about .+ after ${UNTIL}$`));
+    const summary = line(text, /^Summary:/);
+    expect(summary).toContain(`untagged tonight, reclaimed after ${UNTIL}; about`);
+    expect(summary).toContain('reclaimed tonight (the sweep');
+    expect(text).toContain(`restore brings them back until ${UNTIL} (24 h)`);
+    expect(text).not.toContain('No storage listing');
+  });
+
+  it('window 0: the same run sweeps what it untags', () => {
+    expect(formatPlan(twoPhase(0))).toContain(
+      'Two-phase, undo window 0: apply removes the tags, then this same run',
+    );
+  });
+
+  it('without a listing: apply deletes by digest and the plan states the race', () => {
+    const text = formatPlan(thePlan);
+    expect(text).toContain('No storage listing: apply deletes by digest');
+    expect(text).toContain('A promotion pushed between');
+    expect(text).toContain('loses its tag');
+    expect(line(text, /DELETE {2}v1 /)).toContain('with its manifest');
+    expect(text).not.toContain('reclaimed after');
+  });
+
+  it('the report shows what is untagged tonight apart from what is reclaimed tonight', () => {
+    const text = formatReport({
+      registry: 'http://r',
+      startedAt: NOW.toISOString(),
+      finishedAt: NOW.toISOString(),
+      tagsDeleted: 3,
+      manifestsDeleted: 1,
+      bytesFreedEstimate: 2048,
+      undo: { manifests: 2, bytesPending: 4096, undoUntil: '2026-11-29T12:00:00.000Z', runId: 'r1' },
+      entries: [],
+      failures: [],
+      skippedRepositories: [],
+    });
+    expect(text).toContain('(about 2.0 KiB reclaimed tonight, to free on the next garbage-collect)');
+    expect(text).toContain(`Untagged tonight, reclaimed after ${UNTIL}: 2 manifests, about 4.0 KiB`);
   });
 });
