@@ -176,6 +176,48 @@ describeEachRegistry('registry-janitor restore', ({ kind }) => {
     expect(await tagsOf(s.app)).toEqual(['keep']);
   }, 180_000);
 
+  it('apply through the CLI prints the run id, the deadline and the restore command, and that command restores the run', async () => {
+    const s = await seed('printed');
+    const policy = join(dir, 'printed-policy.yaml');
+    writeFileSync(policy, 'rules:\n  - repositories: ["**"]\n    keep: { tags: ["keep"] }\n');
+    const journal = journalOf('printed');
+    const applied = await cli([
+      'apply',
+      '--registry',
+      registry.url,
+      '--policy',
+      policy,
+      '--repositories',
+      'printed/**',
+      '--storage',
+      registry.storageDir,
+      '--undo-window-hours',
+      '24',
+      '--journal',
+      journal,
+      '--max-delete-fraction',
+      '1',
+      '--yes',
+    ]);
+    expect([applied.code, applied.err]).toEqual([EXIT.ok, '']);
+    const line =
+      /^Run (\S+): 5 manifests untagged, restorable until (\S+) with\n {2}(registry-janitor restore .*)$/m.exec(
+        applied.out,
+      );
+    expect(line, applied.out).not.toBeNull();
+    const [, runId, until, command] = line!;
+    expect(Date.parse(until!) - Date.now()).toBeGreaterThan(23 * HOUR);
+    expect(command).toBe(
+      `registry-janitor restore --registry ${registry.url} --run ${runId} --journal ${journal}`,
+    );
+    expect(await tagsOf(s.app)).toEqual(['keep']);
+
+    const r = await cli(command!.split(' ').slice(1));
+    expect([r.code, r.err]).toEqual([EXIT.ok, '']);
+    expect(r.out).toContain('4 restored, 0 already in place, 0 skipped, 0 failed.');
+    await allServed(s);
+  }, 180_000);
+
   it('a journal written for another registry is not used, and nothing is written', async () => {
     const s = await seed('other');
     await apply('other');
