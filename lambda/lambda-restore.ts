@@ -58,10 +58,10 @@ export function parseRestorePayload(event: unknown): RestoreRequest {
       parsed.error.issues.map((issue) => {
         const path = issue.path.map(String).join('.');
         if (issue.code === 'unrecognized_keys') {
-          const keys = issue.keys.map((k) => `"${k}"`).join(', ');
+          const keys = `${issue.keys.length === 1 ? 'key' : 'keys'} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
           return path === ''
-            ? `unknown key(s) ${keys} beside "restore"; the allowed keys are restore, dryRun (a restore runs nothing else)`
-            : `${path}: unknown key(s) ${keys}; the allowed keys are ${SELECTORS.join(', ')}`;
+            ? `unknown ${keys} beside "restore"; the allowed keys are restore, dryRun (a restore runs nothing else)`
+            : `${path}: unknown ${keys}; the allowed keys are ${SELECTORS.join(', ')}`;
         }
         return `${path}: ${issue.message}`;
       }),

@@ -57,16 +57,13 @@ describe('the restore payload', () => {
     ],
     [{ restore: { tag: 'Team1/app:v1' } }, 'restore.tag: "Team1/app" is not a repository name'],
     [{ restore: { repository: 'team1/**' } }, 'not a glob'],
-    [
-      { restore: { tags: 'a:b' } },
-      'restore: unknown key(s) "tags"; the allowed keys are run, repository, tag',
-    ],
+    [{ restore: { tags: 'a:b' } }, 'restore: unknown key "tags"; the allowed keys are run, repository, tag'],
     [
       { restore: { run: RUN }, skipGc: true },
-      'unknown key(s) "skipGc" beside "restore"; the allowed keys are restore, dryRun',
+      'unknown key "skipGc" beside "restore"; the allowed keys are restore, dryRun',
     ],
     [{ restore: { run: RUN }, dryRun: 'yes' }, 'dryRun: expected true or false'],
-    [{ restore: { run: RUN }, force: true }, 'unknown key(s) "force"'],
+    [{ restore: { run: RUN }, force: true }, 'unknown key "force"'],
   ])('%j is refused', (event, message) => {
     expect(() => parseRestorePayload(event)).toThrow(ConfigError);
     expect(() => parseRestorePayload(event)).toThrow(message);
