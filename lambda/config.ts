@@ -44,6 +44,7 @@ import {
   type StorageSetting,
 } from './core/contract.ts';
 import { ConfigError, errorMessage } from './core/errors.ts';
+import { noun } from './core/plural.ts';
 import { compileGlob } from './core/glob.ts';
 import { validatePolicy, type Policy } from './core/policy.ts';
 
@@ -421,7 +422,7 @@ export function parseInvokePayload(event: unknown): InvokeOverrides {
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => {
       if (issue.code === 'unrecognized_keys') {
-        return `unknown ${issue.keys.length === 1 ? 'key' : 'keys'} ${issue.keys.map((k) => `"${k}"`).join(', ')}; the allowed keys are ${PAYLOAD_KEYS.join(', ')}`;
+        return `unknown ${noun(issue.keys.length, 'key')} ${issue.keys.map((k) => `"${k}"`).join(', ')}; the allowed keys are ${PAYLOAD_KEYS.join(', ')}`;
       }
       const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('');
       return `${path.replace(/^\./, '')}: ${issue.message}`;

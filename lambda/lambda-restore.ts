@@ -4,6 +4,7 @@
 // was restored, what was already in place, and what could not be and why.
 import { z } from 'zod';
 import { ConfigError, errorMessage } from './core/errors.ts';
+import { noun } from './core/plural.ts';
 import type { JournalStore } from './core/journal.ts';
 import {
   parseTagReference,
@@ -58,7 +59,7 @@ export function parseRestorePayload(event: unknown): RestoreRequest {
       parsed.error.issues.map((issue) => {
         const path = issue.path.map(String).join('.');
         if (issue.code === 'unrecognized_keys') {
-          const keys = `${issue.keys.length === 1 ? 'key' : 'keys'} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+          const keys = `${noun(issue.keys.length, 'key')} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
           return path === ''
             ? `unknown ${keys} beside "restore"; the allowed keys are restore, dryRun (a restore runs nothing else)`
             : `${path}: unknown ${keys}; the allowed keys are ${SELECTORS.join(', ')}`;

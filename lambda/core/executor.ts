@@ -9,7 +9,7 @@ import { MEDIA_TYPES, PLACEHOLDER_ANNOTATION } from './manifest.ts';
 import { factsOf, liveConflicts, rereadForCheck, type LiveFacts } from './live-check.ts';
 import type { Inventory, ManifestDeletion, Plan, Report, ReportEntry, RepositoryPlan } from './model.ts';
 import { checkGuard } from './planner.ts';
-import { plural } from './report.ts';
+import { noun, plural } from './plural.ts';
 import type { ProbeResult, RegistryClient } from './ports.ts';
 import { undoUntil, untagGroups } from './undo.ts';
 
@@ -262,7 +262,7 @@ async function recheck(
     );
     const changed = [...planned].filter(([tag, digest]) => live.get(tag) !== digest).map(([tag]) => tag);
     if (changed.length > 0) {
-      return `${changed.length === 1 ? 'tag' : 'tags'} ${changed.slice(0, 5).join(', ')} now ${changed.length === 1 ? 'points' : 'point'} elsewhere than when planned; run again to plan with the new state`;
+      return `${noun(changed.length, 'tag')} ${changed.slice(0, 5).join(', ')} now ${noun(changed.length, 'points', 'point')} elsewhere than when planned; run again to plan with the new state`;
     }
     const conflicts = liveConflicts(repo, live, facts);
     if (conflicts.length > 0) {
@@ -505,13 +505,13 @@ async function removeLeftTags(
         repository,
         m,
         'deleted',
-        `${said}; ${left.length === 1 ? 'tag' : 'tags'} ${left.join(', ')} it left behind ${left.length === 1 ? 'was' : 'were'} removed`,
+        `${said}; ${noun(left.length, 'tag')} ${left.join(', ')} it left behind ${noun(left.length, 'was', 'were')} removed`,
       )
     : entry(
         repository,
         m,
         'failed',
-        `${said}, and ${failed.length === 1 ? 'tag' : 'tags'} ${failed.join(', ')} it left pointing at nothing could not be removed; the next run removes them`,
+        `${said}, and ${noun(failed.length, 'tag')} ${failed.join(', ')} it left pointing at nothing could not be removed; the next run removes them`,
       );
 }
 

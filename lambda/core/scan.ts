@@ -27,7 +27,7 @@ import type {
 } from './model.ts';
 import { ruleFor, type Policy } from './policy.ts';
 import { compileGlob } from './glob.ts';
-import { plural } from './plural.ts';
+import { noun, plural } from './plural.ts';
 import type { FetchedManifest, ManifestCache, RegistryClient } from './ports.ts';
 
 export interface ScanProgress {
@@ -270,7 +270,7 @@ class Scanner {
     if (missing.size > 0) {
       this.warnings.push({
         repository: name,
-        message: `${plural(missing.size, 'manifest')} referenced by an index ${missing.size === 1 ? 'is' : 'are'} not in the registry (partial multi-platform push?): ${[...missing].sort(compareStrings).join(', ')}`,
+        message: `${plural(missing.size, 'manifest')} referenced by an index ${noun(missing.size, 'is', 'are')} not in the registry (partial multi-platform push?): ${[...missing].sort(compareStrings).join(', ')}`,
       });
     }
 
