@@ -31,6 +31,7 @@ h3 { font-size: 14px; margin: 16px 0 6px; color: var(--muted); font-weight: 600;
 code, .mono, td.tag, td.digest { font-family: ui-monospace, "SF Mono", Menlo, Consolas, "DejaVu Sans Mono", monospace; font-size: 13px; }
 .num { font-variant-numeric: tabular-nums; }
 .sub { color: var(--muted); margin: 0; overflow-wrap: anywhere; }
+.sub.mode, .sub + .sub { margin-top: 8px; }
 .banner { margin: 18px 0 0; padding: 10px 14px; border-radius: 8px; border: 1px solid var(--line); background: var(--card); }
 .banner.ok { border-color: var(--keep); background: var(--keep-soft); }
 .banner.blocked { border-color: var(--err); background: var(--err-soft); }
@@ -89,6 +90,7 @@ td.untagged { color: var(--muted); font-style: italic; }
 tr.del td.tag { color: var(--del); }
 td.outcome-failed, td.outcome-skipped { color: var(--err); }
 td.outcome-deleted, td.outcome-already-gone { color: var(--keep); }
+td.outcome-untagged { color: var(--warn); }
 button.more { font: inherit; font-size: 13px; margin-top: 8px; padding: 4px 12px; border-radius: 6px; border: 1px solid var(--line); background: var(--soft); color: var(--fg); cursor: pointer; }
 footer { margin-top: 40px; color: var(--muted); font-size: 12.5px; }
 @media print {

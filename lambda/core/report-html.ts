@@ -4,7 +4,16 @@ import { createHash } from 'node:crypto';
 import type { KeepReason, Plan, Report, ReportEntry, RepositoryPlan, ScanProblem } from './model.ts';
 import { checkGuard } from './planner.ts';
 import { PAGE_CSS, PAGE_SCRIPT } from './report-html-page.ts';
-import { formatBytes, keptInOrder, plural, short, tagDate, untaggedReason } from './report.ts';
+import {
+  applyMode,
+  formatBytes,
+  keptInOrder,
+  plural,
+  short,
+  tagDate,
+  untaggedReason,
+  when,
+} from './report.ts';
 
 export interface HtmlReportOptions {
   /** The delete guard the run applies (the CLI's --max-delete-fraction, the Lambda's maxDeleteFraction). */
@@ -33,7 +42,13 @@ export function renderHtmlReport(plan: Plan, options: HtmlReportOptions): string
     s: strings.list,
     outcome: report !== undefined,
     r: plan.repositories.map((repo) =>
-      repositoryData(repo, strings, outcomes?.get(repo.name), Date.parse(plan.generatedAt)),
+      repositoryData(
+        repo,
+        strings,
+        outcomes?.get(repo.name),
+        Date.parse(plan.generatedAt),
+        report?.undo?.undoUntil ?? plan.undo?.until,
+      ),
     ),
   };
   const title = `${report ? 'Cleanup report' : 'Cleanup plan'} for ${plan.registry}`;
@@ -43,6 +58,7 @@ export function renderHtmlReport(plan: Plan, options: HtmlReportOptions): string
     report ? ` · applied <time datetime="${esc(report.finishedAt)}">${esc(report.finishedAt)}</time>` : '',
     `</p>`,
     banner(plan, options),
+    mode(plan, report),
     `</header>`,
     totals(plan, options),
     `<section><h2>Space freed per repository</h2>${chart(plan)}</section>`,
@@ -70,9 +86,13 @@ export function renderHtmlReport(plan: Plan, options: HtmlReportOptions): string
 function banner(plan: Plan, { maxDeleteFraction, report }: HtmlReportOptions): string {
   if (report) {
     const failed = report.failures.length + report.skippedRepositories.length;
+    const untagged = report.undo
+      ? `; untagged ${plural(report.undo.manifests, 'manifest')} (about ${formatBytes(report.undo.bytesPending)}), ` +
+        `restorable until ${when(report.undo.undoUntil)}`
+      : '';
     const what =
       `deleted ${plural(report.tagsDeleted, 'tag')} and ${plural(report.manifestsDeleted, 'manifest')}, about ` +
-      `${formatBytes(report.bytesFreedEstimate)} to free on the next garbage-collect`;
+      `${formatBytes(report.bytesFreedEstimate)} to free on the next garbage-collect${untagged}`;
     return failed === 0
       ? `<p class="banner ok">Applied: ${what}.</p>`
       : `<p class="banner blocked">Applied with problems: ${what}; ${plural(report.failures.length, 'deletion')} ` +
@@ -89,6 +109,22 @@ function banner(plan: Plan, { maxDeleteFraction, report }: HtmlReportOptions): s
   return guard.ok
     ? `<p class="banner ok">Within the delete guard: apply deletes what this page lists and nothing else.</p>`
     : `<p class="banner blocked">apply refuses this plan: ${esc(guard.message)}</p>`;
+}
+
+/**
+ * How apply carries the plan out (two-phase with its window, or by digest and the race that leaves), and after a
+ * two-phase apply the command that undoes it.
+ */
+function mode(plan: Plan, report: Report | undefined): string {
+  const text = applyMode(plan);
+  const u = report?.undo;
+  const undo =
+    u?.runId !== undefined
+      ? `<p class="sub">Undo until ${esc(when(u.undoUntil))}: <code>registry-janitor restore --registry ` +
+        `${esc(plan.registry)} --run ${esc(u.runId)}</code> (or the Lambda payload ` +
+        `<code>${esc(JSON.stringify({ restore: { run: u.runId } }))}</code>).</p>`
+      : '';
+  return (text === undefined ? '' : `<p class="sub mode">${esc(text)}</p>`) + undo;
 }
 
 function totals(plan: Plan, { maxDeleteFraction, report }: HtmlReportOptions): string {
@@ -114,7 +150,21 @@ function totals(plan: Plan, { maxDeleteFraction, report }: HtmlReportOptions): s
       num(s.manifestsDeleted),
       `in ${plural(cleaned, 'cleaned repository', 'cleaned repositories')} of ${num(s.repositories)}`,
     ),
-    card('Space freed', formatBytes(s.bytesFreed), 'estimate, after garbage-collect'),
+    ...(plan.undo === undefined
+      ? [card('Space freed', formatBytes(s.bytesFreed), 'estimate, after garbage-collect')]
+      : [
+          card(
+            'Untagged tonight',
+            formatBytes(s.bytesPending ?? 0),
+            `${plural(s.manifestsPending ?? 0, 'manifest')}, restorable until ${when(plan.undo.until)}, ` +
+              'reclaimed after',
+          ),
+          card(
+            'Reclaimed tonight',
+            formatBytes(s.bytesFreed),
+            'the sweep of earlier runs, after garbage-collect',
+          ),
+        ]),
     guardCard,
     ...(plan.history ? [historyCard(plan)] : []),
   ];
@@ -126,6 +176,15 @@ function totals(plan: Plan, { maxDeleteFraction, report }: HtmlReportOptions): s
     card('Tags deleted', num(report.tagsDeleted), `of ${num(s.tagsDeleted)} planned`),
     card('Manifests deleted', num(report.manifestsDeleted), `of ${num(s.manifestsDeleted)} planned`),
     card('Space to free', formatBytes(report.bytesFreedEstimate), 'on the next garbage-collect'),
+    ...(report.undo
+      ? [
+          card(
+            'Untagged',
+            num(report.undo.manifests),
+            `about ${formatBytes(report.undo.bytesPending)}, restorable until ${when(report.undo.undoUntil)}`,
+          ),
+        ]
+      : []),
     card(
       'Problems',
       num(failures + skipped),
@@ -314,13 +373,19 @@ function repositoryData(
   strings: StringTable,
   outcomes: RepositoryOutcomes | undefined,
   now: number,
+  undoUntil: string | undefined,
 ): RepositoryData {
   const outcomeOf = (kind: 'manifest' | 'tag', reference: string): number | undefined => {
     if (!outcomes) return undefined;
     if (outcomes.skipped !== undefined) return strings.id(`skipped: ${outcomes.skipped}|skipped`);
     const e = (kind === 'manifest' ? outcomes.manifests : outcomes.tags).get(reference);
     if (!e) return -1;
-    const label = e.outcome === 'already-gone' ? 'already gone' : e.outcome;
+    const label =
+      e.outcome === 'already-gone'
+        ? 'already gone'
+        : e.outcome === 'untagged' && undoUntil !== undefined
+          ? `untagged, restorable until ${when(undoUntil)}`
+          : e.outcome;
     return strings.id(`${label}${e.reason ? `: ${e.reason}` : ''}|${e.outcome}`);
   };
   const row = (tag: string, digest: string, date: string, why: string, outcome: number | undefined): Row => {
@@ -329,6 +394,8 @@ function repositoryData(
     return r;
   };
   const sharedWith = new Map(repo.kept.map((k) => [k.digest, k.tag]));
+  const deferred = new Set(repo.deleteManifests.filter((m) => m.deferred).map((m) => m.digest));
+  const later = undoUntil === undefined ? '' : `untagged tonight, reclaimed after ${when(undoUntil)}`;
   const d: Row[] = repo.deleteTags.map((t) =>
     row(
       t.tag,
@@ -336,9 +403,11 @@ function repositoryData(
       tagDate(repo, t.created),
       t.method === 'tag-only'
         ? `tag only: its image stays for ${sharedWith.get(t.digest) ?? 'a kept index that uses it'}`
-        : t.referrer
-          ? 'referrer of a deleted image'
-          : 'no keep rule matches; deleted with its manifest',
+        : deferred.has(t.digest)
+          ? `${t.referrer ? 'referrer of a deleted image' : 'no keep rule matches'}; ${later}`
+          : t.referrer
+            ? 'referrer of a deleted image'
+            : 'no keep rule matches; deleted with its manifest',
       outcomeOf(t.method === 'tag-only' ? 'tag' : 'manifest', t.method === 'tag-only' ? t.tag : t.digest),
     ),
   );
@@ -346,11 +415,11 @@ function repositoryData(
     // Untagged history is listed below with its push date and reason.
     if (m.tags.length > 0 || m.role === 'root' || m.role === 'untagged') continue;
     const why =
-      m.role === 'child'
+      (m.role === 'child'
         ? `${m.kind} in a deleted index`
         : m.role === 'leftover'
           ? `${m.kind} left by an interrupted run (journal); nothing that stays references it`
-          : `referrer (${m.kind}) of a deleted image`;
+          : `referrer (${m.kind}) of a deleted image`) + (m.deferred && later ? `; ${later}` : '');
     d.push(row('', short(m.digest), '', why, outcomeOf('manifest', m.digest)));
   }
   if (repo.action === 'cleaned') {

@@ -106,7 +106,7 @@ export function formatPlan(plan: Plan, options: { verbose?: boolean; errors?: bo
 export const when = (iso: string): string => `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;
 
 /** How apply carries the plan out: two-phase with its undo window, or by digest with the race that leaves. */
-function applyMode(plan: Plan): string | undefined {
+export function applyMode(plan: Plan): string | undefined {
   const u = plan.undo;
   const pending = plan.summary.manifestsPending ?? 0;
   if (u === undefined) {

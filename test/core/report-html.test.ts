@@ -275,3 +275,69 @@ describe('HTML report: untagged history', () => {
     expect(html).not.toContain('Untagged history');
   });
 });
+
+describe('HTML report: two-phase apply', () => {
+  const policy = parsePolicy('rules:\n  - repositories: ["**"]\n    keep: { newest: 1 }\n', 'test');
+  const spec: InventorySpec = {
+    manifests: {
+      a: img(daysAgo(1), ['la']),
+      b: img(daysAgo(2), ['lb']),
+      ix: idx(['c1']),
+      c1: img(daysAgo(3)),
+    },
+    repos: { app: { a: 'a', b: 'b', multi: 'ix' } },
+    untagged: { app: {} },
+  };
+  const until = new Date(NOW.getTime() + 24 * 3_600_000).toISOString();
+  const UNTIL = `${until.slice(0, 10)} ${until.slice(11, 16)} UTC`;
+  const rowOf = (data: PageData, key: string) => {
+    const r = data.r[0]!.d.find((x) => x[0] === key || x[1] === key)!;
+    return { why: data.s[r[3] as number], outcome: r[4] === undefined ? undefined : data.s[r[4] as number] };
+  };
+
+  it('the plan says until when each deletion can be undone, and the bytes untagged tonight apart from tonight’s', () => {
+    const p = plan(inventory(spec), policy, NOW, { undoWindowHours: 24 });
+    const html = renderHtmlReport(p, { maxDeleteFraction: 1 });
+    const data = pageData(html);
+    expect(rowOf(data, 'b').why).toBe(`no keep rule matches; untagged tonight, reclaimed after ${UNTIL}`);
+    expect(rowOf(data, short(dg('c1'))).why).toContain(`untagged tonight, reclaimed after ${UNTIL}`);
+    expect(html).toContain(`restorable until ${UNTIL}`);
+    expect(html).toContain('<div class="label">Untagged tonight</div>');
+    expect(html).toContain('<div class="label">Reclaimed tonight</div>');
+    expect(html).not.toContain('<div class="label">Space freed</div>');
+    expect(html).toContain(`restore brings them back until ${UNTIL} (24 h)`);
+  });
+
+  it('without a listing it states the race of deleting by digest, and promises no undo', () => {
+    const { untagged: _u, ...noListing } = spec;
+    const html = renderHtmlReport(plan(inventory(noListing), policy, NOW), { maxDeleteFraction: 1 });
+    expect(html).toContain('No storage listing: apply deletes by digest');
+    expect(html).not.toContain('restorable');
+    expect(pageData(html).r[0]!.d.find((x) => x[0] === 'b')).toBeDefined();
+    expect(rowOf(pageData(html), 'b').why).toBe('no keep rule matches; deleted with its manifest');
+  });
+
+  it('the report marks what was untagged with its deadline and prints the restore command', () => {
+    const p = plan(inventory(spec), policy, NOW, { undoWindowHours: 24 });
+    const report: Report = {
+      registry: p.registry,
+      startedAt: NOW.toISOString(),
+      finishedAt: NOW.toISOString(),
+      tagsDeleted: 2,
+      manifestsDeleted: 0,
+      bytesFreedEstimate: 0,
+      undo: { manifests: 3, bytesPending: 4096, undoUntil: until, runId: 'run-<1>' },
+      skippedRepositories: [],
+      failures: [],
+      entries: [
+        { repository: 'app', target: 'manifest', reference: dg('b'), tags: ['b'], outcome: 'untagged' },
+      ],
+    };
+    const html = renderHtmlReport(p, { maxDeleteFraction: 1, report });
+    expect(rowOf(pageData(html), 'b').outcome).toBe(`untagged, restorable until ${UNTIL}|untagged`);
+    expect(html).toContain('untagged 3 manifests (about 4.0 KiB), restorable until');
+    expect(html).toContain('<div class="label">Untagged</div><div class="value">3</div>');
+    expect(html).toContain(`--run run-&#60;1&#62;</code>`);
+    expect(html).toContain('{&#34;restore&#34;:{&#34;run&#34;:&#34;run-&#60;1&#62;&#34;}}');
+  });
+});
