@@ -5,6 +5,7 @@ import { repositoriesToChange, type Applicability } from '../core/executor.ts';
 import { runJob } from '../core/job.ts';
 import type { Plan, Report } from '../core/model.ts';
 import { formatReport, plural } from '../core/report.ts';
+import { restoreRunCommand } from '../core/undo.ts';
 import type { Values } from './args.ts';
 import { buildClient } from './connect.ts';
 import { EXIT, progress, type CliIo } from './io.ts';
@@ -83,7 +84,9 @@ export async function applyCommand(values: Values, io: CliIo): Promise<number> {
       );
       return EXIT.interrupted;
     }
-    if (!values.json && report.undo?.runId !== undefined) io.stdout.write(undoHint(report.undo, values));
+    const undo = report.undo;
+    if (!values.json && undo?.runId !== undefined)
+      io.stdout.write(undoHint({ ...undo, runId: undo.runId }, values));
     if (!values.json) {
       io.stdout.write(
         'Space is freed when garbage-collect runs on the registry host (registry-janitor gc, or the Lambda).\n',
@@ -98,7 +101,10 @@ export async function applyCommand(values: Values, io: CliIo): Promise<number> {
 }
 
 /** The run id and until when restore brings back what this run untagged, with the command that does it. */
-export function undoHint(undo: NonNullable<Report['undo']>, values: Values): string {
+export function undoHint(
+  undo: NonNullable<Report['undo']> & { readonly runId: string },
+  values: Values,
+): string {
   const journal = values.journal
     ? ` --journal ${values.journal}`
     : values.cache
@@ -107,7 +113,7 @@ export function undoHint(undo: NonNullable<Report['undo']>, values: Values): str
   return (
     `Run ${undo.runId}: ${plural(undo.manifests, 'manifest')} untagged, restorable until ${undo.undoUntil} with
 ` +
-    `  registry-janitor restore --registry ${values.registry ?? '$REGISTRY_URL'} --run ${undo.runId}${journal}
+    `  ${restoreRunCommand(values.registry ?? '$REGISTRY_URL', undo.runId, journal)}
 `
   );
 }

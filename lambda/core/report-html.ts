@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import type { KeepReason, Plan, Report, ReportEntry, RepositoryPlan, ScanProblem } from './model.ts';
 import { checkGuard } from './planner.ts';
 import { PAGE_CSS, PAGE_SCRIPT } from './report-html-page.ts';
+import { restoreRunCommand, restoreRunPayload } from './undo.ts';
 import {
   applyMode,
   formatBytes,
@@ -120,9 +121,8 @@ function mode(plan: Plan, report: Report | undefined): string {
   const u = report?.undo;
   const undo =
     u?.runId !== undefined
-      ? `<p class="sub">Undo until ${esc(when(u.undoUntil))}: <code>registry-janitor restore --registry ` +
-        `${esc(plan.registry)} --run ${esc(u.runId)}</code> (or the Lambda payload ` +
-        `<code>${esc(JSON.stringify({ restore: { run: u.runId } }))}</code>).</p>`
+      ? `<p class="sub">Undo until ${esc(when(u.undoUntil))}: <code>${esc(restoreRunCommand(plan.registry, u.runId))}` +
+        `</code> (or the Lambda payload <code>${esc(restoreRunPayload(u.runId))}</code>).</p>`
       : '';
   return (text === undefined ? '' : `<p class="sub mode">${esc(text)}</p>`) + undo;
 }

@@ -211,3 +211,13 @@ export function confirmUntagged(
 export function newRunId(now: Date, random: string): string {
   return `${now.toISOString().replace(/[-:]/g, '').replace(/\.\d+/, '')}-${random}`;
 }
+
+/** The CLI command that puts back every tag run `runId` removed (`extra`: e.g. ` --journal FILE`). */
+export function restoreRunCommand(registry: string, runId: string, extra = ''): string {
+  return `registry-janitor restore --registry ${registry} --run ${runId}${extra}`;
+}
+
+/** The Lambda payload that does the same from the journal in the bucket (lambda/lambda-restore.ts). */
+export function restoreRunPayload(runId: string): string {
+  return JSON.stringify({ restore: { run: runId } });
+}
