@@ -17,6 +17,7 @@ import {
   DEFAULT_MAX_DELETE_FRACTION,
   DEFAULT_REPORTS_PREFIX,
   DEFAULT_STORAGE,
+  DEFAULT_UNDO_WINDOW_HOURS,
   ENV,
   GC_MODES,
   INSTANCE_ID_FORM,
@@ -28,6 +29,8 @@ import {
   REALM_HOST_FORM,
   SECRET_VARIABLES,
   SSM_DOCUMENT_NAME,
+  STORAGE_NONE,
+  UNDO_WINDOW_FORM,
   isGcMode,
   isInstanceId,
   normalizeRealmHost,
@@ -37,6 +40,7 @@ import {
   parseHostList,
   parseInstanceTag,
   parseStorageSetting,
+  parseUndoWindowHours,
   parseWhole,
   registryUrlProblem,
   type GcMode,
@@ -112,6 +116,13 @@ export interface JanitorConfig {
   readonly history: StorageSetting;
   /** The bucket a container listing is uploaded to (HISTORY_LISTING_BUCKET, the construct's). */
   readonly listingBucket?: string;
+  /**
+   * Two-phase apply (UNDO_WINDOW_HOURS; default 24 whenever `history` is not `none`): the tags the plan deletes are
+   * removed and their manifests recorded in the journal, restorable for this many hours, and a later run's sweep
+   * deletes them. Absent with storage `none`: without a listing the sweep cannot see untagged manifests, so the
+   * run deletes by digest.
+   */
+  readonly undoWindowHours?: number;
 }
 
 /**
@@ -300,6 +311,7 @@ export function checkConfig(
     else history = parsed.setting;
   }
   const listingBucket = matching(ENV.listingBucket, BUCKET_NAME, 'is not an S3 bucket name');
+  const undoWindowHours = undoWindow(get(ENV.undoWindowHours), history, names, problems);
 
   if (problems.length > 0) return { problems };
   return {
@@ -333,8 +345,36 @@ export function checkConfig(
       ...(reportsBucket !== undefined ? { reports: { bucket: reportsBucket, prefix: reportsPrefix } } : {}),
       history,
       ...(listingBucket !== undefined ? { listingBucket } : {}),
+      ...(undoWindowHours !== undefined ? { undoWindowHours } : {}),
     },
   };
+}
+
+/**
+ * The undo window: UNDO_WINDOW_HOURS, else the default whenever untagged history is listed; none with storage
+ * `none`, where setting one is a problem (nothing could ever sweep what the run untags).
+ */
+function undoWindow(
+  text: string | undefined,
+  history: StorageSetting,
+  { name, subject }: ProblemNames,
+  problems: string[],
+): number | undefined {
+  if (history.kind === 'none') {
+    if (text !== undefined) {
+      problems.push(
+        `${name(ENV.undoWindowHours)} is set, but ${name(ENV.storage)} is ${STORAGE_NONE}: two-phase apply leaves ` +
+          'the manifests it untags for a later sweep, and without a storage listing the sweep cannot see untagged ' +
+          `manifests, so they would never be reclaimed. Set ${name(ENV.storage)} to where the registry's storage ` +
+          `is listed (container or s3://BUCKET/ROOTDIRECTORY), or unset ${name(ENV.undoWindowHours)} to delete by digest`,
+      );
+    }
+    return undefined;
+  }
+  if (text === undefined) return DEFAULT_UNDO_WINDOW_HOURS;
+  const hours = parseUndoWindowHours(text);
+  if (hours === undefined) problems.push(`${subject(ENV.undoWindowHours, text)} is not ${UNDO_WINDOW_FORM}`);
+  return hours;
 }
 
 function gcTarget(

@@ -3,7 +3,7 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { MetricUnit as MetricUnitName } from '@aws-lambda-powertools/metrics/types';
 import { loadConfig, parseInvokePayload, type InvokeOverrides, type JanitorConfig } from './config.ts';
-import { METRICS } from './core/contract.ts';
+import { ENV, METRICS } from './core/contract.ts';
 import { JanitorError, SafetyError, errorMessage } from './core/errors.ts';
 import { GcCommandError, runGc, type GcResult } from './core/gc.ts';
 import type { GcSummary } from './core/gc-script.ts';
@@ -15,7 +15,7 @@ import type { CommandRunner, RegistryClient, ManifestCache } from './core/ports.
 import { plural } from './core/report.ts';
 import type { VerifyResult } from './core/verify.ts';
 import { verifyStep as verifyKeptStep } from './core/steps.ts';
-import { untaggedOutcome, type UntaggedOutcome } from './core/untagged-outcome.ts';
+import { sweptCount, untaggedOutcome, type UntaggedOutcome } from './core/untagged-outcome.ts';
 import { runIdOf, type ReportStore, type ReportsStep } from './adapters/report-store.ts';
 import type { JournalStore } from './core/journal.ts';
 import {
@@ -199,6 +199,11 @@ interface RunContext {
   readonly now: () => Date;
   readonly record: RunRecord;
   readonly context: InvokeContext;
+  /**
+   * Two-phase apply: the undo window, when the function lists untagged history and has the journal (absent:
+   * delete by digest).
+   */
+  readonly undoWindowHours?: number;
 }
 
 /**
@@ -224,6 +229,9 @@ export async function runLambdaJob(
     repositories: settings.repositories,
     now,
     context,
+    ...(config.undoWindowHours !== undefined && deps.history && deps.journal
+      ? { undoWindowHours: config.undoWindowHours }
+      : {}),
     record: {
       stage: 'probe',
       probe: { status: 'skipped', reason: 'not reached' },
@@ -238,6 +246,13 @@ export async function runLambdaJob(
     },
   };
   const report = (): LambdaRunReport => reportOf(run, started);
+  if (config.undoWindowHours !== undefined && deps.history && !deps.journal) {
+    logger.warn(
+      `two-phase apply is off: it records what it untags in the journal in the construct's bucket, and this ` +
+        `function has none (${ENV.cacheBucket} is not set), so it deletes by digest. Deploy with the construct (it ` +
+        `sets ${ENV.cacheBucket}), or set ${ENV.storage}=none to say so`,
+    );
+  }
 
   logger.info('run started', {
     trigger: overrides.trigger,
@@ -247,6 +262,7 @@ export async function runLambdaJob(
     skipGc: overrides.skipGc ?? false,
     gcMode: config.gc.mode,
     history: deps.history?.source ?? null,
+    undoWindowHours: run.undoWindowHours ?? null,
     maxDeleteFraction: config.maxDeleteFraction,
     requestId: context.awsRequestId,
   });
@@ -348,6 +364,7 @@ async function planAndDelete(run: RunContext): Promise<JobResult> {
       maxDeleteFraction: config.maxDeleteFraction,
       ...(run.repositories ? { repositories: run.repositories } : {}),
       ...(deps.history ? { history: deps.history } : {}),
+      ...(run.undoWindowHours !== undefined ? { undoWindowHours: run.undoWindowHours } : {}),
       signal: stop.signal,
       ...(deps.journal ? { journal: deps.journal((message) => logger.warn(message)) } : {}),
       onStage: (stage) => {
@@ -451,6 +468,32 @@ function endDryRun(run: RunContext): void {
   deps.metrics.addMetric(METRICS.manifestsDeleted, MetricUnit.Count, 0);
   deps.metrics.addMetric(METRICS.bytesFreed, MetricUnit.Bytes, 0);
   if (plan.history) countUntaggedDeletions(deps.metrics, undefined);
+  if (run.undoWindowHours !== undefined) countTwoPhase(deps.metrics, undefined, 0);
+}
+
+/**
+ * Two-phase: what tonight untagged (restorable, its bytes reclaimed after the window: the report's `undo`, as the
+ * CLI's apply report has it) and what the sweep of earlier runs' untagging deleted; zeros on a dry run.
+ */
+function countTwoPhase(metrics: JobMetrics, undo: Report['undo'], swept: number): void {
+  metrics.addMetric(METRICS.manifestsUntagged, MetricUnit.Count, undo?.manifests ?? 0);
+  metrics.addMetric(METRICS.bytesPending, MetricUnit.Bytes, undo?.bytesPending ?? 0);
+  metrics.addMetric(METRICS.manifestsSwept, MetricUnit.Count, swept);
+}
+
+/** Two-phase: the run id, until when its untagging can be undone, and the manual invoke payload that does it. */
+function logUndo(logger: JobLogger, undo: NonNullable<Report['undo']>): void {
+  logger.info(`untagged ${plural(undo.manifests, 'manifest')}: restorable until ${undo.undoUntil}`, {
+    undo: {
+      ...(undo.runId !== undefined ? { runId: undo.runId } : {}),
+      undoUntil: undo.undoUntil,
+      manifests: undo.manifests,
+      bytesPending: undo.bytesPending,
+      ...(undo.runId !== undefined
+        ? { restorePayload: JSON.stringify({ restore: { run: undo.runId } }) }
+        : {}),
+    },
+  });
 }
 
 /**
@@ -479,6 +522,8 @@ function recordDeletions(run: RunContext, plan: Plan, deleted: Report): void {
   deps.metrics.addMetric(METRICS.tagsDeleted, MetricUnit.Count, deleted.tagsDeleted);
   deps.metrics.addMetric(METRICS.manifestsDeleted, MetricUnit.Count, deleted.manifestsDeleted);
   if (plan.history) countUntaggedDeletions(deps.metrics, untagged);
+  if (run.undoWindowHours !== undefined) countTwoPhase(deps.metrics, deleted.undo, sweptCount(plan, deleted));
+  if (deleted.undo) logUndo(deps.logger, deleted.undo);
   // A failed delete must not skip GC or the check of what the run kept: it fails the run at the end.
   const first = deleted.failures[0];
   if (first) {

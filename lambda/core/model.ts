@@ -114,6 +114,8 @@ export interface JournalDecision {
   readonly outcome: 'finish' | 'drop' | 'wait';
   /** Why, e.g. `tag latest reaches it`, `already gone`. */
   readonly reason: string;
+  /** 'finish' of what an earlier two-phase run untagged: the sweep (counted as ManifestsSwept). */
+  readonly swept?: true;
 }
 
 export interface ScanProblem {

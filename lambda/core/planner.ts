@@ -349,11 +349,14 @@ function planRepository(
     journal.decided.set(
       d,
       journal.candidates.get(d)!.untagged
-        ? decision(
-            d,
-            'finish',
-            'untagged by an earlier run, its undo window has passed, not pushed again since; nothing that stays references it',
-          )
+        ? {
+            ...decision(
+              d,
+              'finish',
+              'untagged by an earlier run, its undo window has passed, not pushed again since; nothing that stays references it',
+            ),
+            swept: true as const,
+          }
         : decision(d, 'finish', 'left by an interrupted run; nothing that stays references it'),
     );
   }

@@ -66,3 +66,28 @@ export function untaggedOutcome(plan: Plan, report?: Report): UntaggedOutcome | 
     bytesFreedEstimate,
   };
 }
+
+/**
+ * Of a run's deletions, the sweep's: the manifests earlier two-phase runs untagged whose undo window had passed
+ * (the plan's journal decisions marked `swept`), with the children and referrers that went after them, and with
+ * undo window 0 what this run untagged and then deleted itself (the plan's `deferred`); counted when the report
+ * has them deleted (or already gone).
+ */
+export function sweptCount(plan: Plan, report: Report): number {
+  const swept = new Map<string, Set<string>>();
+  for (const repo of plan.repositories) {
+    const mine = new Set((repo.journal ?? []).filter((j) => j.swept).map((j) => j.digest));
+    for (const m of repo.deleteManifests) if (m.deferred) mine.add(m.digest);
+    if (mine.size === 0) continue;
+    // Deletions are in dependency order: what waits for a swept manifest comes after it.
+    for (const m of repo.deleteManifests) if (m.after.some((a) => mine.has(a))) mine.add(m.digest);
+    swept.set(repo.name, mine);
+  }
+  if (swept.size === 0) return 0;
+  let count = 0;
+  for (const e of report.entries) {
+    if (e.target !== 'manifest' || (e.outcome !== 'deleted' && e.outcome !== 'already-gone')) continue;
+    if (swept.get(e.repository)?.has(e.reference)) count += 1;
+  }
+  return count;
+}

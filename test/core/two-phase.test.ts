@@ -12,13 +12,13 @@ import {
   decodeJournal,
   encodeJournal,
   manifestDigest,
-  type JournalEntry,
   type JournalStore,
 } from '../../lambda/core/journal.ts';
 import type { Plan, RepositoryPlan } from '../../lambda/core/model.ts';
 import { parsePolicy } from '../../lambda/core/policy.ts';
 import { untagRecords, undoUntil } from '../../lambda/core/undo.ts';
 import { MemoryRegistry } from '../support/memory-registry.ts';
+import { memoryJournal } from '../support/memory-journal.ts';
 
 const T0 = new Date('2026-11-28T03:00:00Z');
 const hours = (h: number): Date => new Date(T0.getTime() + h * 3_600_000);
@@ -28,28 +28,6 @@ const POLICY = parsePolicy(
   ['rules:', '  - repositories: ["app/**"]', '    keep: { newest: 1 }', ''].join('\n'),
   'test',
 );
-
-/** A journal in memory, with every save kept; `failSave` makes the n-th save (1-based) throw. */
-function memoryJournal(
-  failSave?: number,
-): JournalStore & { saves: JournalEntry[][]; current: JournalEntry[] } {
-  const j = {
-    where: 'memory',
-    saves: [] as JournalEntry[][],
-    current: [] as JournalEntry[],
-    load: () => Promise.resolve(j.current),
-    save: (entries: readonly JournalEntry[]) => {
-      if (failSave !== undefined && j.saves.length + 1 === failSave) {
-        j.saves.push([]);
-        return Promise.reject(new Error('disk full'));
-      }
-      j.current = [...entries];
-      j.saves.push(j.current);
-      return Promise.resolve();
-    },
-  };
-  return j;
-}
 
 /** The registry's storage listing: every manifest of each repository, pushed when `pushed` says (else long ago). */
 function listing(registry: MemoryRegistry, pushed: Map<string, string>): HistorySource {

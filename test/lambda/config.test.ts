@@ -43,6 +43,7 @@ describe('loadConfig', () => {
       allowManualApply: false,
       tokenRealmHosts: [],
       history: { kind: 'container' },
+      undoWindowHours: 24,
     });
     expect(config.policy.document).toEqual(JSON.parse(POLICY));
   });
@@ -149,6 +150,30 @@ describe('loadConfig', () => {
     expect(config.listingBucket).toBe('janitor-bucket');
   });
 
+  it.each([
+    { env: {}, hours: 24 },
+    { env: { HISTORY_STORAGE: 's3://registry-data/registry' }, hours: 24 },
+    { env: { UNDO_WINDOW_HOURS: '48' }, hours: 48 },
+    { env: { UNDO_WINDOW_HOURS: '0' }, hours: 0 },
+    { env: { UNDO_WINDOW_HOURS: ' 8760 ' }, hours: 8760 },
+    { env: { HISTORY_STORAGE: 'none' }, hours: undefined },
+    { env: { HISTORY_STORAGE: 'none', UNDO_WINDOW_HOURS: '' }, hours: undefined },
+  ])(
+    'two-phase whenever untagged history is listed: $env gives an undo window of $hours h',
+    ({ env, hours }) => {
+      expect(loadConfig({ ...MINIMAL, ...env }).undoWindowHours).toBe(hours);
+    },
+  );
+
+  it('refuses an undo window with storage none, saying why and how to fix it', () => {
+    const err = configError(() =>
+      loadConfig({ ...MINIMAL, HISTORY_STORAGE: 'none', UNDO_WINDOW_HOURS: '24' }),
+    );
+    expect(err.message).toContain('UNDO_WINDOW_HOURS is set, but HISTORY_STORAGE is none');
+    expect(err.message).toContain('without a storage listing the sweep cannot see untagged manifests');
+    expect(err.message).toContain('or unset UNDO_WINDOW_HOURS to delete by digest');
+  });
+
   it('treats empty variables as unset', () => {
     const config = loadConfig({ ...MINIMAL, DRY_RUN: '', GC_MODE: '  ', CONCURRENCY: '' });
     expect(config.dryRun).toBe(true);
@@ -226,6 +251,10 @@ describe('loadConfig', () => {
       env: { HISTORY_STORAGE: 's3://registry-data//x' },
       names: 'HISTORY_STORAGE="s3://registry-data//x" the prefix has an empty segment ("//")',
     },
+    ...['-1', '1.5', '8761', 'a day'].map((hours) => ({
+      env: { UNDO_WINDOW_HOURS: hours },
+      names: `UNDO_WINDOW_HOURS="${hours}" is not a whole number of hours from 0 to 8760, e.g. 24`,
+    })),
     {
       env: { HISTORY_LISTING_BUCKET: 'Bad_Bucket' },
       names: 'HISTORY_LISTING_BUCKET="Bad_Bucket" is not an S3 bucket name',
