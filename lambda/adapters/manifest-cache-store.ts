@@ -6,6 +6,7 @@ import { Readable, Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
+import { hashDigestBytes, randomHashSeed } from '../core/digest-hash.ts';
 import { errorMessage } from '../core/errors.ts';
 import { isObject } from '../core/manifest.ts';
 import type { ManifestCache } from '../core/ports.ts';
@@ -31,6 +32,8 @@ export interface ManifestCacheOptions {
   readonly maxUnusedDays?: number;
   /** @default Date.now */
   readonly now?: () => number;
+  /** Seeds the in-memory table's hash (tests fix it; what the cache answers never depends on it). @default random */
+  readonly hashSeed?: number;
 }
 
 /** What loading found, for logs. */
@@ -60,7 +63,7 @@ const KEY_BYTES = 32;
  *
  * Compact, since a warm cache sits beside a 100,000-tag inventory in a 256 MB function: no object or key string
  * per entry. A sha256 digest is kept as its 32 bytes in one buffer, found through an open-addressing table of
- * entry numbers; the day an entry was last used is a number in a typed array; the `created` strings are the
+ * entry numbers placed by a seeded hash of all 32 bytes (core/digest-hash.ts); the day an entry was last used is a number in a typed array; the `created` strings are the
  * ones the inventory holds anyway. Any other digest (another algorithm, upper-case hex: legal, and rare) keeps its
  * string in a Map of its own, so every key means exactly what it meant as a string.
  */
@@ -75,12 +78,14 @@ export class ManifestCacheStore implements ManifestCache {
   private readonly otherKeys = new Map<string, number>();
   private readonly scratch = Buffer.alloc(KEY_BYTES);
   private count = 0;
+  private readonly seed: number;
   private readonly today: number;
   private readonly maxUnusedDays: number;
 
   public constructor(options: ManifestCacheOptions = {}) {
     this.today = Math.floor((options.now ?? Date.now)() / DAY_MS);
     this.maxUnusedDays = options.maxUnusedDays ?? DEFAULT_MAX_UNUSED_DAYS;
+    this.seed = options.hashSeed ?? randomHashSeed();
   }
 
   public get size(): number {
@@ -94,7 +99,7 @@ export class ManifestCacheStore implements ManifestCache {
     key.write(digest.slice(7), 0, KEY_BYTES, 'hex');
     const mask = this.slots.length - 1;
     if (mask < 0) return -1;
-    for (let slot = key.readUInt32LE(0) & mask; ; slot = (slot + 1) & mask) {
+    for (let slot = hashDigestBytes(key, 0, this.seed) & mask; ; slot = (slot + 1) & mask) {
       const entry = this.slots[slot]! - 1;
       if (entry < 0) return -1;
       if (key.compare(this.keys, entry * KEY_BYTES, entry * KEY_BYTES + KEY_BYTES) === 0) return entry;
@@ -123,7 +128,7 @@ export class ManifestCacheStore implements ManifestCache {
 
   private index(entry: number): void {
     const mask = this.slots.length - 1;
-    let slot = this.keys.readUInt32LE(entry * KEY_BYTES) & mask;
+    let slot = hashDigestBytes(this.keys, entry * KEY_BYTES, this.seed) & mask;
     while (this.slots[slot] !== 0) slot = (slot + 1) & mask;
     this.slots[slot] = entry + 1;
   }

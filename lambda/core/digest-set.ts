@@ -1,46 +1,10 @@
 // A set of digests for the planner's registry-wide blob accounting (hundreds of thousands of entries). A `sha256:`
-// digest is keyed by 32 bits made of 8 bytes of its hex (the first 4 and the last 4) in one flat typed array, so a
-// probe reads numbers instead of chasing 71-character strings across the heap; equal short keys are compared in
-// full, so two digests that share one stay two. A string of another shape goes to a plain Set.
+// digest is keyed by a 32-bit hash of all of it (core/digest-hash.ts) in one flat typed array, so a probe reads
+// numbers instead of chasing 71-character strings across the heap; equal keys are compared in full, so two
+// digests that share one stay two. A string of another shape goes to a plain Set.
+import { hashDigestText, randomHashSeed } from './digest-hash.ts';
 
-const PREFIX = 'sha256:';
-const LENGTH = PREFIX.length + 64;
 const MIN_CAPACITY = 16;
-
-/** A hex character's value, or -1. */
-const HEX = new Int8Array(128).fill(-1);
-for (let i = 0; i < 10; i++) HEX[48 + i] = i;
-for (let i = 0; i < 6; i++) {
-  HEX[97 + i] = 10 + i;
-  HEX[65 + i] = 10 + i;
-}
-
-/** The 8 hex characters at `at` as an unsigned 32-bit number, or -1 if one is not hex. */
-function word(s: string, at: number): number {
-  let v = 0;
-  for (let i = at; i < at + 8; i++) {
-    const c = s.charCodeAt(i);
-    const h = c < 128 ? HEX[c]! : -1;
-    if (h < 0) return -1;
-    v = (v << 4) | h;
-  }
-  return v >>> 0;
-}
-
-/**
- * The short key of a digest of the usual length: its first and last 8 hex characters mixed into 32 bits, so that
- * digests which differ only at one end (test fixtures, counters padded with zeros) still spread. -1 for any other
- * string. Equal strings always get equal keys; that is all correctness needs, since equal keys are compared in full.
- */
-export function shortKey(digest: string): number {
-  if (digest.length !== LENGTH) return -1;
-  const head = word(digest, PREFIX.length);
-  const tail = word(digest, LENGTH - 8);
-  if (head < 0 || tail < 0) return -1;
-  let h = head ^ Math.imul(tail, 0x9e3779b1);
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  return (h ^ (h >>> 13)) >>> 0;
-}
 
 export class DigestSet {
   private capacity: number;
@@ -53,8 +17,14 @@ export class DigestSet {
   /** Digests of another shape (another length, not hex where the key is taken). */
   private readonly others = new Set<string>();
 
-  /** `expected`: how many digests it will likely hold, so that it need not grow on the way. */
-  constructor(expected = 0) {
+  /**
+   * `expected`: how many digests it will likely hold, so that it need not grow on the way. `seed`: the hash's
+   * (tests fix it; the answers never depend on it).
+   */
+  constructor(
+    expected = 0,
+    private readonly seed = randomHashSeed(),
+  ) {
     let capacity = MIN_CAPACITY;
     while (capacity < expected * 2) capacity *= 2;
     this.capacity = capacity;
@@ -66,14 +36,14 @@ export class DigestSet {
   }
 
   has(digest: string): boolean {
-    const key = shortKey(digest);
+    const key = hashDigestText(digest, this.seed);
     if (key < 0) return this.others.has(digest);
     return this.slotOf(digest, key) >= 0;
   }
 
   /** Adds the digest; true if it was not there yet (one probe for what `has` then `add` would do in two). */
   add(digest: string): boolean {
-    const key = shortKey(digest);
+    const key = hashDigestText(digest, this.seed);
     if (key < 0) {
       const before = this.others.size;
       this.others.add(digest);

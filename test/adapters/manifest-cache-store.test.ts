@@ -1,7 +1,8 @@
 // The cache's in-memory store (compact: sha256 digests as bytes, days in a typed array): every key means what it
 // meant as a string, entries survive a save and a load with their days, and the table keeps finding them as it
-// grows. The file and S3 stores around it are tested in manifest-cache-file/-s3.test.ts.
+// grows, whatever the digests look like and whatever its hash seed (it answers as a plain Map would). The file and S3 stores around it are tested in manifest-cache-file/-s3.test.ts.
 import { createHash } from 'node:crypto';
+import fc from 'fast-check';
 import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
@@ -9,7 +10,9 @@ import {
   CACHE_FORMAT,
   CACHE_FORMAT_VERSION,
   ManifestCacheStore,
+  validEntry,
 } from '../../lambda/adapters/manifest-cache-store.ts';
+import { propertyRuns } from '../support/properties.ts';
 
 const DAY_MS = 86_400_000;
 const TODAY = 20_000;
@@ -111,5 +114,45 @@ describe('ManifestCacheStore', () => {
     expect(store.getConfigCreated(sha(1))).toBeUndefined();
     store.setConfigCreated(sha(1), 'y');
     expect(store.getConfigCreated(sha(1))).toBe('y');
+  });
+
+  it('answers as a plain Map does for any sets and gets, also of digests alike but for a few characters, before and after a save and a load', async () => {
+    const hex = (n: number, width: number): string => n.toString(16).padStart(width, '0');
+    const digest = fc.oneof(
+      fc.nat(3000).map((i) => sha(i)),
+      // The bench's synthetic registry: kind, repository, tag, platform, then zeros.
+      fc
+        .tuple(fc.nat(1000), fc.nat(120))
+        .map(([r, t]) => `sha256:${`c${hex(r, 8)}${hex(t, 8)}0`.padEnd(64, '0')}`),
+      fc.nat(5000).map((i) => `sha256:${hex(i, 64)}`),
+      fc.nat(5000).map((i) => `sha256:${hex(i, 8).padEnd(64, '0')}`),
+      fc.nat(50).map((i) => `sha256:${hex(i, 64).toUpperCase()}`),
+      fc.nat(50).map((i) => sha(i, 'sha512')),
+      fc.string({ maxLength: 80 }),
+    );
+    const created = fc.oneof(fc.constant(null), fc.string({ maxLength: 70 }));
+    const op = fc.oneof(
+      fc.tuple(fc.constant('set' as const), digest, created),
+      fc.tuple(fc.constant('get' as const), digest, fc.constant(null)),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 2500 }), fc.nat(), async (ops, hashSeed) => {
+        const ours = new ManifestCacheStore({ now: at(TODAY), hashSeed });
+        const theirs = new Map<string, string | null>();
+        for (const [what, d, value] of ops) {
+          if (what === 'set') {
+            ours.setConfigCreated(d, value);
+            // Only entries that would load again are kept.
+            if (validEntry(d, value) !== undefined) theirs.set(d, value);
+          } else expect(ours.getConfigCreated(d)).toBe(theirs.get(d));
+          expect(ours.size).toBe(theirs.size);
+        }
+        const again = new ManifestCacheStore({ now: at(TODAY), hashSeed: hashSeed ^ 1 });
+        await again.load(Readable.from([await ours.encodeToBuffer()]));
+        expect(again.size).toBe(theirs.size);
+        for (const [d, value] of theirs) expect(again.getConfigCreated(d)).toBe(value);
+      }),
+      { numRuns: propertyRuns(40) },
+    );
   });
 });
