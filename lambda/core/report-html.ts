@@ -9,6 +9,7 @@ import {
   applyMode,
   formatBytes,
   keptInOrder,
+  leftoverReason,
   plural,
   short,
   tagDate,
@@ -418,7 +419,7 @@ function repositoryData(
       (m.role === 'child'
         ? `${m.kind} in a deleted index`
         : m.role === 'leftover'
-          ? `${m.kind} left by an interrupted run (journal); nothing that stays references it`
+          ? `${m.kind}: ${leftoverReason(repo, m.digest)}`
           : `referrer (${m.kind}) of a deleted image`) + (m.deferred && later ? `; ${later}` : '');
     d.push(row('', short(m.digest), '', why, outcomeOf('manifest', m.digest)));
   }

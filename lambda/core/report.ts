@@ -102,6 +102,17 @@ export function formatPlan(plan: Plan, options: { verbose?: boolean; errors?: bo
   return lines.join('\n') + '\n';
 }
 
+/**
+ * Why the journal's entry goes tonight: the sweep of what an earlier run untagged, or what an interrupted run left
+ * (the planner's own words, from the repository's journal decisions).
+ */
+export function leftoverReason(repo: RepositoryPlan, digest: string): string {
+  const reason = repo.journal?.find((j) => j.digest === digest)?.reason;
+  return reason === undefined
+    ? 'left by an interrupted run (journal); nothing that stays references it'
+    : `journal: ${reason}`;
+}
+
 /** An ISO 8601 time as the text shows it: to the minute, in UTC. */
 export const when = (iso: string): string => `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC`;
 
@@ -184,7 +195,7 @@ function formatRepository(
         ? `${repo.name}: protected by rule #${repo.rule}; ${plural(repo.kept.length, 'tag')} kept`
         : `${repo.name}: rule #${repo.rule}; keep ${plural(repo.kept.length, 'tag')}, delete ${plural(repo.deleteTags.length, 'tag')} and ` +
           `${plural(repo.deleteManifests.length, 'manifest')}, about ${formatBytes(repo.bytesFreed)} freed` +
-          (until === undefined
+          (until === undefined || !repo.deleteManifests.some((m) => m.deferred)
             ? ''
             : ` tonight, about ${formatBytes(repo.bytesPending ?? 0)} after ${when(until)}`);
   const lines = [head];
@@ -201,7 +212,7 @@ function formatRepository(
   if (journal.length > 0) {
     const n = (o: string) => journal.filter((j) => j.outcome === o).length;
     lines.push(
-      `  journal (left by an interrupted run): finish ${n('finish')}, drop ${n('drop')}, wait ${n('wait')}`,
+      `  journal (what earlier runs untagged or left): finish ${n('finish')}, drop ${n('drop')}, wait ${n('wait')}`,
     );
     for (const j of journal) {
       if (j.outcome === 'finish' && !verbose) continue;
@@ -238,7 +249,7 @@ function formatRepository(
     for (const m of repo.deleteManifests.filter((d) => d.role !== 'root' && d.role !== 'untagged')) {
       const why =
         m.role === 'leftover'
-          ? `  ${''.padEnd(10)}  left by an interrupted run (journal); nothing that stays references it`
+          ? `  ${''.padEnd(10)}  ${leftoverReason(repo, m.digest)}`
           : m.deferred
             ? `  ${''.padEnd(10)}  goes with its ${m.role === 'child' ? 'index' : 'subject'}: ${later}`
             : '';

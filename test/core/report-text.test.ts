@@ -151,3 +151,29 @@ describe('the text plan and report, two-phase or by digest', () => {
     expect(text).toContain(`Untagged tonight, reclaimed after ${UNTIL}: 2 manifests, about 4.0 KiB`);
   });
 });
+
+describe('the text plan of the sweep', () => {
+  const spec = {
+    manifests: { a: img(daysAgo(1)), gone: img(daysAgo(30)), left: img(daysAgo(30)) },
+    repos: { app: { latest: 'a' } },
+    untagged: { app: { gone: daysAgo(3), left: daysAgo(3) } },
+    journal: {
+      app: [
+        { id: 'gone', recordedAt: daysAgo(2), untagged: true },
+        { id: 'left', recordedAt: daysAgo(2) },
+      ],
+    },
+  };
+  const keepLatest = parsePolicy('rules:\n  - repositories: ["**"]\n    keep: { tags: [latest] }\n', 'test');
+
+  it('says what an earlier run untagged goes because its window passed, apart from what an interrupted run left', () => {
+    const text = formatPlan(plan(inventory(spec), keepLatest, NOW, { undoWindowHours: 24 }));
+    expect(line(text, /\(leftover image\)\s+sha256:[0-9a-f]+ +journal: untagged/)).toContain(
+      'journal: untagged by an earlier run, its undo window has passed, not pushed again since',
+    );
+    expect(text).toContain('journal: left by an interrupted run; nothing that stays references it');
+    expect(text).toContain('journal (what earlier runs untagged or left): finish 2, drop 0, wait 0');
+    // Nothing is untagged tonight: no bytes "after" the window are promised for this repository.
+    expect(line(text, /^app:/)).not.toContain(' after ');
+  });
+});

@@ -1,5 +1,8 @@
-// `npm run demo` as a new user runs it: the whole job on an embedded registry, untagged history included (listed
-// from its storage, deleted, reclaimed by garbage-collect), and nothing left behind in the temp folder afterwards.
+// `npm run demo` as a new user runs it: the whole job on an embedded registry, two-phase as `apply --storage` runs
+// it. Tonight: untagged history (listed from its storage) deleted and reclaimed by garbage-collect, the tags the
+// policy deletes removed and their manifests left untagged, restorable for the undo window; tomorrow night (the
+// demo's clock moved past the window) the sweep deletes those and garbage-collect reclaims them. Nothing is left
+// behind in the temp folder afterwards.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,20 +37,36 @@ it('the demo runs the whole job and leaves nothing in the temp folder', () => {
     expect(r.stdout).toMatch(
       /14 manifests to delete \(5 of them untagged history, about [\d.]+ MiB of the space/,
     );
-    // Deleted: the report counts them apart.
+    // Tonight: the tags go and their 9 manifests stay untagged (restorable); the history goes by digest.
     expect(r.stdout).toMatch(
-      /Deleted 11 tags and 14 manifests .*; 5 of the manifests untagged history, about /,
+      /Deleted 11 tags and 5 manifests .*; 5 of the manifests untagged history, about /,
     );
-    // After garbage-collect the disk freed covers the whole estimate, the history's share included (without the
-    // history, about 1.5 MiB less would go).
+    expect(r.stdout).toMatch(/Untagged tonight, reclaimed after [-\d: ]+UTC: 9 manifests, about /);
+    expect(r.stdout).toMatch(
+      /registry-janitor restore --registry http:\/\/127\.0\.0\.1:\d+ --run \S+ --journal /,
+    );
+    // Tomorrow: the sweep deletes those 9, each as what an earlier run untagged (not as an interrupted run's).
+    expect(r.stdout).toMatch(/Deleted 0 tags and 9 manifests /);
+    const swept = r.stdout.split('\n').filter((l) => l.includes('journal: untagged by an earlier run'));
+    expect(swept.length, r.stdout).toBeGreaterThan(0);
+    expect(r.stdout).not.toContain('left by an interrupted run');
+    // After each garbage-collect the disk freed covers that night's estimate: the history's tonight, the
+    // untagged images' tomorrow.
     const disk =
-      /\(([\d.]+) MiB freed; plan estimated ([\d.]+) MiB, ([\d.]+) MiB of it untagged history\)/.exec(
+      /after tonight \(([\d.]+) MiB freed; plan estimated ([\d.]+) MiB, untagged history\), [\d.]+ MiB after tomorrow \(([\d.]+) MiB freed; tonight's plan estimated ([\d.]+) MiB untagged tonight/.exec(
         r.stdout,
       );
     expect(disk, r.stdout).not.toBeNull();
-    const [freed, estimated, untagged] = disk!.slice(1).map(Number) as [number, number, number];
-    expect(untagged).toBeGreaterThan(1);
-    expect(freed).toBeGreaterThanOrEqual(estimated);
+    const [freedTonight, historyEstimate, freedTomorrow, pending] = disk!.slice(1).map(Number) as [
+      number,
+      number,
+      number,
+      number,
+    ];
+    expect(historyEstimate).toBeGreaterThan(1);
+    expect(freedTonight).toBeGreaterThanOrEqual(historyEstimate);
+    expect(pending).toBeGreaterThan(1);
+    expect(freedTomorrow).toBeGreaterThanOrEqual(pending);
     // tsx keeps its compile cache there (tsx-<uid>), reused by every later run; that one is not the demo's.
     expect(readdirSync(tmp).filter((f) => !/^tsx-\d+$/.test(f))).toEqual([]);
   } finally {

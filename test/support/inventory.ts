@@ -92,7 +92,14 @@ export interface InventorySpec {
    */
   journal?: Record<
     string,
-    { id: string; recordedAt: string; state?: 'present' | 'gone' | 'unread'; waitsFor?: string[] }[]
+    {
+      id: string;
+      recordedAt: string;
+      state?: 'present' | 'gone' | 'unread';
+      waitsFor?: string[];
+      /** Two-phase: an earlier run untagged it (the sweep's candidate). */
+      untagged?: boolean;
+    }[]
   >;
   /** The listing's status (default: complete, from `untagged`). */
   history?: HistoryStatus;
@@ -139,6 +146,7 @@ export function inventory(spec: InventorySpec): Inventory {
               recordedAt: j.recordedAt,
               state: j.state ?? ('present' as const),
               waitsFor: (j.waitsFor ?? []).map(dg),
+              ...(j.untagged ? { untagged: true } : {}),
             })),
           }
         : {}),
