@@ -15,6 +15,7 @@ import type { CommandRunner, RegistryClient, ManifestCache } from './core/ports.
 import { plural } from './core/report.ts';
 import type { VerifyResult } from './core/verify.ts';
 import { verifyStep as verifyKeptStep } from './core/steps.ts';
+import { restoreRunPayload } from './core/undo.ts';
 import { sweptCount, untaggedOutcome, type UntaggedOutcome } from './core/untagged-outcome.ts';
 import { runIdOf, type ReportStore, type ReportsStep } from './adapters/report-store.ts';
 import type { JournalStore } from './core/journal.ts';
@@ -489,9 +490,7 @@ function logUndo(logger: JobLogger, undo: NonNullable<Report['undo']>): void {
       undoUntil: undo.undoUntil,
       manifests: undo.manifests,
       bytesPending: undo.bytesPending,
-      ...(undo.runId !== undefined
-        ? { restorePayload: JSON.stringify({ restore: { run: undo.runId } }) }
-        : {}),
+      ...(undo.runId !== undefined ? { restorePayload: restoreRunPayload(undo.runId) } : {}),
     },
   });
 }

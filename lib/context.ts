@@ -18,6 +18,8 @@ import {
   REALM_HOST_FORM,
   parseFraction,
   parseStorageSetting,
+  parseUndoWindowHours,
+  UNDO_WINDOW_FORM,
   type GcMode,
 } from '../lambda/core/contract.ts';
 
@@ -51,6 +53,8 @@ export interface AppSettings {
   readonly allowInsecureHttp?: boolean;
   /** Where untagged history is listed from: `container`, `s3://bucket/prefix` or `none`. */
   readonly storage?: string;
+  /** Two-phase apply: hours an untagged manifest can be restored before the sweep deletes it (not with storage none). */
+  readonly undoWindowHours?: number;
   /** What the schedule starts: `lambda` (one invocation) or `workflow` (the Step Functions state machine). */
   readonly engine?: Engine;
   /** Iterations of the workflow's Map states at once. */
@@ -80,6 +84,7 @@ export const CONTEXT_KEYS = [
   'tokenRealmHosts',
   'allowInsecureHttp',
   'storage',
+  'undoWindowHours',
   'engine',
   'workflowConcurrency',
 ] as const;
@@ -232,6 +237,14 @@ export function parseAppContext(
     if ('problem' in parsed) problems.push(`storage: "${storage}" ${parsed.problem}`);
   }
 
+  const undoText = text('undoWindowHours');
+  let undoWindowHours: number | undefined;
+  if (undoText !== undefined) {
+    undoWindowHours = parseUndoWindowHours(undoText);
+    if (undoWindowHours === undefined)
+      problems.push(`undoWindowHours: "${undoText}" is not ${UNDO_WINDOW_FORM}`);
+  }
+
   const engineText = text('engine');
   let engine: Engine | undefined;
   if (engineText !== undefined) {
@@ -276,6 +289,7 @@ export function parseAppContext(
     tokenRealmHosts: tokenRealmHosts.length > 0 ? tokenRealmHosts : undefined,
     allowInsecureHttp,
     storage,
+    undoWindowHours,
     engine,
     workflowConcurrency,
   };

@@ -10,6 +10,7 @@ import {
   DEFAULT_REPORTS_PREFIX,
   DEFAULT_SERVICE_NAME,
   DEFAULT_STORAGE,
+  DEFAULT_UNDO_WINDOW_HOURS,
   ENGINES,
   ENV,
   isEngine,
@@ -18,6 +19,7 @@ import {
   normalizeRegistryUrl,
   parseStorageSetting,
   registryUrlProblem,
+  UNDO_WINDOW_FORM,
   type StorageSetting,
 } from '../lambda/core/contract.ts';
 import { ConfigError, errorMessage } from '../lambda/core/errors.ts';
@@ -52,6 +54,7 @@ const CONTROLLED_VARIABLES: Readonly<Record<string, string>> = {
   [ENV.allowInsecureHttp]: 'allowInsecureHttp',
   [ENV.serviceName]: 'serviceName',
   [ENV.storage]: 'storage',
+  [ENV.undoWindowHours]: 'undoWindowHours',
   [ENV.listingBucket]: '(the construct creates the bucket)',
   [ENV.metricsNamespace]: `(fixed: ${METRIC_NAMESPACE})`,
 };
@@ -105,6 +108,8 @@ function environmentOf(props: RegistryJanitorProps, derived: Derived): Record<st
     // Always explicit, like DRY_RUN: where untagged history comes from decides what a run may delete.
     [ENV.storage]: props.storage ?? DEFAULT_STORAGE,
     [ENV.listingBucket]: storageSettingOf(props).kind === 'container' ? derived.cacheBucket : undefined,
+    // Explicit too whenever it applies: whether apply untags or deletes by digest, and for how long it can be undone.
+    [ENV.undoWindowHours]: undoWindowOf(props),
     NODE_OPTIONS: '--enable-source-maps',
   };
   const environment: Record<string, string> = {};
@@ -188,6 +193,13 @@ export function checkProps(props: RegistryJanitorProps): void {
   ];
   const known = (value: unknown): value is string | number =>
     value !== undefined && !Token.isUnresolved(value);
+
+  if (props.undoWindowHours !== undefined && Token.isUnresolved(props.undoWindowHours)) {
+    problems.push(
+      'undoWindowHours: must be known at synth time (it decides whether apply untags or deletes by digest): give ' +
+        `it as a plain number, ${UNDO_WINDOW_FORM}`,
+    );
+  }
 
   if (props.storage !== undefined && Token.isUnresolved(props.storage)) {
     problems.push(
@@ -300,4 +312,13 @@ export function storageSettingOf(props: Pick<RegistryJanitorProps, 'storage'>): 
   if (props.storage === undefined || Token.isUnresolved(props.storage)) return { kind: DEFAULT_STORAGE };
   const parsed = parseStorageSetting(props.storage);
   return 'setting' in parsed ? parsed.setting : { kind: 'none' };
+}
+
+/**
+ * UNDO_WINDOW_HOURS as the construct sets it: the prop, else the default whenever untagged history is listed; unset
+ * with storage `none` (the function then deletes by digest; the prop set with it is refused by the parser).
+ */
+function undoWindowOf(props: RegistryJanitorProps): string | undefined {
+  if (props.undoWindowHours !== undefined) return String(props.undoWindowHours);
+  return storageSettingOf(props).kind === 'none' ? undefined : String(DEFAULT_UNDO_WINDOW_HOURS);
 }

@@ -199,6 +199,18 @@ function createDashboard(scope: Construct, watched: Watched, alarms: readonly IA
       left: [daily(METRICS.historyListingFailures)],
     }),
   );
+  // Two-phase apply (published when a storage listing is configured): untagged tonight, restorable for the undo
+  // window, against what the sweep of earlier runs' untagging deleted.
+  dashboard.addWidgets(
+    new GraphWidget({
+      title: 'Two-phase: manifests untagged tonight and swept',
+      left: [daily(METRICS.manifestsUntagged), daily(METRICS.manifestsSwept)],
+    }),
+    new GraphWidget({
+      title: 'Two-phase: bytes untagged tonight, reclaimed after the undo window',
+      left: [daily(METRICS.bytesPending)],
+    }),
+  );
   const sm = watched.stateMachine;
   if (sm) {
     const perDay = { period: Duration.days(1), statistic: 'Sum' };

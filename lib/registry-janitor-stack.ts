@@ -49,6 +49,7 @@ export class RegistryJanitorStack extends Stack {
       tokenRealmHosts: s.tokenRealmHosts,
       allowInsecureHttp: s.allowInsecureHttp,
       storage: s.storage,
+      undoWindowHours: s.undoWindowHours,
       engine: s.engine,
       workflowConcurrency: s.workflowConcurrency,
     });

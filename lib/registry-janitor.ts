@@ -221,6 +221,17 @@ export interface RegistryJanitorProps {
    */
   readonly storage?: string;
   /**
+   * Two-phase apply, whenever `storage` is not `none`: a run removes the tags its plan deletes instead of deleting
+   * their manifests, records each in the journal (`journal/<host>.json` in the construct's bucket) with its exact
+   * bytes, and a later run's sweep deletes a manifest still untagged and not pushed again once this many hours have
+   * passed; until then the restore payload (`{"restore":{"run":"<id>"}}`) brings it back. A promotion pushed while a
+   * run applies (the same manifest under a new tag) keeps its tag. 0: the sweep runs in the same run, right after
+   * the untagging. Not allowed with `storage: 'none'`: without a listing the sweep cannot see untagged manifests,
+   * so such a stack deletes by digest. A whole number from 0 to 8760.
+   * @default 24 (with a storage listing); none with `storage: 'none'`
+   */
+  readonly undoWindowHours?: number;
+  /**
    * More environment variables for the function (e.g. `CONCURRENCY`, `GC_TIMEOUT_SECONDS`), merged with the ones
    * this construct sets. A variable that a prop controls must be set through that prop.
    * @default - none

@@ -129,6 +129,15 @@ describe('parseAppContext', () => {
     },
   );
 
+  it('takes undoWindowHours as whole hours, and refuses what the construct would', () => {
+    expect(parse({ ...README, undoWindowHours: '48' }).undoWindowHours).toBe(48);
+    expect(parse({ ...README, undoWindowHours: 0 }).undoWindowHours).toBe(0);
+    expect(parse(README).undoWindowHours).toBeUndefined();
+    expect(() => parse({ ...README, undoWindowHours: 'a day' })).toThrow(
+      /undoWindowHours: "a day" is not a whole number of hours from 0 to 8760, e\.g\. 24/,
+    );
+  });
+
   it('ignores context it does not own (CDK feature flags and the like)', () => {
     expect(() =>
       parse({
@@ -163,6 +172,7 @@ describe('parseAppContext', () => {
         'tokenRealmHosts',
         'allowInsecureHttp',
         'storage',
+        'undoWindowHours',
         'engine',
         'workflowConcurrency',
       ].sort(),

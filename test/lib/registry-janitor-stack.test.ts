@@ -118,6 +118,16 @@ describe('RegistryJanitorStack settings', () => {
     });
   });
 
+  it('passes the undoWindowHours context to the function, and refuses it with storage none', () => {
+    const template = Template.fromStack(stackFrom({ ...README_CONTEXT, undoWindowHours: '72' }));
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ HISTORY_STORAGE: 'container', UNDO_WINDOW_HOURS: '72' }) },
+    });
+    expect(() => stackFrom({ ...README_CONTEXT, storage: 'none', undoWindowHours: '24' })).toThrow(
+      /undoWindowHours is set, but storage is none/,
+    );
+  });
+
   it('turns the schedule context into a typed UTC cron', () => {
     const template = Template.fromStack(stackFrom({ ...README_CONTEXT, schedule: 'cron(30 1 ? * SUN *)' }));
     template.hasResourceProperties('AWS::Scheduler::Schedule', {

@@ -115,6 +115,7 @@ describe('RegistryJanitor with defaults', () => {
           REPORTS_PREFIX: 'reports/',
           HISTORY_STORAGE: 'container',
           HISTORY_LISTING_BUCKET: { Ref: bucket },
+          UNDO_WINDOW_HOURS: '24',
           POWERTOOLS_SERVICE_NAME: 'registry-janitor',
           POWERTOOLS_METRICS_NAMESPACE: 'RegistryJanitor',
           NODE_OPTIONS: '--enable-source-maps',
@@ -405,6 +406,9 @@ describe('RegistryJanitor with defaults', () => {
       METRICS.untaggedFailures,
       METRICS.untaggedBytesFreed,
       METRICS.historyListingFailures,
+      METRICS.manifestsUntagged,
+      METRICS.bytesPending,
+      METRICS.manifestsSwept,
     ]) {
       expect(body).toContain(`\\"RegistryJanitor\\",\\"${metric}\\",\\"service\\",\\"registry-janitor\\"`);
     }
@@ -604,6 +608,20 @@ describe('RegistryJanitor options', () => {
     });
   });
 
+  describe('undoWindowHours: two-phase apply whenever untagged history is listed', () => {
+    it.each<[string, Partial<RegistryJanitorProps>, string | undefined]>([
+      ['the default storage', {}, '24'],
+      ['an s3 storage', { storage: 's3://registry-data/registry' }, '24'],
+      ['a window of 48 h', { undoWindowHours: 48 }, '48'],
+      ['window 0 (swept in the same run)', { undoWindowHours: 0 }, '0'],
+      ['storage none (delete by digest)', { storage: 'none' }, undefined],
+    ])('%s: UNDO_WINDOW_HOURS=%s', (_name, props, hours) => {
+      const env = functionEnvironment(synth(props).template);
+      if (hours === undefined) expect(env).not.toHaveProperty('UNDO_WINDOW_HOURS');
+      else expect(env).toMatchObject({ UNDO_WINDOW_HOURS: hours });
+    });
+  });
+
   it('subscribes alarmEmail to the new topic', () => {
     const { template } = synth({ alarmEmail: 'ops@example.com' });
     template.hasResourceProperties('AWS::SNS::Subscription', {
@@ -749,6 +767,21 @@ describe('RegistryJanitor bad props', () => {
       name: 'a malformed s3 storage',
       props: { storage: 's3://Bad_Bucket/x' },
       why: /storage: "s3:\/\/Bad_Bucket\/x" "Bad_Bucket" is not a valid bucket name/,
+    },
+    {
+      name: 'an undo window that is not whole hours',
+      props: { undoWindowHours: 1.5 },
+      why: /undoWindowHours: "1.5" is not a whole number of hours from 0 to 8760, e\.g\. 24/,
+    },
+    {
+      name: 'an undo window over a year',
+      props: { undoWindowHours: 9000 },
+      why: /undoWindowHours: "9000" is not a whole number of hours from 0 to 8760/,
+    },
+    {
+      name: 'an undo window with storage none',
+      props: { storage: 'none', undoWindowHours: 24 },
+      why: /undoWindowHours is set, but storage is none: .*without a storage listing the sweep cannot see untagged manifests.* or unset undoWindowHours to delete by digest/,
     },
     {
       name: 'two hosts',
