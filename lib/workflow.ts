@@ -423,10 +423,12 @@ export class JanitorWorkflow extends Construct {
     const plan = catching(invoke('Plan', 'plan', {}, '$.plan'), 'Plan');
 
     // 3. Apply in batches (each repository re-read live first), collect, garbage-collect, verify, report.
-    const apply = catching(
-      batches('Apply', invoke('ApplyBatch', 'apply', { batch: JsonPath.numberAt('$.batch') }, '$.result')),
-      'Apply',
-    );
+    // A batch that fails after its retries does not stop the others: collect reports its repositories as skipped
+    // (the journal keeps what they were about to delete), garbage-collect reclaims what the rest deleted, and the
+    // report fails the execution naming the batch.
+    const applyBatch = invoke('ApplyBatch', 'apply', { batch: JsonPath.numberAt('$.batch') }, '$.result');
+    applyBatch.addCatch(batchFailed('ApplyBatchFailed'), { resultPath: '$.error' });
+    const apply = catching(batches('Apply', applyBatch), 'Apply');
     const collect = catching(invoke('Collect', 'collect', {}, '$.collect'), 'Collect');
     const verifyBatch = invoke('VerifyBatch', 'verify', { batch: JsonPath.numberAt('$.batch') }, '$.result');
     verifyBatch.addCatch(batchFailed('VerifyBatchFailed'), { resultPath: '$.error' });

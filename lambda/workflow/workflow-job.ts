@@ -492,7 +492,8 @@ async function collect(deps: WorkflowDeps, keys: Keys) {
   const run = await mustRead<RunFile>(deps.store, keys.run, 'the probe step');
   const reports: Report[] = [];
   for (const n of indices(run.batches.length)) {
-    reports.push(await mustRead<Report>(deps.store, keys.apply(n), `apply batch ${n}'s report`));
+    const part = await readJson<Report>(deps.store, keys.apply(n));
+    reports.push(part ?? (await failedBatch(deps, keys, n, run.startedAt)));
   }
   const merged = mergeReports(deps.config.registryUrl, reports, run.startedAt);
   await deps.store.put(keys.deletions, JSON.stringify(merged));
@@ -523,6 +524,28 @@ async function collect(deps: WorkflowDeps, keys: Keys) {
     gc: skip
       ? { run: false, reason: skip }
       : { run: true, parameters: { ...parameters, executionTimeout: [String(gc.timeoutSeconds)] } },
+  };
+}
+
+/**
+ * An apply batch that failed after its retries wrote no report: what it was to change is reported skipped (some of
+ * it may have been deleted before it failed; the journal still names that, and the next run finishes it).
+ */
+async function failedBatch(deps: WorkflowDeps, keys: Keys, n: number, startedAt: string): Promise<Report> {
+  const part = await mustRead<PlanPart>(deps.store, keys.planPart(n), 'the plan step');
+  const names = changedRepositories(part.plan);
+  deps.logger.error(`apply batch ${n} failed after its retries`, { batch: n, repositories: names.length });
+  const reason = `apply batch ${n} failed after its retries (the execution's ApplyBatchFailed state has the cause); the next run plans it again`;
+  return {
+    ...mergeReports(part.plan.registry, [], startedAt),
+    skippedRepositories: names.map((name) => ({ name, reason })),
+    entries: names.map((name) => ({
+      repository: name,
+      target: 'repository' as const,
+      reference: '*',
+      outcome: 'skipped' as const,
+      reason,
+    })),
   };
 }
 

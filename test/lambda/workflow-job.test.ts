@@ -49,6 +49,7 @@ async function runAll(
   options: {
     input?: unknown;
     failInventory?: number;
+    failApply?: number;
     failVerify?: number;
     gc?: Record<string, unknown>;
   } = {},
@@ -62,7 +63,10 @@ async function runAll(
   }
   const plan = (await step({ step: 'plan' })) as { outcome: string; reason: string };
   if (plan.outcome !== 'apply') return { probe, plan };
-  for (const batch of probe.batches) await step({ step: 'apply', batch });
+  for (const batch of probe.batches) {
+    if (batch === options.failApply) continue;
+    await step({ step: 'apply', batch });
+  }
   const collect = (await step({ step: 'collect' })) as { gc: { run: boolean; reason?: string } };
   for (const batch of probe.batches) {
     if (batch === options.failVerify) continue;
@@ -175,6 +179,29 @@ describe('the workflow steps', () => {
       /verify batch 1 failed: its repositories were not checked/,
     );
     expect(rec.metric('VerifyFailures')).toEqual([1]);
+    expect(rec.metric('Errors')).toEqual([1]);
+  });
+
+  it('an apply batch that failed (its report never written) stops no other: its repositories are reported skipped, garbage-collect reclaims the rest, and the report fails naming it', async () => {
+    const registry = seeded();
+    const { deps, rec } = depsFor(registry);
+    const out = runAll(deps, { gc: GC_OK, failApply: 1 });
+    await expect(out).rejects.toThrow(
+      /skipped, nothing deleted there, e\.g\. \S+: apply batch 1 failed after its retries/,
+    );
+    const kept = (repo: string) => Object.keys(registry.tagsOf(repo)).length;
+    const untouched = ['team1/api', 'team1/web', 'team2/api', 'team2/db'].filter((r) => kept(r) === 4);
+    const cleaned = ['team1/api', 'team1/web', 'team2/api', 'team2/db'].filter((r) => kept(r) === 2);
+    // Batches of two repositories (base/os has nothing to delete): one batch's repositories stay as they were.
+    expect(untouched.length).toBeGreaterThan(0);
+    expect(cleaned.length).toBeGreaterThan(0);
+    expect(untouched.length + cleaned.length).toBe(4);
+    const collect = (await runWorkflowStep(deps, { step: 'collect', runId: 'exec-1' }, context)) as {
+      skippedRepositories: number;
+      gc: { run: boolean };
+    };
+    expect(collect.skippedRepositories).toBe(untouched.length);
+    expect(collect.gc.run).toBe(true);
     expect(rec.metric('Errors')).toEqual([1]);
   });
 

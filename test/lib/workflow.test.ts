@@ -213,7 +213,7 @@ describe("engine 'workflow' with defaults", () => {
     expect(JSON.stringify(s.GcNeeded!.Choices)).toContain('"Variable":"$.collect.Payload.gc.run"');
   });
 
-  it('a failed inventory or verify batch is caught in its iteration (the next step sees its part missing); apply is not', () => {
+  it('a failed inventory, apply or verify batch is caught in its iteration (the next step sees its part missing)', () => {
     const s = definition.States;
     expect(s.Inventory!.ItemProcessor!.States.InventoryBatch!.Catch).toEqual([
       expect.objectContaining({ Next: 'InventoryBatchFailed' }),
@@ -221,7 +221,9 @@ describe("engine 'workflow' with defaults", () => {
     expect(s.Verify!.ItemProcessor!.States.VerifyBatch!.Catch).toEqual([
       expect.objectContaining({ Next: 'VerifyBatchFailed' }),
     ]);
-    expect(s.Apply!.ItemProcessor!.States.ApplyBatch!.Catch).toBeUndefined();
+    expect(s.Apply!.ItemProcessor!.States.ApplyBatch!.Catch).toEqual([
+      expect.objectContaining({ Next: 'ApplyBatchFailed' }),
+    ]);
   });
 
   it('catches every step into a Pass that names it, then one Fail with its error and cause', () => {
