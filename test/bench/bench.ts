@@ -142,6 +142,13 @@ async function runPart(
 
 type Result = Record<string, unknown> & { ms: number; requests: Record<string, number> };
 
+/** A part's CPU time, and apart its user and system time (system: mostly the sockets' reads and writes). */
+const cpu = (r: Result): Record<string, unknown> => ({
+  cpuMs: r.cpuMs,
+  userCpuMs: r.userCpuMs,
+  systemCpuMs: r.systemCpuMs,
+});
+
 interface Proxy {
   readonly url: string;
   stop(): Promise<void>;
@@ -303,7 +310,7 @@ async function planMode(shape: SeedShape, delayMs: number): Promise<Record<strin
       ms: p.ms,
       samplesMs: planners.map((r) => r.ms),
       tagsPerSecond: Math.round(summary.tags / (p.ms / 1000)),
-      cpuMs: p.cpuMs,
+      ...cpu(p),
       peakRssMb: p.peakRssMb,
       ...settings(),
     },
@@ -311,10 +318,11 @@ async function planMode(shape: SeedShape, delayMs: number): Promise<Record<strin
       ms: b.ms,
       samplesMs: baselines.map((r) => r.ms),
       connections,
-      cpuMs: b.cpuMs,
+      ...cpu(b),
       peakRssMb: b.peakRssMb,
     },
     ratio: round2(p.ms / b.ms),
+    cpuRatio: round2(Number(p.cpuMs) / Number(b.cpuMs)),
   };
 }
 
@@ -401,7 +409,7 @@ async function applyMode(shape: SeedShape, delayMs: number): Promise<Record<stri
       planner: {
         ms: p.ms,
         samplesMs: planners.map((r) => r.ms),
-        cpuMs: p.cpuMs,
+        ...cpu(p),
         peakRssMb: p.peakRssMb,
         ...settings(),
       },
@@ -410,7 +418,7 @@ async function applyMode(shape: SeedShape, delayMs: number): Promise<Record<stri
         samplesMs: baselines.map((r) => r.ms),
         deleted: b.deleted,
         connections,
-        cpuMs: b.cpuMs,
+        ...cpu(b),
       },
       ratio: round2(p.ms / b.ms),
       twoPhase: twoPhaseSummary(best(twoPhases), best(sweeps), p, twoPhases, sweeps),
@@ -445,7 +453,7 @@ function twoPhaseSummary(
       samplesMs: all.map((r) => r.ms),
       requests: total(t.requests),
       requestsByKind: t.requests,
-      cpuMs: t.cpuMs,
+      ...cpu(t),
       peakRssMb: t.peakRssMb,
       ...pick(t, [...outcome, 'journalProblem']),
     },
@@ -487,7 +495,7 @@ async function cacheMode(shape: SeedShape, delayMs: number): Promise<Record<stri
       ms: r.ms,
       requests: total(r.requests),
       requestsByKind: r.requests,
-      cpuMs: r.cpuMs,
+      ...cpu(r),
       peakRssMb: r.peakRssMb,
       ...(r.cache ? { cache: r.cache } : {}),
     });
@@ -521,9 +529,16 @@ async function memoryMode(shape: SeedShape): Promise<Record<string, unknown>> {
     ms: r.ms,
     peakRssMb: r.peakRssMb,
     rssAtStartMb: r.rssAtStartMb,
+    // Peak RSS so far after each stage: the cache loaded, the scan, the plan (the save comes after).
+    ...(r.peakRssAfterLoadMb !== undefined ? { peakRssAfterLoadMb: r.peakRssAfterLoadMb } : {}),
+    peakRssAfterScanMb: r.peakRssAfterScanMb,
+    peakRssBeforeSaveMb: r.peakRssBeforeSaveMb,
     heapUsedAtEndMb: r.heapUsedAtEndMb,
+    ...cpu(r),
     requests: r.requests,
   });
+  const lambdaCacheFile = join(BENCH_DIR, `memory-cache-lambda-${process.pid}.ndjson.gz`);
+  rmSync(lambdaCacheFile, { force: true });
   try {
     say(`synthetic registry of ${shape.repos} × ${shape.tags} tags: no cache`);
     const plain = await runPart('memory', { ...shape, keep });
@@ -545,9 +560,10 @@ async function memoryMode(shape: SeedShape): Promise<Record<string, unknown>> {
         return { failed: String(err).split('\n')[0] };
       }
     };
-    say(`as a ${lambdaMb} MB Lambda runs it (${flags.join(' ')}): no cache, then warm cache`);
+    say(`as a ${lambdaMb} MB Lambda runs it (${flags.join(' ')}): no cache, cold cache, warm cache`);
     const lambdaNoCache = await underLambda(undefined);
-    const lambdaWarmCache = await underLambda(cacheFile);
+    const lambdaColdCache = await underLambda(lambdaCacheFile);
+    const lambdaWarmCache = await underLambda(lambdaCacheFile);
     return {
       mode: 'memory',
       shape,
@@ -556,11 +572,18 @@ async function memoryMode(shape: SeedShape): Promise<Record<string, unknown>> {
       noCache: row(plain),
       coldCache: row(cold),
       warmCache: row(warm),
-      lambda: { memoryMb: lambdaMb, nodeFlags: flags, noCache: lambdaNoCache, warmCache: lambdaWarmCache },
+      lambda: {
+        memoryMb: lambdaMb,
+        nodeFlags: flags,
+        noCache: lambdaNoCache,
+        coldCache: lambdaColdCache,
+        warmCache: lambdaWarmCache,
+      },
       cacheFileBytes: statSync(cacheFile).size,
     };
   } finally {
     rmSync(cacheFile, { force: true });
+    rmSync(lambdaCacheFile, { force: true });
   }
 }
 

@@ -54,15 +54,18 @@ function makeClient(): ReturnType<typeof createRegistryClient> {
 const keepNewest = (): Policy =>
   validatePolicy({ rules: [{ repositories: ['**'], keep: { newest: int(values.keep) } }] }, 'bench policy');
 
-function measure(): { cpuMs: number; peakRssMb: number } {
+function measure(): { cpuMs: number; peakRssMb: number; userCpuMs: number; systemCpuMs: number } {
   const usage = process.resourceUsage();
   return {
     cpuMs: Math.round((usage.userCPUTime + usage.systemCPUTime) / 1000),
     peakRssMb: Math.round(usage.maxRSS / 1024),
+    userCpuMs: Math.round(usage.userCPUTime / 1000),
+    systemCpuMs: Math.round(usage.systemCPUTime / 1000),
   };
 }
 
-const rssAtStartMb = Math.round(process.resourceUsage().maxRSS / 1024);
+const peakRssMb = (): number => Math.round(process.resourceUsage().maxRSS / 1024);
+const rssAtStartMb = peakRssMb();
 
 async function planPart(): Promise<Record<string, unknown>> {
   const policy = keepNewest();
@@ -261,11 +264,13 @@ async function memoryPart(): Promise<Record<string, unknown>> {
   const policy = keepNewest();
   const registry = new SyntheticRegistry({ repos: int(values.repos), tags: int(values.tags) });
   const cache = values.cache ? await openFileCache(values.cache) : undefined;
+  const peakRssAfterLoadMb = peakRssMb();
   const start = performance.now();
   const inventory = await scanRegistry(registry, { policy, ...(cache ? { cache } : {}) });
+  const peakRssAfterScanMb = peakRssMb();
   const thePlan = makePlan(inventory, policy, new Date());
   const ms = performance.now() - start;
-  const peakRssBeforeSaveMb = Math.round(process.resourceUsage().maxRSS / 1024);
+  const peakRssBeforeSaveMb = peakRssMb();
   if (cache) await cache.save();
   const heapMb = Math.round(process.memoryUsage().heapUsed / 1024 / 1024);
   return {
@@ -274,7 +279,9 @@ async function memoryPart(): Promise<Record<string, unknown>> {
     summary: thePlan.summary,
     complete: thePlan.complete,
     heapUsedAtEndMb: heapMb,
-    ...(cache ? { cache: { loaded: cache.loadStats.loaded, entries: cache.size }, peakRssBeforeSaveMb } : {}),
+    peakRssAfterScanMb,
+    peakRssBeforeSaveMb,
+    ...(cache ? { cache: { loaded: cache.loadStats.loaded, entries: cache.size }, peakRssAfterLoadMb } : {}),
   };
 }
 
