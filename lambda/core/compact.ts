@@ -48,61 +48,89 @@ export class ManifestCompactor {
       size: info.config.size,
       mediaType: this.name(info.config.mediaType),
     };
-    if (
-      config &&
-      info.children.length === 0 &&
-      info.subject === undefined &&
-      info.artifactType === undefined &&
-      created !== undefined &&
-      createdSource !== undefined
-    ) {
-      // The common case (an image whose age is known) in one literal: all properties in the object itself.
-      return {
-        digest: info.digest,
-        mediaType: this.name(info.mediaType),
-        kind: info.kind,
-        size: info.size,
-        layers,
-        children: EMPTY,
-        config,
-        created,
-        createdSource,
-      };
-    }
-    const out: {
-      -readonly [K in keyof ManifestInfo]: ManifestInfo[K];
-    } = {
+    const children =
+      info.children.length === 0
+        ? EMPTY
+        : info.children.map((c): ChildRef => {
+            const mediaType = this.name(c.mediaType);
+            const platform = c.platform === undefined ? undefined : this.name(c.platform);
+            // One literal per shape: properties added later would cost a second allocation each.
+            if (c.attestation) {
+              return platform === undefined
+                ? { digest: c.digest, mediaType, attestation: true }
+                : { digest: c.digest, mediaType, platform, attestation: true };
+            }
+            return platform === undefined
+              ? { digest: c.digest, mediaType }
+              : { digest: c.digest, mediaType, platform };
+          });
+    const artifactType = info.artifactType === undefined ? undefined : this.name(info.artifactType);
+    const shared = { mediaType: this.name(info.mediaType), artifactType, layers, children, config };
+    return assemble(info, shared, created, createdSource);
+  }
+
+  /**
+   * A manifest this compactor made, with its age now known (its config read, or its children's ages): one new
+   * object, the layers, children and config it holds reused, since the scanner dates most manifests after
+   * storing them.
+   */
+  public withAge(
+    info: ManifestInfo,
+    created: string,
+    createdSource: NonNullable<ManifestInfo['createdSource']>,
+  ): ManifestInfo {
+    return assemble(info, info, created, createdSource);
+  }
+}
+
+/** The parts of a compact manifest that are shared or already built. */
+type Shared = Pick<ManifestInfo, 'mediaType' | 'artifactType' | 'layers' | 'children' | 'config'>;
+
+function assemble(
+  info: ManifestInfo,
+  { mediaType, artifactType, layers, children, config }: Shared,
+  created: string | undefined,
+  createdSource: ManifestInfo['createdSource'],
+): ManifestInfo {
+  if (
+    config &&
+    children.length === 0 &&
+    info.subject === undefined &&
+    artifactType === undefined &&
+    created !== undefined &&
+    createdSource !== undefined
+  ) {
+    // The common case (an image whose age is known) in one literal: all properties in the object itself.
+    return {
       digest: info.digest,
-      mediaType: this.name(info.mediaType),
+      mediaType,
       kind: info.kind,
       size: info.size,
       layers,
-      children:
-        info.children.length === 0
-          ? EMPTY
-          : info.children.map((c): ChildRef => {
-              const mediaType = this.name(c.mediaType);
-              const platform = c.platform === undefined ? undefined : this.name(c.platform);
-              // One literal per shape: properties added later would cost a second allocation each.
-              if (c.attestation) {
-                return platform === undefined
-                  ? { digest: c.digest, mediaType, attestation: true }
-                  : { digest: c.digest, mediaType, platform, attestation: true };
-              }
-              return platform === undefined
-                ? { digest: c.digest, mediaType }
-                : { digest: c.digest, mediaType, platform };
-            }),
+      children: EMPTY,
+      config,
+      created,
+      createdSource,
     };
-    if (config) out.config = config;
-    if (info.subject !== undefined) out.subject = info.subject;
-    if (info.artifactType !== undefined) out.artifactType = this.name(info.artifactType);
-    if (created !== undefined) {
-      out.created = created;
-      out.createdSource = createdSource;
-    }
-    // The planner removes a tag still on a 2.8 placeholder; without the mark it is an index of unknown age.
-    if (info.placeholder === true) out.placeholder = true;
-    return out;
   }
+  const out: {
+    -readonly [K in keyof ManifestInfo]: ManifestInfo[K];
+  } = {
+    digest: info.digest,
+    mediaType,
+    kind: info.kind,
+    size: info.size,
+    layers,
+    children,
+  };
+  if (config) out.config = config;
+  if (info.subject !== undefined) out.subject = info.subject;
+  if (artifactType !== undefined) out.artifactType = artifactType;
+  if (created !== undefined) {
+    out.created = created;
+    out.createdSource = createdSource;
+  }
+  // The planner removes a tag still on a 2.8 placeholder; without the mark it is an index of unknown age.
+  if (info.placeholder === true) out.placeholder = true;
+  return out;
 }

@@ -478,7 +478,7 @@ class Scanner {
   private setCreated(digest: string, created: string | null): void {
     const current = this.manifests.get(digest);
     if (created === null || !current || current.createdSource === 'config') return;
-    this.manifests.set(digest, this.compactor.compact(current, created, 'config'));
+    this.manifests.set(digest, this.compactor.withAge(current, created, 'config'));
   }
 
   /** An index is as old as its newest child (attestations aside); its own annotation only as a fallback. */
@@ -503,7 +503,7 @@ class Scanner {
       }
       visiting.delete(digest);
       if (newestText !== undefined) {
-        this.manifests.set(digest, this.compactor.compact(info, newestText, 'children'));
+        this.manifests.set(digest, this.compactor.withAge(info, newestText, 'children'));
         return newest;
       }
       return createdMillis(info.created);

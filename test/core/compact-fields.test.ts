@@ -41,4 +41,36 @@ describe('ManifestCompactor', () => {
     };
     expect(new ManifestCompactor().compact(placeholder, undefined, undefined).placeholder).toBe(true);
   });
+
+  const image: ManifestInfo = {
+    digest: 'sha256:a1',
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    kind: 'image',
+    size: 400,
+    config: { digest: 'sha256:c1', size: 3, mediaType: 'application/vnd.oci.image.config.v1+json' },
+    layers: [
+      { digest: 'sha256:l1', size: 5 },
+      { digest: 'sha256:l2', size: 6 },
+    ],
+    children: [],
+  };
+
+  it.each([
+    ['every field', everyField],
+    ['an image without an age yet', image],
+    ['an image with an artifact type', { ...image, artifactType: 'application/example' }],
+  ])('dates a compact manifest (%s) exactly as compacting it again would, reusing its parts', (_, info) => {
+    const compactor = new ManifestCompactor();
+    const stored = compactor.compact(info, undefined, undefined);
+    const dated = compactor.withAge(stored, '2026-02-02T00:00:00Z', 'config');
+    const again = new ManifestCompactor().compact(stored, '2026-02-02T00:00:00Z', 'config');
+    expect(dated).toEqual(again);
+    // The same fields in the same order (the inventory's JSON, a workflow step's output, is written from it).
+    expect(JSON.stringify(dated)).toBe(JSON.stringify(again));
+    expect(dated).not.toBe(stored);
+    expect(dated.layers).toBe(stored.layers);
+    expect(dated.children).toBe(stored.children);
+    expect(dated.config).toBe(stored.config);
+    expect(stored.created).toBe(info === everyField ? undefined : info.created);
+  });
 });
