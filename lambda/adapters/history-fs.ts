@@ -11,6 +11,7 @@ import {
   RESERVED_PREFIX,
   REVISION_HEX,
   REVISIONS_PATH,
+  revisionLinkPath,
   type HistoryListing,
   type HistorySource,
 } from '../core/history.ts';
@@ -32,7 +33,24 @@ export interface FilesystemHistoryOptions {
 }
 
 export function filesystemHistory(root: string, options: FilesystemHistoryOptions = {}): HistorySource {
-  return { source: root, list: () => listFilesystemHistory(root, options) };
+  return {
+    source: root,
+    list: () => listFilesystemHistory(root, options),
+    revisionTime: (repository, digest) => revisionLinkTime(root, repository, digest),
+  };
+}
+
+/** The mtime of one revision link (a stat), or null when it is gone. */
+export async function revisionLinkTime(
+  root: string,
+  repository: string,
+  digest: string,
+): Promise<string | null> {
+  const link = await lstat(join(root, revisionLinkPath(repository, digest))).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  });
+  return link?.isFile() ? link.mtime.toISOString() : null;
 }
 
 /** Refuse, before anything is read from the registry, a folder that is not a storage root. */

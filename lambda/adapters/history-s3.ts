@@ -2,6 +2,7 @@
 // rootdirectory as keys, so every `<repo>/_manifests/revisions/sha256/<hex>/link` object is a revision, and its
 // LastModified is when that manifest was last pushed into that repository. ListObjectsV2 only; read-only.
 import {
+  HeadObjectCommand,
   ListObjectsV2Command,
   S3Client,
   type ListObjectsV2CommandOutput,
@@ -14,6 +15,7 @@ import {
   REVISION_HEX,
   REVISIONS_PATH,
   parseS3StorageUrl,
+  revisionLinkPath,
   s3RepositoriesPrefix,
   s3StorageUrl,
   type HistoryListing,
@@ -122,7 +124,40 @@ export function s3History(
   options: S3HistoryOptions = {},
 ): HistorySource {
   const source = s3StorageUrl(location);
-  return { source, list: () => listS3History(client, location, options) };
+  return {
+    source,
+    list: () => listS3History(client, location, options),
+    revisionTime: (repository, digest) => s3RevisionTime(client, location, repository, digest),
+  };
+}
+
+/**
+ * The LastModified of one revision link (a HeadObject, which needs s3:GetObject on it), or null when it is gone.
+ * Whole seconds (an HTTP date), where a listing has milliseconds: the sweep compares them in whole seconds.
+ */
+export async function s3RevisionTime(
+  client: S3Client,
+  location: S3StorageLocation,
+  repository: string,
+  digest: string,
+): Promise<string | null> {
+  const key = `${location.prefix ? `${location.prefix}/` : ''}${revisionLinkPath(repository, digest)}`;
+  try {
+    const head = await client.send(new HeadObjectCommand({ Bucket: location.bucket, Key: key }));
+    if (head.LastModified === undefined) {
+      throw new HistoryError(`s3://${location.bucket}/${key} came back without LastModified`);
+    }
+    return head.LastModified.toISOString();
+  } catch (err) {
+    const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+    if (e.name === 'NotFound' || e.name === 'NoSuchKey' || e.$metadata?.httpStatusCode === 404) return null;
+    if (err instanceof HistoryError) throw err;
+    const why =
+      e.name === 'AccessDenied' || e.$metadata?.httpStatusCode === 403
+        ? `access denied: the credentials need s3:GetObject on arn:aws:s3:::${location.bucket}/${key} (${errorMessage(err)})`
+        : explain(err, location);
+    throw new HistoryError(`looking up s3://${location.bucket}/${key} failed: ${why}`, { cause: err });
+  }
 }
 
 /** Every revision link under the prefix, page by page; an incomplete listing throws a HistoryError. */

@@ -22,10 +22,21 @@ export async function storageHistory(
     const client = s3ClientFromEnv(env);
     await assertS3StorageRoot(client, location);
     const history = s3History(client, location, maxEntries !== undefined ? { maxKeys: maxEntries } : {});
-    // The CLI lists once per run; idle keep-alive sockets would otherwise hold the process open.
+    // The CLI lists once per run; idle keep-alive sockets would otherwise hold the process open. The sweep's
+    // lookups (one HeadObject right before each DELETE) close them once none came for a moment.
+    let idle: NodeJS.Timeout | undefined;
+    let inFlight = 0;
+    const settle = (): void => {
+      if (--inFlight === 0) idle = setTimeout(() => client.destroy(), 500).unref();
+    };
     return {
       source: history.source,
       list: () => history.list().finally(() => client.destroy()),
+      revisionTime: (repository, digest) => {
+        clearTimeout(idle);
+        inFlight += 1;
+        return history.revisionTime!(repository, digest).finally(settle);
+      },
     };
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(storage)) {

@@ -11,7 +11,8 @@ import type { Inventory, ManifestDeletion, Plan, Report, ReportEntry, Repository
 import { checkGuard } from './planner.ts';
 import { noun, plural } from './plural.ts';
 import type { ProbeResult, RegistryClient } from './ports.ts';
-import { undoUntil, untagGroups } from './undo.ts';
+import type { RevisionTime } from './history.ts';
+import { pushedSinceUntag, undoUntil, untagGroups } from './undo.ts';
 
 /** Two-phase apply: how the plan's deferred manifests are untagged (their undo records already written). */
 export interface UntagOptions {
@@ -52,6 +53,13 @@ export interface DeleteOptions {
    * (core/job.ts refuses a two-phase plan without a listing).
    */
   readonly untag?: UntagOptions;
+  /**
+   * The storage listing's point lookup (HistorySource.revisionTime): asked right before each DELETE by digest of
+   * an untagged revision, which is not deleted when its link was rewritten since the listing (pushed again, a
+   * promotion included). Without it, a two-phase run with a listing re-checks the repository's tags before each
+   * chunk of DELETEs instead (as many as `deleteConcurrency`).
+   */
+  readonly revisionTime?: RevisionTime;
 }
 
 export interface ApplyOptions extends DeleteOptions {
@@ -137,6 +145,7 @@ export async function deletePlan(
   options: DeleteOptions = {},
 ): Promise<Report> {
   const facts = factsOf(inventory);
+  const listedIn = new Map(inventory.repositories.map((r) => [r.name, r]));
   const signal = options.signal;
   const now = options.now ?? (() => new Date());
   const startedAt = now().toISOString();
@@ -172,6 +181,9 @@ export async function deletePlan(
               options.deleteConcurrency ?? 8,
               signal,
               options.untag,
+              digestCheck(listedIn.get(repo.name), options, inventory.history !== undefined, () =>
+                recheck(client, repo, facts(repo.name)),
+              ),
             );
             entries.push(...result);
             if (!result.some((e) => e.outcome === 'failed' || e.outcome === 'skipped')) {
@@ -278,6 +290,101 @@ async function recheck(
   }
 }
 
+/**
+ * What the sweep checks right before each DELETE by digest of an untagged revision, beyond the repository's
+ * re-check: that it was not pushed again since (its revision link's time now, from the listing's point lookup),
+ * or, for a listing without one, the repository's tags again before each chunk of DELETEs.
+ */
+interface DigestCheck {
+  /** The listing's time of each untagged revision of the repository. */
+  readonly listed: ReadonlyMap<string, string>;
+  /** When an earlier two-phase run untagged it (the journal's time). */
+  readonly untaggedAt: ReadonlyMap<string, string>;
+  readonly revisionTime?: RevisionTime;
+  /** Without a point lookup: the repository's re-check, run again; returns why the rest is not deleted. */
+  readonly recheck?: () => Promise<string | undefined>;
+}
+
+function digestCheck(
+  repo: Inventory['repositories'][number] | undefined,
+  options: DeleteOptions,
+  listing: boolean,
+  again: () => Promise<string | undefined>,
+): DigestCheck | undefined {
+  if (!repo?.untagged || repo.untagged.length === 0) return undefined;
+  const listed = new Map(repo.untagged.map((r) => [r.digest, r.pushedAt]));
+  const untaggedAt = new Map(
+    (repo.journal ?? []).filter((j) => j.untagged).map((j) => [j.digest, j.recordedAt]),
+  );
+  if (options.revisionTime) return { listed, untaggedAt, revisionTime: options.revisionTime };
+  // Two-phase only: there the sweep's DELETEs come before any tag of the repository is removed, so the re-check
+  // still finds the tags as planned.
+  return listing && options.untag ? { listed, untaggedAt, recheck: again } : undefined;
+}
+
+/** Whole seconds: an S3 HeadObject's LastModified has none of the listing's milliseconds. */
+function seconds(iso: string): number {
+  return Math.floor(Date.parse(iso) / 1000);
+}
+
+/**
+ * Right before the DELETE of `m`: its revision link as it is now. Gone: nothing to send. Rewritten since the
+ * listing, or since a run untagged it: pushed again, it stays. For a child or referrer, the index or subject this
+ * run deleted first must still be gone (pushed again, it would reference what is about to go). Returns the entry
+ * to report instead of deleting, or undefined to delete.
+ */
+async function pushedAgain(
+  check: DigestCheck | undefined,
+  repository: string,
+  m: ManifestDeletion,
+  outcome: ReadonlyMap<string, ReportEntry['outcome']>,
+): Promise<ReportEntry | undefined> {
+  const lookup = check?.revisionTime;
+  const listed = check?.listed.get(m.digest);
+  if (!check || !lookup || listed === undefined) return undefined;
+  try {
+    for (const d of m.after) {
+      if (!isGone(outcome.get(d) ?? 'failed')) continue;
+      const back = await lookup(repository, d);
+      if (back !== null) {
+        return entry(
+          repository,
+          m,
+          'skipped',
+          `${d}, deleted first in this run, was pushed again (${back}) before this DELETE; it stays, with what it references`,
+        );
+      }
+    }
+    const now = await lookup(repository, m.digest);
+    if (now === null) {
+      return entry(
+        repository,
+        m,
+        'already-gone',
+        'its revision was gone right before its DELETE; none was sent',
+      );
+    }
+    const since = check.untaggedAt.get(m.digest);
+    const moved = !(seconds(now) <= seconds(listed)) || (since !== undefined && pushedSinceUntag(now, since));
+    if (moved) {
+      return entry(
+        repository,
+        m,
+        'skipped',
+        `pushed again (${now}) since ${since !== undefined ? `it was untagged (${since})` : `the listing (${listed})`}, seen right before its DELETE: someone promoted it, so it stays`,
+      );
+    }
+    return undefined;
+  } catch (err) {
+    return entry(
+      repository,
+      m,
+      'failed',
+      `checking right before its DELETE whether it was pushed again failed (${errorMessage(err)}); it stays tonight and the next run tries again`,
+    );
+  }
+}
+
 async function applyRepository(
   client: RegistryClient,
   repo: RepositoryPlan,
@@ -285,8 +392,9 @@ async function applyRepository(
   concurrency: number,
   signal: AbortSignal | undefined,
   untag: UntagOptions | undefined,
+  check: DigestCheck | undefined,
 ): Promise<ReportEntry[]> {
-  if (untag) return untagRepository(client, repo, probe, pLimit(concurrency), signal, untag);
+  if (untag) return untagRepository(client, repo, probe, pLimit(concurrency), signal, untag, check);
   const limit = pLimit(concurrency);
   const entries: ReportEntry[] = [];
 
@@ -297,7 +405,9 @@ async function applyRepository(
   ];
   entries.push(...(await removeTags(client, repo.name, removals, probe, limit, signal)));
 
-  entries.push(...(await deleteInOrder(client, repo.name, repo.deleteManifests, probe, limit, signal)));
+  entries.push(
+    ...(await deleteInOrder(client, repo.name, repo.deleteManifests, probe, limit, signal, check)),
+  );
   return entries;
 }
 
@@ -314,6 +424,7 @@ async function untagRepository(
   limit: LimitFunction,
   signal: AbortSignal | undefined,
   untag: UntagOptions,
+  check: DigestCheck | undefined,
 ): Promise<ReportEntry[]> {
   const entries = await deleteInOrder(
     client,
@@ -322,6 +433,7 @@ async function untagRepository(
     probe,
     limit,
     signal,
+    check,
   );
   const groups = untagGroups(repo.deleteManifests);
   const recorded = (digest: string): boolean => !untag.unrecorded.has(`${repo.name}@${digest}`);
@@ -384,7 +496,12 @@ async function untagRepository(
   return entries;
 }
 
-/** Manifests by digest, level by level: a deletion starts only when everything it depends on is gone. */
+/**
+ * Manifests by digest, level by level: a deletion starts only when everything it depends on is gone. With a
+ * `check`, each untagged revision is looked up right before its DELETE (pushedAgain); for a listing without a
+ * point lookup, a level holding one goes in chunks as wide as the concurrency, each after the repository's tags
+ * were re-checked again (the first chunk has the repository's re-check just before it).
+ */
 async function deleteInOrder(
   client: RegistryClient,
   repository: string,
@@ -392,30 +509,54 @@ async function deleteInOrder(
   probe: ProbeResult,
   limit: LimitFunction,
   signal: AbortSignal | undefined,
+  check?: DigestCheck,
 ): Promise<ReportEntry[]> {
   const entries: ReportEntry[] = [];
   const repo = { name: repository };
   const outcome = new Map<string, ReportEntry['outcome']>();
+  let first = true;
+  let changed: string | undefined;
   for (const level of levels(deletions)) {
-    const results = await Promise.all(
-      level.map((m) =>
-        limit(async (): Promise<ReportEntry> => {
-          if (signal?.aborted) return entry(repo.name, m, 'skipped', `not started: ${stopReason(signal)}`);
-          const blocked = m.after.filter((d) => outcome.has(d) && !isGone(outcome.get(d)!));
-          if (blocked.length > 0) {
-            return entry(
-              repo.name,
-              m,
-              'skipped',
-              `not deleted because ${blocked[0]} could not be deleted first`,
+    const chunked = check?.recheck !== undefined && level.some((m) => check.listed.has(m.digest));
+    const width = Math.max(1, limit.concurrency);
+    const chunks = chunked
+      ? Array.from({ length: Math.ceil(level.length / width) }, (_, i) =>
+          level.slice(i * width, (i + 1) * width),
+        )
+      : [level];
+    for (const chunk of chunks) {
+      if (chunked && !first && changed === undefined && !signal?.aborted) changed = await check.recheck();
+      first = false;
+      const results = await Promise.all(
+        chunk.map((m) =>
+          limit(async (): Promise<ReportEntry> => {
+            if (signal?.aborted) return entry(repo.name, m, 'skipped', `not started: ${stopReason(signal)}`);
+            if (changed !== undefined) {
+              return entry(
+                repo.name,
+                m,
+                'skipped',
+                `not deleted: re-checked right before its DELETE, ${changed}`,
+              );
+            }
+            const blocked = m.after.filter((d) => outcome.has(d) && !isGone(outcome.get(d)!));
+            if (blocked.length > 0) {
+              return entry(
+                repo.name,
+                m,
+                'skipped',
+                `not deleted because ${blocked[0]} could not be deleted first`,
+              );
+            }
+            return (
+              (await pushedAgain(check, repo.name, m, outcome)) ?? deleteOne(client, repo.name, m, probe)
             );
-          }
-          return deleteOne(client, repo.name, m, probe);
-        }),
-      ),
-    );
-    for (const r of results) outcome.set(r.reference, r.outcome);
-    entries.push(...results);
+          }),
+        ),
+      );
+      for (const r of results) outcome.set(r.reference, r.outcome);
+      entries.push(...results);
+    }
   }
   return entries;
 }

@@ -15,7 +15,17 @@ export interface HistoryListing {
 export interface HistorySource {
   readonly source: string;
   list(): Promise<HistoryListing>;
+  /**
+   * One revision link's time now (filesystem mtime, S3 LastModified), or null when the link is gone: what the
+   * sweep asks right before each DELETE by digest, since any PUT of that manifest (a promotion by a new tag
+   * included) rewrites the link. Left out by a source without a cheap point lookup (the container listing, which
+   * runs a command on the host); the executor then re-checks the tags before each chunk of DELETEs instead.
+   */
+  readonly revisionTime?: RevisionTime;
 }
+
+/** A point lookup of revision links (HistorySource.revisionTime), as the executor takes it. */
+export type RevisionTime = (repository: string, digest: string) => Promise<string | null>;
 
 /** Below the driver's root directory: one folder (or key prefix) per repository, nested by name. */
 export const REPOSITORIES_PATH = 'docker/registry/v2/repositories';
@@ -25,6 +35,22 @@ export const REVISIONS_PATH = '_manifests/revisions/sha256';
 
 /** A revision folder's name: the hex of its sha256 digest. */
 export const REVISION_HEX = /^[a-f0-9]{64}$/;
+
+/**
+ * Where one revision's link lives below the storage root (filesystem path or S3 key after the rootdirectory).
+ * Refuses anything but a `sha256:` digest and a repository name without empty, `.` or `..` segments, so a lookup
+ * never leaves the repositories folder.
+ */
+export function revisionLinkPath(repository: string, digest: string): string {
+  const hex = digest.startsWith('sha256:') ? digest.slice(7) : '';
+  if (!REVISION_HEX.test(hex)) throw new ConfigError(`not a sha256 digest: ${digest}`);
+  if (
+    repository.split('/').some((s) => s === '' || s === '.' || s === '..' || s.startsWith(RESERVED_PREFIX))
+  ) {
+    throw new ConfigError(`not a repository name: ${repository}`);
+  }
+  return `${REPOSITORIES_PATH}/${repository}/${REVISIONS_PATH}/${hex}/link`;
+}
 
 /** Folders distribution keeps inside a repository; anything else there is a nested repository. */
 export const RESERVED_PREFIX = '_';

@@ -276,10 +276,13 @@ async function deletePass(
       throw journalNotWritten(journal.where, err);
     }
   }
+  // Right before each DELETE by digest of an untagged revision, its link is looked up again (executor.ts).
+  const lookup = options.history?.revisionTime;
   const { live, report } = await applyStep(client, thePlan, {
     ...(probe.status === 'done' ? { probe } : {}),
     ...(read.live ? { live: read.live } : {}),
     ...(read.history ? { history: read.history } : {}),
+    ...(lookup ? { revisionTime: lookup } : {}),
     journal: entries,
     ...(options.onApplyProgress ? { onProgress: options.onApplyProgress } : {}),
     ...(options.signal ? { signal: options.signal } : {}),

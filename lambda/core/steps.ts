@@ -243,6 +243,8 @@ export interface ApplyStepOptions {
   readonly onProgress?: DeleteOptions['onProgress'];
   /** Two-phase: untag the plan's deferred manifests (DeleteOptions.untag). */
   readonly untag?: DeleteOptions['untag'];
+  /** The listing's point lookup (DeleteOptions.revisionTime). @default `history`'s, when it has one */
+  readonly revisionTime?: DeleteOptions['revisionTime'];
 }
 
 /**
@@ -256,10 +258,12 @@ export async function applyStep(
   options: ApplyStepOptions = {},
 ): Promise<{ readonly live: Inventory; readonly report: Report }> {
   const live = options.live ?? (await rereadForCheck(client, plan, options.history, options.journal));
+  const revisionTime = options.revisionTime ?? options.history?.revisionTime;
   const report = await deletePlan(plan, client, options.probe ?? NO_TAG_DELETE, live, {
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.untag ? { untag: options.untag } : {}),
+    ...(revisionTime ? { revisionTime } : {}),
   });
   return { live, report };
 }

@@ -6,7 +6,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_UNDO_WINDOW_HOURS, parseUndoWindowHours } from '../../lambda/core/contract.ts';
 import { SafetyError } from '../../lambda/core/errors.ts';
-import type { HistorySource } from '../../lambda/core/history.ts';
 import { runJob } from '../../lambda/core/job.ts';
 import {
   decodeJournal,
@@ -17,54 +16,19 @@ import {
 import type { Plan, RepositoryPlan } from '../../lambda/core/model.ts';
 import { parsePolicy } from '../../lambda/core/policy.ts';
 import { untagRecords, undoUntil } from '../../lambda/core/undo.ts';
-import { MemoryRegistry } from '../support/memory-registry.ts';
+import { seedUntagScenario } from '../support/memory-history.ts';
 import { memoryJournal } from '../support/memory-journal.ts';
+import type { MemoryRegistry } from '../support/memory-registry.ts';
 
 const T0 = new Date('2026-11-28T03:00:00Z');
 const hours = (h: number): Date => new Date(T0.getTime() + h * 3_600_000);
-const daysAgo = (n: number): string => new Date(T0.getTime() - n * 86_400_000).toISOString();
 
 const POLICY = parsePolicy(
   ['rules:', '  - repositories: ["app/**"]', '    keep: { newest: 1 }', ''].join('\n'),
   'test',
 );
 
-/** The registry's storage listing: every manifest of each repository, pushed when `pushed` says (else long ago). */
-function listing(registry: MemoryRegistry, pushed: Map<string, string>): HistorySource {
-  return {
-    source: 'memory',
-    list: () =>
-      Promise.resolve({
-        source: 'memory',
-        repositories: new Map(
-          registry.repositoryNames().map((name) => [
-            name,
-            registry
-              .manifestsOf(name)
-              .sort()
-              .map((digest) => ({ digest, pushedAt: pushed.get(digest) ?? daysAgo(30) })),
-          ]),
-        ),
-      }),
-  };
-}
-
-function seeded(tagDelete: boolean) {
-  const registry = new MemoryRegistry({ tagDelete });
-  const layer = (seed: string) => [{ seed, size: 100 }];
-  registry.addImage('app/x', 'new', { created: daysAgo(1), layers: layer('n') });
-  const c1 = registry.addImage('app/x', null, { created: daysAgo(40), layers: layer('c1') });
-  const c2 = registry.addImage('app/x', null, {
-    created: daysAgo(40),
-    layers: layer('c2'),
-    architecture: 'arm64',
-  });
-  const ix = registry.addIndex('app/x', 'old', [c1, c2]);
-  registry.tag('app/x', 'old-alias', ix.digest);
-  const plain = registry.addImage('app/x', 'plain', { created: daysAgo(50), layers: layer('p') });
-  const pushed = new Map<string, string>();
-  return { registry, c1, c2, ix, plain, pushed, history: listing(registry, pushed) };
-}
+const seeded = (tagDelete: boolean) => seedUntagScenario(tagDelete, T0);
 
 const repoPlan = (p: Plan): RepositoryPlan => p.repositories.find((r) => r.name === 'app/x')!;
 /** DELETEs by digest of real manifests (not the probe's, not 2.8's placeholders). */
