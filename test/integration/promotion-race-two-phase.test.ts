@@ -14,7 +14,6 @@ import { fileJournal } from '../../lambda/adapters/journal-file.ts';
 import { createRegistryClient } from '../../lambda/adapters/registry-client.ts';
 import { runJob, type JobResult } from '../../lambda/core/job.ts';
 import type { Plan } from '../../lambda/core/model.ts';
-import { parsePolicy } from '../../lambda/core/policy.ts';
 import type { LocalRegistry } from '../../lambda/demo/local-registry.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import {
@@ -26,19 +25,11 @@ import {
   type Candidate,
   type Promotion,
 } from '../support/promoter.ts';
-import { raceCandidates, seedRaceScenario } from '../support/race-scenario.ts';
+import { RACE_POLICY, raceCandidates, seedRaceScenario } from '../support/race-scenario.ts';
 import { describeEachRegistry, startRegistry, type RegistryKind } from '../support/registry-kind.ts';
 import { shiftJsonFile, shiftStorage } from '../support/time-shift.ts';
 
-const POLICY = parsePolicy(
-  `rules:
-  - repositories: ["app/**"]
-    keep:
-      newest: 2
-      tags: ["latest", "release-*"]
-`,
-  'policy.yaml',
-);
+const POLICY = RACE_POLICY;
 
 const HOUR = 3_600_000;
 

@@ -20,15 +20,10 @@ import {
   type Planned,
   type Promotion,
 } from '../support/promoter.ts';
-import { raceCandidates, seedRaceScenario } from '../support/race-scenario.ts';
+import { RACE_POLICY_YAML, raceCandidates, seedRaceScenario } from '../support/race-scenario.ts';
 import { describeEachRegistry, startRegistry, type RegistryKind } from '../support/registry-kind.ts';
 
-const POLICY = `rules:
-  - repositories: ["app/**"]
-    keep:
-      newest: 2
-      tags: ["latest", "release-*"]
-`;
+const POLICY = RACE_POLICY_YAML;
 
 /** What one round seeded and planned: the candidates (planned deletions) and what stays. */
 interface Round {

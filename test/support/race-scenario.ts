@@ -4,9 +4,20 @@
 // promote while apply runs.
 import { pushImage, pushIndex, pushManifest, type PushedImage } from '../../lambda/demo/seed.ts';
 import type { Plan } from '../../lambda/core/model.ts';
+import { parsePolicy } from '../../lambda/core/policy.ts';
 import { readCandidate, withOwnBlobs, type Candidate } from './promoter.ts';
 
 export const RACE_BUILDS = 10;
+
+/** The policy every round plans with: keep the newest 2 and `latest`/`release-*` (promotions are `release-…`). */
+export const RACE_POLICY_YAML = `rules:
+  - repositories: ["app/**"]
+    keep:
+      newest: 2
+      tags: ["latest", "release-*"]
+`;
+
+export const RACE_POLICY = parsePolicy(RACE_POLICY_YAML, 'policy.yaml');
 
 /** Pushes the scenario to `registryUrl`; `seed` keeps each round's layers apart from the others'. */
 export async function seedRaceScenario(registryUrl: string, seed: string): Promise<void> {
