@@ -4,20 +4,10 @@
 // then garbage-collect) and the local S3 stand-in as the construct's bucket. History older than the grace goes;
 // young history, the platform images of a kept index and every tag stay, and after garbage-collect every kept
 // manifest and blob is served while the deleted history's own layers are gone.
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import {
-  existsSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  utimesSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LambdaRunReport } from '../../lambda/lambda-job.ts';
 import { REPOSITORIES_PATH, REVISIONS_PATH } from '../../lambda/core/history.ts';
@@ -30,13 +20,12 @@ import {
   type Engine,
   type RegistryContainer,
 } from '../support/container-engine.ts';
+import { findBundledFunction, invokeBundled, synthApp } from '../support/bundled-lambda.ts';
 import { S3_CREDENTIALS, startLocalS3, type LocalS3 } from '../support/local-s3.ts';
 import { describeEachRegistry } from '../support/registry-kind.ts';
 import { startSsmStandIn, type SsmStandIn } from '../support/ssm-stand-in.ts';
 
-const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const INSTANCE = 'i-0123456789abcdef0';
-const STACK = 'RegistryJanitor';
 const GC_LOG_DIR = '/var/log/registry-janitor';
 const BUCKET = 'janitor-bucket';
 const DAY = 86_400_000;
@@ -49,60 +38,6 @@ const POLICY_YAML = `rules:
     untagged:
       deleteAfterDays: 14
 `;
-
-const INVOKER = `import { writeFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
-const [entry, out] = process.argv.slice(2);
-const deadline = Date.now() + 15 * 60 * 1000;
-const context = { awsRequestId: 'e2e-history-1', getRemainingTimeInMillis: () => deadline - Date.now() };
-let outcome;
-try {
-  const { handler } = await import(pathToFileURL(entry).href);
-  outcome = { ok: true, result: await handler({}, context) };
-} catch (err) {
-  outcome = { ok: false, error: err instanceof Error ? err.stack ?? err.message : String(err) };
-}
-writeFileSync(out, JSON.stringify(outcome));
-process.exit(outcome.ok ? 0 : 1);
-`;
-
-function run(program: string, args: string[], options: { env: NodeJS.ProcessEnv; cwd?: string }) {
-  const child = spawn(program, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-/** The bundled handler and its environment from the cloud assembly; the document Ref becomes a name. */
-function findFunction(outdir: string) {
-  const template = JSON.parse(readFileSync(join(outdir, `${STACK}.template.json`), 'utf8')) as {
-    Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
-  };
-  const fn = Object.values(template.Resources).find(
-    (r) => r.Type === 'AWS::Lambda::Function' && JSON.stringify(r.Properties).includes('REGISTRY_URL'),
-  )!.Properties as { Code: { S3Key: string }; Environment: { Variables: Record<string, unknown> } };
-  const assets = JSON.parse(readFileSync(join(outdir, `${STACK}.assets.json`), 'utf8')) as {
-    files: Record<string, { source: { path: string } }>;
-  };
-  const dir = join(outdir, assets.files[fn.Code.S3Key.replace(/\.zip$/, '')]!.source.path);
-  const environment: Record<string, string> = {};
-  const documents: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(fn.Environment.Variables)) {
-    if (typeof v === 'string') environment[k] = v;
-    const ref = (v as { Ref?: unknown } | null)?.Ref;
-    const resource = typeof ref === 'string' ? template.Resources[ref] : undefined;
-    if (resource?.Type === 'AWS::SSM::Document') {
-      environment[k] = `${STACK}-${String(ref)}-E2E`;
-      documents[environment[k]] = resource.Properties.Content;
-    }
-  }
-  return { entry: join(dir, 'index.mjs'), environment, documents };
-}
 
 const status = async (url: string, method = 'HEAD'): Promise<number> => {
   const res = await fetch(url, { method, headers: { accept: ACCEPT } });
@@ -185,31 +120,14 @@ describeEachRegistry('the bundled handler with the container listing', ({ kind }
       const policyFile = join(work, 'retention-policy.yaml');
       writeFileSync(policyFile, POLICY_YAML);
       const outdir = join(work, 'cdk.out');
-      const synth = await run(
-        'npx',
-        [
-          'cdk',
-          'synth',
-          '--no-notices',
-          '--no-version-reporting',
-          '--quiet',
-          '--output',
-          outdir,
-          '-c',
-          `registryUrl=${reg.url}`,
-          '-c',
-          `instanceId=${INSTANCE}`,
-          '-c',
-          'dryRun=false',
-          '-c',
-          `containerName=${reg.name}`,
-          '-c',
-          `policyFile=${policyFile}`,
-        ],
-        { cwd: REPO_ROOT, env: { ...process.env, CDK_DISABLE_CLI_TELEMETRY: 'true' } },
-      );
-      expect(synth.code, `cdk synth failed:\n${synth.stderr}\n${synth.stdout}`).toBe(0);
-      const fn = findFunction(outdir);
+      await synthApp(outdir, {
+        registryUrl: reg.url,
+        instanceId: INSTANCE,
+        dryRun: 'false',
+        containerName: reg.name,
+        policyFile,
+      });
+      const fn = findBundledFunction(outdir);
       // The default storage setting: the registry's filesystem, listed in its container.
       expect(fn.environment.HISTORY_STORAGE).toBe('container');
 
@@ -218,12 +136,10 @@ describeEachRegistry('the bundled handler with the container listing', ({ kind }
         instances: [{ instanceId: INSTANCE }],
         documents: fn.documents,
       });
-      const invoker = join(work, 'invoke.mjs');
-      const resultPath = join(work, 'result.json');
-      writeFileSync(invoker, INVOKER);
-      const finished = await run(process.execPath, [invoker, fn.entry, resultPath], {
-        cwd: work,
-        env: {
+      const outcome = await invokeBundled<LambdaRunReport>(
+        fn,
+        {},
+        {
           PATH: process.env.PATH,
           ...fn.environment,
           // The bucket's name is a Ref until deploy: here it is the local S3 stand-in's.
@@ -236,13 +152,12 @@ describeEachRegistry('the bundled handler with the container listing', ({ kind }
           AWS_LAMBDA_FUNCTION_NAME: 'registry-janitor-e2e',
           TZ: 'UTC',
         },
+        work,
+        'e2e-history-1',
+      );
+      expect(outcome, `the invoke failed:\n${outcome.stderr}\n${outcome.stdout.slice(-6000)}`).toMatchObject({
+        ok: true,
       });
-      const outcome = JSON.parse(readFileSync(resultPath, 'utf8')) as
-        { ok: true; result: LambdaRunReport } | { ok: false; error: string };
-      expect(
-        outcome,
-        `the invoke failed:\n${finished.stderr}\n${finished.stdout.slice(-6000)}`,
-      ).toMatchObject({ ok: true });
       const report = (outcome as { result: LambdaRunReport }).result;
       expect(report).toMatchObject({
         dryRun: false,
