@@ -5,7 +5,7 @@
 // young history, the platform images of a kept index and every tag stay, and after garbage-collect every kept
 // manifest and blob is served while the deleted history's own layers are gone.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,13 +20,18 @@ import {
   type Engine,
   type RegistryContainer,
 } from '../support/container-engine.ts';
-import { findBundledFunction, invokeBundled, synthApp } from '../support/bundled-lambda.ts';
-import { S3_CREDENTIALS, startLocalS3, type LocalS3 } from '../support/local-s3.ts';
+import {
+  findBundledFunction,
+  invokeBundled,
+  removeGcLogs,
+  standInEnvironment,
+  synthApp,
+} from '../support/bundled-lambda.ts';
+import { startLocalS3, type LocalS3 } from '../support/local-s3.ts';
 import { describeEachRegistry } from '../support/registry-kind.ts';
 import { startSsmStandIn, type SsmStandIn } from '../support/ssm-stand-in.ts';
 
 const INSTANCE = 'i-0123456789abcdef0';
-const GC_LOG_DIR = '/var/log/registry-janitor';
 const BUCKET = 'janitor-bucket';
 const DAY = 86_400_000;
 const ACCEPT = [MEDIA.dockerManifest, MEDIA.dockerList, MEDIA.ociManifest, MEDIA.ociIndex].join(', ');
@@ -64,10 +69,7 @@ describeEachRegistry('the bundled handler with the container listing', ({ kind }
       await s3?.close();
       if (engine && registry) {
         await removeRegistryContainer(engine, registry);
-        const logs = existsSync(GC_LOG_DIR) ? readdirSync(GC_LOG_DIR) : [];
-        for (const f of logs) {
-          if (f.startsWith(`gc-${registry.name}-`)) rmSync(join(GC_LOG_DIR, f), { force: true });
-        }
+        removeGcLogs(registry.name);
       }
       await engine?.release();
       rmSync(work, { recursive: true, force: true });
@@ -139,19 +141,8 @@ describeEachRegistry('the bundled handler with the container listing', ({ kind }
       const outcome = await invokeBundled<LambdaRunReport>(
         fn,
         {},
-        {
-          PATH: process.env.PATH,
-          ...fn.environment,
-          // The bucket's name is a Ref until deploy: here it is the local S3 stand-in's.
-          HISTORY_LISTING_BUCKET: BUCKET,
-          AWS_ENDPOINT_URL_SSM: ssm.endpoint,
-          AWS_ENDPOINT_URL_S3: s3!.endpoint,
-          AWS_REGION: 'us-east-1',
-          AWS_ACCESS_KEY_ID: S3_CREDENTIALS.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: S3_CREDENTIALS.secretAccessKey,
-          AWS_LAMBDA_FUNCTION_NAME: 'registry-janitor-e2e',
-          TZ: 'UTC',
-        },
+        // The bucket's name is a Ref until deploy: here it is the local S3 stand-in's.
+        standInEnvironment(fn, { ssm: ssm.endpoint, s3: s3!.endpoint }, { listing: BUCKET }),
         work,
         'e2e-history-1',
       );

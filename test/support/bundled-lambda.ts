@@ -2,9 +2,10 @@
 // and environment read from the cloud assembly (its SSM document's Ref becomes a name, with the document's
 // content for the SSM stand-in), and one invocation of the bundled handler in a Node child process with an event.
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { S3_CREDENTIALS } from './local-s3.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const BUNDLED_STACK = 'RegistryJanitor';
@@ -134,4 +135,38 @@ export function logLines(stdout: string, prefix: string): Record<string, unknown
     .filter((l) => l.startsWith('{') && !l.includes('"_aws"'))
     .map((l) => JSON.parse(l) as Record<string, unknown>)
     .filter((r) => typeof r.message === 'string' && r.message.startsWith(prefix));
+}
+
+/** Where the GC script logs on the host. */
+const GC_LOG_DIR = '/var/log/registry-janitor';
+
+/** Remove the GC script's logs that a test's registry container left on this host. */
+export function removeGcLogs(containerName: string): void {
+  const logs = existsSync(GC_LOG_DIR) ? readdirSync(GC_LOG_DIR) : [];
+  for (const f of logs)
+    if (f.startsWith(`gc-${containerName}-`)) rmSync(join(GC_LOG_DIR, f), { force: true });
+}
+
+/**
+ * What an invocation runs with on this machine: the synthesized environment, the construct's bucket (a Ref until
+ * deploy) as the local S3 stand-in's where it is given, and the SDK pointed at the SSM and S3 stand-ins.
+ */
+export function standInEnvironment(
+  fn: BundledFunction,
+  endpoints: { readonly ssm: string; readonly s3: string },
+  buckets: { readonly listing: string; readonly cache?: string },
+): Record<string, string | undefined> {
+  return {
+    PATH: process.env.PATH,
+    ...fn.environment,
+    ...(buckets.cache !== undefined ? { CACHE_BUCKET: buckets.cache } : {}),
+    HISTORY_LISTING_BUCKET: buckets.listing,
+    AWS_ENDPOINT_URL_SSM: endpoints.ssm,
+    AWS_ENDPOINT_URL_S3: endpoints.s3,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: S3_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: S3_CREDENTIALS.secretAccessKey,
+    AWS_LAMBDA_FUNCTION_NAME: 'registry-janitor-e2e',
+    TZ: 'UTC',
+  };
 }
