@@ -3,7 +3,7 @@
 // created]` entry a line. It holds only what costs a read beyond the manifest (an image config's `created`);
 // anything wrong with it costs time, never a run or a plan.
 import { Readable, Writable } from 'node:stream';
-import { createInterface } from 'node:readline';
+import { StringDecoder } from 'node:string_decoder';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { hashDigestBytes, randomHashSeed } from '../core/digest-hash.ts';
@@ -55,6 +55,8 @@ export function validEntry(key: unknown, value: unknown): string | null | undefi
 }
 
 const SHA256_DIGEST = /^sha256:[0-9a-f]{64}$/;
+/** What ends a line, as readline reads them (a \r\n split across two chunks only adds an empty line, skipped). */
+const LINE_END = /\r\n|\r|\n/;
 const KEY_BYTES = 32;
 
 /**
@@ -179,36 +181,47 @@ export class ManifestCacheStore implements ManifestCache {
   /** Read the encoded form; throws when the stream as a whole is unreadable or of another format. */
   public async load(source: Readable): Promise<CacheLoadStats> {
     const gunzip = createGunzip();
-    // pipe() does not pass a source's error on; the line reader must see it to stop.
+    // pipe() does not pass a source's error on; the reader must see it to stop.
     source.once('error', (err) => gunzip.destroy(err));
-    const lines = createInterface({ input: source.pipe(gunzip), crlfDelay: Infinity });
     let header = true;
     let loaded = 0;
     let rejected = 0;
-    try {
-      for await (const line of lines) {
-        if (header) {
-          header = false;
-          checkHeader(line);
-          continue;
-        }
-        if (line === '') continue;
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(line);
-        } catch {
-          rejected++;
-          continue;
-        }
-        const [key, day, value] = Array.isArray(parsed) ? (parsed as unknown[]) : [];
-        const created = validEntry(key, value);
-        if (created === undefined || !isDay(day)) {
-          rejected++;
-          continue;
-        }
-        this.put(key as string, created, Math.min(day, this.today));
-        loaded++;
+    const entry = (line: string): void => {
+      if (header) {
+        header = false;
+        checkHeader(line);
+        return;
       }
+      if (line === '') return;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(line);
+      } catch {
+        rejected++;
+        return;
+      }
+      const [key, day, value] = Array.isArray(parsed) ? (parsed as unknown[]) : [];
+      const created = validEntry(key, value);
+      if (created === undefined || !isDay(day)) {
+        rejected++;
+        return;
+      }
+      this.put(key as string, created, Math.min(day, this.today));
+      loaded++;
+    };
+    try {
+      // Each chunk's lines are read at once, with no await between them, so what a line costs (its text, the
+      // parsed array) dies young; queued line by line through readline it lived long enough to be promoted, and
+      // the old generation it filled before the scan began raised a warm run's peak RSS by about 10 MB.
+      const decoder = new StringDecoder('utf8');
+      let rest = '';
+      for await (const chunk of source.pipe(gunzip)) {
+        const lines = (rest + decoder.write(chunk as Buffer)).split(LINE_END);
+        rest = lines.pop()!;
+        for (const line of lines) entry(line);
+      }
+      rest += decoder.end();
+      if (rest !== '') entry(rest);
       if (header) throw new Error('it is empty');
     } catch (err) {
       // Only a stream read to its end is used: half a cache is as good as none, and simpler to reason about.

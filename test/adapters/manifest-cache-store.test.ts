@@ -106,6 +106,23 @@ describe('ManifestCacheStore', () => {
     expect(lines(await store.encodeToBuffer())).toEqual([[sha(1), TODAY, 'b']]);
   });
 
+  it('reads lines ended by \\r\\n or \\r as readline does, blank lines skipped, a last line without an end, and text split anywhere', async () => {
+    const header = JSON.stringify({ format: CACHE_FORMAT, version: CACHE_FORMAT_VERSION, savedAt: 'x' });
+    const text =
+      `${header}\r\n` +
+      `${JSON.stringify([sha(1), TODAY, 'a'])}\r\n\r\n` +
+      `${JSON.stringify([sha(2), TODAY, 'é時'])}\r` +
+      JSON.stringify([sha(3), TODAY, null]);
+    const gz = gzipSync(text);
+    for (const pieces of [[gz], [...gz].map((b) => Buffer.from([b]))]) {
+      const store = new ManifestCacheStore({ now: at(TODAY) });
+      expect(await store.load(Readable.from(pieces))).toEqual({ loaded: 3, rejected: 0 });
+      expect(store.getConfigCreated(sha(1))).toBe('a');
+      expect(store.getConfigCreated(sha(2))).toBe('é時');
+      expect(store.getConfigCreated(sha(3))).toBeNull();
+    }
+  });
+
   it('forgets everything on clear, and can be filled again', () => {
     const store = new ManifestCacheStore({ now: at(TODAY) });
     for (let i = 0; i < 2000; i++) store.setConfigCreated(sha(i), 'x');
