@@ -1,45 +1,23 @@
 // Ctrl-C during `apply`, through the real CLI process against a real registry slowed by a delay proxy: the first
 // SIGINT stops new DELETEs, the report of what was done is printed whole, the exit code is 130, and the registry
 // is exactly as the report says; apply run again finishes the job.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Plan, Report } from '../../lambda/core/model.ts';
 import type { LocalRegistry } from '../../lambda/demo/local-registry.ts';
 import { pushImage } from '../../lambda/demo/seed.ts';
 import { startDelayProxy, type DelayProxy } from '../bench/delay-proxy.ts';
+import { runCli as runCliIn } from '../support/cli-process.ts';
 import { describeEachRegistry, startRegistry } from '../support/registry-kind.ts';
 
-const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const IMAGES = 120;
 const STATE_DIR = mkdtempSync(join(tmpdir(), 'rj-interrupt-state-'));
+const runCli = (args: string[], onRunning?: (kill: (s: NodeJS.Signals) => void) => void) =>
+  runCliIn(args, STATE_DIR, onRunning);
 const ACCEPT =
   'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json';
-
-interface Finished {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** The CLI as a user runs it, in its own process; `onRunning` may signal it. */
-function runCli(args: string[], onRunning?: (kill: (s: NodeJS.Signals) => void) => void): Promise<Finished> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'bin/cli.ts'), ...args], {
-    cwd: REPO_ROOT,
-    // The journal's default place is the user's state folder: a test keeps its own.
-    env: { ...process.env, NO_COLOR: '1', XDG_STATE_HOME: STATE_DIR },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  onRunning?.((s) => child.kill(s));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
 
 async function tags(url: string): Promise<string[]> {
   const res = await fetch(`${url}/v2/big/app/tags/list`);
