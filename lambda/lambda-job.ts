@@ -476,14 +476,14 @@ function endDryRun(run: RunContext): void {
  * Two-phase: what tonight untagged (restorable, its bytes reclaimed after the window: the report's `undo`, as the
  * CLI's apply report has it) and what the sweep of earlier runs' untagging deleted; zeros on a dry run.
  */
-function countTwoPhase(metrics: JobMetrics, undo: Report['undo'], swept: number): void {
+export function countTwoPhase(metrics: JobMetrics, undo: Report['undo'], swept: number): void {
   metrics.addMetric(METRICS.manifestsUntagged, MetricUnit.Count, undo?.manifests ?? 0);
   metrics.addMetric(METRICS.bytesPending, MetricUnit.Bytes, undo?.bytesPending ?? 0);
   metrics.addMetric(METRICS.manifestsSwept, MetricUnit.Count, swept);
 }
 
 /** Two-phase: the run id, until when its untagging can be undone, and the manual invoke payload that does it. */
-function logUndo(logger: JobLogger, undo: NonNullable<Report['undo']>): void {
+export function logUndo(logger: JobLogger, undo: NonNullable<Report['undo']>): void {
   logger.info(`untagged ${plural(undo.manifests, 'manifest')}: restorable until ${undo.undoUntil}`, {
     undo: {
       ...(undo.runId !== undefined ? { runId: undo.runId } : {}),

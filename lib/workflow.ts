@@ -102,7 +102,8 @@ export const STEP_ACCESS: Readonly<Record<WorkflowStepName, StepAccess>> = {
   },
   inventory: { registry: true, reads: ['run', 'history', 'journal'], writes: ['inventory'], cache: true },
   plan: {
-    registry: false,
+    // Two-phase: it reads the exact bytes of what the apply batches untag, for the journal's undo records.
+    registry: true,
     reads: ['run', 'inventory', 'journal'],
     writes: ['plan', 'planPart', 'journal'],
     mayMiss: true,

@@ -313,6 +313,17 @@ export function mergeReports(registry: string, reports: readonly Report[], start
   const by = <T>(list: readonly T[], key: (t: T) => string) =>
     [...list].sort((a, b) => compareStrings(key(a), key(b)));
   const stopped = reports.find((r) => r.stopped !== undefined)?.stopped;
+  // Two-phase batches of one run: one undo window, the earliest deadline if they differ.
+  const undos = reports.flatMap((r) => (r.undo ? [r.undo] : []));
+  const undo =
+    undos.length === 0
+      ? undefined
+      : {
+          manifests: undos.reduce((n, u) => n + u.manifests, 0),
+          bytesPending: undos.reduce((n, u) => n + u.bytesPending, 0),
+          undoUntil: undos.map((u) => u.undoUntil).sort(compareStrings)[0]!,
+          ...(undos[0]!.runId !== undefined ? { runId: undos[0]!.runId } : {}),
+        };
   return {
     registry,
     startedAt,
@@ -337,6 +348,7 @@ export function mergeReports(registry: string, reports: readonly Report[], start
       (e) => e.repository,
     ),
     ...(stopped !== undefined ? { stopped } : {}),
+    ...(undo ? { undo } : {}),
   };
 }
 

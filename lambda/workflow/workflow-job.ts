@@ -25,6 +25,8 @@ import {
   type JournalEntry,
   type JournalStore,
 } from '../core/journal.ts';
+import { confirmUntagged, untagIntent, type UntagIntent } from '../core/undo.ts';
+import { sweptCount } from '../core/untagged-outcome.ts';
 import type { Inventory, Plan, Report, Revision, ScanProblem } from '../core/model.ts';
 import type { CommandResult, RegistryClient } from '../core/ports.ts';
 import { plural } from '../core/report.ts';
@@ -48,6 +50,8 @@ import {
 } from '../core/steps.ts';
 import { runIdOf, type ReportStore } from '../adapters/report-store.ts';
 import {
+  countTwoPhase,
+  logUndo,
   runSettings,
   type InvokeContext,
   type JobLogger,
@@ -135,6 +139,28 @@ interface RunFile {
 interface RunJournal {
   readonly previous: readonly JournalEntry[];
   readonly recorded?: readonly JournalEntry[];
+  /**
+   * Two-phase: the undo records of what the apply batches untag (written to the journal with `recorded` before
+   * any batch starts), when, for how long, under which run id, and the manifests whose record could not be made
+   * (their tags stay tonight).
+   */
+  readonly untag?: {
+    readonly entries: readonly JournalEntry[];
+    readonly untaggedAt: string;
+    readonly windowHours: number;
+    readonly runId: string;
+    readonly unrecorded: readonly (readonly [string, string])[];
+  };
+}
+
+/**
+ * Two-phase, as in the single run: the window when the function has a storage listing and the journal (where
+ * the undo records go); otherwise undefined, and the apply batches delete by digest.
+ */
+function twoPhaseWindow(deps: WorkflowDeps): number | undefined {
+  return deps.config.undoWindowHours !== undefined && deps.history?.() !== undefined && deps.journal
+    ? deps.config.undoWindowHours
+    : undefined;
 }
 
 interface PlanPart {
@@ -350,11 +376,13 @@ async function plan(deps: WorkflowDeps, keys: Keys, id: string) {
     parts.push(inventoryFromJson(body));
   }
   const merged = mergeInventories(deps.config.registryUrl, parts, errors);
+  const window = twoPhaseWindow(deps);
   const { plan: thePlan, applicable } = planStep(
     merged,
     deps.config.policy,
     now(),
     deps.config.maxDeleteFraction,
+    window !== undefined ? { undoWindowHours: window } : {},
   );
   await deps.store.put(keys.plan, JSON.stringify(thePlan));
   const missing = new Map(merged.repositories.map((r) => [r.name, r.missing]));
@@ -409,7 +437,7 @@ async function plan(deps: WorkflowDeps, keys: Keys, id: string) {
       reason: refused,
     };
   }
-  await recordJournal(deps, keys, thePlan, now());
+  await recordJournal(deps, keys, thePlan, now(), runIdOf(new Date(run.startedAt), id));
   return {
     ...base,
     outcome: PLAN_OUTCOMES.apply,
@@ -422,16 +450,46 @@ async function plan(deps: WorkflowDeps, keys: Keys, id: string) {
  * its index), so that the next run finishes what an interrupted one leaves; a journal that cannot be written
  * stops the run before anything is deleted.
  */
-async function recordJournal(deps: WorkflowDeps, keys: Keys, thePlan: Plan, now: Date): Promise<void> {
+async function recordJournal(
+  deps: WorkflowDeps,
+  keys: Keys,
+  thePlan: Plan,
+  now: Date,
+  runId: string,
+): Promise<void> {
   const stored = await readJson<RunJournal>(deps.store, keys.journal);
   const journal = deps.journal?.((message) => deps.logger.warn(message));
   if (!stored || !journal) return;
   // As the single run: an untag record the journal held of a digest recorded again keeps its bytes.
   const recorded = carryUntag(stored.previous, entriesToRecord(thePlan, now));
-  await deps.store.put(keys.journal, JSON.stringify({ ...stored, recorded } satisfies RunJournal));
-  if (recorded.length === 0) return;
+  // Two-phase: the exact bytes of what the batches untag, read now, so that every record is in the journal
+  // before the first tag goes (one writer; the batches run in parallel).
+  const window = thePlan.undo !== undefined ? twoPhaseWindow(deps) : undefined;
+  const intent: UntagIntent =
+    window !== undefined && changedRepositories(thePlan).length > 0
+      ? await untagIntent(await deps.registry(), thePlan, runId, now, {
+          repositories: new Set(changedRepositories(thePlan)),
+        })
+      : { entries: [], unrecorded: new Map() };
+  const untag =
+    window !== undefined
+      ? {
+          entries: intent.entries,
+          untaggedAt: now.toISOString(),
+          windowHours: window,
+          runId,
+          unrecorded: [...intent.unrecorded],
+        }
+      : undefined;
+  await deps.store.put(
+    keys.journal,
+    JSON.stringify({ ...stored, recorded, ...(untag ? { untag } : {}) } satisfies RunJournal),
+  );
+  if (recorded.length === 0 && intent.entries.length === 0) return;
   try {
-    await journal.save(journalBeforeDeletes(stored.previous, recorded));
+    await journal.save(
+      journalBeforeDeletes(stored.previous, carryUntag(stored.previous, [...recorded, ...intent.entries])),
+    );
   } catch (err) {
     throw journalNotWritten(journal.where, err);
   }
@@ -441,6 +499,7 @@ function addZeros(deps: WorkflowDeps): void {
   deps.metrics.addMetric(METRICS.tagsDeleted, MetricUnit.Count, 0);
   deps.metrics.addMetric(METRICS.manifestsDeleted, MetricUnit.Count, 0);
   deps.metrics.addMetric(METRICS.bytesFreed, MetricUnit.Bytes, 0);
+  if (twoPhaseWindow(deps) !== undefined) countTwoPhase(deps.metrics, undefined, 0);
 }
 
 /** One batch's deletes, each repository probed and re-read live first. Safe to retry. */
@@ -465,6 +524,16 @@ async function apply(deps: WorkflowDeps, keys: Keys, n: number, context: InvokeC
           probe: probed,
           ...(source ? { history: source } : {}),
           ...(journal ? { journal: journal.previous } : {}),
+          ...(journal?.untag
+            ? {
+                untag: {
+                  untaggedAt: journal.untag.untaggedAt,
+                  windowHours: journal.untag.windowHours,
+                  runId: journal.untag.runId,
+                  unrecorded: new Map(journal.untag.unrecorded),
+                },
+              }
+            : {}),
           signal: stop.signal,
         })
       ).report;
@@ -558,10 +627,16 @@ async function finishJournal(deps: WorkflowDeps, keys: Keys, deleted: Report): P
   const journal = deps.journal?.((message) => deps.logger.warn(message));
   if (!stored || !journal) return;
   const recorded = stored.recorded ?? [];
-  if (recorded.length === 0 && stored.previous.length === 0) return;
+  const untagged = stored.untag?.entries ?? [];
+  if (recorded.length === 0 && untagged.length === 0 && stored.previous.length === 0) return;
   const thePlan = await mustRead<Plan>(deps.store, keys.plan, 'the plan');
   try {
-    await journal.save(journalAfterDeletes(stored.previous, recorded, thePlan, deleted));
+    // As the single run: an undo record stays only for what the batches did untag.
+    const kept = carryUntag(stored.previous, [
+      ...recorded,
+      ...confirmUntagged(untagged, deleted, stored.previous),
+    ]);
+    await journal.save(journalAfterDeletes(stored.previous, kept, thePlan, deleted));
   } catch (err) {
     deps.logger.warn(journalNotUpdated(journal.where, err));
   }
@@ -614,6 +689,11 @@ async function report(deps: WorkflowDeps, keys: Keys, id: string, gcState: GcSta
   const { metrics, logger } = deps;
   metrics.addMetric(METRICS.tagsDeleted, MetricUnit.Count, deleted.tagsDeleted);
   metrics.addMetric(METRICS.manifestsDeleted, MetricUnit.Count, deleted.manifestsDeleted);
+  if (twoPhaseWindow(deps) !== undefined) {
+    const thePlan = await mustRead<Plan>(deps.store, keys.plan, 'the plan');
+    countTwoPhase(metrics, deleted.undo, sweptCount(thePlan, deleted));
+    if (deleted.undo) logUndo(logger, deleted.undo);
+  }
   if (deleted.failures.length > 0) {
     const first = deleted.failures[0]!;
     failures.push(

@@ -10,7 +10,8 @@ import type { JournalEntry } from '../../lambda/core/journal.ts';
 import { runWorkflowStep, type WorkflowDeps } from '../../lambda/workflow/workflow-job.ts';
 import { MemoryRunStore } from '../../lambda/workflow/run-store.ts';
 import { MemoryRegistry } from '../support/memory-registry.ts';
-import { configFor, context, recorder, unusedRunner } from '../support/lambda-job.ts';
+import { configFor, context, memoryHistory, recorder, unusedRunner } from '../support/lambda-job.ts';
+import { memoryJournal } from '../support/memory-journal.ts';
 
 const day = (d: number): string => `2026-01-${String(d).padStart(2, '0')}T00:00:00Z`;
 const NOW = new Date('2026-03-01T00:00:00Z');
@@ -300,5 +301,130 @@ describe('the journal in the workflow', () => {
       /nothing was deleted: the journal s3:\/\/bucket\/journal\/registry.json could not be written \(AccessDenied\)/,
     );
     expect(registry.callsOf('deleteManifest')).toEqual([]);
+  });
+});
+
+describe('the workflow two-phase (a storage listing and the journal), as the single run', () => {
+  const T0 = new Date('2026-11-28T03:00:00Z');
+  const at = (h: number): Date => new Date(T0.getTime() + h * 3_600_000);
+  const ago = (n: number): string => new Date(T0.getTime() - n * 86_400_000).toISOString();
+
+  /** Three repositories, each keeping v3 and v2 and deleting v1 (in team1/app an index with its child). */
+  function twoPhaseRegistry() {
+    const registry = new MemoryRegistry({ tagDelete: true });
+    const deleted: Record<string, string> = {};
+    for (const repo of ['team1/app', 'team2/app', 'team2/web']) {
+      registry.addImage(repo, 'v3', { created: ago(1), layers: [{ seed: `${repo}3`, size: 1_000 }] });
+      registry.addImage(repo, 'v2', { created: ago(2), layers: [{ seed: `${repo}2`, size: 1_000 }] });
+    }
+    const child = registry.addImage('team1/app', null, { created: ago(30), architecture: 'amd64' });
+    deleted['team1/app'] = registry.addIndex('team1/app', 'v1', [child]).digest;
+    for (const repo of ['team2/app', 'team2/web'])
+      deleted[repo] = registry.addImage(repo, 'v1', {
+        created: ago(30),
+        layers: [{ seed: `${repo}1`, size: 4_000 }],
+      }).digest;
+    return { registry, deleted, child };
+  }
+
+  function night(registry: MemoryRegistry, journal: ReturnType<typeof memoryJournal>, now: Date) {
+    const { deps, rec } = depsFor(registry, { MAX_DELETE_FRACTION: '1' });
+    return {
+      rec,
+      run: runAll(
+        {
+          ...deps,
+          now: () => now,
+          batchRepositories: 1,
+          history: () => memoryHistory(registry, {}, { otherwise: ago(60) }),
+          journal: () => journal,
+        },
+        { gc: GC_OK },
+      ),
+    };
+  }
+
+  it('untags in batches with every undo record in the journal before the first tag goes, and sweeps after the window', async () => {
+    const { registry, deleted, child } = twoPhaseRegistry();
+    const journal = memoryJournal();
+    const first = night(registry, journal, T0);
+    const out = await first.run;
+    expect(out.probe.batches.length).toBeGreaterThan(1);
+    for (const [repo, digest] of Object.entries(deleted)) {
+      expect(Object.keys(registry.tagsOf(repo)).sort(), repo).toEqual(['v2', 'v3']);
+      expect(registry.hasManifest(repo, digest), repo).toBe(true);
+    }
+    expect(registry.hasManifest('team1/app', child.digest)).toBe(true);
+    // One write before the batches (all the undo records, none confirmed yet), one after (collect).
+    const runId = (out.report as { deletions: { undo?: { runId?: string } } }).deletions.undo?.runId;
+    expect(runId).toBeDefined();
+    const undoOf = (entries: typeof journal.current) =>
+      entries
+        .filter((e) => e.untag?.runId === runId)
+        .map((e) => `${e.repository}@${e.digest}`)
+        .sort();
+    const all = Object.entries(deleted)
+      .map(([r, d]) => `${r}@${d}`)
+      .sort();
+    expect(undoOf(journal.saves[0]!)).toEqual(all);
+    expect(undoOf(journal.current)).toEqual(all);
+    expect(journal.current.every((e) => e.untag === undefined || e.untag.state === 'untagged')).toBe(true);
+    // Four manifests untagged (the index with its child, two images), reported and counted like the single run.
+    expect(first.rec.metric('ManifestsUntagged')).toEqual([4]);
+    expect(first.rec.metric('ManifestsSwept')).toEqual([0]);
+    expect(
+      first.rec.logs.some(
+        (l) => l.message === `untagged 4 manifests: restorable until ${at(24).toISOString()}`,
+      ),
+    ).toBe(true);
+
+    // Inside the window the next execution sweeps nothing; past it, each is deleted by digest.
+    const within = night(registry, journal, at(23));
+    await within.run;
+    expect(within.rec.metric('ManifestsSwept')).toEqual([0]);
+    for (const [repo, digest] of Object.entries(deleted))
+      expect(registry.hasManifest(repo, digest)).toBe(true);
+    const after = night(registry, journal, at(25));
+    await after.run;
+    for (const [repo, digest] of Object.entries(deleted))
+      expect(registry.hasManifest(repo, digest), repo).toBe(false);
+    expect(registry.hasManifest('team1/app', child.digest)).toBe(false);
+    expect(after.rec.metric('ManifestsSwept')).toEqual([4]);
+    for (const repo of Object.keys(deleted))
+      expect(Object.keys(registry.tagsOf(repo)).sort()).toEqual(['v2', 'v3']);
+  });
+
+  it('untags exactly what the single two-phase run untags', async () => {
+    const wf = twoPhaseRegistry();
+    const wfJournal = memoryJournal();
+    await night(wf.registry, wfJournal, T0).run;
+    const single = twoPhaseRegistry();
+    const singleJournal = memoryJournal();
+    const r = recorder();
+    await runLambdaJob(
+      {
+        registry: single.registry,
+        runner: unusedRunner,
+        logger: r.logger,
+        metrics: r.metrics,
+        now: () => T0,
+        history: memoryHistory(single.registry, {}, { otherwise: ago(60) }),
+        journal: () => singleJournal,
+      },
+      configFor(single.registry.baseUrl, { MAX_DELETE_FRACTION: '1' }),
+      { trigger: 'manual', skipGc: true },
+      context,
+    );
+    const untagged = (j: typeof wfJournal) =>
+      j.current
+        .filter((e) => e.untag)
+        .map((e) => [e.repository, e.digest, [...e.untag!.tags].sort()])
+        .sort();
+    expect(untagged(wfJournal)).toEqual(untagged(singleJournal));
+    expect(untagged(wfJournal)).toHaveLength(3);
+    for (const repo of ['team1/app', 'team2/app', 'team2/web'])
+      expect(Object.keys(wf.registry.tagsOf(repo)).sort()).toEqual(
+        Object.keys(single.registry.tagsOf(repo)).sort(),
+      );
   });
 });
