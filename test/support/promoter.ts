@@ -71,7 +71,7 @@ export interface Planned {
   readonly tag: string;
 }
 
-const MANIFEST_ACCEPT = [
+export const MANIFEST_ACCEPT = [
   'application/vnd.docker.distribution.manifest.v2+json',
   'application/vnd.docker.distribution.manifest.list.v2+json',
   'application/vnd.oci.image.manifest.v1+json',
