@@ -3,7 +3,7 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import type { SSMClient } from '@aws-sdk/client-ssm';
 import { containerHistory } from './adapters/history-container.ts';
-import { assertS3StorageRoot, listS3History } from './adapters/history-s3.ts';
+import { assertS3StorageRoot, listS3History, s3RevisionTime } from './adapters/history-s3.ts';
 import { SsmCommandRunner } from './adapters/ssm-runner.ts';
 import type { JanitorConfig } from './config.ts';
 import { ENV, HISTORY_LISTING_TIMEOUT_SECONDS } from './core/contract.ts';
@@ -35,6 +35,8 @@ export function historyOf(
         }
         return listS3History(client, location);
       },
+      // The sweep's look at one revision link right before its DELETE (a HeadObject: s3:GetObject on the links).
+      revisionTime: (repository, digest) => s3RevisionTime(client, location, repository, digest),
     };
     return () => source;
   }

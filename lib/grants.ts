@@ -7,7 +7,7 @@ import { PolicyStatement, type Role } from 'aws-cdk-lib/aws-iam';
 import type { IKey } from 'aws-cdk-lib/aws-kms';
 import type { IBucket } from 'aws-cdk-lib/aws-s3';
 import { HISTORY_LISTING_PREFIX, type StorageSetting } from '../lambda/core/contract.ts';
-import { s3RepositoriesPrefix } from '../lambda/core/history.ts';
+import { REVISIONS_PATH, s3RepositoriesPrefix } from '../lambda/core/history.ts';
 
 /**
  * What Lambda does with the function's role in a VPC: create its network interfaces in the function's subnets with
@@ -111,7 +111,8 @@ function parameterArn(stack: Stack, name: string): string {
  * What listing untagged history needs (HISTORY_STORAGE): from the registry container, receiving the listing in the
  * construct's bucket under history-listing/ (and, given `runCommand`, sending the construct's document to the one
  * host, for a role that has no GC grant of its own); from S3 storage, ListBucket on the driver's bucket for its
- * repositories prefix only.
+ * repositories prefix only, and GetObject on the revision links alone (the sweep's HeadObject of each right before
+ * its DELETE), never on a blob.
  */
 export function grantHistoryListing(
   role: Role,
@@ -154,6 +155,21 @@ export function grantHistoryListing(
           stack.formatArn({ service: 's3', region: '', account: '', resource: storage.location.bucket }),
         ],
         conditions: { StringLike: { 's3:prefix': `${s3RepositoriesPrefix(storage.location)}*` } },
+      }),
+    );
+    role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: 'LookUpRevisionLinks',
+        actions: ['s3:GetObject'],
+        resources: [
+          stack.formatArn({
+            service: 's3',
+            region: '',
+            account: '',
+            resource: storage.location.bucket,
+            resourceName: `${s3RepositoriesPrefix(storage.location)}*/${REVISIONS_PATH}/*/link`,
+          }),
+        ],
       }),
     );
   }

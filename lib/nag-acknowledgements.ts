@@ -10,6 +10,8 @@ import {
   MANIFEST_CACHE_PREFIX,
 } from '../lambda/core/contract.ts';
 import { runKeyPatterns } from '../lambda/workflow/run-store.ts';
+import { REVISIONS_PATH, s3RepositoriesPrefix, type S3StorageLocation } from '../lambda/core/history.ts';
+import type { StorageSetting } from '../lambda/core/contract.ts';
 import { storageSettingOf } from './function-environment.ts';
 import type { RegistryJanitor, RegistryJanitorProps } from './registry-janitor.ts';
 import { STEP_ACCESS, type JanitorWorkflow } from './workflow.ts';
@@ -48,6 +50,8 @@ export function acknowledgeNagFindings(
         "key under its own bucket's listing prefix, valid 10 minutes) and reads it back; the key is made per run.",
     );
   }
+  const storage = storageSettingOf(props);
+  if (storage.kind === 's3') ack(revisionLinksFinding(storage.location), REVISION_LINKS_REASON);
   if (props.instanceTag !== undefined) {
     ack(
       'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*]',
@@ -62,12 +66,7 @@ export function acknowledgeNagFindings(
     );
   }
   if (janitor.workflow) {
-    acknowledgeWorkflowFindings(
-      janitor.workflow,
-      bucket,
-      props.vpc !== undefined,
-      storageSettingOf(props).kind === 'container',
-    );
+    acknowledgeWorkflowFindings(janitor.workflow, bucket, props.vpc !== undefined, storage);
   } else {
     Validations.of(schedulerRole).acknowledge({
       id: `AwsSolutions-IAM5[Resource::<${logicalIdOf(janitor.janitorFunction)}.Arn>:*]`,
@@ -108,8 +107,9 @@ function acknowledgeWorkflowFindings(
   workflow: JanitorWorkflow,
   bucket: string,
   inVpc: boolean,
-  containerListing: boolean,
+  storage: StorageSetting,
 ): void {
+  const containerListing = storage.kind === 'container';
   const patterns = runKeyPatterns();
   for (const [step, access] of Object.entries(STEP_ACCESS)) {
     const role = workflow.roles[step as keyof typeof STEP_ACCESS];
@@ -122,6 +122,8 @@ function acknowledgeWorkflowFindings(
           'prefix): the run id is the execution name and the batch number is known only at run time.',
       );
     }
+    if (access.history === true && storage.kind === 's3')
+      ack(revisionLinksFinding(storage.location), REVISION_LINKS_REASON);
     const lists = access.history === true && containerListing;
     if (lists) {
       ack(
@@ -186,6 +188,19 @@ function acknowledgeWorkflowFindings(
         'The state machine may invoke its step functions only; the :* suffix covers their versions and aliases (grantInvoke).',
     });
   }
+}
+
+const REVISION_LINKS_REASON =
+  'The sweep looks at one revision link right before each DELETE (a HeadObject): GetObject on the registry ' +
+  "storage's revision links alone (.../_manifests/revisions/sha256/<hex>/link, 71 bytes each), never on a blob; " +
+  'the repository and digest are known only at run time.';
+
+/** The finding of the revision-link lookup's grant (lib/grants.ts), as cdk-nag names it. */
+function revisionLinksFinding(location: S3StorageLocation): string {
+  return (
+    `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::${location.bucket}/` +
+    `${s3RepositoriesPrefix(location)}*/${REVISIONS_PATH}/*/link]`
+  );
 }
 
 /** The logical id cdk-nag names a resource by in its finding ids, e.g. `AwsSolutions-IAM5[Resource::<Id.Arn>/*]`. */

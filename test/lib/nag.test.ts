@@ -98,9 +98,12 @@ describe.each([
     expected: [...ALWAYS, ...WITH_TAG_AND_VPC, ...CONTAINER_LISTING],
   },
   {
-    name: 'an S3 storage (ListBucket on the bucket itself, for one prefix)',
+    name: 'an S3 storage (ListBucket on the bucket itself, for one prefix; GetObject on its revision links)',
     context: { ...README_CONTEXT, storage: 's3://registry-data/registry' },
-    expected: ALWAYS,
+    expected: [
+      ...ALWAYS,
+      'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::registry-data/registry/docker/registry/v2/repositories/*/_manifests/revisions/sha256/*/link]',
+    ],
   },
   { name: 'no listing', context: { ...README_CONTEXT, storage: 'none' }, expected: ALWAYS },
   {

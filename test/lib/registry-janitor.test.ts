@@ -550,6 +550,7 @@ describe('RegistryJanitor options', () => {
       statements.filter(
         (s) =>
           s.Sid === 'ListRegistryStorage' ||
+          s.Sid === 'LookUpRevisionLinks' ||
           s.Sid === 'ReceiveHistoryListing' ||
           asList(s.Resource).some((r) => String(r).includes('history-listing')),
       );
@@ -571,7 +572,7 @@ describe('RegistryJanitor options', () => {
       ]);
     });
 
-    it('s3://bucket/prefix: ListBucket on that bucket, only for its repositories prefix, and no object access', () => {
+    it('s3://bucket/prefix: ListBucket on that bucket, only for its repositories prefix, and GetObject on the revision links alone', () => {
       const { template, statements } = synth({ storage: 's3://registry-data/registry/root/' });
       const env = functionEnvironment(template);
       expect(env).toMatchObject({ HISTORY_STORAGE: 's3://registry-data/registry/root/' });
@@ -585,8 +586,15 @@ describe('RegistryJanitor options', () => {
           Resource: 'arn:${AWS::Partition}:s3:::registry-data',
           Condition: { StringLike: { 's3:prefix': 'registry/root/docker/registry/v2/repositories/*' } },
         },
+        {
+          Sid: 'LookUpRevisionLinks',
+          Effect: 'Allow',
+          Action: 's3:GetObject',
+          Resource:
+            'arn:${AWS::Partition}:s3:::registry-data/registry/root/docker/registry/v2/repositories/*/_manifests/revisions/sha256/*/link',
+        },
       ]);
-      // Nothing else in that bucket: no GetObject, PutObject or ListBucket without the condition.
+      // Nothing else in that bucket: no GetObject of a blob, no PutObject, no ListBucket without the condition.
       const onRegistryBucket = statements.filter((s) =>
         asList(s.Resource).some((r) => String(r).includes('registry-data')),
       );

@@ -490,7 +490,10 @@ describe('workflow props', () => {
   it.each([
     [
       's3://registry-data/registry',
-      ['s3:ListBucket arn:${AWS::Partition}:s3:::registry-data'],
+      [
+        's3:GetObject arn:${AWS::Partition}:s3:::registry-data/registry/docker/registry/v2/repositories/*/_manifests/revisions/sha256/*/link',
+        's3:ListBucket arn:${AWS::Partition}:s3:::registry-data',
+      ],
       { StringLike: { 's3:prefix': 'registry/docker/registry/v2/repositories/*' } },
     ],
     ['none', [], undefined],
@@ -498,10 +501,12 @@ describe('workflow props', () => {
     const { template } = synth({ storage });
     for (const step of ['probe', 'apply']) {
       const statements = stepStatements(template, step).filter(
-        (st) => st.Sid === 'ListRegistryStorage' || st.Sid?.includes('History'),
+        (st) =>
+          st.Sid === 'ListRegistryStorage' || st.Sid === 'LookUpRevisionLinks' || st.Sid?.includes('History'),
       );
       expect(grants(statements), step).toEqual(expected);
-      if (condition) expect(statements[0]!.Condition, step).toEqual(condition);
+      if (condition)
+        expect(statements.find((st) => st.Sid === 'ListRegistryStorage')!.Condition, step).toEqual(condition);
       expect(allActions(stepStatements(template, step)).filter((a) => a.startsWith('ssm:'))).toEqual([]);
     }
   });
