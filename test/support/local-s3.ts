@@ -112,7 +112,8 @@ export async function startLocalS3(bucket = 'registry-data'): Promise<LocalS3> {
     if (name !== bucket) return sendError(res, 404, 'NoSuchBucket', 'The specified bucket does not exist');
     const key = decodeURIComponent(rest.join('/'));
     if (req.method === 'GET' && key === '') return list(url, res);
-    if (req.method === 'GET' && key !== '') {
+    // HEAD as S3 answers it: GET's headers, no body (Node sends none for HEAD; a 404 reads as NotFound).
+    if ((req.method === 'GET' || req.method === 'HEAD') && key !== '') {
       const o = objects.get(key);
       if (!o) return sendError(res, 404, 'NoSuchKey', 'The specified key does not exist.');
       res.writeHead(200, {
@@ -120,7 +121,7 @@ export async function startLocalS3(bucket = 'registry-data'): Promise<LocalS3> {
         'last-modified': o.lastModified.toUTCString(),
         etag: '"0"',
       });
-      return void res.end(o.body);
+      return void res.end(req.method === 'HEAD' ? undefined : o.body);
     }
     if (req.method === 'PUT' && key !== '') {
       const body = Buffer.concat(chunks);
