@@ -9,6 +9,8 @@ import {
   ENGINES,
   GC_MODES,
   isEngine,
+  MAX_BATCH_REPOSITORIES,
+  MAX_BATCH_TAGS,
   MAX_WORKFLOW_CONCURRENCY,
   type Engine,
   isGcMode,
@@ -59,6 +61,9 @@ export interface AppSettings {
   readonly engine?: Engine;
   /** Iterations of the workflow's Map states at once. */
   readonly workflowConcurrency?: number;
+  /** The most tags and repositories in one batch of the workflow. */
+  readonly workflowBatchTags?: number;
+  readonly workflowBatchRepositories?: number;
 }
 
 /** Every context key the app reads. */
@@ -87,6 +92,8 @@ export const CONTEXT_KEYS = [
   'undoWindowHours',
   'engine',
   'workflowConcurrency',
+  'workflowBatchTags',
+  'workflowBatchRepositories',
 ] as const;
 
 export const EXAMPLE_DEPLOY =
@@ -263,6 +270,17 @@ export function parseAppContext(
     }
   }
 
+  const batchSize = (key: 'workflowBatchTags' | 'workflowBatchRepositories', most: number) => {
+    const raw = text(key);
+    if (raw === undefined) return undefined;
+    const n = Number(raw);
+    if (/^\d+$/.test(raw) && n >= 1 && n <= most) return n;
+    problems.push(`${key}: "${raw}" is not a whole number from 1 to ${most}`);
+    return undefined;
+  };
+  const workflowBatchTags = batchSize('workflowBatchTags', MAX_BATCH_TAGS);
+  const workflowBatchRepositories = batchSize('workflowBatchRepositories', MAX_BATCH_REPOSITORIES);
+
   if (problems.length > 0) {
     throw new ConfigError(`Cannot build the stack from the CDK context:\n  - ${problems.join('\n  - ')}`);
   }
@@ -292,5 +310,7 @@ export function parseAppContext(
     undoWindowHours,
     engine,
     workflowConcurrency,
+    workflowBatchTags,
+    workflowBatchRepositories,
   };
 }

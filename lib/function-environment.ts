@@ -7,13 +7,19 @@ import { checkConfig, type ProblemNames } from '../lambda/config.ts';
 import {
   DEFAULT_ALLOW_MANUAL_APPLY,
   DEFAULT_DRY_RUN,
+  DEFAULT_GC_TIMEOUT_SECONDS,
   DEFAULT_REPORTS_PREFIX,
   DEFAULT_SERVICE_NAME,
   DEFAULT_STORAGE,
   DEFAULT_UNDO_WINDOW_HOURS,
   ENGINES,
   ENV,
+  GC_WAIT_MARGIN_SECONDS,
+  gcPollsFor,
   isEngine,
+  MAX_BATCH_REPOSITORIES,
+  MAX_BATCH_TAGS,
+  MAX_GC_POLLS,
   MAX_WORKFLOW_CONCURRENCY,
   METRIC_NAMESPACE,
   normalizeRegistryUrl,
@@ -21,6 +27,7 @@ import {
   registryUrlProblem,
   UNDO_WINDOW_FORM,
   type StorageSetting,
+  WORKFLOW_ENV,
 } from '../lambda/core/contract.ts';
 import { ConfigError, errorMessage } from '../lambda/core/errors.ts';
 import { parsePolicy, validatePolicy, type Policy } from '../lambda/core/policy.ts';
@@ -57,6 +64,8 @@ const CONTROLLED_VARIABLES: Readonly<Record<string, string>> = {
   [ENV.undoWindowHours]: 'undoWindowHours',
   [ENV.listingBucket]: '(the construct creates the bucket)',
   [ENV.metricsNamespace]: `(fixed: ${METRIC_NAMESPACE})`,
+  [WORKFLOW_ENV.batchTags]: 'workflowBatchTags',
+  [WORKFLOW_ENV.batchRepositories]: 'workflowBatchRepositories',
 };
 
 /** The function's parser at synth time names each problem by the prop behind it (`environment.X` for the rest). */
@@ -278,9 +287,33 @@ export function checkProps(props: RegistryJanitorProps): void {
       "workflowConcurrency is set but engine is not 'workflow': set engine: 'workflow' or remove it",
     );
   }
+  const batchSizes = [
+    ['workflowBatchTags', props.workflowBatchTags, MAX_BATCH_TAGS],
+    ['workflowBatchRepositories', props.workflowBatchRepositories, MAX_BATCH_REPOSITORIES],
+  ] as const;
+  for (const [name, value, most] of batchSizes) {
+    if (value === undefined) continue;
+    if (known(value) && !(Number.isInteger(value) && value >= 1 && value <= most)) {
+      problems.push(`${name}: ${value} is not a whole number from 1 to ${most.toLocaleString('en-US')}`);
+    }
+    if (props.engine !== 'workflow') {
+      problems.push(`${name} is set but engine is not 'workflow': set engine: 'workflow' or remove it`);
+    }
+  }
   const poll = props.gcPollInterval;
-  if (poll !== undefined && !Token.isUnresolved(poll.toSeconds()) && poll.toSeconds() < 1) {
-    problems.push('gcPollInterval: must be at least 1 second');
+  if (poll !== undefined && !Token.isUnresolved(poll.toSeconds())) {
+    const seconds = poll.toSeconds();
+    const timeoutText = props.environment?.[ENV.gcTimeoutSeconds];
+    const timeout = timeoutText === undefined ? DEFAULT_GC_TIMEOUT_SECONDS : Number(timeoutText);
+    if (seconds < 1) problems.push('gcPollInterval: must be at least 1 second');
+    else if (Number.isFinite(timeout) && gcPollsFor(timeout, seconds) > MAX_GC_POLLS) {
+      problems.push(
+        `gcPollInterval: ${seconds} s makes ${gcPollsFor(timeout, seconds)} looks at the garbage-collect over ` +
+          `its timeout (${timeout} s) and ${GC_WAIT_MARGIN_SECONDS} s more, over the ${MAX_GC_POLLS} an ` +
+          `execution has room for (Step Functions keeps 25,000 events): set it to at least ` +
+          `${Math.ceil((timeout + GC_WAIT_MARGIN_SECONDS) / MAX_GC_POLLS)} s, or leave it unset`,
+      );
+    }
   }
 
   if (problems.length > 0) {

@@ -52,6 +52,8 @@ export class RegistryJanitorStack extends Stack {
       undoWindowHours: s.undoWindowHours,
       engine: s.engine,
       workflowConcurrency: s.workflowConcurrency,
+      workflowBatchTags: s.workflowBatchTags,
+      workflowBatchRepositories: s.workflowBatchRepositories,
     });
 
     // What the README's next steps need: the function to invoke, the log to read, where alarms and failures go.

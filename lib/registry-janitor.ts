@@ -30,8 +30,10 @@ import {
   DEFAULT_GC_TIMEOUT_SECONDS,
   DEFAULT_SERVICE_NAME,
   DEFAULT_WORKFLOW_CONCURRENCY,
+  defaultGcPollSeconds,
   ENV,
   GC_MODES,
+  WORKFLOW_ENV,
   WORKFLOW_RUNS_EXPIRATION_DAYS,
   WORKFLOW_RUNS_PREFIX,
   type Engine,
@@ -254,8 +256,23 @@ export interface RegistryJanitorProps {
    */
   readonly workflowConcurrency?: number;
   /**
-   * How long the workflow waits between two looks at the garbage-collect command.
-   * @default Duration.minutes(1)
+   * The most tags in one batch of the workflow's inventory, apply and verify Maps: each batch is one invocation,
+   * so it bounds each invocation's time (about 6.6 ms a tag at 20 ms round trips; see the README). A repository is
+   * never split: one with more tags is a batch of its own. From 1 to 200,000.
+   * @default 20000
+   */
+  readonly workflowBatchTags?: number;
+  /**
+   * The most repositories in one batch of the workflow (for registries of many small repositories). From 1 to
+   * 10,000. A run that would make more than 400 batches fails at its probe (Step Functions keeps 25,000 events
+   * per execution): raise the batch sizes for larger registries.
+   * @default 500
+   */
+  readonly workflowBatchRepositories?: number;
+  /**
+   * How long the workflow waits between two looks at the garbage-collect command. It may make at most 1,000
+   * looks over the GC timeout and 10 minutes more (an execution keeps at most 25,000 events).
+   * @default Duration.minutes(1), or longer where the GC timeout is over 16 hours (its 1,000th part)
    */
   readonly gcPollInterval?: Duration;
 }
@@ -482,12 +499,21 @@ export class RegistryJanitor extends Construct {
       noncurrentVersionExpiration: Duration.days(1),
       abortIncompleteMultipartUploadAfter: Duration.days(1),
     });
-    const gcTimeout = environment[ENV.gcTimeoutSeconds];
+    const gcTimeoutText = environment[ENV.gcTimeoutSeconds];
+    const gcTimeout = gcTimeoutText === undefined ? DEFAULT_GC_TIMEOUT_SECONDS : Number(gcTimeoutText);
     return new JanitorWorkflow(this, 'Workflow', {
       registryUrl: props.registryUrl,
       // checkProps refuses engine 'workflow' without instanceId.
       instanceId: props.instanceId!,
-      environment,
+      environment: {
+        ...environment,
+        ...(props.workflowBatchTags !== undefined
+          ? { [WORKFLOW_ENV.batchTags]: String(props.workflowBatchTags) }
+          : {}),
+        ...(props.workflowBatchRepositories !== undefined
+          ? { [WORKFLOW_ENV.batchRepositories]: String(props.workflowBatchRepositories) }
+          : {}),
+      },
       logGroup: this.logGroup,
       logRetention: props.logRetention ?? RetentionDays.THREE_MONTHS,
       bucket: this.cacheBucket,
@@ -497,8 +523,8 @@ export class RegistryJanitor extends Construct {
       storage: storageSettingOf(props),
       memorySize: props.memorySize ?? 1024,
       maxConcurrency: props.workflowConcurrency ?? DEFAULT_WORKFLOW_CONCURRENCY,
-      gcTimeoutSeconds: gcTimeout === undefined ? DEFAULT_GC_TIMEOUT_SECONDS : Number(gcTimeout),
-      gcPollInterval: props.gcPollInterval ?? Duration.minutes(1),
+      gcTimeoutSeconds: gcTimeout,
+      gcPollInterval: props.gcPollInterval ?? Duration.seconds(defaultGcPollSeconds(gcTimeout)),
       credentialsParameter: props.credentialsParameter,
       caParameter: props.caParameter,
       parameterKey: props.parameterKey,

@@ -36,6 +36,8 @@ import { Construct } from 'constructs';
 import {
   DEFAULT_REPORTS_PREFIX,
   DELETE_GUARD_ERROR,
+  GC_WAIT_MARGIN_SECONDS,
+  gcPollsFor,
   JOURNAL_PREFIX,
   MANIFEST_CACHE_PREFIX,
   OVERLAP_ERROR,
@@ -59,8 +61,6 @@ const WORKFLOW_ENTRY = fileURLToPath(new URL('../lambda/workflow-handler.ts', im
 
 /** SSM command statuses that are not final yet: the GC loop waits again. */
 const GC_PENDING = ['Pending', 'InProgress', 'Delayed', 'Cancelling'] as const;
-/** Kept beyond the GC timeout before the loop stops waiting: delivery, and the registry's restart after it. */
-const GC_WAIT_MARGIN_SECONDS = 600;
 /** Beyond the GC timeout, what the execution may take (probe, inventory, plan, apply and verify batches). */
 const EXECUTION_TIME_BESIDES_GC = Duration.hours(12);
 /** Each step function's timeout: Lambda's most. */
@@ -257,7 +257,7 @@ export class JanitorWorkflow extends Construct {
     this.roles = roles;
 
     const pollSeconds = props.gcPollInterval.toSeconds();
-    this.maxGcPolls = Math.ceil((props.gcTimeoutSeconds + GC_WAIT_MARGIN_SECONDS) / pollSeconds);
+    this.maxGcPolls = gcPollsFor(props.gcTimeoutSeconds, pollSeconds);
     // A fixed name, so the execution role's ListExecutions can name this state machine (its ARN from the
     // resource itself would be a dependency cycle).
     const stateMachineName = Names.uniqueResourceName(this, { maxLength: 80, separator: '-' });

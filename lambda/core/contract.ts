@@ -423,6 +423,27 @@ export const WORKFLOW_RUN_ID = /^[A-Za-z0-9_-]{1,80}$/;
 /** Batches of the inventory, apply and verify Map states: at most this many tags or repositories each. */
 export const DEFAULT_BATCH_TAGS = 20_000;
 export const DEFAULT_BATCH_REPOSITORIES = 500;
+/** The largest batch sizes the construct accepts (a batch bigger than this would not fit one invocation). */
+export const MAX_BATCH_TAGS = 200_000;
+export const MAX_BATCH_REPOSITORIES = 10_000;
+/**
+ * Step Functions keeps at most 25,000 events in a Standard execution's history, and the Map states are inline:
+ * each batch costs about 21 events (7 per iteration of the inventory, apply and verify Maps) and each poll of the
+ * garbage-collect about 11 (Wait, Task, Pass, Choice). These caps keep the worst case under that with room for
+ * retries: 400 batches (8,000,000 tags at the default batch size) and 1,000 polls, 8,400 + 11,000 events.
+ */
+export const MAX_WORKFLOW_BATCHES = 400;
+export const MAX_GC_POLLS = 1000;
+/** Kept beyond the GC timeout before the workflow stops waiting: delivery, and the registry's restart after it. */
+export const GC_WAIT_MARGIN_SECONDS = 600;
+/** The default wait between two looks at the garbage-collect command. */
+export const DEFAULT_GC_POLL_SECONDS = 60;
+/** Looks at the garbage-collect command the workflow makes at most: the GC timeout and the margin, polled. */
+export const gcPollsFor = (gcTimeoutSeconds: number, pollSeconds: number): number =>
+  Math.ceil((gcTimeoutSeconds + GC_WAIT_MARGIN_SECONDS) / pollSeconds);
+/** The default poll: a minute, or longer where a minute would make more than MAX_GC_POLLS polls (12 h and more). */
+export const defaultGcPollSeconds = (gcTimeoutSeconds: number): number =>
+  Math.max(DEFAULT_GC_POLL_SECONDS, Math.ceil((gcTimeoutSeconds + GC_WAIT_MARGIN_SECONDS) / MAX_GC_POLLS));
 /** The workflow functions' own variables (the construct sets them from the workflow prop). */
 export const WORKFLOW_ENV = {
   batchTags: 'BATCH_TAGS',

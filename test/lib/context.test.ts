@@ -175,6 +175,8 @@ describe('parseAppContext', () => {
         'undoWindowHours',
         'engine',
         'workflowConcurrency',
+        'workflowBatchTags',
+        'workflowBatchRepositories',
       ].sort(),
     );
   });
@@ -188,6 +190,17 @@ describe('parseAppContext', () => {
     expect(() => parse({ ...README, engine: 'steps', workflowConcurrency: '0' })).toThrow(
       /engine: "steps" is not one of lambda, workflow[\s\S]*workflowConcurrency: "0" is not a whole number from 1 to 40/,
     );
+  });
+
+  it('takes the workflow batch sizes as whole numbers in range, from -c strings or cdk.json numbers', () => {
+    expect(
+      parse({ ...README, engine: 'workflow', workflowBatchTags: '5000', workflowBatchRepositories: 50 }),
+    ).toMatchObject({ workflowBatchTags: 5000, workflowBatchRepositories: 50 });
+    expect(parse(README).workflowBatchTags).toBeUndefined();
+    expect(() => parse({ ...README, workflowBatchTags: '1e4', workflowBatchRepositories: '10001' })).toThrow(
+      /workflowBatchTags: "1e4" is not a whole number from 1 to 200000[\s\S]*workflowBatchRepositories: "10001" is not a whole number from 1 to 10000/,
+    );
+    expect(() => parse({ ...README, workflowBatchTags: '0' })).toThrow(/workflowBatchTags: "0"/);
   });
 
   it.each([

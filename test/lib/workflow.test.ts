@@ -1,7 +1,7 @@
 // The Step Functions workflow (engine 'workflow'): the states of the definition and what they pass, each step
 // role's grants (only what its step reads and writes), the execution role's (the one document on the one host),
 // the schedule starting the state machine, the execution alarms and dashboard row, and the props it refuses.
-import { Stack } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -522,6 +522,36 @@ describe('workflow props', () => {
     expect(janitor.workflow!.maxGcPolls).toBe(Math.ceil((14400 + 600) / 60));
   });
 
+  it('gives every step function the batch sizes the props set, and none when they are left to the default', () => {
+    const stepEnvironments = (t: Template) =>
+      Object.values(
+        t.findResources('AWS::Lambda::Function', {
+          Properties: { Description: Match.stringLikeRegexp('registry-janitor workflow') },
+        }),
+      ).map(
+        (fn) =>
+          (fn as { Properties: { Environment: { Variables: Record<string, unknown> } } }).Properties
+            .Environment.Variables,
+      );
+    const set = stepEnvironments(synth({ workflowBatchTags: 5000, workflowBatchRepositories: 50 }).template);
+    expect(set).toHaveLength(WORKFLOW_STEPS.length);
+    for (const env of set) expect(env).toMatchObject({ BATCH_TAGS: '5000', BATCH_REPOSITORIES: '50' });
+    for (const env of stepEnvironments(synth().template)) {
+      expect(env.BATCH_TAGS).toBeUndefined();
+      expect(env.BATCH_REPOSITORIES).toBeUndefined();
+    }
+  });
+
+  it('keeps the GC loop within 1,000 looks: a long GC timeout polls less often by default', () => {
+    // 48 hours (SSM's most) at a minute a look would be 2,890 looks, some 32,000 events: past the 25,000 kept.
+    const { template: t, janitor } = synth({ environment: { GC_TIMEOUT_SECONDS: '172800' } });
+    expect(definitionOf(t).States.WaitForGc).toMatchObject({ Seconds: 174 });
+    expect(janitor.workflow!.maxGcPolls).toBe(Math.ceil((172800 + 600) / 174));
+    expect(janitor.workflow!.maxGcPolls).toBeLessThanOrEqual(1000);
+    // Up to 16 hours, a minute.
+    expect(synth({ environment: { GC_TIMEOUT_SECONDS: '57600' } }).janitor.workflow!.maxGcPolls).toBe(970);
+  });
+
   it("engine 'lambda' (the default) makes no state machine and the schedule invokes the function", () => {
     const { template, janitor } = synth({ engine: undefined });
     expect(janitor.workflow).toBeUndefined();
@@ -538,6 +568,21 @@ describe('workflow props', () => {
       /workflowConcurrency is set but engine is not 'workflow'/,
     ],
     [{ engine: 'steps' as never }, /engine: "steps" is not one of lambda, workflow/],
+    [{ workflowBatchTags: 0 }, /workflowBatchTags: 0 is not a whole number from 1 to 200,000/],
+    [{ workflowBatchTags: 2.5 }, /workflowBatchTags: 2.5 is not a whole number/],
+    [
+      { workflowBatchRepositories: 10_001 },
+      /workflowBatchRepositories: 10001 is not a whole number from 1 to 10,000/,
+    ],
+    [{ engine: undefined, workflowBatchTags: 100 }, /workflowBatchTags is set but engine is not 'workflow'/],
+    [
+      { environment: { BATCH_TAGS: '100' } },
+      /environment.BATCH_TAGS: set by the construct; use workflowBatchTags instead/,
+    ],
+    [
+      { gcPollInterval: Duration.seconds(10), environment: { GC_TIMEOUT_SECONDS: '14400' } },
+      /gcPollInterval: 10 s makes 1500 looks .* over the 1000 .* set it to at least 15 s, or leave it unset/,
+    ],
   ])('refuses %o', (props, message) => {
     expect(() => synth(props)).toThrow(ConfigError);
     expect(() => synth(props)).toThrow(message);
