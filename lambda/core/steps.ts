@@ -3,6 +3,7 @@
 // per step or per batch of repositories). Pure: the steps talk to the registry through the RegistryClient port
 // and leave storing what passes between them (S3 in the workflow, memory in the single run) to their callers.
 import pLimit from 'p-limit';
+import { ManifestCompactor } from './compact.ts';
 import { compileGlob } from './glob.ts';
 import { errorMessage } from './errors.ts';
 import {
@@ -15,7 +16,15 @@ import {
 import type { HistorySource } from './history.ts';
 import type { JournalEntry } from './journal.ts';
 import { rereadForCheck } from './live-check.ts';
-import type { Inventory, ManifestInfo, Plan, RepositoryInventory, Report, ScanProblem } from './model.ts';
+import type {
+  Inventory,
+  ManifestInfo,
+  Plan,
+  RepositoryInventory,
+  Report,
+  ScanProblem,
+  TagRef,
+} from './model.ts';
 import { plan as makePlan, type PlanOptions } from './planner.ts';
 import { ruleFor, type Policy } from './policy.ts';
 import type { ManifestCache, ProbeResult, RegistryClient } from './ports.ts';
@@ -357,10 +366,23 @@ export function inventoryToJson(inventory: Inventory): string {
   return JSON.stringify({ ...inventory, manifests: [...inventory.manifests.values()] });
 }
 
-/** The inverse of inventoryToJson. Throws a SyntaxError (or TypeError) on a body that is not one. */
-export function inventoryFromJson(body: string): Inventory {
+/**
+ * The inverse of inventoryToJson. Throws a SyntaxError (or TypeError) on a body that is not one. Each manifest
+ * is stored as the scan stores it (`compactor`, shared over a run's parts: one object of a fixed layout, media
+ * types and layers shared) and each tag holds its manifest's own digest string: JSON.parse makes a fresh string
+ * and object for every occurrence (at 101,000 tags, 151 MB of heap against the scan's 75 MB).
+ */
+export function inventoryFromJson(body: string, compactor = new ManifestCompactor()): Inventory {
   const raw = JSON.parse(body) as Omit<Inventory, 'manifests'> & { manifests: ManifestInfo[] };
   if (!Array.isArray(raw.manifests) || !Array.isArray(raw.repositories) || typeof raw.registry !== 'string')
     throw new TypeError('not an inventory part (registry, repositories and manifests expected)');
-  return { ...raw, manifests: new Map(raw.manifests.map((m) => [m.digest, m])) };
+  const manifests = new Map<string, ManifestInfo>();
+  for (const m of raw.manifests) manifests.set(m.digest, compactor.compact(m, m.created, m.createdSource));
+  // (Array.isArray narrows a readonly array to any[].)
+  const listed = raw.repositories as readonly RepositoryInventory[];
+  const repositories = listed.map((r) => ({
+    ...r,
+    tags: r.tags.map((t: TagRef) => ({ tag: t.tag, digest: manifests.get(t.digest)?.digest ?? t.digest })),
+  }));
+  return { ...raw, repositories, manifests };
 }

@@ -9,8 +9,15 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { z } from 'zod';
 import { parseInvokePayload, type JanitorConfig } from '../config.ts';
-import { DEFAULT_DEADLINE_MARGIN_SECONDS, METRICS, PLAN_OUTCOMES, WORKFLOW_STEPS } from '../core/contract.ts';
+import {
+  DEFAULT_DEADLINE_MARGIN_SECONDS,
+  MAX_WORKFLOW_BATCHES,
+  METRICS,
+  PLAN_OUTCOMES,
+  WORKFLOW_STEPS,
+} from '../core/contract.ts';
 import { ConfigError, JanitorError, SafetyError, errorMessage } from '../core/errors.ts';
+import { ManifestCompactor } from '../core/compact.ts';
 import { assertDeletesWork, refusal } from '../core/executor.ts';
 import { GcCommandError, gcResultOf } from '../core/gc.ts';
 import { gcParameters } from '../core/gc-script.ts';
@@ -247,6 +254,14 @@ async function probe(deps: WorkflowDeps, keys: Keys, id: string, input: unknown)
     maxTags: deps.batchTags,
     maxRepositories: deps.batchRepositories,
   });
+  if (batches.length > MAX_WORKFLOW_BATCHES) {
+    throw new ConfigError(
+      `the ${selection.names.length} repositories make ${batches.length} batches of at most ${deps.batchTags} ` +
+        `tags or ${deps.batchRepositories} repositories, more than the workflow's ${MAX_WORKFLOW_BATCHES} ` +
+        '(an execution keeps at most 25,000 events): raise workflowBatchTags or workflowBatchRepositories, or ' +
+        'narrow the run with "repositories"; nothing was changed',
+    );
+  }
   const source = deps.history?.();
   let history: RunFile['history'];
   if (source) {
@@ -355,11 +370,15 @@ async function inventory(deps: WorkflowDeps, keys: Keys, n: number, context: Inv
   }
 }
 
-/** The one planner over every batch's part: the plan and its report to S3, and whether the run goes on. */
-async function plan(deps: WorkflowDeps, keys: Keys, id: string) {
+/**
+ * The one planner over every batch's part. Apart from the step, so that the inventory (the largest thing the
+ * step holds) is garbage once the plan is made, before the plan and its report are written out.
+ */
+async function planParts(deps: WorkflowDeps, keys: Keys, run: RunFile) {
   const now = deps.now ?? (() => new Date());
-  const run = await mustRead<RunFile>(deps.store, keys.run, 'the probe step');
   const parts: Inventory[] = [];
+  // One for all the parts: a base layer or media type shared across batches is stored once.
+  const compactor = new ManifestCompactor();
   const errors: ScanProblem[] = run.catalogError !== undefined ? [{ message: run.catalogError }] : [];
   for (const n of indices(run.batches.length)) {
     const body = await deps.store.get(keys.inventory(n));
@@ -373,7 +392,7 @@ async function plan(deps: WorkflowDeps, keys: Keys, id: string) {
       );
       continue;
     }
-    parts.push(inventoryFromJson(body));
+    parts.push(inventoryFromJson(body, compactor));
   }
   const merged = mergeInventories(deps.config.registryUrl, parts, errors);
   const window = twoPhaseWindow(deps);
@@ -384,8 +403,16 @@ async function plan(deps: WorkflowDeps, keys: Keys, id: string) {
     deps.config.maxDeleteFraction,
     window !== undefined ? { undoWindowHours: window } : {},
   );
-  await deps.store.put(keys.plan, JSON.stringify(thePlan));
   const missing = new Map(merged.repositories.map((r) => [r.name, r.missing]));
+  return { thePlan, applicable, missing };
+}
+
+/** The one planner over all the parts: the plan and its report to S3, and whether the run goes on. */
+async function plan(deps: WorkflowDeps, keys: Keys, id: string) {
+  const now = deps.now ?? (() => new Date());
+  const run = await mustRead<RunFile>(deps.store, keys.run, 'the probe step');
+  const { thePlan, applicable, missing } = await planParts(deps, keys, run);
+  await deps.store.put(keys.plan, JSON.stringify(thePlan));
   for (const [n, names] of run.batches.entries()) {
     const part: PlanPart = {
       plan: planFor(thePlan, names),

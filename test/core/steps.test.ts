@@ -3,6 +3,7 @@
 // the same plan and the same deletes, a missing or stopped batch makes the plan incomplete, and a retried apply
 // batch deletes nothing more.
 import { describe, expect, it } from 'vitest';
+import { ManifestCompactor } from '../../lambda/core/compact.ts';
 import { checkApplicable, refusal } from '../../lambda/core/executor.ts';
 import { runJob } from '../../lambda/core/job.ts';
 import type { Inventory, Plan } from '../../lambda/core/model.ts';
@@ -97,6 +98,29 @@ describe('the steps as the workflow runs them', () => {
       ['d', 'e'],
     ]);
     expect(batchRepositories([], { maxTags: 10, maxRepositories: 2 })).toEqual([]);
+  });
+
+  it('reads a part back as the scan stored it: the same facts, layers shared across parts, no copies', async () => {
+    const registry = seeded();
+    const part = await inventoryStep(registry, { policy: POLICY, names: ['team1/api', 'team2/api'] });
+    const back = inventoryFromJson(inventoryToJson(part));
+    expect(back).toEqual(part);
+    // Two parts read with one compactor share the layer both repositories' images are built on.
+    const compactor = new ManifestCompactor();
+    const one = inventoryFromJson(
+      inventoryToJson(await inventoryStep(registry, { policy: POLICY, names: ['team1/api'] })),
+      compactor,
+    );
+    const two = inventoryFromJson(
+      inventoryToJson(await inventoryStep(registry, { policy: POLICY, names: ['team2/api'] })),
+      compactor,
+    );
+    const layerOf = (inv: Inventory, repo: string, tag: string) => {
+      const digest = inv.repositories.find((r) => r.name === repo)!.tags.find((t) => t.tag === tag)!.digest;
+      return inv.manifests.get(digest)!.layers[0]!;
+    };
+    expect(layerOf(one, 'team1/api', 'shared')).toBe(layerOf(two, 'team2/api', 'shared'));
+    expect(() => inventoryFromJson('{"registry":"r"}')).toThrow(TypeError);
   });
 
   it('plans from batched parts exactly what one inventory plans', async () => {

@@ -6,6 +6,7 @@
 // in test/integration/workflow-local.test.ts.
 import { describe, expect, it } from 'vitest';
 import { runLambdaJob } from '../../lambda/lambda-job.ts';
+import { MAX_WORKFLOW_BATCHES } from '../../lambda/core/contract.ts';
 import type { JournalEntry } from '../../lambda/core/journal.ts';
 import { runWorkflowStep, type WorkflowDeps } from '../../lambda/workflow/workflow-job.ts';
 import { MemoryRunStore } from '../../lambda/workflow/run-store.ts';
@@ -204,6 +205,40 @@ describe('the workflow steps', () => {
     expect(collect.skippedRepositories).toBe(untouched.length);
     expect(collect.gc.run).toBe(true);
     expect(rec.metric('Errors')).toEqual([1]);
+  });
+
+  it('a registry that would make more batches than an execution has room for fails at the probe, naming the props', async () => {
+    const registry = new MemoryRegistry({ tagDelete: false });
+    for (let n = 0; n <= MAX_WORKFLOW_BATCHES; n += 1) {
+      registry.addImage(`r${n}`, 'v1', { created: day(1), layers: [{ seed: `r${n}`, size: 10 }] });
+    }
+    const { deps, store } = depsFor(registry);
+    const probe = () =>
+      runWorkflowStep(
+        { ...deps, batchRepositories: 1 },
+        { step: 'probe', runId: 'exec-1', input: {} },
+        context,
+      );
+    await expect(probe()).rejects.toThrow(
+      `the ${MAX_WORKFLOW_BATCHES + 1} repositories make ${MAX_WORKFLOW_BATCHES + 1} batches of at most 8 tags or 1 repositories, more than the workflow's ${MAX_WORKFLOW_BATCHES}`,
+    );
+    await expect(probe()).rejects.toThrow(/raise workflowBatchTags or workflowBatchRepositories/);
+    expect([...store.objects.keys()]).toEqual([]);
+    expect(
+      registry.callsOf('deleteManifest').filter((c) => !/^sha256:0{64}$/.test(c.reference ?? '')),
+    ).toEqual([]);
+    // One repository fewer fits.
+    const fits = new MemoryRegistry({ tagDelete: false });
+    for (let n = 1; n <= MAX_WORKFLOW_BATCHES; n += 1) {
+      fits.addImage(`r${n}`, 'v1', { created: day(1), layers: [{ seed: `r${n}`, size: 10 }] });
+    }
+    const ok = depsFor(fits);
+    const out = (await runWorkflowStep(
+      { ...ok.deps, batchRepositories: 1 },
+      { step: 'probe', runId: 'exec-1', input: {} },
+      context,
+    )) as { batches: number[] };
+    expect(out.batches).toHaveLength(MAX_WORKFLOW_BATCHES);
   });
 
   it('refuses an event that is not a step, and a run id that could escape its folder', async () => {
