@@ -1,4 +1,4 @@
-// The benchmark (`npm run bench -- --mode plan|apply|cache|memory|history|report|startup`): seeds a local docker-registry once into
+// The benchmark (`npm run bench -- --mode plan|apply|cache|memory|workflow-memory|history|report|startup`): seeds a local docker-registry once into
 // .bench/, puts a delay proxy in front of it, and times the planner (and apply) side by side with a minimal
 // client that issues only the requests the work needs. Prints one JSON line per mode. Not part of `npm test`.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -19,7 +19,7 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '../..');
 const BENCH_DIR = join(ROOT, '.bench');
 
-const USAGE = `npm run bench -- [--mode plan|apply|cache|memory|history|report|startup|seed] [options]
+const USAGE = `npm run bench -- [--mode plan|apply|cache|memory|workflow-memory|history|report|startup|seed] [options]
 
   --mode M              plan (default): age-ordered plan vs the minimal client, through the delay proxy
                         apply: apply deleting about 2/3 of the tags vs the same bare DELETEs, on fresh copies;
@@ -28,6 +28,9 @@ const USAGE = `npm run bench -- [--mode plan|apply|cache|memory|history|report|s
                         cache: plan without a cache, with a cold one, with a warm one (tags by GET, then
                         by HEAD first)
                         memory: scan + plan of a synthetic in-process registry (no HTTP), peak RSS
+                        workflow-memory: the workflow's probe, inventory batches and plan over that registry,
+                        each in its own process under the --lambda-memory-mb heap limits, with a cold then a
+                        warm manifest cache: peak RSS of each invocation
                         history: list a synthetic filesystem storage of --repos x --revisions revision links
                         (default 200 x 500 = 100,000), and plan the same registry with and without the listing
                         seed: only seed the storage for --repos x --tags (once; the other modes reuse it)
@@ -52,6 +55,7 @@ const USAGE = `npm run bench -- [--mode plan|apply|cache|memory|history|report|s
   --delete-concurrency N   apply: DELETEs in flight per repository (default: the executor's)
   --lambda-memory-mb N  memory: also run with the V8 flags the Lambda Node.js runtime gives a function of
                         N MB (semi space N/20, old space N*9/10; default 256)
+  --batch-tags N, --batch-repositories N   workflow-memory: the batch sizes (default: the workflow's)
 `;
 
 const { values } = parseArgs({
@@ -66,6 +70,8 @@ const { values } = parseArgs({
     rounds: { type: 'string' },
     keep: { type: 'string' },
     'lambda-memory-mb': { type: 'string' },
+    'batch-tags': { type: 'string' },
+    'batch-repositories': { type: 'string' },
     'delete-concurrency': { type: 'string' },
     revisions: { type: 'string' },
     'seed-via': { type: 'string', default: 'storage' },
@@ -519,6 +525,74 @@ async function cacheMode(shape: SeedShape, delayMs: number): Promise<Record<stri
   }
 }
 
+/**
+ * The Lambda Node.js runtime starts node with heap limits from the function's memory size (its bootstrap: new
+ * space = memory/10, semi space = half that, old space = the rest): a part run under those limits.
+ */
+function lambdaHeapFlags(memoryMb: number): string[] {
+  const newSpace = Math.floor(memoryMb / 10);
+  return [`--max-semi-space-size=${Math.floor(newSpace / 2)}`, `--max-old-space-size=${memoryMb - newSpace}`];
+}
+
+/**
+ * The workflow's invocations one by one, each in its own process under the heap limits of a --lambda-memory-mb
+ * function: the probe, every inventory batch (default batch sizes, or --batch-tags / --batch-repositories) and
+ * the plan (all the parts, the plan and its rendered report), for one execution with a cold manifest cache and
+ * then one with the cache it left (warm). Peak RSS of each, and the largest of each step.
+ */
+async function workflowMemoryMode(shape: SeedShape): Promise<Record<string, unknown>> {
+  const keep = int(values.keep, '--keep', 10);
+  const lambdaMb = int(values['lambda-memory-mb'], '--lambda-memory-mb', 256);
+  const flags = lambdaHeapFlags(lambdaMb);
+  const runDir = join(BENCH_DIR, `workflow-runs-${process.pid}`);
+  const cacheFile = join(BENCH_DIR, `workflow-cache-${process.pid}.ndjson.gz`);
+  const sizes = {
+    'batch-tags': values['batch-tags'] ? int(values['batch-tags'], '--batch-tags', 0) : undefined,
+    'batch-repositories': values['batch-repositories']
+      ? int(values['batch-repositories'], '--batch-repositories', 0)
+      : undefined,
+  };
+  const row = (r: Result): Record<string, unknown> => ({ ms: r.ms, peakRssMb: r.peakRssMb, ...cpu(r) });
+  const most = (rows: readonly Result[]): number => Math.max(...rows.map((r) => Number(r.peakRssMb)));
+  rmSync(runDir, { recursive: true, force: true });
+  rmSync(cacheFile, { force: true });
+  try {
+    const executions: Record<string, unknown> = {};
+    for (const runId of ['cold-cache', 'warm-cache']) {
+      const step = (name: string, extra: Record<string, string | number> = {}): Promise<Result> =>
+        runPart(
+          'workflow-step',
+          { ...shape, keep, ...sizes, 'run-dir': runDir, 'run-id': runId, step: name, ...extra },
+          flags,
+        );
+      const probe = await step('probe');
+      const batches = (probe.result as { batches: number[] }).batches;
+      say(`${runId}: probe ${String(probe.peakRssMb)} MB; ${batches.length} inventory batches`);
+      const inventory: Result[] = [];
+      for (const batch of batches) inventory.push(await step('inventory', { batch, cache: cacheFile }));
+      const plan = await step('plan');
+      say(`${runId}: inventory batches up to ${most(inventory)} MB, plan ${String(plan.peakRssMb)} MB`);
+      executions[runId] = {
+        peakRssMb: { probe: probe.peakRssMb, inventory: most(inventory), plan: plan.peakRssMb },
+        probe: row(probe),
+        inventory: inventory.map(row),
+        plan: { ...row(plan), result: plan.result },
+      };
+    }
+    return {
+      mode: 'workflow-memory',
+      shape,
+      lambda: { memoryMb: lambdaMb, nodeFlags: flags },
+      batchSizes: sizes,
+      ...executions,
+      cacheFileBytes: statSync(cacheFile).size,
+    };
+  } finally {
+    rmSync(runDir, { recursive: true, force: true });
+    rmSync(cacheFile, { force: true });
+  }
+}
+
 async function memoryMode(shape: SeedShape): Promise<Record<string, unknown>> {
   const keep = int(values.keep, '--keep', 10);
   const lambdaMb = int(values['lambda-memory-mb'], '--lambda-memory-mb', 256);
@@ -545,13 +619,7 @@ async function memoryMode(shape: SeedShape): Promise<Record<string, unknown>> {
     say(`${String(plain.peakRssMb)} MB; with a cache file (cold, then warm)`);
     const cold = await runPart('memory', { ...shape, keep, cache: cacheFile });
     const warm = await runPart('memory', { ...shape, keep, cache: cacheFile });
-    // The Lambda Node.js runtime starts node with heap limits from the function's memory size (its bootstrap:
-    // new space = memory/10, semi space = half that, old space = the rest): the same run under those limits.
-    const newSpace = Math.floor(lambdaMb / 10);
-    const flags = [
-      `--max-semi-space-size=${Math.floor(newSpace / 2)}`,
-      `--max-old-space-size=${lambdaMb - newSpace}`,
-    ];
+    const flags = lambdaHeapFlags(lambdaMb);
     const underLambda = async (cache: string | undefined): Promise<Record<string, unknown>> => {
       try {
         return row(await runPart('memory', { ...shape, keep, cache }, flags));
@@ -593,7 +661,7 @@ async function main(): Promise<void> {
     return;
   }
   const mode = values.mode;
-  const memory = mode === 'memory';
+  const memory = mode === 'memory' || mode === 'workflow-memory';
   const shape: SeedShape = {
     repos: int(values.repos, '--repos', memory ? 1000 : 200),
     tags: int(values.tags, '--tags', memory ? 100 : 50),
@@ -633,6 +701,9 @@ async function runMode(
       break;
     case 'memory':
       result = await memoryMode(shape);
+      break;
+    case 'workflow-memory':
+      result = await workflowMemoryMode(shape);
       break;
     case 'history':
       result = await historyBench({

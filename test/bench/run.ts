@@ -15,6 +15,7 @@ import { validatePolicy, type Policy } from '../../lambda/core/policy.ts';
 import { scanRegistry } from '../../lambda/core/scan.ts';
 import { baselineDelete, baselinePlan } from './baseline.ts';
 import { SyntheticRegistry } from './synthetic-registry.ts';
+import { workflowStep } from './workflow-step-part.ts';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -32,6 +33,12 @@ const { positionals, values } = parseArgs({
     storage: { type: 'string' },
     journal: { type: 'string' },
     'hours-later': { type: 'string' },
+    step: { type: 'string' },
+    batch: { type: 'string' },
+    'run-id': { type: 'string' },
+    'run-dir': { type: 'string' },
+    'batch-tags': { type: 'string' },
+    'batch-repositories': { type: 'string' },
   },
 });
 
@@ -285,6 +292,28 @@ async function memoryPart(): Promise<Record<string, unknown>> {
   };
 }
 
+/** One workflow step (probe, an inventory batch, the plan) as its invocation runs it: see workflow-step-part.ts. */
+async function workflowStepPart(): Promise<Record<string, unknown>> {
+  const step = values.step;
+  if (step !== 'probe' && step !== 'inventory' && step !== 'plan')
+    throw new Error('--step probe|inventory|plan is required');
+  if (!values['run-dir'] || !values['run-id']) throw new Error('--run-dir DIR and --run-id ID are required');
+  const start = performance.now();
+  const out = await workflowStep({
+    step,
+    runId: values['run-id'],
+    runDir: values['run-dir'],
+    repos: int(values.repos),
+    tags: int(values.tags),
+    keep: int(values.keep),
+    ...(values.batch !== undefined ? { batch: int(values.batch) } : {}),
+    ...(values.cache ? { cache: values.cache } : {}),
+    ...(values['batch-tags'] ? { batchTags: int(values['batch-tags']) } : {}),
+    ...(values['batch-repositories'] ? { batchRepositories: int(values['batch-repositories']) } : {}),
+  });
+  return { ms: Math.round(performance.now() - start), ...out };
+}
+
 const parts: Record<string, () => Promise<Record<string, unknown>>> = {
   plan: planPart,
   apply: applyPart,
@@ -293,6 +322,7 @@ const parts: Record<string, () => Promise<Record<string, unknown>>> = {
   'baseline-plan': baselinePlanPart,
   'baseline-delete': baselineDeletePart,
   memory: memoryPart,
+  'workflow-step': workflowStepPart,
 };
 
 const run = part ? parts[part] : undefined;

@@ -1,0 +1,85 @@
+// One step of the Step Functions workflow as its invocation runs it (`runWorkflowStep`, the handler's core), over
+// the synthetic registry, with the run's folder on disk instead of the bucket: each step runs in a process of its
+// own, as each invocation does, so its peak RSS is its own. The report is rendered and handed to an S3 client
+// that keeps nothing; the manifest cache is a file (the bucket's format).
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { openFileCache } from '../../lambda/adapters/manifest-cache-file.ts';
+import { S3ReportStore } from '../../lambda/adapters/report-store.ts';
+import { loadConfig } from '../../lambda/config.ts';
+import { DEFAULT_BATCH_REPOSITORIES, DEFAULT_BATCH_TAGS } from '../../lambda/core/contract.ts';
+import type { RunStore } from '../../lambda/workflow/run-store.ts';
+import { runWorkflowStep } from '../../lambda/workflow/workflow-job.ts';
+import { SyntheticRegistry } from './synthetic-registry.ts';
+
+/** The run's folder in the bucket, as files. */
+class FolderRunStore implements RunStore {
+  public constructor(private readonly dir: string) {}
+
+  public async get(key: string): Promise<string | undefined> {
+    try {
+      return await readFile(join(this.dir, key), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  public async put(key: string, body: string): Promise<void> {
+    const path = join(this.dir, key);
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, body);
+  }
+}
+
+const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+const noMetrics = { addMetric: () => undefined, publishStoredMetrics: () => undefined };
+/** PutObject of the rendered report, kept nowhere. */
+const discardingS3 = { send: () => Promise.resolve({}) } as unknown as S3Client;
+
+export interface WorkflowStepOptions {
+  readonly step: 'probe' | 'inventory' | 'plan';
+  readonly batch?: number;
+  readonly runId: string;
+  readonly runDir: string;
+  readonly repos: number;
+  readonly tags: number;
+  readonly keep: number;
+  readonly cache?: string;
+  readonly batchTags?: number;
+  readonly batchRepositories?: number;
+}
+
+export async function workflowStep(o: WorkflowStepOptions): Promise<Record<string, unknown>> {
+  const registry = new SyntheticRegistry({ repos: o.repos, tags: o.tags });
+  const cache = o.cache;
+  const result = await runWorkflowStep(
+    {
+      config: loadConfig({
+        REGISTRY_URL: 'https://synthetic.bench.invalid',
+        GC_INSTANCE_ID: 'i-00000000',
+        GC_DOCUMENT_NAME: 'bench',
+        RETENTION_POLICY: JSON.stringify({ rules: [{ repositories: ['**'], keep: { newest: o.keep } }] }),
+        // A dry run plans all the same (and stops there); it sends no delete probe to the synthetic registry.
+        DRY_RUN: 'true',
+        MAX_DELETE_FRACTION: '1',
+      }),
+      store: new FolderRunStore(o.runDir),
+      registry: () => Promise.resolve(registry),
+      logger: quiet,
+      metrics: noMetrics,
+      ...(cache ? { openCache: () => openFileCache(cache) } : {}),
+      reports: new S3ReportStore(discardingS3, { bucket: 'bench', prefix: 'reports/' }),
+      batchTags: o.batchTags ?? DEFAULT_BATCH_TAGS,
+      batchRepositories: o.batchRepositories ?? DEFAULT_BATCH_REPOSITORIES,
+    },
+    o.step === 'probe'
+      ? { step: 'probe', runId: o.runId, input: {} }
+      : o.step === 'inventory'
+        ? { step: 'inventory', runId: o.runId, batch: o.batch ?? 0 }
+        : { step: 'plan', runId: o.runId },
+    { getRemainingTimeInMillis: () => 900_000, awsRequestId: 'bench' },
+  );
+  return { step: o.step, result, requests: registry.counts };
+}
