@@ -300,6 +300,17 @@ export function checkProps(props: RegistryJanitorProps): void {
       problems.push(`${name} is set but engine is not 'workflow': set engine: 'workflow' or remove it`);
     }
   }
+  const planMemory = props.workflowPlanMemorySize;
+  if (planMemory !== undefined) {
+    if (known(planMemory) && !(Number.isInteger(planMemory) && planMemory >= 128 && planMemory <= 10240)) {
+      problems.push(`workflowPlanMemorySize: ${planMemory} is not a whole number of MB from 128 to 10240`);
+    }
+    if (props.engine !== 'workflow') {
+      problems.push(
+        "workflowPlanMemorySize is set but engine is not 'workflow': set engine: 'workflow' or remove it",
+      );
+    }
+  }
   const poll = props.gcPollInterval;
   if (poll !== undefined && !Token.isUnresolved(poll.toSeconds())) {
     const seconds = poll.toSeconds();

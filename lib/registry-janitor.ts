@@ -30,6 +30,7 @@ import {
   DEFAULT_GC_TIMEOUT_SECONDS,
   DEFAULT_SERVICE_NAME,
   DEFAULT_WORKFLOW_CONCURRENCY,
+  DEFAULT_WORKFLOW_PLAN_MEMORY_MB,
   defaultGcPollSeconds,
   ENV,
   GC_MODES,
@@ -178,8 +179,9 @@ export interface RegistryJanitorProps {
   readonly alarmEmail?: string;
   /**
    * Memory of the function in MB. Lambda gives CPU in proportion (1,769 MB = one vCPU), and a plan over 100,000
-   * tags needs about 100 CPU-seconds besides its memory (`npm run bench -- --mode memory`: 232 MB peak under the
-   * heap limits the runtime sets for 256 MB, 275 MB with a warm cache; over HTTP more).
+   * tags needs about 40 CPU-seconds besides its memory (`npm run bench -- --mode memory`: 234-242 MB peak under
+   * the heap limits the runtime sets for 256 MB, 244-271 MB with a warm cache; over HTTP more). With engine
+   * 'workflow', also the memory of each step function but the plan's (`workflowPlanMemorySize`).
    * @default 1024
    */
   readonly memorySize?: number;
@@ -269,6 +271,14 @@ export interface RegistryJanitorProps {
    * @default 500
    */
   readonly workflowBatchRepositories?: number;
+  /**
+   * Memory in MB of the workflow's plan step, the one invocation that holds the whole registry's inventory (every
+   * batch's part), the plan and its report: about 300-350 MB peak at 101,000 tags (`npm run bench -- --mode
+   * workflow-memory`), so about 3 GB at 1,000,000. The other steps hold one batch and get `memorySize`.
+   * From 128 to 10240.
+   * @default 3008
+   */
+  readonly workflowPlanMemorySize?: number;
   /**
    * How long the workflow waits between two looks at the garbage-collect command. It may make at most 1,000
    * looks over the GC timeout and 10 minutes more (an execution keeps at most 25,000 events).
@@ -522,6 +532,7 @@ export class RegistryJanitor extends Construct {
       gcDocument: this.gcDocument,
       storage: storageSettingOf(props),
       memorySize: props.memorySize ?? 1024,
+      planMemorySize: props.workflowPlanMemorySize ?? DEFAULT_WORKFLOW_PLAN_MEMORY_MB,
       maxConcurrency: props.workflowConcurrency ?? DEFAULT_WORKFLOW_CONCURRENCY,
       gcTimeoutSeconds: gcTimeout,
       gcPollInterval: props.gcPollInterval ?? Duration.seconds(defaultGcPollSeconds(gcTimeout)),

@@ -144,6 +144,8 @@ export interface JanitorWorkflowProps {
   /** Where untagged history is listed from (the main function's setting). */
   readonly storage: StorageSetting;
   readonly memorySize: number;
+  /** The plan step's memory: it alone holds the whole inventory. */
+  readonly planMemorySize: number;
   /** Iterations of each Map state at once. */
   readonly maxConcurrency: number;
   /** The GC timeout (the document's executionTimeout): the wait loop is bounded by it. */
@@ -182,7 +184,7 @@ export class JanitorWorkflow extends Construct {
       const fn = new NodejsFunction(this, `${name}Function`, {
         ...bundledFunction(WORKFLOW_ENTRY),
         description: `registry-janitor workflow: the ${step} step for ${props.registryUrl}`,
-        memorySize: props.memorySize,
+        memorySize: step === 'plan' ? props.planMemorySize : props.memorySize,
         timeout: STEP_FUNCTION_TIMEOUT,
         role,
         logGroup: props.logGroup,

@@ -433,6 +433,11 @@ export const MAX_BATCH_REPOSITORIES = 10_000;
  * retries: 400 batches (8,000,000 tags at the default batch size) and 1,000 polls, 8,400 + 11,000 events.
  */
 export const MAX_WORKFLOW_BATCHES = 400;
+/**
+ * The workflow's plan step holds the whole inventory: about 300-350 MB peak at 101,000 tags (`npm run bench --
+ * --mode workflow-memory`), so some 3 GB at 1,000,000; the other steps hold one batch.
+ */
+export const DEFAULT_WORKFLOW_PLAN_MEMORY_MB = 3008;
 export const MAX_GC_POLLS = 1000;
 /** Kept beyond the GC timeout before the workflow stops waiting: delivery, and the registry's restart after it. */
 export const GC_WAIT_MARGIN_SECONDS = 600;

@@ -542,6 +542,25 @@ describe('workflow props', () => {
     }
   });
 
+  it('gives the plan step, which holds the whole inventory, its own memory (3008 MB unless set); the others memorySize', () => {
+    const sizes = (t: Template) =>
+      Object.fromEntries(
+        WORKFLOW_STEPS.map((step) => {
+          const fns = t.findResources('AWS::Lambda::Function', {
+            Properties: { Description: Match.stringLikeRegexp(`the ${step} step`) },
+          });
+          const [fn] = Object.values(fns) as { Properties: { MemorySize: number } }[];
+          return [step, fn!.Properties.MemorySize];
+        }),
+      );
+    const byDefault = sizes(synth().template);
+    expect(byDefault.plan).toBe(3008);
+    for (const step of WORKFLOW_STEPS.filter((s) => s !== 'plan')) expect(byDefault[step], step).toBe(1024);
+    const set = sizes(synth({ memorySize: 512, workflowPlanMemorySize: 6144 }).template);
+    expect(set.plan).toBe(6144);
+    expect(set.inventory).toBe(512);
+  });
+
   it('keeps the GC loop within 1,000 looks: a long GC timeout polls less often by default', () => {
     // 48 hours (SSM's most) at a minute a look would be 2,890 looks, some 32,000 events: past the 25,000 kept.
     const { template: t, janitor } = synth({ environment: { GC_TIMEOUT_SECONDS: '172800' } });
@@ -575,6 +594,14 @@ describe('workflow props', () => {
       /workflowBatchRepositories: 10001 is not a whole number from 1 to 10,000/,
     ],
     [{ engine: undefined, workflowBatchTags: 100 }, /workflowBatchTags is set but engine is not 'workflow'/],
+    [
+      { workflowPlanMemorySize: 64 },
+      /workflowPlanMemorySize: 64 is not a whole number of MB from 128 to 10240/,
+    ],
+    [
+      { engine: undefined, workflowPlanMemorySize: 4096 },
+      /workflowPlanMemorySize is set but engine is not 'workflow'/,
+    ],
     [
       { environment: { BATCH_TAGS: '100' } },
       /environment.BATCH_TAGS: set by the construct; use workflowBatchTags instead/,
