@@ -99,7 +99,8 @@ describeEachRegistry('the synthesized workflow, run locally', ({ kind }) => {
       storage: 'none',
       engine: 'workflow',
       // Several batches of the scenario's repositories; the long-GC case gives each invocation 20 s.
-      environment: { BATCH_REPOSITORIES: '2', DEADLINE_MARGIN_SECONDS: '2' },
+      workflowBatchRepositories: 2,
+      environment: { DEADLINE_MARGIN_SECONDS: '2' },
     });
     synthesized = synthesizeWorkflow(app, stack, BUCKET);
     // The GC document as synthesized (its parameters checked by the stand-in as SSM would), its script standing
