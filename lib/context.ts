@@ -9,6 +9,7 @@ import {
   ENGINES,
   GC_MODES,
   isEngine,
+  LAMBDA_MEMORY_MB,
   MAX_BATCH_REPOSITORIES,
   MAX_BATCH_TAGS,
   MAX_WORKFLOW_CONCURRENCY,
@@ -64,6 +65,8 @@ export interface AppSettings {
   /** The most tags and repositories in one batch of the workflow. */
   readonly workflowBatchTags?: number;
   readonly workflowBatchRepositories?: number;
+  /** Memory of the workflow's plan step, in MB. */
+  readonly workflowPlanMemorySize?: number;
 }
 
 /** Every context key the app reads. */
@@ -94,6 +97,7 @@ export const CONTEXT_KEYS = [
   'workflowConcurrency',
   'workflowBatchTags',
   'workflowBatchRepositories',
+  'workflowPlanMemorySize',
 ] as const;
 
 export const EXAMPLE_DEPLOY =
@@ -258,28 +262,23 @@ export function parseAppContext(
     if (isEngine(engineText)) engine = engineText;
     else problems.push(`engine: "${engineText}" is not one of ${ENGINES.join(', ')}`);
   }
-  const concurrencyText = text('workflowConcurrency');
-  let workflowConcurrency: number | undefined;
-  if (concurrencyText !== undefined) {
-    const n = Number(concurrencyText);
-    if (Number.isInteger(n) && n >= 1 && n <= MAX_WORKFLOW_CONCURRENCY) workflowConcurrency = n;
-    else {
-      problems.push(
-        `workflowConcurrency: "${concurrencyText}" is not a whole number from 1 to ${MAX_WORKFLOW_CONCURRENCY}`,
-      );
-    }
-  }
-
-  const batchSize = (key: 'workflowBatchTags' | 'workflowBatchRepositories', most: number) => {
+  const wholeNumber = (key: (typeof CONTEXT_KEYS)[number], least: number, most: number, unit = '') => {
     const raw = text(key);
     if (raw === undefined) return undefined;
     const n = Number(raw);
-    if (/^\d+$/.test(raw) && n >= 1 && n <= most) return n;
-    problems.push(`${key}: "${raw}" is not a whole number from 1 to ${most}`);
+    if (/^\d+$/.test(raw) && n >= least && n <= most) return n;
+    problems.push(`${key}: "${raw}" is not a whole number ${unit}from ${least} to ${most}`);
     return undefined;
   };
-  const workflowBatchTags = batchSize('workflowBatchTags', MAX_BATCH_TAGS);
-  const workflowBatchRepositories = batchSize('workflowBatchRepositories', MAX_BATCH_REPOSITORIES);
+  const workflowConcurrency = wholeNumber('workflowConcurrency', 1, MAX_WORKFLOW_CONCURRENCY);
+  const workflowBatchTags = wholeNumber('workflowBatchTags', 1, MAX_BATCH_TAGS);
+  const workflowBatchRepositories = wholeNumber('workflowBatchRepositories', 1, MAX_BATCH_REPOSITORIES);
+  const workflowPlanMemorySize = wholeNumber(
+    'workflowPlanMemorySize',
+    LAMBDA_MEMORY_MB.least,
+    LAMBDA_MEMORY_MB.most,
+    'of MB ',
+  );
 
   if (problems.length > 0) {
     throw new ConfigError(`Cannot build the stack from the CDK context:\n  - ${problems.join('\n  - ')}`);
@@ -312,5 +311,6 @@ export function parseAppContext(
     workflowConcurrency,
     workflowBatchTags,
     workflowBatchRepositories,
+    workflowPlanMemorySize,
   };
 }

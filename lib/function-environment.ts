@@ -16,7 +16,9 @@ import {
   ENV,
   GC_WAIT_MARGIN_SECONDS,
   gcPollsFor,
+  leastGcPollSeconds,
   isEngine,
+  LAMBDA_MEMORY_MB,
   MAX_BATCH_REPOSITORIES,
   MAX_BATCH_TAGS,
   MAX_GC_POLLS,
@@ -37,6 +39,20 @@ import type { RegistryJanitorProps } from './registry-janitor.ts';
 const ENVIRONMENT_LIMIT_BYTES = 4096;
 /** Size assumed for a value only known at deploy time (a bucket name is at most 63 characters). */
 const TOKEN_SIZE_ESTIMATE = 64;
+
+/** The props that only mean something with engine 'workflow'. */
+const WORKFLOW_ONLY_PROPS = [
+  'workflowConcurrency',
+  'workflowBatchTags',
+  'workflowBatchRepositories',
+  'workflowPlanMemorySize',
+] as const satisfies readonly (keyof RegistryJanitorProps)[];
+
+/** The garbage-collect timeout the function will run with: its variable if `environment` sets it, else the default. */
+export function gcTimeoutSecondsOf(environment: Readonly<Record<string, string>>): number {
+  const text = environment[ENV.gcTimeoutSeconds];
+  return text === undefined ? DEFAULT_GC_TIMEOUT_SECONDS : Number(text);
+}
 
 /** The prop that controls each variable the construct sets, for the error when `environment` sets one too. */
 const CONTROLLED_VARIABLES: Readonly<Record<string, string>> = {
@@ -227,12 +243,20 @@ export function checkProps(props: RegistryJanitorProps): void {
     );
   }
 
-  if (
-    known(props.memorySize) &&
-    !(Number.isInteger(props.memorySize) && props.memorySize >= 128 && props.memorySize <= 10240)
-  ) {
-    problems.push(`memorySize: ${props.memorySize} is not a whole number of MB from 128 to 10240`);
-  }
+  const wholeNumber = (
+    name: string,
+    value: number | undefined,
+    least: number,
+    most: number,
+    unit = '',
+  ): void => {
+    if (known(value) && !(Number.isInteger(value) && value >= least && value <= most)) {
+      problems.push(
+        `${name}: ${value} is not a whole number ${unit}from ${least} to ${most.toLocaleString('en-US')}`,
+      );
+    }
+  };
+  wholeNumber('memorySize', props.memorySize, LAMBDA_MEMORY_MB.least, LAMBDA_MEMORY_MB.most, 'of MB ');
 
   if (props.parameterKey && props.credentialsParameter === undefined && props.caParameter === undefined) {
     problems.push(
@@ -273,56 +297,34 @@ export function checkProps(props: RegistryJanitorProps): void {
         "i-… or mi-… id) instead of instanceTag; or keep engine 'lambda'",
     );
   }
-  const concurrency = props.workflowConcurrency;
-  if (
-    known(concurrency) &&
-    !(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= MAX_WORKFLOW_CONCURRENCY)
-  ) {
-    problems.push(
-      `workflowConcurrency: ${concurrency} is not a whole number from 1 to ${MAX_WORKFLOW_CONCURRENCY}`,
-    );
-  }
-  if (props.workflowConcurrency !== undefined && props.engine !== 'workflow') {
-    problems.push(
-      "workflowConcurrency is set but engine is not 'workflow': set engine: 'workflow' or remove it",
-    );
-  }
-  const batchSizes = [
-    ['workflowBatchTags', props.workflowBatchTags, MAX_BATCH_TAGS],
-    ['workflowBatchRepositories', props.workflowBatchRepositories, MAX_BATCH_REPOSITORIES],
-  ] as const;
-  for (const [name, value, most] of batchSizes) {
-    if (value === undefined) continue;
-    if (known(value) && !(Number.isInteger(value) && value >= 1 && value <= most)) {
-      problems.push(`${name}: ${value} is not a whole number from 1 to ${most.toLocaleString('en-US')}`);
-    }
-    if (props.engine !== 'workflow') {
-      problems.push(`${name} is set but engine is not 'workflow': set engine: 'workflow' or remove it`);
-    }
-  }
-  const planMemory = props.workflowPlanMemorySize;
-  if (planMemory !== undefined) {
-    if (known(planMemory) && !(Number.isInteger(planMemory) && planMemory >= 128 && planMemory <= 10240)) {
-      problems.push(`workflowPlanMemorySize: ${planMemory} is not a whole number of MB from 128 to 10240`);
-    }
-    if (props.engine !== 'workflow') {
-      problems.push(
-        "workflowPlanMemorySize is set but engine is not 'workflow': set engine: 'workflow' or remove it",
-      );
+  wholeNumber('workflowConcurrency', props.workflowConcurrency, 1, MAX_WORKFLOW_CONCURRENCY);
+  wholeNumber('workflowBatchTags', props.workflowBatchTags, 1, MAX_BATCH_TAGS);
+  wholeNumber('workflowBatchRepositories', props.workflowBatchRepositories, 1, MAX_BATCH_REPOSITORIES);
+  wholeNumber(
+    'workflowPlanMemorySize',
+    props.workflowPlanMemorySize,
+    LAMBDA_MEMORY_MB.least,
+    LAMBDA_MEMORY_MB.most,
+    'of MB ',
+  );
+  if (props.engine !== 'workflow') {
+    for (const name of WORKFLOW_ONLY_PROPS) {
+      if (props[name] !== undefined) {
+        problems.push(`${name} is set but engine is not 'workflow': set engine: 'workflow' or remove it`);
+      }
     }
   }
   const poll = props.gcPollInterval;
   if (poll !== undefined && !Token.isUnresolved(poll.toSeconds())) {
     const seconds = poll.toSeconds();
-    const timeoutText = props.environment?.[ENV.gcTimeoutSeconds];
-    const timeout = timeoutText === undefined ? DEFAULT_GC_TIMEOUT_SECONDS : Number(timeoutText);
+    const timeout = gcTimeoutSecondsOf(props.environment ?? {});
     if (seconds < 1) problems.push('gcPollInterval: must be at least 1 second');
     else if (Number.isFinite(timeout) && gcPollsFor(timeout, seconds) > MAX_GC_POLLS) {
       problems.push(
         `gcPollInterval: ${seconds} s makes ${gcPollsFor(timeout, seconds)} looks at the garbage-collect over ` +
           `its timeout (${timeout} s) and ${GC_WAIT_MARGIN_SECONDS} s more, over the ${MAX_GC_POLLS} an ` +
           `execution has room for (Step Functions keeps 25,000 events): set it to at least ` +
-          `${Math.ceil((timeout + GC_WAIT_MARGIN_SECONDS) / MAX_GC_POLLS)} s, or leave it unset`,
+          `${leastGcPollSeconds(timeout)} s, or leave it unset`,
       );
     }
   }

@@ -27,12 +27,10 @@ import {
   REPORTS_EXPIRATION_DAYS,
   DEFAULT_SCHEDULE as DEFAULT_SCHEDULE_UTC,
   DEFAULT_ENGINE,
-  DEFAULT_GC_TIMEOUT_SECONDS,
   DEFAULT_SERVICE_NAME,
   DEFAULT_WORKFLOW_CONCURRENCY,
   DEFAULT_WORKFLOW_PLAN_MEMORY_MB,
   defaultGcPollSeconds,
-  ENV,
   GC_MODES,
   WORKFLOW_ENV,
   WORKFLOW_RUNS_EXPIRATION_DAYS,
@@ -44,7 +42,13 @@ import {
 } from '../lambda/core/contract.ts';
 import type { Policy, PolicyDocument } from '../lambda/core/policy.ts';
 import { assertLocalEsbuild, bundledFunction } from './function-bundling.ts';
-import { buildEnvironment, checkProps, loadPolicy, storageSettingOf } from './function-environment.ts';
+import {
+  buildEnvironment,
+  checkProps,
+  gcTimeoutSecondsOf,
+  loadPolicy,
+  storageSettingOf,
+} from './function-environment.ts';
 import { GcDocument } from './gc-document.ts';
 import {
   grantHistoryListing,
@@ -509,8 +513,7 @@ export class RegistryJanitor extends Construct {
       noncurrentVersionExpiration: Duration.days(1),
       abortIncompleteMultipartUploadAfter: Duration.days(1),
     });
-    const gcTimeoutText = environment[ENV.gcTimeoutSeconds];
-    const gcTimeout = gcTimeoutText === undefined ? DEFAULT_GC_TIMEOUT_SECONDS : Number(gcTimeoutText);
+    const gcTimeout = gcTimeoutSecondsOf(environment);
     return new JanitorWorkflow(this, 'Workflow', {
       registryUrl: props.registryUrl,
       // checkProps refuses engine 'workflow' without instanceId.

@@ -421,6 +421,8 @@ export type WorkflowStepName = (typeof WORKFLOW_STEPS)[number];
 /** A run id is the execution's name: what Step Functions allows in one (and nothing a key could escape with). */
 export const WORKFLOW_RUN_ID = /^[A-Za-z0-9_-]{1,80}$/;
 /** Batches of the inventory, apply and verify Map states: at most this many tags or repositories each. */
+/** The memory a Lambda function may be given, in MB. */
+export const LAMBDA_MEMORY_MB = { least: 128, most: 10_240 } as const;
 export const DEFAULT_BATCH_TAGS = 20_000;
 export const DEFAULT_BATCH_REPOSITORIES = 500;
 /** The largest batch sizes the construct accepts (a batch bigger than this would not fit one invocation). */
@@ -446,9 +448,12 @@ export const DEFAULT_GC_POLL_SECONDS = 60;
 /** Looks at the garbage-collect command the workflow makes at most: the GC timeout and the margin, polled. */
 export const gcPollsFor = (gcTimeoutSeconds: number, pollSeconds: number): number =>
   Math.ceil((gcTimeoutSeconds + GC_WAIT_MARGIN_SECONDS) / pollSeconds);
+/** The shortest poll that keeps the workflow within MAX_GC_POLLS looks over the GC timeout and the margin. */
+export const leastGcPollSeconds = (gcTimeoutSeconds: number): number =>
+  Math.ceil((gcTimeoutSeconds + GC_WAIT_MARGIN_SECONDS) / MAX_GC_POLLS);
 /** The default poll: a minute, or longer where a minute would make more than MAX_GC_POLLS polls (12 h and more). */
 export const defaultGcPollSeconds = (gcTimeoutSeconds: number): number =>
-  Math.max(DEFAULT_GC_POLL_SECONDS, Math.ceil((gcTimeoutSeconds + GC_WAIT_MARGIN_SECONDS) / MAX_GC_POLLS));
+  Math.max(DEFAULT_GC_POLL_SECONDS, leastGcPollSeconds(gcTimeoutSeconds));
 /** The workflow functions' own variables (the construct sets them from the workflow prop). */
 export const WORKFLOW_ENV = {
   batchTags: 'BATCH_TAGS',

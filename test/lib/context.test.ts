@@ -177,6 +177,7 @@ describe('parseAppContext', () => {
         'workflowConcurrency',
         'workflowBatchTags',
         'workflowBatchRepositories',
+        'workflowPlanMemorySize',
       ].sort(),
     );
   });
@@ -201,6 +202,18 @@ describe('parseAppContext', () => {
       /workflowBatchTags: "1e4" is not a whole number from 1 to 200000[\s\S]*workflowBatchRepositories: "10001" is not a whole number from 1 to 10000/,
     );
     expect(() => parse({ ...README, workflowBatchTags: '0' })).toThrow(/workflowBatchTags: "0"/);
+  });
+
+  it('takes workflowPlanMemorySize as whole MB from 128 to 10240', () => {
+    expect(parse({ ...README, engine: 'workflow', workflowPlanMemorySize: '6144' })).toMatchObject({
+      workflowPlanMemorySize: 6144,
+    });
+    expect(parse(README).workflowPlanMemorySize).toBeUndefined();
+    for (const bad of ['64', '10241', '3008.5', '3GB']) {
+      expect(() => parse({ ...README, workflowPlanMemorySize: bad })).toThrow(
+        new RegExp(`workflowPlanMemorySize: "${bad}" is not a whole number of MB from 128 to 10240`),
+      );
+    }
   });
 
   it.each([

@@ -211,3 +211,30 @@ describe('RegistryJanitorStack settings', () => {
     });
   });
 });
+
+describe('RegistryJanitorStack with the workflow from context', () => {
+  it('passes the batch sizes and the plan step memory to the workflow functions', () => {
+    const template = Template.fromStack(
+      stackFrom({
+        ...README_CONTEXT,
+        engine: 'workflow',
+        workflowBatchTags: '5000',
+        workflowBatchRepositories: 50,
+        workflowPlanMemorySize: '6144',
+      }),
+    );
+    const functions = Object.values(template.findResources('AWS::Lambda::Function')) as {
+      Properties: { MemorySize?: number; Environment?: { Variables?: Record<string, string> } };
+    }[];
+    const batched = functions.filter((f) => f.Properties.Environment?.Variables?.BATCH_TAGS !== undefined);
+    expect(batched.length).toBeGreaterThan(0);
+    for (const f of batched) {
+      expect(f.Properties.Environment!.Variables).toMatchObject({
+        BATCH_TAGS: '5000',
+        BATCH_REPOSITORIES: '50',
+      });
+    }
+    const sizes = functions.map((f) => f.Properties.MemorySize);
+    expect(sizes.filter((m) => m === 6144)).toHaveLength(1);
+  });
+});

@@ -860,7 +860,7 @@ describe('RegistryJanitor bad props', () => {
     {
       name: 'too little memory',
       props: { memorySize: 64 },
-      why: /memorySize: 64 is not a whole number of MB from 128 to 10240/,
+      why: /memorySize: 64 is not a whole number of MB from 128 to 10,240/,
     },
     {
       name: 'a bad parameter name',

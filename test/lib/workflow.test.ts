@@ -596,7 +596,7 @@ describe('workflow props', () => {
     [{ engine: undefined, workflowBatchTags: 100 }, /workflowBatchTags is set but engine is not 'workflow'/],
     [
       { workflowPlanMemorySize: 64 },
-      /workflowPlanMemorySize: 64 is not a whole number of MB from 128 to 10240/,
+      /workflowPlanMemorySize: 64 is not a whole number of MB from 128 to 10,240/,
     ],
     [
       { engine: undefined, workflowPlanMemorySize: 4096 },
