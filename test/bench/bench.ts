@@ -30,7 +30,9 @@ const USAGE = `npm run bench -- [--mode plan|apply|cache|memory|workflow-memory|
                         memory: scan + plan of a synthetic in-process registry (no HTTP), peak RSS
                         workflow-memory: the workflow's probe, inventory batches and plan over that registry,
                         each in its own process under the --lambda-memory-mb heap limits, with a cold then a
-                        warm manifest cache: peak RSS of each invocation
+                        warm manifest cache (dry runs), then a real run on the warm cache (the registry's
+                        DELETEs succeed): also its apply and verify batches, collect and report (no GC):
+                        peak RSS of each invocation
                         history: list a synthetic filesystem storage of --repos x --revisions revision links
                         (default 200 x 500 = 100,000), and plan the same registry with and without the listing
                         seed: only seed the storage for --repos x --tags (once; the other modes reuse it)
@@ -558,11 +560,22 @@ async function workflowMemoryMode(shape: SeedShape): Promise<Record<string, unkn
   rmSync(cacheFile, { force: true });
   try {
     const executions: Record<string, unknown> = {};
-    for (const runId of ['cold-cache', 'warm-cache']) {
+    // Two dry runs (cold cache, then the warm cache it left), then a real run on the warm cache.
+    for (const runId of ['cold-cache', 'warm-cache', 'real-run']) {
+      const apply = runId === 'real-run';
       const step = (name: string, extra: Record<string, string | number> = {}): Promise<Result> =>
         runPart(
           'workflow-step',
-          { ...shape, keep, ...sizes, 'run-dir': runDir, 'run-id': runId, step: name, ...extra },
+          {
+            ...shape,
+            keep,
+            ...sizes,
+            'run-dir': runDir,
+            'run-id': runId,
+            step: name,
+            apply: String(apply),
+            ...extra,
+          },
           flags,
         );
       const probe = await step('probe');
@@ -572,12 +585,41 @@ async function workflowMemoryMode(shape: SeedShape): Promise<Record<string, unkn
       for (const batch of batches) inventory.push(await step('inventory', { batch, cache: cacheFile }));
       const plan = await step('plan');
       say(`${runId}: inventory batches up to ${most(inventory)} MB, plan ${String(plan.peakRssMb)} MB`);
-      executions[runId] = {
-        peakRssMb: { probe: probe.peakRssMb, inventory: most(inventory), plan: plan.peakRssMb },
+      const peakRssMb: Record<string, unknown> = {
+        probe: probe.peakRssMb,
+        inventory: most(inventory),
+        plan: plan.peakRssMb,
+      };
+      const rows: Record<string, unknown> = {
         probe: row(probe),
         inventory: inventory.map(row),
         plan: { ...row(plan), result: plan.result },
       };
+      if (apply) {
+        const applied: Result[] = [];
+        for (const batch of batches) applied.push(await step('apply', { batch }));
+        const collect = await step('collect');
+        const verified: Result[] = [];
+        for (const batch of batches) verified.push(await step('verify', { batch }));
+        const report = await step('report');
+        Object.assign(peakRssMb, {
+          apply: most(applied),
+          collect: collect.peakRssMb,
+          verify: most(verified),
+          report: report.peakRssMb,
+        });
+        Object.assign(rows, {
+          apply: applied.map((r) => ({ ...row(r), result: r.result })),
+          collect: { ...row(collect), result: collect.result },
+          verify: verified.map(row),
+          report: { ...row(report), result: report.result },
+        });
+        say(
+          `${runId}: apply batches up to ${most(applied)} MB, collect ${String(collect.peakRssMb)} MB, verify ` +
+            `batches up to ${most(verified)} MB, report ${String(report.peakRssMb)} MB`,
+        );
+      }
+      executions[runId] = { peakRssMb, ...rows };
     }
     return {
       mode: 'workflow-memory',

@@ -15,7 +15,7 @@ import { validatePolicy, type Policy } from '../../lambda/core/policy.ts';
 import { scanRegistry } from '../../lambda/core/scan.ts';
 import { baselineDelete, baselinePlan } from './baseline.ts';
 import { SyntheticRegistry } from './synthetic-registry.ts';
-import { workflowStep } from './workflow-step-part.ts';
+import { BENCH_WORKFLOW_STEPS, workflowStep } from './workflow-step-part.ts';
 
 const { positionals, values } = parseArgs({
   allowPositionals: true,
@@ -36,6 +36,7 @@ const { positionals, values } = parseArgs({
     step: { type: 'string' },
     batch: { type: 'string' },
     'run-id': { type: 'string' },
+    apply: { type: 'string' },
     'run-dir': { type: 'string' },
     'batch-tags': { type: 'string' },
     'batch-repositories': { type: 'string' },
@@ -294,9 +295,8 @@ async function memoryPart(): Promise<Record<string, unknown>> {
 
 /** One workflow step (probe, an inventory batch, the plan) as its invocation runs it: see workflow-step-part.ts. */
 async function workflowStepPart(): Promise<Record<string, unknown>> {
-  const step = values.step;
-  if (step !== 'probe' && step !== 'inventory' && step !== 'plan')
-    throw new Error('--step probe|inventory|plan is required');
+  const step = BENCH_WORKFLOW_STEPS.find((s) => s === values.step);
+  if (step === undefined) throw new Error(`--step ${BENCH_WORKFLOW_STEPS.join('|')} is required`);
   if (!values['run-dir'] || !values['run-id']) throw new Error('--run-dir DIR and --run-id ID are required');
   const start = performance.now();
   const out = await workflowStep({
@@ -310,6 +310,7 @@ async function workflowStepPart(): Promise<Record<string, unknown>> {
     ...(values.cache ? { cache: values.cache } : {}),
     ...(values['batch-tags'] ? { batchTags: int(values['batch-tags']) } : {}),
     ...(values['batch-repositories'] ? { batchRepositories: int(values['batch-repositories']) } : {}),
+    apply: values.apply === 'true',
   });
   return { ms: Math.round(performance.now() - start), ...out };
 }

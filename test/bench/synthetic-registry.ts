@@ -39,12 +39,26 @@ interface Made {
   readonly body: Uint8Array;
 }
 
+/**
+ * `deletable`: manifest DELETEs succeed and what they deleted is gone for the rest of the process (its tags too),
+ * so a real run's apply, verify and report steps can be measured; each process starts from the whole registry
+ * again, as nothing is stored.
+ */
+export interface SyntheticOptions {
+  readonly deletable?: boolean;
+}
+
 export class SyntheticRegistry implements RegistryClient {
   public readonly baseUrl = 'http://synthetic.invalid';
-  public readonly counts = { catalog: 0, tags: 0, manifestGet: 0, manifestHead: 0, blobGet: 0 };
+  public readonly counts = { catalog: 0, tags: 0, manifestGet: 0, manifestHead: 0, blobGet: 0, deletes: 0 };
   private readonly repoIndex = new Map<string, number>();
+  /** `<repository>@<digest>` of what was deleted (deletable only). */
+  private readonly deleted = new Set<string>();
 
-  public constructor(private readonly shape: SeedShape) {
+  public constructor(
+    private readonly shape: SeedShape,
+    private readonly options: SyntheticOptions = {},
+  ) {
     for (let r = 0; r < shape.repos; r++) this.repoIndex.set(repoName(r), r);
   }
 
@@ -89,6 +103,11 @@ export class SyntheticRegistry implements RegistryClient {
   }
 
   private lookup(repository: string, reference: string): Made | null {
+    const made = this.made(repository, reference);
+    return made && !this.deleted.has(`${repository}@${made.digest}`) ? made : null;
+  }
+
+  private made(repository: string, reference: string): Made | null {
     const r = this.repoIndex.get(repository);
     if (r === undefined) return null;
     if (reference === 'latest') return this.shape.tags > 0 ? this.tagged(r, this.shape.tags - 1) : null;
@@ -113,7 +132,9 @@ export class SyntheticRegistry implements RegistryClient {
     this.counts.tags++;
     const tags = Array.from({ length: this.shape.tags }, (_, i) => flat(tagName(i)));
     if (this.shape.tags > 0) tags.push('latest');
-    return Promise.resolve(this.repoIndex.has(repository) ? tags.sort() : []);
+    if (!this.repoIndex.has(repository)) return Promise.resolve([]);
+    const live = this.deleted.size === 0 ? tags : tags.filter((t) => this.lookup(repository, t) !== null);
+    return Promise.resolve(live.sort());
   }
 
   public getManifest(repository: string, reference: string): Promise<FetchedManifest | null> {
@@ -137,8 +158,13 @@ export class SyntheticRegistry implements RegistryClient {
     return Promise.resolve(true);
   }
 
-  public deleteManifest(): Promise<DeleteOutcome> {
-    return Promise.reject(new Error('the synthetic registry is read-only'));
+  public deleteManifest(repository: string, reference: string): Promise<DeleteOutcome> {
+    if (!this.options.deletable) return Promise.reject(new Error('the synthetic registry is read-only'));
+    this.counts.deletes++;
+    const made = this.lookup(repository, reference);
+    if (!made) return Promise.resolve('not-found');
+    this.deleted.add(`${repository}@${made.digest}`);
+    return Promise.resolve('deleted');
   }
 
   public putManifest(): Promise<string> {
@@ -146,6 +172,7 @@ export class SyntheticRegistry implements RegistryClient {
   }
 
   public probe(): Promise<ProbeResult> {
+    if (this.options.deletable) return Promise.resolve({ deletesEnabled: true, tagDelete: false });
     return Promise.resolve({ deletesEnabled: false, problem: 'synthetic', tagDelete: false });
   }
 }

@@ -38,8 +38,18 @@ const noMetrics = { addMetric: () => undefined, publishStoredMetrics: () => unde
 /** PutObject of the rendered report, kept nowhere. */
 const discardingS3 = { send: () => Promise.resolve({}) } as unknown as S3Client;
 
+export const BENCH_WORKFLOW_STEPS = [
+  'probe',
+  'inventory',
+  'plan',
+  'apply',
+  'collect',
+  'verify',
+  'report',
+] as const;
+
 export interface WorkflowStepOptions {
-  readonly step: 'probe' | 'inventory' | 'plan';
+  readonly step: (typeof BENCH_WORKFLOW_STEPS)[number];
   readonly batch?: number;
   readonly runId: string;
   readonly runDir: string;
@@ -49,10 +59,12 @@ export interface WorkflowStepOptions {
   readonly cache?: string;
   readonly batchTags?: number;
   readonly batchRepositories?: number;
+  /** A real run: the plan goes on to apply (the synthetic registry's DELETEs succeed), collect, verify, report. */
+  readonly apply?: boolean;
 }
 
 export async function workflowStep(o: WorkflowStepOptions): Promise<Record<string, unknown>> {
-  const registry = new SyntheticRegistry({ repos: o.repos, tags: o.tags });
+  const registry = new SyntheticRegistry({ repos: o.repos, tags: o.tags }, { deletable: o.apply === true });
   const cache = o.cache;
   const result = await runWorkflowStep(
     {
@@ -62,7 +74,7 @@ export async function workflowStep(o: WorkflowStepOptions): Promise<Record<strin
         GC_DOCUMENT_NAME: 'bench',
         RETENTION_POLICY: JSON.stringify({ rules: [{ repositories: ['**'], keep: { newest: o.keep } }] }),
         // A dry run plans all the same (and stops there); it sends no delete probe to the synthetic registry.
-        DRY_RUN: 'true',
+        DRY_RUN: o.apply ? 'false' : 'true',
         MAX_DELETE_FRACTION: '1',
       }),
       store: new FolderRunStore(o.runDir),
@@ -76,9 +88,12 @@ export async function workflowStep(o: WorkflowStepOptions): Promise<Record<strin
     },
     o.step === 'probe'
       ? { step: 'probe', runId: o.runId, input: {} }
-      : o.step === 'inventory'
-        ? { step: 'inventory', runId: o.runId, batch: o.batch ?? 0 }
-        : { step: 'plan', runId: o.runId },
+      : o.step === 'inventory' || o.step === 'apply' || o.step === 'verify'
+        ? { step: o.step, runId: o.runId, batch: o.batch ?? 0 }
+        : o.step === 'report'
+          ? // The garbage-collect (SSM) is not run here.
+            { step: 'report', runId: o.runId, gc: { skipped: 'bench' } }
+          : { step: o.step, runId: o.runId },
     { getRemainingTimeInMillis: () => 900_000, awsRequestId: 'bench' },
   );
   return { step: o.step, result, requests: registry.counts };
