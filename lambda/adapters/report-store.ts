@@ -23,6 +23,11 @@ export interface RunReportInput {
   readonly outcome?: Report;
   /** The delete guard the run applied, which the page shows. */
   readonly maxDeleteFraction: number;
+  /**
+   * false: only the page. The workflow's report step passes it: its plan step wrote the plan's JSON, and the plan
+   * has not changed since (at 100,000 tags the JSON is tens of MB the step need not hold again).
+   */
+  readonly planJson?: boolean;
 }
 
 /** Where a run's report went, for its log entry and its result. */
@@ -82,9 +87,11 @@ export class S3ReportStore implements ReportStore {
         }),
         HTML_TYPE,
       ],
-      // The plan exactly as `plan --json` writes it, so `apply --plan FILE` can take it.
-      [keys.json, JSON.stringify(run.plan, null, 2) + '\n', JSON_TYPE],
     ];
+    if (run.planJson !== false) {
+      // The plan exactly as `plan --json` writes it, so `apply --plan FILE` can take it.
+      files.push([keys.json, JSON.stringify(run.plan, null, 2) + '\n', JSON_TYPE]);
+    }
     const results = await Promise.allSettled(
       files.map(([key, body, type]) =>
         this.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: type })),

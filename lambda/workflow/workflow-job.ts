@@ -802,6 +802,8 @@ async function report(deps: WorkflowDeps, keys: Keys, id: string, gcState: GcSta
       plan: thePlan,
       outcome: deleted,
       maxDeleteFraction: deps.config.maxDeleteFraction,
+      // The plan step wrote the plan's JSON beside the page; the page now shows the outcome too.
+      planJson: false,
     });
     if (saved.status !== 'written') logger.warn(`report not saved: ${saved.error}`, { reports: saved });
   }

@@ -125,6 +125,24 @@ describe('S3ReportStore', () => {
     expect(page).toContain(`applied <time datetime="${NOW.toISOString()}">`);
   });
 
+  it("with planJson false writes only the page, leaving the plan step's JSON where it is", async () => {
+    const objects = bucket();
+    const step = await store().save({
+      runId: 'run-4',
+      startedAt: STARTED,
+      plan: PLAN,
+      maxDeleteFraction: 0.5,
+      planJson: false,
+    });
+    expect(step).toEqual({
+      status: 'written',
+      bucket: BUCKET,
+      html: 'reports/2026-12-01/run-4.html',
+      json: 'reports/2026-12-01/run-4.json',
+    });
+    expect([...objects.keys()]).toEqual([step.html]);
+  });
+
   it('a refused write comes back as a failed step naming the key and the fix, never as an error', async () => {
     const objects = bucket();
     s3.on(PutObjectCommand, { Key: 'reports/2026-12-01/run-3.html' }).rejects(

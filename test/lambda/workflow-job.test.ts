@@ -5,6 +5,7 @@
 // single run), and a bad event is refused naming the step. The synthesized state machine itself runs
 // in test/integration/workflow-local.test.ts.
 import { describe, expect, it } from 'vitest';
+import type { ReportStore, RunReportInput } from '../../lambda/adapters/report-store.ts';
 import { runLambdaJob } from '../../lambda/lambda-job.ts';
 import { MAX_WORKFLOW_BATCHES } from '../../lambda/core/contract.ts';
 import type { JournalEntry } from '../../lambda/core/journal.ts';
@@ -122,6 +123,27 @@ describe('the workflow steps', () => {
     expect(out.report).toMatchObject({ verify: { status: 'ok' }, gc: { status: 'Success' } });
     expect(rec.metric('TagsDeleted')).toEqual(r.metric('TagsDeleted'));
     expect(rec.metric('Errors')).toEqual([0]);
+  });
+
+  it('the plan step writes the page and the plan JSON; the report step only the page, with the outcome', async () => {
+    const registry = seeded();
+    const { deps } = depsFor(registry);
+    const saved: RunReportInput[] = [];
+    const reports: ReportStore = {
+      save: (run) => {
+        saved.push(run);
+        return Promise.resolve({ status: 'written', bucket: 'b', html: 'r.html', json: 'r.json' });
+      },
+    };
+    await runAll({ ...deps, reports }, { gc: GC_OK });
+    expect(saved).toHaveLength(2);
+    const [atPlan, atReport] = saved as [RunReportInput, RunReportInput];
+    expect(atPlan.planJson).toBeUndefined();
+    expect(atPlan.outcome).toBeUndefined();
+    expect(atReport.planJson).toBe(false);
+    expect(atReport.outcome).toMatchObject({ tagsDeleted: expect.any(Number) as number });
+    expect(atReport.runId).toBe(atPlan.runId);
+    expect(atReport.plan).toEqual(atPlan.plan);
   });
 
   it('a dry run stops at the plan with its reason and deletes nothing', async () => {
