@@ -66,7 +66,7 @@ export interface AppSettings {
   readonly workflowBatchTags?: number;
   readonly workflowBatchRepositories?: number;
   /** Memory of the workflow's plan step, in MB. */
-  readonly workflowPlanMemorySize?: number;
+  readonly workflowWholeRunMemorySize?: number;
 }
 
 /** Every context key the app reads. */
@@ -97,7 +97,7 @@ export const CONTEXT_KEYS = [
   'workflowConcurrency',
   'workflowBatchTags',
   'workflowBatchRepositories',
-  'workflowPlanMemorySize',
+  'workflowWholeRunMemorySize',
 ] as const;
 
 export const EXAMPLE_DEPLOY =
@@ -273,8 +273,8 @@ export function parseAppContext(
   const workflowConcurrency = wholeNumber('workflowConcurrency', 1, MAX_WORKFLOW_CONCURRENCY);
   const workflowBatchTags = wholeNumber('workflowBatchTags', 1, MAX_BATCH_TAGS);
   const workflowBatchRepositories = wholeNumber('workflowBatchRepositories', 1, MAX_BATCH_REPOSITORIES);
-  const workflowPlanMemorySize = wholeNumber(
-    'workflowPlanMemorySize',
+  const workflowWholeRunMemorySize = wholeNumber(
+    'workflowWholeRunMemorySize',
     LAMBDA_MEMORY_MB.least,
     LAMBDA_MEMORY_MB.most,
     'of MB ',
@@ -311,6 +311,6 @@ export function parseAppContext(
     workflowConcurrency,
     workflowBatchTags,
     workflowBatchRepositories,
-    workflowPlanMemorySize,
+    workflowWholeRunMemorySize,
   };
 }

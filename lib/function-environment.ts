@@ -45,7 +45,7 @@ const WORKFLOW_ONLY_PROPS = [
   'workflowConcurrency',
   'workflowBatchTags',
   'workflowBatchRepositories',
-  'workflowPlanMemorySize',
+  'workflowWholeRunMemorySize',
 ] as const satisfies readonly (keyof RegistryJanitorProps)[];
 
 /** The garbage-collect timeout the function will run with: its variable if `environment` sets it, else the default. */
@@ -301,8 +301,8 @@ export function checkProps(props: RegistryJanitorProps): void {
   wholeNumber('workflowBatchTags', props.workflowBatchTags, 1, MAX_BATCH_TAGS);
   wholeNumber('workflowBatchRepositories', props.workflowBatchRepositories, 1, MAX_BATCH_REPOSITORIES);
   wholeNumber(
-    'workflowPlanMemorySize',
-    props.workflowPlanMemorySize,
+    'workflowWholeRunMemorySize',
+    props.workflowWholeRunMemorySize,
     LAMBDA_MEMORY_MB.least,
     LAMBDA_MEMORY_MB.most,
     'of MB ',

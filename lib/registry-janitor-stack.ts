@@ -54,7 +54,7 @@ export class RegistryJanitorStack extends Stack {
       workflowConcurrency: s.workflowConcurrency,
       workflowBatchTags: s.workflowBatchTags,
       workflowBatchRepositories: s.workflowBatchRepositories,
-      workflowPlanMemorySize: s.workflowPlanMemorySize,
+      workflowWholeRunMemorySize: s.workflowWholeRunMemorySize,
     });
 
     // What the README's next steps need: the function to invoke, the log to read, where alarms and failures go.

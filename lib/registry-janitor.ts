@@ -29,7 +29,7 @@ import {
   DEFAULT_ENGINE,
   DEFAULT_SERVICE_NAME,
   DEFAULT_WORKFLOW_CONCURRENCY,
-  DEFAULT_WORKFLOW_PLAN_MEMORY_MB,
+  DEFAULT_WORKFLOW_WHOLE_RUN_MEMORY_MB,
   defaultGcPollSeconds,
   GC_MODES,
   WORKFLOW_ENV,
@@ -185,7 +185,8 @@ export interface RegistryJanitorProps {
    * Memory of the function in MB. Lambda gives CPU in proportion (1,769 MB = one vCPU), and a plan over 100,000
    * tags needs about 40 CPU-seconds besides its memory (`npm run bench -- --mode memory`: 234-242 MB peak under
    * the heap limits the runtime sets for 256 MB, 244-271 MB with a warm cache; over HTTP more). With engine
-   * 'workflow', also the memory of each step function but the plan's (`workflowPlanMemorySize`).
+   * 'workflow', also the memory of each step function that works on one batch (the others get
+   * `workflowWholeRunMemorySize`).
    * @default 1024
    */
   readonly memorySize?: number;
@@ -276,13 +277,14 @@ export interface RegistryJanitorProps {
    */
   readonly workflowBatchRepositories?: number;
   /**
-   * Memory in MB of the workflow's plan step, the one invocation that holds the whole registry's inventory (every
-   * batch's part), the plan and its report: about 300-350 MB peak at 101,000 tags (`npm run bench -- --mode
-   * workflow-memory`), so about 3 GB at 1,000,000. The other steps hold one batch and get `memorySize`.
+   * Memory in MB of the workflow's steps that hold the whole run rather than one batch: the plan step (every
+   * batch's part of the inventory, the plan and its page), collect (every batch's deletions) and report (the whole
+   * plan and the page with the outcome). At 101,000 tags they peak at 300-350, 190 and 270 MB (`npm run bench --
+   * --mode workflow-memory`), so about 3 GB at 1,000,000. The other steps hold one batch and get `memorySize`.
    * From 128 to 10240.
    * @default 3008
    */
-  readonly workflowPlanMemorySize?: number;
+  readonly workflowWholeRunMemorySize?: number;
   /**
    * How long the workflow waits between two looks at the garbage-collect command. It may make at most 1,000
    * looks over the GC timeout and 10 minutes more (an execution keeps at most 25,000 events).
@@ -535,7 +537,7 @@ export class RegistryJanitor extends Construct {
       gcDocument: this.gcDocument,
       storage: storageSettingOf(props),
       memorySize: props.memorySize ?? 1024,
-      planMemorySize: props.workflowPlanMemorySize ?? DEFAULT_WORKFLOW_PLAN_MEMORY_MB,
+      wholeRunMemorySize: props.workflowWholeRunMemorySize ?? DEFAULT_WORKFLOW_WHOLE_RUN_MEMORY_MB,
       maxConcurrency: props.workflowConcurrency ?? DEFAULT_WORKFLOW_CONCURRENCY,
       gcTimeoutSeconds: gcTimeout,
       gcPollInterval: props.gcPollInterval ?? Duration.seconds(defaultGcPollSeconds(gcTimeout)),

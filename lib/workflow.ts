@@ -43,6 +43,7 @@ import {
   OVERLAP_ERROR,
   PLAN_INCOMPLETE_ERROR,
   PLAN_OUTCOMES,
+  WHOLE_RUN_STEPS,
   WORKFLOW_STEPS,
   type StorageSetting,
   type WorkflowStepName,
@@ -144,8 +145,8 @@ export interface JanitorWorkflowProps {
   /** Where untagged history is listed from (the main function's setting). */
   readonly storage: StorageSetting;
   readonly memorySize: number;
-  /** The plan step's memory: it alone holds the whole inventory. */
-  readonly planMemorySize: number;
+  /** The memory of the steps that hold the whole run (WHOLE_RUN_STEPS); the others get memorySize. */
+  readonly wholeRunMemorySize: number;
   /** Iterations of each Map state at once. */
   readonly maxConcurrency: number;
   /** The GC timeout (the document's executionTimeout): the wait loop is bounded by it. */
@@ -184,7 +185,9 @@ export class JanitorWorkflow extends Construct {
       const fn = new NodejsFunction(this, `${name}Function`, {
         ...bundledFunction(WORKFLOW_ENTRY),
         description: `registry-janitor workflow: the ${step} step for ${props.registryUrl}`,
-        memorySize: step === 'plan' ? props.planMemorySize : props.memorySize,
+        memorySize: (WHOLE_RUN_STEPS as readonly WorkflowStepName[]).includes(step)
+          ? props.wholeRunMemorySize
+          : props.memorySize,
         timeout: STEP_FUNCTION_TIMEOUT,
         role,
         logGroup: props.logGroup,

@@ -436,10 +436,15 @@ export const MAX_BATCH_REPOSITORIES = 10_000;
  */
 export const MAX_WORKFLOW_BATCHES = 400;
 /**
- * The workflow's plan step holds the whole inventory: about 300-350 MB peak at 101,000 tags (`npm run bench --
- * --mode workflow-memory`), so some 3 GB at 1,000,000; the other steps hold one batch.
+ * The workflow's steps that hold the whole run, not one batch: the plan step (every part, the plan and its page),
+ * collect (every batch's deletions) and report (the whole plan and its page with the outcome).
  */
-export const DEFAULT_WORKFLOW_PLAN_MEMORY_MB = 3008;
+export const WHOLE_RUN_STEPS = ['plan', 'collect', 'report'] as const satisfies readonly WorkflowStepName[];
+/**
+ * Their memory by default: at 101,000 tags the plan step peaks at 300-350 MB, the report step at about 270 MB and
+ * collect at about 190 MB (`npm run bench -- --mode workflow-memory`), so some 3 GB at 1,000,000.
+ */
+export const DEFAULT_WORKFLOW_WHOLE_RUN_MEMORY_MB = 3008;
 export const MAX_GC_POLLS = 1000;
 /** Kept beyond the GC timeout before the workflow stops waiting: delivery, and the registry's restart after it. */
 export const GC_WAIT_MARGIN_SECONDS = 600;

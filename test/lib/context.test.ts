@@ -177,7 +177,7 @@ describe('parseAppContext', () => {
         'workflowConcurrency',
         'workflowBatchTags',
         'workflowBatchRepositories',
-        'workflowPlanMemorySize',
+        'workflowWholeRunMemorySize',
       ].sort(),
     );
   });
@@ -204,14 +204,14 @@ describe('parseAppContext', () => {
     expect(() => parse({ ...README, workflowBatchTags: '0' })).toThrow(/workflowBatchTags: "0"/);
   });
 
-  it('takes workflowPlanMemorySize as whole MB from 128 to 10240', () => {
-    expect(parse({ ...README, engine: 'workflow', workflowPlanMemorySize: '6144' })).toMatchObject({
-      workflowPlanMemorySize: 6144,
+  it('takes workflowWholeRunMemorySize as whole MB from 128 to 10240', () => {
+    expect(parse({ ...README, engine: 'workflow', workflowWholeRunMemorySize: '6144' })).toMatchObject({
+      workflowWholeRunMemorySize: 6144,
     });
-    expect(parse(README).workflowPlanMemorySize).toBeUndefined();
+    expect(parse(README).workflowWholeRunMemorySize).toBeUndefined();
     for (const bad of ['64', '10241', '3008.5', '3GB']) {
-      expect(() => parse({ ...README, workflowPlanMemorySize: bad })).toThrow(
-        new RegExp(`workflowPlanMemorySize: "${bad}" is not a whole number of MB from 128 to 10240`),
+      expect(() => parse({ ...README, workflowWholeRunMemorySize: bad })).toThrow(
+        new RegExp(`workflowWholeRunMemorySize: "${bad}" is not a whole number of MB from 128 to 10240`),
       );
     }
   });

@@ -220,7 +220,7 @@ describe('RegistryJanitorStack with the workflow from context', () => {
         engine: 'workflow',
         workflowBatchTags: '5000',
         workflowBatchRepositories: 50,
-        workflowPlanMemorySize: '6144',
+        workflowWholeRunMemorySize: '6144',
       }),
     );
     const functions = Object.values(template.findResources('AWS::Lambda::Function')) as {
@@ -235,6 +235,6 @@ describe('RegistryJanitorStack with the workflow from context', () => {
       });
     }
     const sizes = functions.map((f) => f.Properties.MemorySize);
-    expect(sizes.filter((m) => m === 6144)).toHaveLength(1);
+    expect(sizes.filter((m) => m === 6144)).toHaveLength(3);
   });
 });

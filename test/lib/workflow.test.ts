@@ -542,7 +542,7 @@ describe('workflow props', () => {
     }
   });
 
-  it('gives the plan step, which holds the whole inventory, its own memory (3008 MB unless set); the others memorySize', () => {
+  it('gives the steps that hold the whole run (plan, collect, report) their own memory (3008 MB unless set); the others memorySize', () => {
     const sizes = (t: Template) =>
       Object.fromEntries(
         WORKFLOW_STEPS.map((step) => {
@@ -553,12 +553,12 @@ describe('workflow props', () => {
           return [step, fn!.Properties.MemorySize];
         }),
       );
+    const wholeRun = ['plan', 'collect', 'report'];
     const byDefault = sizes(synth().template);
-    expect(byDefault.plan).toBe(3008);
-    for (const step of WORKFLOW_STEPS.filter((s) => s !== 'plan')) expect(byDefault[step], step).toBe(1024);
-    const set = sizes(synth({ memorySize: 512, workflowPlanMemorySize: 6144 }).template);
-    expect(set.plan).toBe(6144);
-    expect(set.inventory).toBe(512);
+    for (const step of WORKFLOW_STEPS)
+      expect(byDefault[step], step).toBe(wholeRun.includes(step) ? 3008 : 1024);
+    const set = sizes(synth({ memorySize: 512, workflowWholeRunMemorySize: 6144 }).template);
+    for (const step of WORKFLOW_STEPS) expect(set[step], step).toBe(wholeRun.includes(step) ? 6144 : 512);
   });
 
   it('keeps the GC loop within 1,000 looks: a long GC timeout polls less often by default', () => {
@@ -595,12 +595,12 @@ describe('workflow props', () => {
     ],
     [{ engine: undefined, workflowBatchTags: 100 }, /workflowBatchTags is set but engine is not 'workflow'/],
     [
-      { workflowPlanMemorySize: 64 },
-      /workflowPlanMemorySize: 64 is not a whole number of MB from 128 to 10,240/,
+      { workflowWholeRunMemorySize: 64 },
+      /workflowWholeRunMemorySize: 64 is not a whole number of MB from 128 to 10,240/,
     ],
     [
-      { engine: undefined, workflowPlanMemorySize: 4096 },
-      /workflowPlanMemorySize is set but engine is not 'workflow'/,
+      { engine: undefined, workflowWholeRunMemorySize: 4096 },
+      /workflowWholeRunMemorySize is set but engine is not 'workflow'/,
     ],
     [
       { environment: { BATCH_TAGS: '100' } },
