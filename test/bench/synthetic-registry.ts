@@ -50,7 +50,7 @@ export interface SyntheticOptions {
 
 export class SyntheticRegistry implements RegistryClient {
   public readonly baseUrl = 'http://synthetic.invalid';
-  public readonly counts = { catalog: 0, tags: 0, manifestGet: 0, manifestHead: 0, blobGet: 0, deletes: 0 };
+  public readonly counts = { catalog: 0, tags: 0, manifestGet: 0, manifestHead: 0, blobGet: 0 };
   private readonly repoIndex = new Map<string, number>();
   /** `<repository>@<digest>` of what was deleted (deletable only). */
   private readonly deleted = new Set<string>();
@@ -160,7 +160,6 @@ export class SyntheticRegistry implements RegistryClient {
 
   public deleteManifest(repository: string, reference: string): Promise<DeleteOutcome> {
     if (!this.options.deletable) return Promise.reject(new Error('the synthetic registry is read-only'));
-    this.counts.deletes++;
     const made = this.lookup(repository, reference);
     if (!made) return Promise.resolve('not-found');
     this.deleted.add(`${repository}@${made.digest}`);
