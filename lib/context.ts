@@ -65,7 +65,7 @@ export interface AppSettings {
   /** The most tags and repositories in one batch of the workflow. */
   readonly workflowBatchTags?: number;
   readonly workflowBatchRepositories?: number;
-  /** Memory of the workflow's plan step, in MB. */
+  /** Memory of the workflow's plan, collect and report steps (the ones that hold the whole run), in MB. */
   readonly workflowWholeRunMemorySize?: number;
 }
 

@@ -420,9 +420,9 @@ export const WORKFLOW_STEPS = ['probe', 'inventory', 'plan', 'apply', 'collect',
 export type WorkflowStepName = (typeof WORKFLOW_STEPS)[number];
 /** A run id is the execution's name: what Step Functions allows in one (and nothing a key could escape with). */
 export const WORKFLOW_RUN_ID = /^[A-Za-z0-9_-]{1,80}$/;
-/** Batches of the inventory, apply and verify Map states: at most this many tags or repositories each. */
 /** The memory a Lambda function may be given, in MB. */
 export const LAMBDA_MEMORY_MB = { least: 128, most: 10_240 } as const;
+/** Batches of the inventory, apply and verify Map states: at most this many tags or repositories each. */
 export const DEFAULT_BATCH_TAGS = 20_000;
 export const DEFAULT_BATCH_REPOSITORIES = 500;
 /** The largest batch sizes the construct accepts (a batch bigger than this would not fit one invocation). */
