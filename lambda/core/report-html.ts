@@ -1,5 +1,6 @@
 // The HTML report: one self-contained page (it requests nothing, so it opens from disk or a presigned URL) showing a
-// plan and, after apply, its outcome. Pure: plan in, string out. Every string from the registry is escaped.
+// plan and, after apply, its outcome. Pure: plan in, text out (whole, or in pieces). Every string from the
+// registry is escaped.
 import { createHash } from 'node:crypto';
 import type { KeepReason, Plan, Report, ReportEntry, RepositoryPlan, ScanProblem } from './model.ts';
 import { checkGuard } from './planner.ts';
@@ -37,22 +38,15 @@ interface RepositoryData {
 }
 
 export function renderHtmlReport(plan: Plan, options: HtmlReportOptions): string {
+  return [...htmlReportPieces(plan, options)].join('');
+}
+
+/**
+ * The page a piece at a time, for a writer that sends it on as it goes (at 100,000 tags it is tens of MB): the
+ * page's data a repository at a time, each repository's rows made only as its piece is written.
+ */
+export function* htmlReportPieces(plan: Plan, options: HtmlReportOptions): Generator<string> {
   const { report } = options;
-  const strings = new StringTable();
-  const outcomes = report ? outcomesByRepository(report) : undefined;
-  const data = {
-    s: strings.list,
-    outcome: report !== undefined,
-    r: plan.repositories.map((repo) =>
-      repositoryData(
-        repo,
-        strings,
-        outcomes?.get(repo.name),
-        Date.parse(plan.generatedAt),
-        report?.undo?.undoUntil ?? plan.undo?.until,
-      ),
-    ),
-  };
   const title = `${report ? 'Cleanup report' : 'Cleanup plan'} for ${plan.registry}`;
   const body = [
     `<header><h1>${report ? 'Cleanup report' : 'Cleanup plan'}</h1>`,
@@ -69,20 +63,29 @@ export function renderHtmlReport(plan: Plan, options: HtmlReportOptions): string
     `<footer>Made by registry-janitor. The JSON plan (<code>plan --json</code>) is the complete record; sizes are `,
     `estimates of what the next garbage-collect frees, counting blobs no kept image uses.</footer>`,
   ].join('');
-  const json = scriptJson(data);
   const csp =
     `default-src 'none'; script-src '${sha256(PAGE_SCRIPT)}'; style-src '${sha256(PAGE_CSS)}'; ` +
     `img-src data:; base-uri 'none'; form-action 'none'`;
-  return (
+  yield (
     `<!doctype html>\n<html lang="en"><head><meta charset="utf-8">` +
     `<meta http-equiv="Content-Security-Policy" content="${csp}">` +
     `<meta name="viewport" content="width=device-width, initial-scale=1">` +
     `<meta name="color-scheme" content="light dark">` +
     `<meta name="referrer" content="no-referrer">` +
-    `<title>${esc(title)}</title><style>${PAGE_CSS}</style></head>\n<body>${body}\n` +
-    `<script type="application/json" id="rj-data">${json}</script>\n` +
-    `<script>${PAGE_SCRIPT}</script></body></html>\n`
+    `<title>${esc(title)}</title><style>${PAGE_CSS}</style></head>\n<body>${body}\n`
   );
+  // The page's data ({outcome, r: a repository's rows each, s: the strings the rows number}), the strings last:
+  // the table fills as the rows are made.
+  const strings = new StringTable();
+  const outcomes = report ? outcomesByRepository(report) : undefined;
+  const now = Date.parse(plan.generatedAt);
+  const undoUntil = report?.undo?.undoUntil ?? plan.undo?.until;
+  yield `<script type="application/json" id="rj-data">{"outcome":${report !== undefined},"r":[`;
+  for (const [i, repo] of plan.repositories.entries()) {
+    const data = repositoryData(repo, strings, outcomes?.get(repo.name), now, undoUntil);
+    yield (i > 0 ? ',' : '') + scriptJson(data);
+  }
+  yield `],"s":${scriptJson(strings.list)}}</script>\n<script>${PAGE_SCRIPT}</script></body></html>\n`;
 }
 
 function banner(plan: Plan, { maxDeleteFraction, report }: HtmlReportOptions): string {
