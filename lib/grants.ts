@@ -10,6 +10,12 @@ import { HISTORY_LISTING_PREFIX, type StorageSetting } from '../lambda/core/cont
 import { REVISIONS_PATH, s3RepositoriesPrefix } from '../lambda/core/history.ts';
 
 /**
+ * What writing an object of the function's needs: a large one (a plan, a report) goes as a multipart upload, which
+ * PutObject covers, and which a failed write aborts, so that its parts are not left in the bucket.
+ */
+export const UPLOAD_ACTIONS = ['s3:PutObject', 's3:AbortMultipartUpload'];
+
+/**
  * What Lambda does with the function's role in a VPC: create its network interfaces in the function's subnets with
  * its security groups, and remove them again. Inline rather than AWSLambdaVPCAccessExecutionRole, which also
  * allows writing to every log group. Create is scoped to those subnets and groups; the interfaces themselves get

@@ -55,6 +55,7 @@ import {
   grantNetworkInterfaces,
   grantRegistryParameters,
   instanceArn,
+  UPLOAD_ACTIONS,
 } from './grants.ts';
 import { createMonitoring } from './monitoring.ts';
 import { acknowledgeNagFindings } from './nag-acknowledgements.ts';
@@ -266,7 +267,7 @@ export interface RegistryJanitorProps {
    * The most tags in one batch of the workflow's inventory, apply and verify Maps: each batch is one invocation,
    * so it bounds each invocation's time (about 6.6 ms a tag at 20 ms round trips; see the README). A repository is
    * never split: one with more tags is a batch of its own. From 1 to 200,000.
-   * @default 20000
+   * @default 5000
    */
   readonly workflowBatchTags?: number;
   /**
@@ -621,7 +622,7 @@ export class RegistryJanitor extends Construct {
     this.role.addToPrincipalPolicy(
       new PolicyStatement({
         sid: 'WriteRunReports',
-        actions: ['s3:PutObject'],
+        actions: UPLOAD_ACTIONS,
         resources: [this.cacheBucket.arnForObjects(`${DEFAULT_REPORTS_PREFIX}*`)],
       }),
     );

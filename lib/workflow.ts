@@ -56,6 +56,7 @@ import {
   grantNetworkInterfaces,
   grantRegistryParameters,
   instanceArn,
+  UPLOAD_ACTIONS,
 } from './grants.ts';
 
 const WORKFLOW_ENTRY = fileURLToPath(new URL('../lambda/workflow-handler.ts', import.meta.url));
@@ -241,7 +242,7 @@ export class JanitorWorkflow extends Construct {
         role.addToPrincipalPolicy(
           new PolicyStatement({
             sid: 'WriteRunReports',
-            actions: ['s3:PutObject'],
+            actions: UPLOAD_ACTIONS,
             resources: [props.bucket.arnForObjects(`${DEFAULT_REPORTS_PREFIX}*`)],
           }),
         );
@@ -607,7 +608,7 @@ function grantRunFiles(role: Role, bucket: Bucket, access: StepAccess): void {
     role.addToPrincipalPolicy(
       new PolicyStatement({
         sid: 'WriteRunFiles',
-        actions: ['s3:PutObject'],
+        actions: UPLOAD_ACTIONS,
         resources: access.writes.map((k) => bucket.arnForObjects(patterns[k])),
       }),
     );

@@ -1,10 +1,12 @@
 // Keeps each Lambda run's HTML report and JSON plan in the construct's bucket, under
 // `<prefix><YYYY-MM-DD>/<run id>.html|.json`, so the people who sign off a cleanup can open it (the stack's
 // lifecycle rule removes them after 90 days). Writing is never what fails a run: a failure comes back as a result.
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { jsonPieces } from '../core/json-pieces.ts';
 import { errorMessage } from '../core/errors.ts';
 import type { Plan, Report } from '../core/model.ts';
-import { renderHtmlReport } from '../core/report-html.ts';
+import { htmlReportPieces } from '../core/report-html.ts';
+import { uploadText } from './s3-upload.ts';
 
 export interface ReportLocation {
   readonly bucket: string;
@@ -78,25 +80,31 @@ export class S3ReportStore implements ReportStore {
   public async save(run: RunReportInput): Promise<ReportsStep> {
     const { bucket, prefix } = this.location;
     const keys = reportKeys(prefix, run.startedAt, run.runId);
-    const files: [key: string, body: string, type: string][] = [
+    // Each file made as it is sent, one after the other: at 100,000 tags each is tens of MB, never held whole.
+    const files: [key: string, body: () => Iterable<string>, type: string][] = [
       [
         keys.html,
-        renderHtmlReport(run.plan, {
-          maxDeleteFraction: run.maxDeleteFraction,
-          ...(run.outcome ? { report: run.outcome } : {}),
-        }),
+        () =>
+          htmlReportPieces(run.plan, {
+            maxDeleteFraction: run.maxDeleteFraction,
+            ...(run.outcome ? { report: run.outcome } : {}),
+          }),
         HTML_TYPE,
       ],
     ];
     if (run.planJson !== false) {
       // The plan exactly as `plan --json` writes it, so `apply --plan FILE` can take it.
-      files.push([keys.json, JSON.stringify(run.plan, null, 2) + '\n', JSON_TYPE]);
+      files.push([keys.json, () => withNewline(jsonPieces(run.plan, ['repositories'], 2)), JSON_TYPE]);
     }
-    const results = await Promise.allSettled(
-      files.map(([key, body, type]) =>
-        this.client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: type })),
-      ),
-    );
+    const results: PromiseSettledResult<void>[] = [];
+    for (const [key, body, type] of files) {
+      try {
+        await uploadText(this.client, { Bucket: bucket, Key: key, ContentType: type }, body());
+        results.push({ status: 'fulfilled', value: undefined });
+      } catch (reason) {
+        results.push({ status: 'rejected', reason });
+      }
+    }
     const failed = results.flatMap((r, i) =>
       r.status === 'rejected' ? [[files[i]![0], r.reason] as const] : [],
     );
@@ -111,4 +119,9 @@ export class S3ReportStore implements ReportStore {
         `. Check that the function may s3:PutObject on ${prefix}* in ${bucket}; the run itself is not affected.`,
     };
   }
+}
+
+function* withNewline(pieces: Iterable<string>): Generator<string> {
+  yield* pieces;
+  yield '\n';
 }

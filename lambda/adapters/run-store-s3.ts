@@ -1,6 +1,8 @@
-// The workflow's run store in the construct's bucket: GetObject (a missing key is undefined) and PutObject.
-import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+// The workflow's run store in the construct's bucket: GetObject (a missing key is undefined), and PutObject or,
+// for what is over a part (5 MiB), a multipart upload (s3-upload.ts).
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { RunStore } from '../workflow/run-store.ts';
+import { uploadText } from './s3-upload.ts';
 
 export class S3RunStore implements RunStore {
   public constructor(
@@ -19,9 +21,7 @@ export class S3RunStore implements RunStore {
     }
   }
 
-  public async put(key: string, body: string): Promise<void> {
-    await this.client.send(
-      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: 'application/json' }),
-    );
+  public async put(key: string, body: string | Iterable<string>): Promise<void> {
+    await uploadText(this.client, { Bucket: this.bucket, Key: key, ContentType: 'application/json' }, body);
   }
 }

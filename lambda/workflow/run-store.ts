@@ -7,7 +7,8 @@ import { WORKFLOW_RUN_ID, WORKFLOW_RUNS_PREFIX } from '../core/contract.ts';
 export interface RunStore {
   /** The object's text, or undefined when there is none. */
   get(key: string): Promise<string | undefined>;
-  put(key: string, body: string): Promise<void>;
+  /** The text whole, or in pieces (a plan, an inventory part: tens of MB, never held whole). */
+  put(key: string, body: string | Iterable<string>): Promise<void>;
 }
 
 /** The keys of one run. */
@@ -61,8 +62,8 @@ export class MemoryRunStore implements RunStore {
   public get(key: string): Promise<string | undefined> {
     return Promise.resolve(this.objects.get(key));
   }
-  public put(key: string, body: string): Promise<void> {
-    this.objects.set(key, body);
+  public put(key: string, body: string | Iterable<string>): Promise<void> {
+    this.objects.set(key, typeof body === 'string' ? body : [...body].join(''));
     return Promise.resolve();
   }
 }

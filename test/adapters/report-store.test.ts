@@ -40,12 +40,13 @@ interface Stored {
   readonly body: string;
 }
 
-/** What was PUT, by key (the store sends strings). */
+/** What was PUT, by key (the store sends UTF-8 bytes; a file under one part goes in one PutObject). */
 function bucket(): Map<string, Stored> {
   const objects = new Map<string, Stored>();
   s3.on(PutObjectCommand).callsFake((input: PutObjectCommandInput) => {
-    if (typeof input.Body !== 'string') throw new Error('expected a string body');
-    objects.set(input.Key!, { Bucket: input.Bucket, ContentType: input.ContentType, body: input.Body });
+    if (!(input.Body instanceof Uint8Array)) throw new Error('expected a body of bytes');
+    const body = Buffer.from(input.Body).toString('utf8');
+    objects.set(input.Key!, { Bucket: input.Bucket, ContentType: input.ContentType, body });
     return {};
   });
   return objects;

@@ -242,6 +242,7 @@ describe('RegistryJanitor with defaults', () => {
       'kms:VerifyMac',
       'logs:CreateLogStream',
       'logs:PutLogEvents',
+      's3:AbortMultipartUpload',
       's3:GetObject',
       's3:ListBucket',
       's3:PutObject',
@@ -329,9 +330,9 @@ describe('RegistryJanitor with defaults', () => {
         Action: ['s3:GetObject', 's3:PutObject'],
         Resource: expect.stringMatching(/^\$\{JanitorManifestCache[0-9A-F]+\.Arn\}\/journal\/\*$/),
       },
-      // The reports: written, never read or deleted by the function.
+      // The reports: written (a large one in parts, aborted if it fails), never read or deleted by the function.
       {
-        Action: 's3:PutObject',
+        Action: ['s3:PutObject', 's3:AbortMultipartUpload'],
         Resource: expect.stringMatching(/^\$\{JanitorManifestCache[0-9A-F]+\.Arn\}\/reports\/\*$/),
       },
       {

@@ -42,6 +42,8 @@ const HISTORY_LISTING = [
   'ssm:SendCommand document',
   'ssm:SendCommand instance',
 ];
+/** A run file or a report: PutObject, and the abort of a multipart upload that failed half-way. */
+const written = (object: string): string[] => [`s3:PutObject ${object}`, `s3:AbortMultipartUpload ${object}`];
 
 const apps = createTestApps({ bundle: false });
 afterAll(() => apps.dispose());
@@ -305,9 +307,9 @@ describe("engine 'workflow' with defaults", () => {
       [
         ...HISTORY_LISTING,
         's3:GetObject bucket/journal/*',
-        's3:PutObject bucket/workflow-runs/*/history.json',
-        's3:PutObject bucket/workflow-runs/*/journal.json',
-        's3:PutObject bucket/workflow-runs/*/run.json',
+        ...written('bucket/workflow-runs/*/history.json'),
+        ...written('bucket/workflow-runs/*/journal.json'),
+        ...written('bucket/workflow-runs/*/run.json'),
       ],
     ],
     [
@@ -321,7 +323,7 @@ describe("engine 'workflow' with defaults", () => {
         's3:GetObject bucket/workflow-runs/*/run.json',
         's3:ListBucket bucket',
         's3:PutObject bucket/manifest-cache/*',
-        's3:PutObject bucket/workflow-runs/*/inventory/*.json',
+        ...written('bucket/workflow-runs/*/inventory/*.json'),
       ],
     ],
     [
@@ -332,10 +334,10 @@ describe("engine 'workflow' with defaults", () => {
         's3:GetObject bucket/workflow-runs/*/run.json',
         's3:ListBucket bucket',
         's3:PutObject bucket/journal/*',
-        's3:PutObject bucket/reports/*',
-        's3:PutObject bucket/workflow-runs/*/journal.json',
-        's3:PutObject bucket/workflow-runs/*/plan.json',
-        's3:PutObject bucket/workflow-runs/*/plan/*.json',
+        ...written('bucket/reports/*'),
+        ...written('bucket/workflow-runs/*/journal.json'),
+        ...written('bucket/workflow-runs/*/plan.json'),
+        ...written('bucket/workflow-runs/*/plan/*.json'),
       ],
     ],
     [
@@ -344,7 +346,7 @@ describe("engine 'workflow' with defaults", () => {
         ...HISTORY_LISTING,
         's3:GetObject bucket/workflow-runs/*/journal.json',
         's3:GetObject bucket/workflow-runs/*/plan/*.json',
-        's3:PutObject bucket/workflow-runs/*/apply/*.json',
+        ...written('bucket/workflow-runs/*/apply/*.json'),
       ],
     ],
     [
@@ -356,15 +358,12 @@ describe("engine 'workflow' with defaults", () => {
         's3:GetObject bucket/workflow-runs/*/run.json',
         's3:ListBucket bucket',
         's3:PutObject bucket/journal/*',
-        's3:PutObject bucket/workflow-runs/*/deletions.json',
+        ...written('bucket/workflow-runs/*/deletions.json'),
       ],
     ],
     [
       'verify',
-      [
-        's3:GetObject bucket/workflow-runs/*/plan/*.json',
-        's3:PutObject bucket/workflow-runs/*/verify/*.json',
-      ],
+      ['s3:GetObject bucket/workflow-runs/*/plan/*.json', ...written('bucket/workflow-runs/*/verify/*.json')],
     ],
     [
       'report',
@@ -374,7 +373,7 @@ describe("engine 'workflow' with defaults", () => {
         's3:GetObject bucket/workflow-runs/*/run.json',
         's3:GetObject bucket/workflow-runs/*/verify/*.json',
         's3:ListBucket bucket',
-        's3:PutObject bucket/reports/*',
+        ...written('bucket/reports/*'),
       ],
     ],
   ])('the %s step role gets only what the step uses', (step, expected) => {

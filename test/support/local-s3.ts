@@ -1,9 +1,9 @@
-// A minimal S3 stand-in on 127.0.0.1 (PutObject, GetObject and ListObjectsV2, path-style, one bucket, objects in
-// memory; presigned URLs honoured until they expire)
+// A minimal S3 stand-in on 127.0.0.1 (PutObject, GetObject, ListObjectsV2 and multipart uploads, path-style, one
+// bucket, objects in memory; presigned URLs honoured until they expire)
 // holding a copy of a real filesystem registry's storage layout, for listing untagged history from S3.
 // Why not s3rver: its ListObjectsV2 continuation tokens use DES, which Node 20's OpenSSL 3 refuses, so every
-// listing longer than one page fails there with a 500; and it has no multipart upload, so a registry could not
-// write to it anyway. The layout is copied file by file, as the S3 driver lays it out under its rootdirectory.
+// listing longer than one page fails there with a 500; and it has no multipart upload, which the workflow's large
+// objects (a plan, a report page) go by, as a registry's layers would. The layout is copied file by file, as the S3 driver lays it out under its rootdirectory.
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -21,8 +21,18 @@ export interface LocalS3 {
   readonly client: S3Client;
   /** ListObjectsV2 requests served so far. */
   readonly listRequests: number;
-  /** Every PUT served so far: its key and whether it came with a presigned URL (no Authorization header). */
-  readonly puts: readonly { readonly key: string; readonly presigned: boolean; readonly bytes: number }[];
+  /**
+   * Every object written so far (a PUT, or a completed multipart upload): its key, whether it came with a
+   * presigned URL (no Authorization header) and, for a multipart upload, its part count.
+   */
+  readonly puts: readonly {
+    readonly key: string;
+    readonly presigned: boolean;
+    readonly bytes: number;
+    readonly parts?: number;
+  }[];
+  /** Multipart uploads begun and neither completed nor aborted (S3 would keep, and bill, their parts). */
+  readonly openUploads: number;
   /** An object's bytes, or undefined. */
   object(key: string): Buffer | undefined;
   /** Replace an object's bytes (a bucket someone else can write to). */
@@ -47,7 +57,9 @@ function sendError(res: ServerResponse, status: number, code: string, message: s
 export async function startLocalS3(bucket = 'registry-data'): Promise<LocalS3> {
   const objects = new Map<string, { body: Buffer; lastModified: Date }>();
   let listRequests = 0;
-  const puts: { key: string; presigned: boolean; bytes: number }[] = [];
+  const puts: { key: string; presigned: boolean; bytes: number; parts?: number }[] = [];
+  const uploads = new Map<string, { key: string; parts: Map<number, Buffer> }>();
+  let uploadIds = 0;
   const list = (url: URL, res: ServerResponse): void => {
     listRequests++;
     const q = url.searchParams;
@@ -123,6 +135,65 @@ export async function startLocalS3(bucket = 'registry-data'): Promise<LocalS3> {
       });
       return void res.end(req.method === 'HEAD' ? undefined : o.body);
     }
+    const uploadId = url.searchParams.get('uploadId');
+    if (req.method === 'POST' && key !== '' && url.searchParams.has('uploads')) {
+      const id = `upload-${++uploadIds}`;
+      uploads.set(id, { key, parts: new Map() });
+      res.writeHead(200, { 'content-type': 'application/xml' });
+      return void res.end(
+        `<?xml version="1.0" encoding="UTF-8"?>\n<InitiateMultipartUploadResult><Bucket>${bucket}</Bucket>` +
+          `<Key>${xmlEscape(key)}</Key><UploadId>${id}</UploadId></InitiateMultipartUploadResult>`,
+      );
+    }
+    if (uploadId !== null) {
+      const upload = uploads.get(uploadId);
+      if (!upload || upload.key !== key) {
+        return sendError(res, 404, 'NoSuchUpload', 'The specified multipart upload does not exist.');
+      }
+      if (req.method === 'PUT') {
+        const n = Number(url.searchParams.get('partNumber'));
+        if (!Number.isInteger(n) || n < 1 || n > 10_000) {
+          return sendError(res, 400, 'InvalidArgument', 'Part number must be an integer between 1 and 10000');
+        }
+        upload.parts.set(n, Buffer.concat(chunks));
+        res.writeHead(200, { etag: `"${n}"` });
+        return void res.end();
+      }
+      if (req.method === 'DELETE') {
+        uploads.delete(uploadId);
+        res.writeHead(204);
+        return void res.end();
+      }
+      if (req.method === 'POST') {
+        // The parts the client names, in its order; S3's rule: each but the last at least 5 MiB.
+        const named = [
+          ...Buffer.concat(chunks)
+            .toString('utf8')
+            .matchAll(/<PartNumber>(\d+)<\/PartNumber>/g),
+        ].map((m) => Number(m[1]));
+        const parts = named.map((n) => upload.parts.get(n));
+        if (named.length === 0 || parts.some((p) => p === undefined)) {
+          return sendError(res, 400, 'InvalidPart', 'One or more of the specified parts could not be found.');
+        }
+        if (parts.slice(0, -1).some((p) => p!.length < 5 * 1024 * 1024)) {
+          return sendError(
+            res,
+            400,
+            'EntityTooSmall',
+            'Your proposed upload is smaller than the minimum allowed size',
+          );
+        }
+        const body = Buffer.concat(parts as Buffer[]);
+        uploads.delete(uploadId);
+        puts.push({ key, presigned, bytes: body.length, parts: parts.length });
+        objects.set(key, { body, lastModified: new Date() });
+        res.writeHead(200, { 'content-type': 'application/xml' });
+        return void res.end(
+          `<?xml version="1.0" encoding="UTF-8"?>\n<CompleteMultipartUploadResult><Bucket>${bucket}</Bucket>` +
+            `<Key>${xmlEscape(key)}</Key><ETag>"0-${parts.length}"</ETag></CompleteMultipartUploadResult>`,
+        );
+      }
+    }
     if (req.method === 'PUT' && key !== '') {
       const body = Buffer.concat(chunks);
       puts.push({ key, presigned, bytes: body.length });
@@ -162,6 +233,9 @@ export async function startLocalS3(bucket = 'registry-data'): Promise<LocalS3> {
       return listRequests;
     },
     puts,
+    get openUploads() {
+      return uploads.size;
+    },
     object: (key) => objects.get(key)?.body,
     setObject(key, body) {
       objects.set(key, { body, lastModified: new Date() });
