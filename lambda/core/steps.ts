@@ -6,6 +6,7 @@ import pLimit from 'p-limit';
 import { ManifestCompactor } from './compact.ts';
 import { compileGlob } from './glob.ts';
 import { errorMessage } from './errors.ts';
+import { jsonPieces } from './json-pieces.ts';
 import {
   checkApplicable,
   deletePlan,
@@ -363,7 +364,15 @@ export function mergeReports(registry: string, reports: readonly Report[], start
 
 /** An inventory as plain JSON (its manifests as a list), to pass between invocations. */
 export function inventoryToJson(inventory: Inventory): string {
-  return JSON.stringify({ ...inventory, manifests: [...inventory.manifests.values()] });
+  return [...inventoryJsonPieces(inventory)].join('');
+}
+
+/** inventoryToJson's text a repository and a manifest at a time, for a writer that sends it on as it goes. */
+export function inventoryJsonPieces(inventory: Inventory): Generator<string> {
+  return jsonPieces({ ...inventory, manifests: [...inventory.manifests.values()] }, [
+    'repositories',
+    'manifests',
+  ]);
 }
 
 /**

@@ -20,6 +20,7 @@ import { ConfigError, JanitorError, SafetyError, errorMessage } from '../core/er
 import { ManifestCompactor } from '../core/compact.ts';
 import { assertDeletesWork, refusal } from '../core/executor.ts';
 import { GcCommandError, gcResultOf } from '../core/gc.ts';
+import { jsonPieces } from '../core/json-pieces.ts';
 import { gcParameters } from '../core/gc-script.ts';
 import type { HistoryListing, HistorySource } from '../core/history.ts';
 import {
@@ -44,7 +45,7 @@ import {
   countTags,
   inventoryFromJson,
   inventoryStep,
-  inventoryToJson,
+  inventoryJsonPieces,
   listSelected,
   mergeInventories,
   mergeReports,
@@ -355,7 +356,7 @@ async function inventory(deps: WorkflowDeps, keys: Keys, n: number, context: Inv
       ...(journal ? { journal: journal.previous } : {}),
       signal: stop.signal,
     });
-    await deps.store.put(keys.inventory(n), inventoryToJson(part));
+    await deps.store.put(keys.inventory(n), inventoryJsonPieces(part));
     const tags = part.repositories.reduce((t, r) => t + r.tags.length, 0);
     deps.logger.info('inventory batch', {
       batch: n,
@@ -412,7 +413,7 @@ async function plan(deps: WorkflowDeps, keys: Keys, id: string) {
   const now = deps.now ?? (() => new Date());
   const run = await mustRead<RunFile>(deps.store, keys.run, 'the probe step');
   const { thePlan, applicable, missing } = await planParts(deps, keys, run);
-  await deps.store.put(keys.plan, JSON.stringify(thePlan));
+  await deps.store.put(keys.plan, jsonPieces(thePlan, ['repositories']));
   for (const [n, names] of run.batches.entries()) {
     const part: PlanPart = {
       plan: planFor(thePlan, names),

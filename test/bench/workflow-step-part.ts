@@ -4,7 +4,8 @@
 // that keeps nothing; the manifest cache is a file (the bucket's format).
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { S3Client } from '@aws-sdk/client-s3';
+import { Readable } from 'node:stream';
+import { S3Client } from '@aws-sdk/client-s3';
 import { openFileCache } from '../../lambda/adapters/manifest-cache-file.ts';
 import { S3ReportStore } from '../../lambda/adapters/report-store.ts';
 import { loadConfig } from '../../lambda/config.ts';
@@ -26,17 +27,46 @@ class FolderRunStore implements RunStore {
     }
   }
 
-  public async put(key: string, body: string): Promise<void> {
+  public async put(key: string, body: string | Iterable<string>): Promise<void> {
     const path = join(this.dir, key);
     await mkdir(dirname(path), { recursive: true });
-    await writeFile(path, body);
+    await writeFile(path, typeof body === 'string' ? body : Readable.from(body));
   }
 }
 
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
 const noMetrics = { addMetric: () => undefined, publishStoredMetrics: () => undefined };
-/** PutObject of the rendered report, kept nowhere. */
-const discardingS3 = { send: () => Promise.resolve({}) } as unknown as S3Client;
+/**
+ * An S3 client whose requests go nowhere: each body is read through (as the socket would read it) and dropped,
+ * and every answer is S3's success, so that the report is made and uploaded (one PutObject, or a multipart
+ * upload) exactly as in the bucket, and kept nowhere.
+ */
+const discardingS3 = new S3Client({
+  region: 'us-east-1',
+  endpoint: 'https://s3.bench.invalid',
+  forcePathStyle: true,
+  credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' },
+  requestHandler: {
+    async handle(request: { method: string; query?: Record<string, unknown>; body?: unknown }) {
+      const body = request.body;
+      if (body instanceof Readable) for await (const _ of body) void _;
+      const initiate = request.method === 'POST' && request.query?.uploads !== undefined;
+      const complete = request.method === 'POST' && request.query?.uploadId !== undefined;
+      const xml = initiate
+        ? '<InitiateMultipartUploadResult><UploadId>bench</UploadId></InitiateMultipartUploadResult>'
+        : complete
+          ? '<CompleteMultipartUploadResult><ETag>"0"</ETag></CompleteMultipartUploadResult>'
+          : '';
+      return {
+        response: {
+          statusCode: 200,
+          headers: { etag: '"0"', 'content-type': 'application/xml' },
+          body: Readable.from([Buffer.from(xml)]),
+        },
+      };
+    },
+  },
+});
 
 export const BENCH_WORKFLOW_STEPS = [
   'probe',
