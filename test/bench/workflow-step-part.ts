@@ -2,19 +2,25 @@
 // the synthetic registry, with the run's folder on disk instead of the bucket: each step runs in a process of its
 // own, as each invocation does, so its peak RSS is its own. The report is rendered and handed to an S3 client
 // that keeps nothing; the manifest cache is a file (the bucket's format).
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { S3Client } from '@aws-sdk/client-s3';
 import { openFileCache } from '../../lambda/adapters/manifest-cache-file.ts';
 import { S3ReportStore } from '../../lambda/adapters/report-store.ts';
+import { uploadText } from '../../lambda/adapters/s3-upload.ts';
 import { loadConfig } from '../../lambda/config.ts';
 import { DEFAULT_BATCH_REPOSITORIES, DEFAULT_BATCH_TAGS } from '../../lambda/core/contract.ts';
 import type { RunStore } from '../../lambda/workflow/run-store.ts';
 import { runWorkflowStep } from '../../lambda/workflow/workflow-job.ts';
 import { SyntheticRegistry } from './synthetic-registry.ts';
 
-/** The run's folder in the bucket, as files. */
+/**
+ * The run's folder in the bucket, as files. Each object is written as the S3 run store writes it (the pieces
+ * through uploadText, to an S3 client that keeps nothing), so the step's memory is the bucket's; the file is a
+ * copy made on the way, for the next step to read.
+ */
 class FolderRunStore implements RunStore {
   public constructor(private readonly dir: string) {}
 
@@ -30,7 +36,19 @@ class FolderRunStore implements RunStore {
   public async put(key: string, body: string | Iterable<string>): Promise<void> {
     const path = join(this.dir, key);
     await mkdir(dirname(path), { recursive: true });
-    await writeFile(path, typeof body === 'string' ? body : Readable.from(body));
+    const fd = openSync(path, 'w');
+    function* copied(pieces: Iterable<string>): Generator<string> {
+      for (const piece of pieces) {
+        writeSync(fd, piece);
+        yield piece;
+      }
+    }
+    try {
+      const target = { Bucket: 'bench', Key: key, ContentType: 'application/json' };
+      await uploadText(discardingS3, target, copied(typeof body === 'string' ? [body] : body));
+    } finally {
+      closeSync(fd);
+    }
   }
 }
 

@@ -1,4 +1,4 @@
-// Large objects go to the bucket in pieces (lambda/adapters/s3-upload.ts, through @aws-sdk/lib-storage), here
+// Large objects go to the bucket in pieces (lambda/adapters/s3-upload.ts), here
 // against the local S3 stand-in with an S3 client as the functions make it (default checksums): a text over one
 // part (5 MiB) is a multipart upload and reads back byte for byte; one under it is a single PUT; a body that fails
 // half-way leaves no object and no open upload. The workflow's run store and the report store both write so.
