@@ -177,6 +177,13 @@ interface PlanPart {
   readonly missing: Readonly<Record<string, readonly string[]>>;
 }
 
+/** JSON.stringify(part) a repository at a time (a batch's part of the plan is MB at 100,000 tags). */
+function* planPartPieces(part: PlanPart): Generator<string> {
+  yield '{"plan":';
+  yield* jsonPieces(part.plan, ['repositories']);
+  yield `,"missing":${JSON.stringify(part.missing)}}`;
+}
+
 /** Runs one step of the workflow. Throws what went wrong; Step Functions fails the state with it. */
 export async function runWorkflowStep(
   deps: WorkflowDeps,
@@ -419,7 +426,7 @@ async function plan(deps: WorkflowDeps, keys: Keys, id: string) {
       plan: planFor(thePlan, names),
       missing: Object.fromEntries(names.map((name) => [name, missing.get(name) ?? []])),
     };
-    await deps.store.put(keys.planPart(n), JSON.stringify(part));
+    await deps.store.put(keys.planPart(n), planPartPieces(part));
   }
   const reports = deps.reports
     ? await deps.reports.save({
