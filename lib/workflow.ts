@@ -123,7 +123,8 @@ export const STEP_ACCESS: Readonly<Record<WorkflowStepName, StepAccess>> = {
   verify: { registry: true, reads: ['planPart'], writes: ['verify'] },
   report: {
     registry: false,
-    reads: ['run', 'deletions', 'verify', 'plan'],
+    // The plan from its batches' parts (plan.json only when there are no batches).
+    reads: ['run', 'deletions', 'verify', 'plan', 'planPart'],
     writes: [],
     mayMiss: true,
     reports: true,

@@ -35,9 +35,10 @@ import {
 } from '../core/journal.ts';
 import { confirmUntagged, untagIntent, type UntagIntent } from '../core/undo.ts';
 import { sweptCount } from '../core/untagged-outcome.ts';
-import type { Inventory, Plan, Report, Revision, ScanProblem } from '../core/model.ts';
+import type { Inventory, Plan, Report, RepositoryPlan, Revision, ScanProblem } from '../core/model.ts';
 import type { CommandResult, RegistryClient } from '../core/ports.ts';
 import { plural } from '../core/report.ts';
+import { compareStrings } from '../core/scan.ts';
 import {
   applyStep,
   batchRepositories,
@@ -240,6 +241,24 @@ async function mustRead<T>(store: RunStore, key: string, what: string): Promise<
     );
   }
   return value;
+}
+
+/**
+ * The whole plan, as the report step needs it, from the batches' parts (each a few MB) rather than plan.json at
+ * once (tens of MB, whose text and bytes would be held beside the plan as it is parsed): each part carries the
+ * plan's header and its batch's repositories, put back in the plan's order.
+ */
+async function wholePlan(deps: WorkflowDeps, keys: Keys, run: RunFile): Promise<Plan> {
+  if (run.batches.length === 0) return mustRead<Plan>(deps.store, keys.plan, 'the plan');
+  let header: Plan | undefined;
+  const repositories: RepositoryPlan[] = [];
+  for (const n of indices(run.batches.length)) {
+    const part = await mustRead<PlanPart>(deps.store, keys.planPart(n), `the plan's part for batch ${n}`);
+    header ??= part.plan;
+    repositories.push(...part.plan.repositories);
+  }
+  repositories.sort((a, b) => compareStrings(a.name, b.name));
+  return { ...header!, repositories };
 }
 
 /** Probe: the settings, the catalog in batches, the delete probe (real runs) and the history listing. */
@@ -724,8 +743,10 @@ async function report(deps: WorkflowDeps, keys: Keys, id: string, gcState: GcSta
   const { metrics, logger } = deps;
   metrics.addMetric(METRICS.tagsDeleted, MetricUnit.Count, deleted.tagsDeleted);
   metrics.addMetric(METRICS.manifestsDeleted, MetricUnit.Count, deleted.manifestsDeleted);
-  if (twoPhaseWindow(deps) !== undefined) {
-    const thePlan = await mustRead<Plan>(deps.store, keys.plan, 'the plan');
+  // Read once, when the page or the two-phase counts need it.
+  const twoPhase = twoPhaseWindow(deps) !== undefined;
+  const thePlan = deps.reports || twoPhase ? await wholePlan(deps, keys, run) : undefined;
+  if (twoPhase && thePlan) {
     countTwoPhase(metrics, deleted.undo, sweptCount(thePlan, deleted));
     if (deleted.undo) logUndo(logger, deleted.undo);
   }
@@ -802,8 +823,7 @@ async function report(deps: WorkflowDeps, keys: Keys, id: string, gcState: GcSta
       `verification found ${plural(problems.length, 'problem')} with images the policy keeps, e.g. ${problems[0]}; check the registry now (the full list is in the log)`,
     );
   }
-  if (deps.reports) {
-    const thePlan = await mustRead<Plan>(deps.store, keys.plan, 'the plan');
+  if (deps.reports && thePlan) {
     const saved = await deps.reports.save({
       runId: runIdOf(new Date(run.startedAt), id),
       startedAt: new Date(run.startedAt),

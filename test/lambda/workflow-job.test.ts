@@ -146,6 +146,27 @@ describe('the workflow steps', () => {
     expect(atReport.plan).toEqual(atPlan.plan);
   });
 
+  it('the report step reads the plan back from its batches, or from the plan itself when there are none', async () => {
+    for (const [registry, batches] of [
+      [seeded(), true],
+      [new MemoryRegistry({ tagDelete: false }), false],
+    ] as const) {
+      const { deps, store } = depsFor(registry);
+      const saved: RunReportInput[] = [];
+      const reports: ReportStore = {
+        save: (run) => {
+          saved.push(run);
+          return Promise.resolve({ status: 'written', bucket: 'b', html: 'r.html', json: 'r.json' });
+        },
+      };
+      const out = await runAll({ ...deps, reports }, { gc: GC_OK });
+      expect(out.report).toBeDefined();
+      const written = JSON.parse(store.objects.get('workflow-runs/exec-1/plan.json')!) as unknown;
+      expect(saved.map((r) => r.plan)).toEqual([written, written]);
+      expect(out.probe.batches.length > 0).toBe(batches);
+    }
+  });
+
   it('a dry run stops at the plan with its reason and deletes nothing', async () => {
     const registry = seeded();
     const { deps } = depsFor(registry, { DRY_RUN: 'true' });

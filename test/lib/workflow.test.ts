@@ -370,6 +370,7 @@ describe("engine 'workflow' with defaults", () => {
       [
         's3:GetObject bucket/workflow-runs/*/deletions.json',
         's3:GetObject bucket/workflow-runs/*/plan.json',
+        's3:GetObject bucket/workflow-runs/*/plan/*.json',
         's3:GetObject bucket/workflow-runs/*/run.json',
         's3:GetObject bucket/workflow-runs/*/verify/*.json',
         's3:ListBucket bucket',
