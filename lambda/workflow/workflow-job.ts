@@ -398,11 +398,10 @@ async function inventory(deps: WorkflowDeps, keys: Keys, n: number, context: Inv
 }
 
 /**
- * The one planner over every batch's part. Apart from the step, so that the inventory (the largest thing the
- * step holds) is garbage once the plan is made, before the plan and its report are written out.
+ * Every batch's part as one inventory. Apart, so that what reading took (the parts' own maps, the compactor's
+ * index, the last part's text) is garbage before the planner starts.
  */
-async function planParts(deps: WorkflowDeps, keys: Keys, run: RunFile) {
-  const now = deps.now ?? (() => new Date());
+async function readParts(deps: WorkflowDeps, keys: Keys, run: RunFile): Promise<Inventory> {
   const parts: Inventory[] = [];
   // One for all the parts: a base layer or media type shared across batches is stored once.
   const compactor = new ManifestCompactor();
@@ -421,7 +420,16 @@ async function planParts(deps: WorkflowDeps, keys: Keys, run: RunFile) {
     }
     parts.push(inventoryFromJson(body, compactor));
   }
-  const merged = mergeInventories(deps.config.registryUrl, parts, errors);
+  return mergeInventories(deps.config.registryUrl, parts, errors);
+}
+
+/**
+ * The one planner over every batch's part. Apart from the step, so that the inventory (the largest thing the
+ * step holds) is garbage once the plan is made, before the plan and its report are written out.
+ */
+async function planParts(deps: WorkflowDeps, keys: Keys, run: RunFile) {
+  const now = deps.now ?? (() => new Date());
+  const merged = await readParts(deps, keys, run);
   const window = twoPhaseWindow(deps);
   const { plan: thePlan, applicable } = planStep(
     merged,
