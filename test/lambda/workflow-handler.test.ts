@@ -65,7 +65,7 @@ describe('the workflow handler', () => {
 
   it('reads the batch sizes and the deadline margin, with their defaults', async () => {
     expect(await depsWith({})).toMatchObject({
-      batchTags: 20_000,
+      batchTags: 5_000,
       batchRepositories: 500,
       deadlineMarginMs: 60_000,
     });
