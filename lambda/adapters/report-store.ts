@@ -2,8 +2,8 @@
 // `<prefix><YYYY-MM-DD>/<run id>.html|.json`, so the people who sign off a cleanup can open it (the stack's
 // lifecycle rule removes them after 90 days). Writing is never what fails a run: a failure comes back as a result.
 import type { S3Client } from '@aws-sdk/client-s3';
-import { jsonPieces } from '../core/json-pieces.ts';
 import { errorMessage } from '../core/errors.ts';
+import { jsonPieces } from '../core/json-pieces.ts';
 import type { Plan, Report } from '../core/model.ts';
 import { htmlReportPieces } from '../core/report-html.ts';
 import { uploadText } from './s3-upload.ts';

@@ -20,9 +20,9 @@ import { ConfigError, JanitorError, SafetyError, errorMessage } from '../core/er
 import { ManifestCompactor } from '../core/compact.ts';
 import { assertDeletesWork, refusal } from '../core/executor.ts';
 import { GcCommandError, gcResultOf } from '../core/gc.ts';
-import { jsonPieces } from '../core/json-pieces.ts';
 import { gcParameters } from '../core/gc-script.ts';
 import type { HistoryListing, HistorySource } from '../core/history.ts';
+import { jsonPieces } from '../core/json-pieces.ts';
 import {
   carryUntag,
   entriesToRecord,
