@@ -362,12 +362,10 @@ export function mergeReports(registry: string, reports: readonly Report[], start
   };
 }
 
-/** An inventory as plain JSON (its manifests as a list), to pass between invocations. */
-export function inventoryToJson(inventory: Inventory): string {
-  return [...inventoryJsonPieces(inventory)].join('');
-}
-
-/** inventoryToJson's text a repository and a manifest at a time, for a writer that sends it on as it goes. */
+/**
+ * An inventory as plain JSON (its manifests as a list), to pass between invocations: its text a repository and a
+ * manifest at a time, for a writer that sends it on as it goes.
+ */
 export function inventoryJsonPieces(inventory: Inventory): Generator<string> {
   return jsonPieces({ ...inventory, manifests: [...inventory.manifests.values()] }, [
     'repositories',
@@ -376,7 +374,7 @@ export function inventoryJsonPieces(inventory: Inventory): Generator<string> {
 }
 
 /**
- * The inverse of inventoryToJson. Throws a SyntaxError (or TypeError) on a body that is not one. Each manifest
+ * The inverse of inventoryJsonPieces (joined). Throws a SyntaxError (or TypeError) on a body that is not one. Each manifest
  * is stored as the scan stores it (`compactor`, shared over a run's parts: one object of a fixed layout, media
  * types and layers shared) and each tag holds its manifest's own digest string: JSON.parse makes a fresh string
  * and object for every occurrence (at 101,000 tags, 151 MB of heap against the scan's 75 MB).
