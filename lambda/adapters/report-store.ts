@@ -96,24 +96,22 @@ export class S3ReportStore implements ReportStore {
       // The plan exactly as `plan --json` writes it, so `apply --plan FILE` can take it.
       files.push([keys.json, () => withNewline(jsonPieces(run.plan, ['repositories'], 2)), JSON_TYPE]);
     }
-    const results: PromiseSettledResult<void>[] = [];
+    const written: string[] = [];
+    const failed: [key: string, reason: unknown][] = [];
     for (const [key, body, type] of files) {
       try {
         await uploadText(this.client, { Bucket: bucket, Key: key, ContentType: type }, body());
-        results.push({ status: 'fulfilled', value: undefined });
+        written.push(key);
       } catch (reason) {
-        results.push({ status: 'rejected', reason });
+        failed.push([key, reason]);
       }
     }
-    const failed = results.flatMap((r, i) =>
-      r.status === 'rejected' ? [[files[i]![0], r.reason] as const] : [],
-    );
     if (failed.length === 0) return { status: 'written', bucket, ...keys };
     return {
       status: 'failed',
       bucket,
       ...keys,
-      written: results.flatMap((r, i) => (r.status === 'fulfilled' ? [files[i]![0]] : [])),
+      written,
       error:
         failed.map(([key, reason]) => `s3://${bucket}/${key}: ${errorMessage(reason)}`).join('; ') +
         `. Check that the function may s3:PutObject on ${prefix}* in ${bucket}; the run itself is not affected.`,
