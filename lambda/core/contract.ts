@@ -445,8 +445,8 @@ export const MAX_WORKFLOW_BATCHES = 400;
  */
 export const WHOLE_RUN_STEPS = ['plan', 'collect', 'report'] as const satisfies readonly WorkflowStepName[];
 /**
- * Their memory by default: at 101,000 tags the plan step peaks at 300-350 MB, the report step at about 270 MB and
- * collect at about 190 MB (`npm run bench -- --mode workflow-memory`), so some 3 GB at 1,000,000.
+ * Their memory by default: at 101,000 tags the plan step peaks at 240-252 MB, the report step at 210-216 MB and
+ * collect at 173-187 MB (`npm run bench -- --mode workflow-memory`), so some 2 GB at 1,000,000.
  */
 export const DEFAULT_WORKFLOW_WHOLE_RUN_MEMORY_MB = 3008;
 export const MAX_GC_POLLS = 1000;
