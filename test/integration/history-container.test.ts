@@ -6,7 +6,7 @@
 import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containerHistory } from '../../lambda/adapters/history-container.ts';
 import { LocalCommandRunner } from '../../lambda/adapters/local-runner.ts';
@@ -27,7 +27,7 @@ import {
   type RegistryContainer,
 } from '../support/container-engine.ts';
 import { describeEachRegistry } from '../support/registry-kind.ts';
-import { S3_CREDENTIALS, startLocalS3, type LocalS3 } from '../support/local-s3.ts';
+import { startLocalS3, type LocalS3 } from '../support/local-s3.ts';
 import { SSM_OUTPUT_LIMIT } from '../support/ssm-stand-in.ts';
 
 const DAY = 86_400_000;
@@ -112,13 +112,7 @@ describeEachRegistry('listing untagged history inside the registry container', (
     engine = await startEngine();
     registry = await createRegistryContainer(engine, { kind });
     s3 = await startLocalS3('janitor-bucket');
-    client = new S3Client({
-      endpoint: s3.endpoint,
-      forcePathStyle: true,
-      region: 'us-east-1',
-      credentials: S3_CREDENTIALS,
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-    });
+    client = s3.client;
     const target = { url: registry.url };
     for (const n of [1, 2, 3]) {
       pushed[`main${n}`] = (
@@ -138,7 +132,6 @@ describeEachRegistry('listing untagged history inside the registry container', (
   }, 120_000);
 
   afterAll(async () => {
-    client?.destroy();
     await s3?.close();
     for (const name of extraContainers) await docker(engine, 'rm', '-f', name);
     if (registry) await removeRegistryContainer(engine, registry);

@@ -2,26 +2,22 @@
 // against the local S3 stand-in with an S3 client as the functions make it (default checksums): a text over one
 // part (5 MiB) is a multipart upload and reads back byte for byte; one under it is a single PUT; a body that fails
 // half-way leaves no object and no open upload. The workflow's run store and the report store both write so.
-import { S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3ReportStore } from '../../lambda/adapters/report-store.ts';
 import { S3RunStore } from '../../lambda/adapters/run-store-s3.ts';
 import { UPLOAD_PART_BYTES, uploadText } from '../../lambda/adapters/s3-upload.ts';
 import { jsonPieces } from '../../lambda/core/json-pieces.ts';
 import type { Plan, RepositoryPlan } from '../../lambda/core/model.ts';
-import { S3_CREDENTIALS, startLocalS3, type LocalS3 } from '../support/local-s3.ts';
+import { startLocalS3, type LocalS3 } from '../support/local-s3.ts';
 
 let s3: LocalS3;
 let client: S3Client;
 
 beforeAll(async () => {
   s3 = await startLocalS3('runs');
-  client = new S3Client({
-    endpoint: s3.endpoint,
-    forcePathStyle: true,
-    region: 'us-east-1',
-    credentials: S3_CREDENTIALS,
-  });
+  // As the functions make it: the SDK's default checksums.
+  client = s3.clientWith({ requestChecksumCalculation: 'WHEN_SUPPORTED' });
 });
 afterAll(async () => {
   client.destroy();

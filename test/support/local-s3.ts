@@ -4,7 +4,7 @@
 // Why not s3rver: its ListObjectsV2 continuation tokens use DES, which Node 20's OpenSSL 3 refuses, so every
 // listing longer than one page fails there with a 500; and it has no multipart upload, which the workflow's large
 // objects (a plan, a report page) go by, as a registry's layers would. The layout is copied file by file, as the S3 driver lays it out under its rootdirectory.
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,7 +18,10 @@ export interface LocalS3 {
   readonly bucket: string;
   /** The environment the CLI reads to reach it. */
   readonly env: Record<string, string>;
+  /** A client of the stand-in (checksums only where S3 requires them). */
   readonly client: S3Client;
+  /** Another client of the stand-in, with these settings over its own (e.g. the SDK's default checksums). */
+  clientWith(config: Omit<S3ClientConfig, 'endpoint' | 'credentials'>): S3Client;
   /** ListObjectsV2 requests served so far. */
   readonly listRequests: number;
   /**
@@ -208,13 +211,15 @@ export async function startLocalS3(bucket = 'registry-data'): Promise<LocalS3> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const client = new S3Client({
-    endpoint,
-    forcePathStyle: true,
-    region: 'us-east-1',
-    credentials: S3_CREDENTIALS,
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-  });
+  const clientWith = (config: Omit<S3ClientConfig, 'endpoint' | 'credentials'>): S3Client =>
+    new S3Client({
+      endpoint,
+      forcePathStyle: true,
+      region: 'us-east-1',
+      credentials: S3_CREDENTIALS,
+      ...config,
+    });
+  const client = clientWith({ requestChecksumCalculation: 'WHEN_REQUIRED' });
   const files = (dir: string): string[] =>
     readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
       e.isDirectory() ? files(join(dir, e.name)) : e.isFile() ? [join(dir, e.name)] : [],
@@ -229,6 +234,7 @@ export async function startLocalS3(bucket = 'registry-data'): Promise<LocalS3> {
       AWS_REGION: 'us-east-1',
     },
     client,
+    clientWith,
     get listRequests() {
       return listRequests;
     },
