@@ -293,7 +293,7 @@ async function memoryPart(): Promise<Record<string, unknown>> {
   };
 }
 
-/** One workflow step (probe, an inventory batch, the plan) as its invocation runs it: see workflow-step-part.ts. */
+/** One workflow step (the probe, a batch, the plan, collect, the report) as its invocation runs it: see workflow-step-part.ts. */
 async function workflowStepPart(): Promise<Record<string, unknown>> {
   const step = BENCH_WORKFLOW_STEPS.find((s) => s === values.step);
   if (step === undefined) throw new Error(`--step ${BENCH_WORKFLOW_STEPS.join('|')} is required`);
